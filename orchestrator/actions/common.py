@@ -1,0 +1,27 @@
+"""What every action needs: the workspace, its state store, a progress callback."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from orchestrator.state.database import StateStore
+from orchestrator.workspace import Workspace, open_workspace
+
+Progress = Callable[[str], None]
+
+
+def no_progress(_message: str) -> None:
+    """A progress callback that shows nothing."""
+
+
+@contextmanager
+def opened(workspace_path: Path | None) -> Iterator[tuple[Workspace, StateStore]]:
+    """Give the workspace at ``workspace_path`` and its state store, closed on exit."""
+    workspace = open_workspace(workspace_path)
+    store = StateStore(workspace.state_url)
+    try:
+        yield workspace, store
+    finally:
+        store.close()

@@ -1,0 +1,58 @@
+"""``ruche lab down``: stop and remove everything the lab created, by the ids it recorded."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.config import RegistrySettings
+from orchestrator.lab import machine, network
+from orchestrator.lab.host import require_root
+from orchestrator.lab.layout import LabLayout
+from orchestrator.lab.record import LabRecord
+from orchestrator.state.servers import list_servers
+
+
+def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) -> dict:
+    """Remove the lab of the workspace: servers, links, bridge, registry, root file systems, registry
+    entries; give counts of what was removed.  Safe to run on a half-created lab or no lab at all.
+    """
+    require_root()
+    removed = {"servers": 0, "links": 0, "registry": 0, "registered": 0}
+    with opened(workspace_path) as (workspace, store):
+        layout = LabLayout(workspace.lab_dir)
+        record = LabRecord.load(layout.record_path)
+        if record is not None:
+            running = [m for m in record.machines.values() if m.process is not None]
+            if running:
+                progress(f"powering off {len(running)} server(s)")
+            with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+                list(pool.map(lambda m: machine.stop(m.process), running))
+            removed["servers"] = len(running)
+            for machine_record in record.machines.values():
+                if machine_record.host_link and network.link_exists(machine_record.host_link):
+                    network.delete_link(machine_record.host_link)
+                    removed["links"] += 1
+                root = Path(machine_record.rootfs).parent
+                if root.exists() and layout.owns(root):
+                    shutil.rmtree(root)
+            if record.registry is not None:
+                progress("stopping the lab registry")
+                machine.stop(record.registry, timeout=10)
+                removed["registry"] = 1
+            if record.bridge and network.link_exists(record.bridge):
+                network.delete_link(record.bridge)
+                removed["links"] += 1
+            if record.registry_address and workspace.config.registry.mirror == record.registry_address:
+                default = RegistrySettings(mirrored_registries=workspace.config.registry.mirrored_registries)
+                workspace.save_config(workspace.config.model_copy(update={"registry": default}))
+        with store.session() as session:
+            for server in list_servers(session, origin="lab"):
+                session.delete(server)
+                removed["registered"] += 1
+        if layout.root.exists():
+            shutil.rmtree(layout.root)
+        progress("the lab is down")
+    return removed

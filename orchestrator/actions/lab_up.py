@@ -1,0 +1,187 @@
+"""``ruche lab up``: boot the lab's servers, its registry and its images; register the servers."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.actions.lab_down import tear_down
+from orchestrator.config import RegistrySettings
+from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.lab import images, machine, network, registry, rootfs
+from orchestrator.lab.host import is_same_process, require_programs, require_root, run
+from orchestrator.lab.layout import LabLayout, plan_servers
+from orchestrator.lab.record import LabRecord, MachineRecord
+from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in
+from orchestrator.remote import SshTarget, for_each_server
+from orchestrator.state.servers import add_server, list_servers, validate_server_spec
+
+MAX_APP_SERVERS = 8
+LAB_SERVER_MEMORY_MB = 4096
+LAB_SERVER_DISK_GB = 20
+
+
+def lab_is_up(record: LabRecord | None, app_servers: int) -> bool:
+    """Tell whether ``record`` describes a complete, running lab of ``app_servers`` servers."""
+    if record is None or record.registry is None:
+        return False
+    expected = {plan.name for plan in plan_servers(app_servers)}
+    if set(record.machines) != expected:
+        return False
+    processes = [record.registry] + [m.process for m in record.machines.values()]
+    return all(p is not None and is_same_process(p.pid, p.start_time) for p in processes) and all(
+        m.host_link for m in record.machines.values()
+    )
+
+
+def bring_up(
+    workspace_path: Path | None, *, app_servers: int = 2, cache_dir: Path | None = None, progress: Progress = no_progress
+) -> dict:
+    """Bring the lab up (a no-op when it already is); give what ``lab status`` gives.
+
+    Raises MissingPrerequisite (not root, programs or disk missing), Conflict (subnet in use,
+    a lab of another size running), TimedOut (a server never answers SSH).  Whatever was created
+    before a failure is in the lab record, so ``ruche lab down`` removes it.
+    """
+    if not 1 <= app_servers <= MAX_APP_SERVERS:
+        raise InvalidInput(f"--servers must be between 1 and {MAX_APP_SERVERS} (got {app_servers})")
+    require_root()
+    require_programs()
+    cache_dir = cache_dir or rootfs.default_cache_dir()
+    with opened(workspace_path) as (workspace, store):
+        layout = LabLayout(workspace.lab_dir)
+        record = LabRecord.load(layout.record_path)
+        if lab_is_up(record, app_servers):
+            progress("the lab is already up")
+        else:
+            if record is not None:
+                if record.machines and {p.name for p in plan_servers(app_servers)} != set(record.machines):
+                    if lab_is_up(record, len(record.machines) - 1):
+                        raise Conflict(
+                            f"a lab with {len(record.machines) - 1} application server(s) is already up",
+                            hint="run `ruche lab down` first to change its size",
+                        )
+                progress("a previous `lab up` did not finish: cleaning it up first")
+                tear_down(workspace_path, progress=progress)
+            _create(workspace, store, layout, app_servers, cache_dir, progress)
+    from orchestrator.actions.lab_status import inspect
+
+    return inspect(workspace_path)
+
+
+def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Path, progress: Progress) -> None:
+    lab_network = network.LabNetwork.parse(workspace.config.lab.subnet)
+    network.ensure_subnet_free(lab_network)
+    record = LabRecord(subnet=str(lab_network.subnet))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(layout.root, 0o700)
+    record.save(layout.record_path)
+
+    progress(f"creating bridge {lab_network.bridge} ({lab_network.gateway}/{lab_network.prefix_length})")
+    record.bridge = lab_network.bridge
+    record.save(layout.record_path)
+    network.create_bridge(lab_network)
+
+    progress(f"starting the lab registry on {lab_network.registry_address}")
+    registry.write_config(layout.registry_config, address=lab_network.registry_address, storage_dir=cache_dir / "registry")
+    layout.registry_log.parent.mkdir(parents=True, exist_ok=True)
+    record.registry = registry.start(layout.registry_config, layout.registry_log)
+    record.registry_address = lab_network.registry_address
+    record.save(layout.record_path)
+    registry.wait_until_answering(lab_network.registry_address, record.registry, layout.registry_log)
+
+    with ThreadPoolExecutor(max_workers=1) as image_builder:
+        progress("building service images in the background (cached after the first time)")
+        pushed: Future = image_builder.submit(_push_images, lab_network.registry_address, cache_dir)
+        progress("preparing the server base root file system (cached after the first time)")
+        base = rootfs.server_base(cache_dir)
+        _boot_servers(workspace, layout, record, lab_network, base, app_servers, progress)
+        progress("waiting for the images")
+        for reference in pushed.result():
+            progress(f"image ready: {reference}")
+
+    mirror = RegistrySettings(
+        mirror=lab_network.registry_address,
+        insecure=True,
+        mirrored_registries=workspace.config.registry.mirrored_registries,
+    )
+    workspace.save_config(workspace.config.model_copy(update={"registry": mirror}))
+    progress(f"registry mirror set to the lab registry in {workspace.config_path.name}")
+
+    with store.session() as session:
+        for server in list_servers(session, origin="lab"):
+            session.delete(server)
+        session.flush()
+        for machine_record in sorted(record.machines.values(), key=lambda m: m.name):
+            spec = validate_server_spec(
+                name=machine_record.name,
+                address=machine_record.address,
+                ssh_key_path=str(layout.ssh_key),
+                ssh_known_hosts_path=str(layout.known_hosts),
+                cpu=os.cpu_count() or 1,
+                memory_mb=LAB_SERVER_MEMORY_MB,
+                disk_gb=LAB_SERVER_DISK_GB,
+                labels={"lab": "true"},
+                role=machine_record.role,
+                origin="lab",
+            )
+            add_server(session, spec)
+    progress("lab servers registered")
+
+
+def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
+    return [images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir) for image in images.LAB_IMAGES]
+
+
+def _ensure_ssh_key(layout: LabLayout) -> str:
+    layout.ssh_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not layout.ssh_key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ruche-lab", "-f", layout.ssh_key])
+    return layout.ssh_key.with_suffix(".pub").read_text()
+
+
+def _boot_servers(workspace, layout, record, lab_network, base, app_servers, progress) -> None:
+    public_key = _ensure_ssh_key(layout)
+    mirror_drop_in = render_mirror_drop_in(
+        RegistrySettings(mirror=lab_network.registry_address, insecure=True,
+                         mirrored_registries=workspace.config.registry.mirrored_registries)
+    )  # fmt: skip
+    known_hosts: list[str] = []
+    targets: list[tuple[SshTarget, Path]] = []
+    for index, plan in enumerate(plan_servers(app_servers)):
+        address = lab_network.address(plan.host_index)
+        target_root = layout.rootfs(plan.name)
+        machine_record = MachineRecord(name=plan.name, address=address, role=plan.role, rootfs=str(target_root))
+        record.machines[plan.name] = machine_record
+        record.save(layout.record_path)
+        progress(f"{plan.name}: copying the base root file system")
+        host_key = rootfs.clone_server(base, target_root, hostname=plan.name, authorized_key=public_key)
+        drop_in = target_root / MIRROR_DROP_IN_PATH.lstrip("/")
+        drop_in.parent.mkdir(parents=True, exist_ok=True)
+        drop_in.write_text(mirror_drop_in)
+        known_hosts.append(f"{address} {host_key}")
+        console_log = layout.console_log(plan.name)
+        progress(f"{plan.name}: booting at {address}")
+        machine_record.process = machine.boot(plan.name, target_root, console_log)
+        record.save(layout.record_path)
+        leader = machine.leader_pid(machine_record.process, name=plan.name, console_log=console_log)
+        host_link = lab_network.host_link(index)
+        machine_record.host_link = host_link
+        record.save(layout.record_path)
+        network.attach_server(lab_network, host_link, leader, address)
+        targets.append(
+            (SshTarget(name=plan.name, address=address, key_path=str(layout.ssh_key),
+                       known_hosts_path=str(layout.known_hosts)), console_log)
+        )  # fmt: skip
+    layout.known_hosts.write_text("\n".join(known_hosts) + "\n")
+    progress("waiting for SSH on every server")
+    logs = {target.name: log for target, log in targets}
+    outcomes = for_each_server(
+        [target for target, _ in targets], lambda target: machine.wait_for_ssh(target, console_log=logs[target.name])
+    )
+    failures = [error for error in outcomes.values() if isinstance(error, Exception)]
+    if failures:
+        raise failures[0]
+    progress("every server answers SSH")

@@ -1,0 +1,49 @@
+"""``ruche server add``: register a server of the pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.actions.common import opened
+from orchestrator.errors import InvalidInput
+from orchestrator.state.servers import add_server, server_as_dict, validate_server_spec
+from orchestrator.units import parse_size_mib
+
+
+def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Give ``{"k": "v"}`` for ``("k=v", ...)``; raises InvalidInput for a pair without '='."""
+    labels = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise InvalidInput(f"--label {pair!r}: expected KEY=VALUE, e.g. region=lyon")
+        labels[key] = value
+    return labels
+
+
+def register_server(
+    workspace_path: Path | None,
+    *,
+    name: str,
+    address: str,
+    ssh_user: str,
+    ssh_port: int,
+    ssh_key: str | None,
+    cpu: int,
+    memory: str,
+    disk: str,
+    labels: tuple[str, ...],
+    role: str,
+) -> dict:
+    """Validate and register a server; give its entry. Raises InvalidInput or Conflict, storing nothing."""
+    try:
+        memory_mb = parse_size_mib(memory)
+        disk_gb = max(1, parse_size_mib(disk) // 1024)
+    except ValueError as error:
+        raise InvalidInput(f"size: {error}") from None
+    spec = validate_server_spec(
+        name=name, address=address, ssh_user=ssh_user, ssh_port=ssh_port, ssh_key_path=ssh_key,
+        cpu=cpu, memory_mb=memory_mb, disk_gb=disk_gb, labels=parse_labels(labels), role=role,
+    )  # fmt: skip
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        return server_as_dict(add_server(session, spec))

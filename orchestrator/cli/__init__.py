@@ -1,0 +1,1 @@
+"""The ``ruche`` command line: thin Click commands that parse, call an action and render."""

@@ -1,0 +1,102 @@
+"""``ruche server add|list|show|drain|undrain|remove``."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.actions.server_add import register_server
+from orchestrator.actions.server_drain import set_draining
+from orchestrator.actions.server_list import server as show_server
+from orchestrator.actions.server_list import servers as list_servers
+from orchestrator.actions.server_remove import unregister_server
+from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import emit_json, table
+from orchestrator.units import format_mib
+
+
+@click.group()
+def server() -> None:
+    """The collective's servers (lab servers are registered by `ruche lab up`)."""
+
+
+def _describe(entry: dict) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in entry["labels"].items()) or "-"
+    lines = [f"{key}: {value}" for key, value in entry.items() if key != "labels"]
+    return "\n".join(lines + [f"labels: {labels}"])
+
+
+@server.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="IP address or DNS name reachable over SSH.")
+@click.option("--ssh-user", default="root", show_default=True)
+@click.option("--ssh-port", default=22, show_default=True, type=int)
+@click.option("--ssh-key", help="Private key file (default: the SSH agent and ~/.ssh).")
+@click.option("--cpu", default=2, show_default=True, type=int, help="CPU cores offered to instances.")
+@click.option("--memory", default="4G", show_default=True, help="Memory offered to instances (e.g. 8G).")
+@click.option("--disk", default="50G", show_default=True, help="Disk offered to instance volumes (e.g. 500G).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A placement label; repeatable.")
+@click.option("--role", type=click.Choice(["apps", "backup"]), default="apps", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
+@pass_context
+def add(context: Context, as_json: bool, **options) -> None:
+    """Register server NAME."""
+    entry = register_server(context.workspace, **options)
+    emit_json(entry) if as_json else click.echo(f"server {entry['name']} registered ({entry['address']})")
+
+
+@server.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def list_(context: Context, as_json: bool) -> None:
+    """List the registered servers."""
+    entries = list_servers(context.workspace)
+    if as_json:
+        emit_json(entries)
+        return
+    rows = [
+        (e["name"], e["address"], e["role"], e["cpu"], format_mib(e["memory_mb"]), f"{e['disk_gb']}G",
+         "draining" if e["draining"] else "active", e["origin"])
+        for e in entries
+    ]  # fmt: skip
+    click.echo(table(rows, ["NAME", "ADDRESS", "ROLE", "CPU", "MEMORY", "DISK", "STATE", "ORIGIN"]))
+
+
+@server.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def show(context: Context, name: str, as_json: bool) -> None:
+    """Show server NAME."""
+    entry = show_server(context.workspace, name)
+    emit_json(entry) if as_json else click.echo(_describe(entry))
+
+
+@server.command()
+@click.argument("name")
+@pass_context
+def drain(context: Context, name: str) -> None:
+    """Place no new instance on server NAME."""
+    set_draining(context.workspace, name, True)
+    click.echo(f"server {name} is draining: no new instance goes there")
+
+
+@server.command()
+@click.argument("name")
+@pass_context
+def undrain(context: Context, name: str) -> None:
+    """Let placement use server NAME again."""
+    set_draining(context.workspace, name, False)
+    click.echo(f"server {name} takes new instances again")
+
+
+@server.command()
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def remove(context: Context, name: str, yes: bool) -> None:
+    """Unregister server NAME (nothing on the server itself is touched)."""
+    show_server(context.workspace, name)  # NotFound before asking
+    if not yes:
+        click.confirm(f"Unregister server {name}?", abort=True)
+    unregister_server(context.workspace, name)
+    click.echo(f"server {name} unregistered")

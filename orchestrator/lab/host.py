@@ -1,0 +1,113 @@
+"""Commands run on this machine (the lab host), always as argument lists, never through a shell."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from orchestrator.errors import MissingPrerequisite, OperationFailed
+
+# program -> Debian package that provides it
+LAB_PROGRAMS = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "ssh-keygen": "openssh-client",
+    "docker-registry": "docker-registry",
+    "podman": "podman",
+    "tar": "tar",
+}
+
+
+def require_root() -> None:
+    """Raise MissingPrerequisite unless this process runs as root."""
+    if os.geteuid() != 0:
+        raise MissingPrerequisite(
+            "the lab needs root (it boots containers and creates network links)",
+            hint="run the command with sudo, or as root",
+        )
+
+
+def require_programs(programs: dict[str, str] = LAB_PROGRAMS) -> None:
+    """Raise MissingPrerequisite naming every missing program and the packages that provide them."""
+    missing = {program: package for program, package in programs.items() if shutil.which(program) is None}
+    if missing:
+        packages = " ".join(sorted(set(missing.values())))
+        raise MissingPrerequisite(
+            f"missing program(s): {', '.join(sorted(missing))}",
+            hint=f"install them with: apt-get install {packages}",
+        )
+
+
+def require_free_disk(path: Path, needed_mib: int, purpose: str) -> None:
+    """Raise MissingPrerequisite when the file system of ``path`` has less than ``needed_mib`` free."""
+    path.mkdir(parents=True, exist_ok=True)
+    free_mib = shutil.disk_usage(path).free // (1024 * 1024)
+    if free_mib < needed_mib:
+        raise MissingPrerequisite(
+            f"not enough free disk for {purpose}: {free_mib} MiB free in {path}, {needed_mib} MiB needed",
+            hint="free some space (or remove old lab caches under the cache directory) and try again",
+        )
+
+
+def run(
+    args: Sequence[str | os.PathLike],
+    *,
+    timeout: float | None = 600,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    what: str | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``args`` and give the completed process (stdout/stderr captured as text).
+
+    Raises OperationFailed with the command's last error lines when it exits non-zero or times out.
+    """
+    command = [os.fspath(arg) for arg in args]
+    label = what or " ".join(command[:3])
+    try:
+        completed = subprocess.run(
+            command,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=None if env is None else {**os.environ, **env},
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"{label}: no result after {timeout:.0f} s") from None
+    except FileNotFoundError:
+        raise MissingPrerequisite(f"{label}: program {command[0]!r} not found") from None
+    if completed.returncode != 0:
+        error_text = (completed.stderr or completed.stdout or b"").decode(errors="replace").strip()
+        tail = "\n".join(error_text.splitlines()[-15:])
+        if "No space left on device" in error_text:
+            raise MissingPrerequisite(f"{label}: the disk is full", hint="free some space and run again")
+        raise OperationFailed(f"{label} failed (exit {completed.returncode}):\n{tail}")
+    completed.stdout = completed.stdout.decode(errors="replace")
+    completed.stderr = completed.stderr.decode(errors="replace")
+    return completed
+
+
+def process_start_time(pid: int) -> int | None:
+    """Give the start time (clock ticks since boot) of process ``pid``, or None if it is gone (or a zombie).
+
+    Paired with the pid it identifies one process for good: a recycled pid has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # the command name (field 2) may hold spaces; the fields after its closing parenthesis do not
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_same_process(pid: int, start_time: int) -> bool:
+    """Tell whether process ``pid`` is still the one that started at ``start_time``."""
+    return process_start_time(pid) == start_time

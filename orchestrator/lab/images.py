@@ -1,0 +1,189 @@
+"""Service images built locally from Debian packages and pushed to the lab registry.
+
+No image can be pulled from a public registry here, so the lab builds its own: a minimal
+Debian root file system per image (debootstrap once, then ``apt-get install`` in a copy),
+imported with ``podman import`` and pushed to the lab registry under ``lab.ruche.invalid/NAME``.
+``.invalid`` never resolves: those names are only ever served through the registry mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from orchestrator.config import LAB_IMAGE_NAMESPACE
+from orchestrator.lab.host import run
+from orchestrator.lab.rootfs import FILES_DIR, SUITE, debootstrap, package_key
+
+IMAGE_TAG = SUITE
+
+
+@dataclass(frozen=True)
+class LabImage:
+    """One locally built service image."""
+
+    name: str
+    packages: tuple[str, ...]
+    command: tuple[str, ...]
+    user: str
+    port: int
+    # file in orchestrator/lab/files -> (path in the image, mode); installed after the packages
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # same, but written before the packages are installed (to steer their maintainer scripts)
+    files_before_install: dict[str, tuple[str, int]] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    directories: dict[str, str] = field(default_factory=dict)  # path -> owner user
+
+    @property
+    def reference(self) -> str:
+        """The image's name as catalogue entries write it."""
+        return f"{LAB_IMAGE_NAMESPACE}/{self.name}:{IMAGE_TAG}"
+
+    def fingerprint(self) -> str:
+        """A digest of everything the image is built from (its definition and its files)."""
+        digest = hashlib.sha256(repr(self).encode())
+        for source in sorted({*self.files, *self.files_before_install}):
+            digest.update((FILES_DIR / source).read_bytes())
+        return digest.hexdigest()[:16]
+
+
+LAB_IMAGES = (
+    LabImage(
+        name="radicale",
+        packages=("radicale", "python3-passlib"),
+        command=("/usr/local/bin/radicale-entrypoint",),
+        user="radicale",
+        port=5232,
+        files={
+            "radicale-entrypoint": ("/usr/local/bin/radicale-entrypoint", 0o755),
+            "radicale.conf": ("/etc/radicale/ruche.conf", 0o644),
+        },
+        directories={"/var/lib/radicale": "radicale"},
+    ),
+    LabImage(
+        name="postgresql",
+        packages=("postgresql",),
+        command=("/usr/local/bin/postgresql-entrypoint",),
+        user="postgres",
+        port=5432,
+        files={"postgresql-entrypoint": ("/usr/local/bin/postgresql-entrypoint", 0o755)},
+        files_before_install={"createcluster.conf": ("/etc/postgresql-common/createcluster.conf", 0o644)},
+        environment={"PGDATA": "/var/lib/postgresql/data", "LANG": "C.UTF-8"},
+        directories={"/var/lib/postgresql/data": "postgres", "/var/run/postgresql": "postgres"},
+    ),
+    LabImage(
+        name="miniflux",
+        packages=("miniflux", "ca-certificates"),
+        command=("/usr/bin/miniflux",),
+        user="miniflux",
+        port=8080,
+        environment={"LISTEN_ADDR": "0.0.0.0:8080", "RUN_MIGRATIONS": "1"},
+    ),
+)
+
+
+def image_named(name: str) -> LabImage:
+    return next(image for image in LAB_IMAGES if image.name == name)
+
+
+def container_base(cache_dir: Path) -> Path:
+    """Give the cached minimal Debian root file system images start from."""
+    return debootstrap(cache_dir / f"container-base-{package_key(SUITE, ())}", (), cache_dir=cache_dir, what="container base")
+
+
+def _install_file(root: Path, source: str, destination: str, mode: int) -> None:
+    target = root / destination.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FILES_DIR / source, target)
+    target.chmod(mode)
+
+
+def build_rootfs(image: LabImage, base: Path, work_dir: Path) -> Path:
+    """Give a root file system for ``image``: a copy of ``base`` with its packages and files."""
+    root = work_dir / image.name
+    shutil.rmtree(root, ignore_errors=True)
+    run(["cp", "-a", "--reflink=auto", base, root], what=f"copy of the container base for {image.name}")
+    for source, (destination, mode) in image.files_before_install.items():
+        _install_file(root, source, destination, mode)
+    shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")  # no service starts inside the build
+    policy.chmod(0o755)
+    environment = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+    run(["chroot", root, "apt-get", "-q", "update"], env=environment, what=f"apt-get update for {image.name}")
+    run(
+        ["chroot", root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *image.packages],
+        env=environment,
+        timeout=1200,
+        what=f"apt-get install for {image.name}",
+    )
+    run(["chroot", root, "apt-get", "clean"], what="apt-get clean")
+    for leftover in ("var/lib/apt/lists", "etc/resolv.conf", "usr/sbin/policy-rc.d"):
+        path = root / leftover
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    for source, (destination, mode) in image.files.items():
+        _install_file(root, source, destination, mode)
+    for directory, owner in image.directories.items():
+        (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        run(["chroot", root, "chown", f"{owner}:", directory], what=f"ownership of {directory}")
+    return root
+
+
+def import_changes(image: LabImage) -> list[str]:
+    """Give the ``podman import --change`` instructions (Dockerfile syntax) of ``image``."""
+    changes = [
+        f"CMD {json.dumps(list(image.command))}",
+        f"USER {image.user}",
+        f"EXPOSE {image.port}",
+        "WORKDIR /",
+        f"LABEL org.ruche.lab.fingerprint={image.fingerprint()}",
+    ]
+    changes += [f"ENV {key}={value}" for key, value in sorted(image.environment.items())]
+    return changes
+
+
+def is_in_registry(registry_address: str, image: LabImage) -> bool:
+    """Tell whether the lab registry already holds ``image`` as built from its current definition."""
+    repository = f"{LAB_IMAGE_NAMESPACE}/{image.name}"
+    try:
+        response = requests.get(
+            f"http://{registry_address}/v2/{repository}/manifests/{image.fingerprint()}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"},
+            timeout=10,
+        )
+    except requests.RequestException:
+        return False
+    return response.status_code == 200
+
+
+def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -> str:
+    """Build ``image`` and push it to the registry (skipped when already there); give its reference."""
+    if is_in_registry(registry_address, image):
+        return image.reference
+    work_dir = cache_dir / "image-build"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    root = build_rootfs(image, container_base(cache_dir), work_dir)
+    local = f"localhost/ruche-lab/{image.name}:{image.fingerprint()}"
+    try:
+        tarball = work_dir / f"{image.name}.tar"
+        run(["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tarball, "."], what=f"tar of {image.name}")
+        changes = [argument for change in import_changes(image) for argument in ("--change", change)]
+        run(["podman", "import", "--quiet", *changes, tarball, local], timeout=900, what=f"podman import of {image.name}")
+        remote_repository = f"{registry_address}/{LAB_IMAGE_NAMESPACE}/{image.name}"
+        for tag in (image.fingerprint(), IMAGE_TAG):
+            run(
+                ["podman", "push", "--quiet", "--tls-verify=false", local, f"{remote_repository}:{tag}"],
+                timeout=900,
+                what=f"podman push of {image.name}",
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        (work_dir / f"{image.name}.tar").unlink(missing_ok=True)
+        run(["podman", "rmi", "--ignore", local], what="podman rmi")
+    return image.reference

@@ -1,0 +1,99 @@
+"""Booting and stopping lab servers with systemd-nspawn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from orchestrator.errors import OperationFailed, TimedOut
+from orchestrator.lab.host import is_same_process, process_start_time
+from orchestrator.lab.record import ProcessRecord
+from orchestrator.remote import SshTarget, run_command
+
+
+def boot(name: str, rootfs: Path, console_log: Path) -> ProcessRecord:
+    """Boot ``rootfs`` as server ``name`` in its own network namespace; give its nspawn process.
+
+    The guest gets a unified (v2) cgroup tree so that Podman quadlets work, and no network link
+    (the caller attaches one).  Its console goes to ``console_log``.
+    """
+    console_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(console_log, "ab") as log:
+        process = subprocess.Popen(
+            [
+                "systemd-nspawn", "--quiet", f"--directory={rootfs}", f"--machine={name}",
+                f"--hostname={name}", "--register=no", "--keep-unit", "--boot", "--private-network",
+                "--capability=all", "--system-call-filter=@keyring @mount @privileged",
+                "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", "SYSTEMD_LOG_COLOR": "0"},
+        )  # fmt: skip
+    start_time = process_start_time(process.pid)
+    if start_time is None:
+        raise OperationFailed(f"systemd-nspawn for {name} ended at once; see {console_log}")
+    return ProcessRecord(pid=process.pid, start_time=start_time)
+
+
+def leader_pid(process: ProcessRecord, *, name: str, console_log: Path, timeout: float = 30) -> int:
+    """Give the pid of the guest's init (the nspawn process's child); raises OperationFailed if none comes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_same_process(process.pid, process.start_time):
+            raise OperationFailed(f"server {name} stopped while booting; see its console log {console_log}")
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise TimedOut(f"server {name} has no init process after {timeout:.0f} s; see its console log {console_log}")
+
+
+def wait_for_ssh(target: SshTarget, *, console_log: Path, timeout: float = 120) -> None:
+    """Return once ``target`` runs a command over SSH; raises TimedOut naming the server and its log."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            run_command(target, ["true"], timeout=10)
+            return
+        except OperationFailed as error:
+            last_error = error.message
+            time.sleep(1)
+    raise TimedOut(
+        f"server {target.name} ({target.address}) did not answer SSH within {timeout:.0f} s: {last_error}",
+        hint=f"read its console log {console_log}; `ruche lab down` cleans up",
+    )
+
+
+def stop(process: ProcessRecord, *, timeout: float = 60) -> None:
+    """Power the server off in order (SIGTERM to nspawn), SIGKILL after ``timeout``; no-op if it is gone.
+
+    Only the recorded process is signalled, and only if its start time still matches.
+    """
+    if not is_same_process(process.pid, process.start_time):
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_same_process(process.pid, process.start_time):
+            return
+        _reap(process.pid)
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    while is_same_process(process.pid, process.start_time):
+        _reap(process.pid)
+        time.sleep(0.1)
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our own exited child (so it does not linger as a zombie)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,33 @@
+"""The registry mirror setting, as servers' Podman reads it (containers-registries.conf v2)."""
+
+from __future__ import annotations
+
+from orchestrator.config import RegistrySettings
+
+MIRROR_DROP_IN_PATH = "/etc/containers/registries.conf.d/50-ruche-mirror.conf"
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_mirror_drop_in(settings: RegistrySettings) -> str:
+    """Give the registries.conf drop-in that sends pulls of mirrored registries through the mirror.
+
+    With no mirror configured it gives a drop-in that changes nothing (servers pull upstream).
+    """
+    lines = ["# Written by ruche from the workspace's [registry] settings; do not edit by hand.", ""]
+    if settings.mirror is None:
+        return "\n".join(lines)
+    for upstream in settings.mirrored_registries:
+        lines += [
+            "[[registry]]",
+            f"prefix = {_toml_string(upstream)}",
+            f"location = {_toml_string(upstream)}",
+            "",
+            "[[registry.mirror]]",
+            f"location = {_toml_string(settings.mirror + '/' + upstream)}",
+            f"insecure = {'true' if settings.insecure else 'false'}",
+            "",
+        ]
+    return "\n".join(lines)

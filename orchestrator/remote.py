@@ -1,0 +1,114 @@
+"""Commands on servers over SSH with Fabric: the only module that opens SSH connections itself.
+
+Host keys are always verified: against the server's recorded known_hosts file, else the user's.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import UnexpectedExit
+
+from orchestrator.errors import OperationFailed, TimedOut
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one server over SSH."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+    key_path: str | None = None
+    known_hosts_path: str | None = None
+
+    @classmethod
+    def of(cls, server) -> SshTarget:
+        """Give the target of a registered server (an ``orchestrator.state.models.Server``)."""
+        return cls(
+            name=server.name,
+            address=server.address,
+            user=server.ssh_user,
+            port=server.ssh_port,
+            key_path=server.ssh_key_path,
+            known_hosts_path=server.ssh_known_hosts_path,
+        )
+
+
+def connect(target: SshTarget, *, timeout: float = 10) -> Connection:
+    """Give an open Fabric connection to ``target``; raises OperationFailed naming the server."""
+    connect_kwargs: dict = {"banner_timeout": timeout, "auth_timeout": timeout}
+    if target.key_path:
+        connect_kwargs.update(key_filename=[target.key_path], look_for_keys=False, allow_agent=False)
+    connection = Connection(
+        target.address, user=target.user, port=target.port, connect_timeout=timeout, connect_kwargs=connect_kwargs
+    )
+    connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    if target.known_hosts_path:
+        connection.client.load_host_keys(target.known_hosts_path)
+    else:
+        connection.client.load_system_host_keys()
+    try:
+        connection.open()
+    except (OSError, socket.timeout, paramiko.SSHException) as error:
+        raise OperationFailed(f"cannot reach {target.name} ({target.address}:{target.port}) over SSH: {error}") from None
+    return connection
+
+
+def run_command(target: SshTarget, argv: list[str], *, timeout: float = 120) -> str:
+    """Run ``argv`` (each argument quoted) on ``target`` and give its standard output.
+
+    Raises OperationFailed with the command's error output when it exits non-zero.
+    """
+    command = shlex.join(argv)
+    with connect(target) as connection:
+        try:
+            result = connection.run(command, hide=True, warn=False, timeout=timeout, in_stream=False)
+        except UnexpectedExit as error:
+            stderr = error.result.stderr.strip()[-2000:]
+            raise OperationFailed(f"{target.name}: `{command}` exited {error.result.exited}: {stderr}") from None
+        except Exception as error:  # invoke's CommandTimedOut and transport errors
+            if "timed out" in str(error).lower():
+                raise TimedOut(f"{target.name}: `{command}` gave no result within {timeout:.0f} s") from None
+            raise OperationFailed(f"{target.name}: `{command}` failed: {error}") from None
+    return result.stdout
+
+
+def put_file(target: SshTarget, content: bytes, remote_path: str, *, mode: int = 0o644) -> None:
+    """Write ``content`` to ``remote_path`` on ``target`` with ``mode``."""
+    import io
+
+    with connect(target) as connection:
+        connection.put(io.BytesIO(content), remote=remote_path)
+        connection.sftp().chmod(remote_path, mode)
+
+
+def for_each_server(
+    targets: Iterable[SshTarget], action: Callable[[SshTarget], Result], *, parallel: int = 16
+) -> dict[str, Result | Exception]:
+    """Run ``action`` on every target in parallel; give each server's result, or the error it raised."""
+    targets = list(targets)
+    results: dict[str, Result | Exception] = {}
+    if not targets:
+        return results
+
+    def guarded(target: SshTarget) -> tuple[str, Result | Exception]:
+        try:
+            return target.name, action(target)
+        except Exception as error:  # reported per server, never lost
+            return target.name, error
+
+    with ThreadPoolExecutor(max_workers=min(parallel, len(targets))) as pool:
+        for name, outcome in pool.map(guarded, targets):
+            results[name] = outcome
+    return results

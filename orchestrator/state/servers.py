@@ -1,0 +1,132 @@
+"""The registry of the collective's servers: validation of new entries and queries."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.state.models import Server
+from orchestrator.validation import describe_validation_error
+
+SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+
+
+class ServerSpec(BaseModel):
+    """What an admin (or the lab) declares about a server; the only definition of its fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str, Field(pattern=SLUG_PATTERN, description="Short unique name: lower-case letters, digits, inner dashes.")
+    ]
+    address: Annotated[str, Field(description="IP address or DNS name ruche reaches the server at over SSH.")]
+    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="SSH user (root or a sudoer).")] = (
+        "root"
+    )
+    ssh_port: Annotated[int, Field(ge=1, le=65535, description="SSH port.")] = 22
+    ssh_key_path: Annotated[str | None, Field(description="Private key file; unset uses the SSH agent/defaults.")] = (
+        None
+    )
+    ssh_known_hosts_path: Annotated[
+        str | None, Field(description="known_hosts file holding the server's host key; unset uses ~/.ssh.")
+    ] = None
+    cpu: Annotated[int, Field(ge=1, le=1024, description="CPU cores offered to instances.")] = 2
+    memory_mb: Annotated[int, Field(ge=256, description="Memory offered to instances, in MiB.")] = 4096
+    disk_gb: Annotated[int, Field(ge=1, description="Disk offered to instance volumes, in GiB.")] = 50
+    labels: Annotated[dict[str, str], Field(description="Free labels used by placement (e.g. region=lyon).")] = {}
+    role: Annotated[
+        Literal["apps", "backup"], Field(description="'apps' hosts instances; 'backup' only holds backups.")
+    ] = "apps"
+    origin: Annotated[Literal["manual", "lab"], Field(description="Who registered it: an admin, or `ruche lab up`.")] = (
+        "manual"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_ip_or_hostname(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value):
+                raise ValueError("must be an IP address or a DNS name") from None
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_simple(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} must be lower-case letters, digits, '_', '.', '-'")
+            if not re.match(r"^[A-Za-z0-9_.-]{0,63}$", label):
+                raise ValueError(f"label value {label!r} must be letters, digits, '_', '.', '-' (63 at most)")
+        return value
+
+
+def validate_server_spec(**fields) -> ServerSpec:
+    """Give a ServerSpec from keyword fields; raises InvalidInput naming each wrong field."""
+    try:
+        return ServerSpec(**fields)
+    except ValidationError as error:
+        raise InvalidInput("\n".join(describe_validation_error(error, "server"))) from None
+
+
+def add_server(session: Session, spec: ServerSpec) -> Server:
+    """Register ``spec``; raises Conflict when the name or address is already registered."""
+    clash = session.scalars(
+        select(Server).where((Server.name == spec.name) | (Server.address == spec.address))
+    ).first()
+    if clash is not None:
+        what = "name" if clash.name == spec.name else "address"
+        raise Conflict(f"a server with this {what} is already registered: {clash.name} ({clash.address})")
+    server = Server(**spec.model_dump(), draining=False)
+    session.add(server)
+    session.flush()
+    return server
+
+
+def list_servers(session: Session, *, origin: str | None = None) -> list[Server]:
+    """Give the registered servers sorted by name, optionally only those of one origin."""
+    query = select(Server).order_by(Server.name)
+    if origin is not None:
+        query = query.where(Server.origin == origin)
+    return list(session.scalars(query))
+
+
+def get_server(session: Session, name: str) -> Server:
+    """Give the server called ``name``; raises NotFound listing the known names."""
+    server = session.scalars(select(Server).where(Server.name == name)).first()
+    if server is None:
+        known = ", ".join(s.name for s in list_servers(session)) or "none registered"
+        raise NotFound(f"no server named {name!r} (known: {known})")
+    return server
+
+
+def remove_server(session: Session, name: str) -> None:
+    """Unregister the server called ``name``; raises NotFound if there is none."""
+    session.delete(get_server(session, name))
+
+
+def server_as_dict(server: Server) -> dict:
+    """Give a JSON-ready view of ``server`` (no secret is stored on a server row)."""
+    return {
+        "name": server.name,
+        "address": server.address,
+        "ssh_user": server.ssh_user,
+        "ssh_port": server.ssh_port,
+        "ssh_key_path": server.ssh_key_path,
+        "cpu": server.cpu,
+        "memory_mb": server.memory_mb,
+        "disk_gb": server.disk_gb,
+        "labels": dict(sorted(server.labels.items())),
+        "role": server.role,
+        "draining": server.draining,
+        "origin": server.origin,
+    }

@@ -21,6 +21,8 @@ from orchestrator.lab.host import run
 from orchestrator.lab.rootfs import FILES_DIR, SUITE, debootstrap, package_key
 
 IMAGE_TAG = SUITE
+# Raise when the way images are built changes, so that cached images are rebuilt.
+BUILD_RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class LabImage:
 
     def fingerprint(self) -> str:
         """A digest of everything the image is built from (its definition and its files)."""
-        digest = hashlib.sha256(repr(self).encode())
+        digest = hashlib.sha256(f"{BUILD_RECIPE_VERSION}:{self!r}".encode())
         for source in sorted({*self.files, *self.files_before_install}):
             digest.update((FILES_DIR / source).read_bytes())
         return digest.hexdigest()[:16]
@@ -131,7 +133,7 @@ def build_rootfs(image: LabImage, base: Path, work_dir: Path) -> Path:
         _install_file(root, source, destination, mode)
     for directory, owner in image.directories.items():
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
-        run(["chroot", root, "chown", f"{owner}:", directory], what=f"ownership of {directory}")
+        run(["chroot", root, "chown", "-R", f"{owner}:", directory], what=f"ownership of {directory}")
     return root
 
 

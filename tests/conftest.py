@@ -1,0 +1,83 @@
+"""Shared fixtures. Tests are marked by tier from their folder: unit, integration, lab."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.main import main as ruche_main
+
+TIERS = ("unit", "integration", "lab")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for tier in TIERS:
+            if f"{os.sep}tests{os.sep}{tier}{os.sep}" in str(item.fspath):
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+class CliResult:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+
+@pytest.fixture
+def ruche(capsys):
+    """Run the real ``ruche`` entry point in-process: ``ruche("server", "list")`` gives a CliResult."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            ruche_main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def _postgresql_admin_url() -> str | None:
+    return os.environ.get("RUCHE_TEST_POSTGRESQL_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    """A fresh, empty state database URL: a SQLite file, then a new PostgreSQL database.
+
+    The PostgreSQL variant needs RUCHE_TEST_POSTGRESQL_URL (a role allowed to create databases);
+    `scripts/test` sets it up.  Without it the variant is skipped, and says so.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    admin_url = _postgresql_admin_url()
+    if not admin_url:
+        pytest.skip("RUCHE_TEST_POSTGRESQL_URL is not set (scripts/test sets it)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"ruche_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def workspace(tmp_path, state_url, ruche) -> Path:
+    """A new workspace created with `ruche init`, on each state database."""
+    path = tmp_path / "workspace"
+    result = ruche("init", str(path), "--collective", "Test", "--domain", "test.example.org", "--state-url", state_url)
+    assert result.exit_code == 0, result.stderr
+    return path

@@ -83,6 +83,10 @@ class WorkspaceConfig(StrictModel):
         str,
         Field(description="SQLAlchemy URL of the state database; a relative SQLite path is taken from the workspace."),
     ] = "sqlite:///ruche.db"
+    catalog_dir: Annotated[
+        str | None,
+        Field(description="Directory of the service catalogue (*.yaml); unset uses the catalogue shipped with ruche."),
+    ] = None
     registry: Annotated[RegistrySettings, Field(description="Where servers pull container images from.")] = (
         RegistrySettings()
     )

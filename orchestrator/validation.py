@@ -31,7 +31,8 @@ def describe_validation_error(error: ValidationError, source: str | Path) -> lis
         if problem["type"] == "extra_forbidden":
             message = "unknown field; remove it or check its spelling"
         value = problem.get("input")
-        shown = "" if problem["type"] in ("missing", "extra_forbidden") else f" (got {value!r:.80})"
+        quiet = problem["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
+        shown = "" if quiet else f" (got {value!r:.80})"
         lines.append(f"{source}: At '{error_path(problem['loc'])}': {message}{shown}")
     return lines
 

@@ -13,6 +13,7 @@ from orchestrator.config import CONFIG_FILE_NAME, WorkspaceConfig, dump_config, 
 from orchestrator.errors import Conflict, NotFound
 
 WORKSPACE_ENV = "RUCHE_WORKSPACE"
+BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "service_catalog"
 
 
 def default_workspace_path() -> Path:
@@ -40,6 +41,13 @@ class Workspace:
     def lab_dir(self) -> Path:
         """Where the lab keeps its machines, keys, registry and record of what it created."""
         return self.root / "lab"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The service catalogue directory: ``catalog_dir`` from the config, else the bundled one."""
+        if self.config.catalog_dir is None:
+            return BUNDLED_CATALOG_DIR
+        return self.root / self.config.catalog_dir
 
     @property
     def state_url(self) -> str:

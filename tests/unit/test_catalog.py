@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import Service, load_catalog, load_service, render_environment, resolve_parameters
+from orchestrator.errors import ConfigError, InvalidInput
+from orchestrator.workspace import BUNDLED_CATALOG_DIR
+
+RADICALE = (BUNDLED_CATALOG_DIR / "radicale.yaml").read_text()
+
+
+def test_every_bundled_entry_is_valid():
+    catalog = load_catalog(BUNDLED_CATALOG_DIR)
+    assert {"nextcloud", "mattermost", "limesurvey", "radicale", "miniflux"} <= set(catalog.services)
+    assert catalog.get("nextcloud").database == "postgresql"
+    assert catalog.get("radicale").database == "none"
+
+
+def test_every_catalogue_field_is_described():
+    schema = Service.model_json_schema()
+    for definition in [schema, *schema.get("$defs", {}).values()]:
+        for name, field in definition["properties"].items():
+            assert field.get("description"), f"{definition.get('title')}.{name} has no description"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_errors_name_the_file_and_every_path(tmp_path):
+    broken = (
+        RADICALE.replace("memory_mb: 256", "memory_mb: lots")
+        .replace("port: 5232", "port: 70000")
+        .replace("health: {path: /.web/", "health: {colour: red, path: /.web/")
+    )
+    path = write(tmp_path, "radicale", broken)
+    with pytest.raises(ConfigError) as caught:
+        load_service(path)
+    message = caught.value.message
+    assert f"{path}: At 'sizes.medium.memory_mb'" in message and "'lots'" in message
+    assert f"{path}: At 'port'" in message
+    assert f"{path}: At 'health.colour': unknown field" in message
+
+
+def test_a_directory_reports_the_errors_of_all_its_files(tmp_path):
+    write(tmp_path, "radicale", RADICALE.replace("database: none", "database: oracle"))
+    write(tmp_path, "other", RADICALE)  # id does not match the file name
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(tmp_path)
+    assert "radicale.yaml: At 'database'" in caught.value.message
+    assert "other.yaml: At 'id'" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (("${secret.admin_password}", "${secret.nope}"), "${secret.nope} is not defined"),
+        (("${param.admin_user}", "${db.user}"), "${db.user} is not defined"),
+        (("${param.admin_user}", "${param.admin_user"), "malformed reference"),
+        (("mount: /var/lib/radicale", "mount: /var/../etc"), "must not contain '..'"),
+        (("volumes: [data]", "volumes: [other]"), "unknown volumes: other"),
+        (("image: {reference: lab.ruche.invalid/radicale:trixie}", "image: {reference: 'radicale; rm -rf /'}"), "At 'image.reference'"),
+    ],
+)
+def test_inconsistent_entries_are_refused(tmp_path, change, expected):
+    path = write(tmp_path, "radicale", RADICALE.replace(*change))
+    with pytest.raises(ConfigError, match=expected.replace("$", r"\$").replace("{", r"\{").replace(".", r"\.").replace("(", r"\(")):
+        load_service(path)
+
+
+def test_parameters_are_validated_and_defaulted():
+    nextcloud = load_catalog(BUNDLED_CATALOG_DIR).get("nextcloud")
+    assert resolve_parameters(nextcloud, {"admin_email": "a@asso.fr"}) == {"admin_email": "a@asso.fr", "locale": "fr"}
+    with pytest.raises(InvalidInput, match="missing required parameter 'admin_email'.*--param admin_email=VALUE"):
+        resolve_parameters(nextcloud, {})
+    with pytest.raises(InvalidInput, match="is not an e-mail address"):
+        resolve_parameters(nextcloud, {"admin_email": "not-an-email"})
+    with pytest.raises(InvalidInput, match="unknown parameter 'ansible_host'"):
+        resolve_parameters(nextcloud, {"admin_email": "a@asso.fr", "ansible_host": "evil"})
+    with pytest.raises(InvalidInput, match="control characters"):
+        resolve_parameters(nextcloud, {"admin_email": "a@asso.fr\nX: y"})
+
+
+def test_environment_values_are_substituted_literally_and_once():
+    radicale = load_catalog(BUNDLED_CATALOG_DIR).get("radicale")
+    hostile = "{{ lookup('pipe','touch /tmp/pwned') }}${secret.admin_password}$(id)"
+    environment = render_environment(
+        radicale, {"param": {"admin_user": hostile}, "secret": {"admin_password": "s3cret"}, "instance": {}, "db": {}}
+    )
+    assert environment == {"RADICALE_ADMIN_USER": hostile, "RADICALE_ADMIN_PASSWORD": "s3cret"}

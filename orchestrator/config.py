@@ -70,6 +70,15 @@ class LabSettings(StrictModel):
         return value
 
 
+class PlacementSettings(StrictModel):
+    cpu_overcommit: Annotated[
+        float, Field(ge=1, le=16, description="Allocated CPU may reach a server's cores times this ratio.")
+    ] = 2.0
+    memory_overcommit: Annotated[
+        float, Field(ge=1, le=4, description="Allocated memory may reach a server's memory times this ratio.")
+    ] = 1.0
+
+
 class WorkspaceConfig(StrictModel):
     collective: Annotated[str, Field(min_length=1, max_length=120, description="The hosting collective's name.")]
     base_domain: Annotated[
@@ -90,6 +99,7 @@ class WorkspaceConfig(StrictModel):
     registry: Annotated[RegistrySettings, Field(description="Where servers pull container images from.")] = (
         RegistrySettings()
     )
+    placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
     lab: Annotated[LabSettings, Field(description="Settings of the local lab (`ruche lab up`).")] = LabSettings()
 
     @field_validator("base_domain")

@@ -1,0 +1,88 @@
+"""``ruche instance create``: validate a request, place it, record it (or only explain, with --dry-run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from orchestrator.actions.catalog import catalog_of
+from orchestrator.actions.common import opened
+from orchestrator.catalog import resolve_parameters
+from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.placement import Demand, place
+from orchestrator.state.associations import ASSOCIATION_SLUG, get_association
+from orchestrator.state.instances import capacities, instance_as_dict, list_instances, server_of
+from orchestrator.state.models import Instance
+from orchestrator.state.servers import get_server
+
+
+SIZES = ("small", "medium", "large")
+
+
+def parse_parameters(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Give ``{"k": "v"}`` for ``("k=v", ...)``; raises InvalidInput for a malformed or repeated pair."""
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise InvalidInput(f"--param {pair!r}: expected NAME=VALUE, e.g. admin_email=contact@asso.fr")
+        if key in parameters:
+            raise InvalidInput(f"--param {key} is given twice")
+        parameters[key] = value
+    return parameters
+
+
+def create_instance(
+    workspace_path: Path | None,
+    *,
+    association: str,
+    service: str,
+    name: str | None,
+    size: str,
+    parameters: tuple[str, ...],
+    server: str | None,
+    labels: dict[str, str] | None = None,
+    dry_run: bool = False,
+) -> dict:
+    """Validate, place and (unless ``dry_run``) record a new instance in state ``planned``.
+
+    Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "dry_run": bool}``.
+    Raises InvalidInput, NotFound or Conflict (no room, name taken) with the state unchanged.
+    """
+    instance_name = name or service
+    if not re.match(ASSOCIATION_SLUG, instance_name):
+        raise InvalidInput(f"instance name {instance_name!r}: use a-z, 0-9 and inner dashes, 32 at most")
+    if size not in SIZES:
+        raise InvalidInput(f"size {size!r}: expected one of {', '.join(SIZES)}")
+    definition = catalog_of(workspace_path).get(service)
+    values = resolve_parameters(definition, parse_parameters(parameters))
+    resources = getattr(definition.sizes, size)
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        owner = get_association(session, association)
+        if server is not None:
+            get_server(session, server)
+        if any(i.name == instance_name for i in list_instances(session, association=association)):
+            raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
+        demand = Demand(
+            association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
+            required_labels=labels or {}, server=server,
+        )  # fmt: skip
+        decision = place(demand, capacities(session, owner.id), **_ratios(workspace))
+        instance = Instance(
+            association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
+            size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
+            server=server_of(session, decision.server), parameters=values, state="planned",
+        )  # fmt: skip
+        view = instance_as_dict(instance)
+        if not dry_run:
+            session.add(instance)
+        return {
+            "instance": view,
+            "placement": [{"server": c.server, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
+            "dry_run": dry_run,
+        }
+
+
+def _ratios(workspace) -> dict[str, float]:
+    placement = workspace.config.placement
+    return {"cpu_ratio": placement.cpu_overcommit, "memory_ratio": placement.memory_overcommit}

@@ -1,0 +1,56 @@
+"""``ruche association add|list|show``."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.actions.association_add import register_association
+from orchestrator.actions.association_list import association as show_association
+from orchestrator.actions.association_list import associations as list_associations
+from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import emit_json, table
+
+
+@click.group()
+def association() -> None:
+    """The associations the collective hosts services for."""
+
+
+@association.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="Full name of the association.")
+@click.option("--email", required=True, help="Contact e-mail address.")
+@click.option("--offer", help="The quota package it signed up for.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
+@pass_context
+def add(context: Context, slug: str, name: str, email: str, offer: str | None, as_json: bool) -> None:
+    """Register association SLUG (a-z, 0-9, inner dashes; used in addresses and paths)."""
+    entry = register_association(context.workspace, slug=slug, name=name, email=email, offer=offer)
+    emit_json(entry) if as_json else click.echo(f"association {entry['slug']} registered")
+
+
+@association.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def list_(context: Context, as_json: bool) -> None:
+    """List the associations."""
+    entries = list_associations(context.workspace)
+    if as_json:
+        emit_json(entries)
+    else:
+        click.echo(table([(e["slug"], e["name"], e["email"], e["offer"] or "-") for e in entries], ["SLUG", "NAME", "EMAIL", "OFFER"]))
+
+
+@association.command()
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def show(context: Context, slug: str, as_json: bool) -> None:
+    """Show association SLUG and its instances."""
+    entry = show_association(context.workspace, slug)
+    if as_json:
+        emit_json(entry)
+        return
+    click.echo(f"{entry['slug']}: {entry['name']} <{entry['email']}>, offer {entry['offer'] or '-'}")
+    for instance in entry["instances"]:
+        click.echo(f"  {instance['address']}  {instance['service']} ({instance['size']}) on {instance['server']}: {instance['state']}")

@@ -1,0 +1,82 @@
+"""Instances: queries, and the allocations placement needs."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import InvalidInput, NotFound
+from orchestrator.placement import Capacity
+from orchestrator.state.models import Association, Instance, Server
+from orchestrator.state.servers import list_servers
+
+ACTIVE_STATES = ("planned", "running", "suspended", "failed")
+
+
+def list_instances(session: Session, *, association: str | None = None) -> list[Instance]:
+    """Give instances (all, or one association's) sorted by address."""
+    query = select(Instance).join(Association).order_by(Association.slug, Instance.name)
+    if association is not None:
+        query = query.where(Association.slug == association)
+    return list(session.scalars(query))
+
+
+def parse_address(address: str) -> tuple[str, str]:
+    """Give (association, name) of ``ASSOCIATION/NAME``; raises InvalidInput otherwise."""
+    association, separator, name = address.partition("/")
+    if not separator or not association or not name or "/" in name:
+        raise InvalidInput(f"{address!r} is not an instance address; write ASSOCIATION/NAME, e.g. mon-asso/nextcloud")
+    return association, name
+
+
+def get_instance(session: Session, address: str) -> Instance:
+    """Give the instance at ``ASSOCIATION/NAME``; raises InvalidInput or NotFound."""
+    association, name = parse_address(address)
+    instance = session.scalars(
+        select(Instance).join(Association).where(Association.slug == association, Instance.name == name)
+    ).first()
+    if instance is None:
+        raise NotFound(f"no instance {address}", hint="`ruche instance list` shows them")
+    return instance
+
+
+def capacities(session: Session, association_id: int) -> list[Capacity]:
+    """Give every server with what its active instances already hold, for placement."""
+    result = []
+    for server in list_servers(session):
+        held = [
+            i for i in session.scalars(select(Instance).where(Instance.server_id == server.id))
+            if i.state in ACTIVE_STATES
+        ]  # fmt: skip
+        result.append(
+            Capacity(
+                name=server.name, role=server.role, draining=server.draining, labels=dict(server.labels),
+                cpu=server.cpu, memory_mb=server.memory_mb, disk_gb=server.disk_gb,
+                allocated_cpu=sum(i.cpu for i in held), allocated_memory_mb=sum(i.memory_mb for i in held),
+                allocated_disk_gb=sum(i.disk_gb for i in held),
+                association_instances=sum(1 for i in held if i.association_id == association_id),
+            )
+        )  # fmt: skip
+    return result
+
+
+def instance_as_dict(instance: Instance) -> dict:
+    """A JSON-ready view of ``instance`` (parameters are user data, never secrets)."""
+    return {
+        "address": instance.address,
+        "association": instance.association.slug,
+        "name": instance.name,
+        "service": instance.service_id,
+        "version": instance.service_version,
+        "size": instance.size,
+        "cpu": instance.cpu,
+        "memory_mb": instance.memory_mb,
+        "disk_gb": instance.disk_gb,
+        "server": instance.server.name,
+        "parameters": dict(sorted(instance.parameters.items())),
+        "state": instance.state,
+    }
+
+
+def server_of(session: Session, name: str) -> Server:
+    return session.scalars(select(Server).where(Server.name == name)).one()

@@ -1,0 +1,85 @@
+"""Associations, instance requests and placement through the real CLI, on SQLite and PostgreSQL."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture
+def pool(workspace, ruche):
+    w = ["--workspace", str(workspace)]
+    assert ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "4G", "--disk", "200G").exit_code == 0
+    assert ruche(*w, "server", "add", "small", "--address", "192.0.2.2", "--memory", "2G", "--disk", "200G").exit_code == 0
+    assert ruche(*w, "server", "add", "vault", "--address", "192.0.2.3", "--role", "backup").exit_code == 0
+    assert ruche(*w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr").exit_code == 0
+    assert ruche(*w, "association", "add", "chorale", "--name", "La chorale", "--email", "c@chorale.fr").exit_code == 0
+    return w
+
+
+def instances(ruche, w):
+    return json.loads(ruche(*w, "instance", "list", "--json").stdout)
+
+
+def test_instances_are_placed_spread_and_listed(pool, ruche):
+    w = pool
+    first = json.loads(ruche(*w, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--json").stdout)
+    assert first["instance"]["server"] == "big" and first["instance"]["address"] == "amap/nextcloud"
+    second = json.loads(ruche(*w, "instance", "create", "amap", "radicale", "--json").stdout)
+    assert second["instance"]["server"] == "small"  # spread: amap already has an instance on big
+    reasons = {c["server"]: c["reason"] for c in second["placement"]}
+    assert reasons["vault"] == "role is backup, not apps"
+    assert [i["address"] for i in instances(ruche, w)] == ["amap/nextcloud", "amap/radicale"]
+    shown = json.loads(ruche(*w, "instance", "show", "amap/nextcloud", "--json").stdout)
+    assert shown["parameters"] == {"admin_email": "a@amap.fr", "locale": "fr"} and shown["state"] == "planned"
+    detail = json.loads(ruche(*w, "association", "show", "amap", "--json").stdout)
+    assert [i["name"] for i in detail["instances"]] == ["nextcloud", "radicale"]
+
+
+def test_dry_run_explains_and_records_nothing(pool, ruche):
+    result = ruche(*pool, "instance", "create", "chorale", "radicale", "--dry-run")
+    assert result.exit_code == 0
+    assert "would be placed on big" in result.stdout and "role is backup" in result.stdout
+    assert instances(ruche, pool) == []
+
+
+def test_draining_servers_are_skipped(pool, ruche):
+    assert ruche(*pool, "server", "drain", "big").exit_code == 0
+    created = json.loads(ruche(*pool, "instance", "create", "chorale", "radicale", "--json").stdout)
+    assert created["instance"]["server"] == "small"
+
+
+@pytest.mark.parametrize(
+    "arguments, code, message",
+    [
+        (["association", "add", "../x", "--name", "X", "--email", "x@x.fr"], 2, "At 'slug'"),
+        (["association", "add", "Amap", "--name", "X", "--email", "x@x.fr"], 2, "At 'slug'"),
+        (["association", "add", "a b", "--name", "X", "--email", "x@x.fr"], 2, "At 'slug'"),
+        (["association", "add", "x;id", "--name", "X", "--email", "x@x.fr"], 2, "At 'slug'"),
+        (["association", "add", "amap", "--name", "X", "--email", "x@x.fr"], 5, "already exists"),
+        (["association", "add", "new", "--name", "X", "--email", "not-mail"], 2, "At 'email'"),
+        (["instance", "create", "amap", "wordpress"], 4, "no service 'wordpress'"),
+        (["instance", "create", "nobody", "radicale"], 4, "no association 'nobody'"),
+        (["instance", "create", "amap", "nextcloud"], 2, "missing required parameter 'admin_email'"),
+        (["instance", "create", "amap", "radicale", "--param", "ansible_host=evil"], 2, "unknown parameter 'ansible_host'"),
+        (["instance", "create", "amap", "radicale", "--param", "nothing"], 2, "expected NAME=VALUE"),
+        (["instance", "create", "amap", "radicale", "--name", "../../etc"], 2, "instance name"),
+        (["instance", "create", "amap", "radicale", "--server", "ghost"], 4, "no server named 'ghost'"),
+        (["instance", "create", "amap", "nextcloud", "--size", "large", "--param", "admin_email=a@b.fr"], 5, "no server can take"),
+        (["instance", "show", "amap"], 2, "ASSOCIATION/NAME"),
+        (["instance", "show", "amap/none"], 4, "no instance amap/none"),
+    ],
+)
+def test_bad_input_is_refused_with_the_field_and_changes_nothing(pool, ruche, arguments, code, message):
+    before = (ruche(*pool, "association", "list", "--json").stdout, instances(ruche, pool))
+    result = ruche(*pool, *arguments)
+    assert result.exit_code == code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (ruche(*pool, "association", "list", "--json").stdout, instances(ruche, pool)) == before
+
+
+def test_an_instance_name_is_unique_per_association(pool, ruche):
+    assert ruche(*pool, "instance", "create", "amap", "radicale").exit_code == 0
+    again = ruche(*pool, "instance", "create", "amap", "radicale")
+    assert again.exit_code == 5 and "amap/radicale already exists" in again.stderr
+    assert ruche(*pool, "instance", "create", "chorale", "radicale").exit_code == 0

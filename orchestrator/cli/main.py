@@ -45,11 +45,12 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from orchestrator.cli import association, catalog, init, instance, lab, server
+    from orchestrator.cli import association, catalog, init, instance, inventory, lab, server
 
     cli.add_command(association.association)
     cli.add_command(catalog.catalog)
     cli.add_command(instance.instance)
+    cli.add_command(inventory.inventory)
     cli.add_command(init.init)
     cli.add_command(lab.lab)
     cli.add_command(server.server)

@@ -83,3 +83,18 @@ def test_an_instance_name_is_unique_per_association(pool, ruche):
     again = ruche(*pool, "instance", "create", "amap", "radicale")
     assert again.exit_code == 5 and "amap/radicale already exists" in again.stderr
     assert ruche(*pool, "instance", "create", "chorale", "radicale").exit_code == 0
+
+
+def test_inventory_export_is_byte_identical_until_the_state_changes(pool, ruche, workspace):
+    first = json.loads(ruche(*pool, "inventory", "export", "--json").stdout)
+    directory = workspace / "inventories" / "production"
+    assert first["changed"] is True and first["directory"] == str(directory)
+    snapshot = {p.name: p.read_bytes() for p in directory.rglob("*.yml")}
+    assert json.loads(ruche(*pool, "inventory", "export", "--json").stdout)["changed"] is False
+    assert {p.name: p.read_bytes() for p in directory.rglob("*.yml")} == snapshot
+
+    assert ruche(*pool, "instance", "create", "chorale", "radicale").exit_code == 0
+    assert json.loads(ruche(*pool, "inventory", "export", "--json").stdout)["changed"] is True
+    host_vars = (directory / "host_vars" / "big.yml").read_text()
+    assert "id: !unsafe 'chorale-radicale'" in host_vars
+    assert "vault:" in (directory / "hosts.yml").read_text()

@@ -1,0 +1,66 @@
+"""``ruche inventory export``: write inventories/<environment>/ from the state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from orchestrator.actions.common import opened
+from orchestrator.inventory import InstanceEntry, ServerEntry, render_inventory
+from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.servers import list_servers
+
+
+def export_inventory(workspace_path: Path | None) -> dict:
+    """Write the inventory of the whole fleet and give ``{"directory", "files", "changed"}``.
+
+    The directory is replaced as a whole (written beside it, then swapped), so a reader never
+    sees half an inventory; unchanged state gives byte-identical files.
+    """
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        servers = [
+            ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining) for s in list_servers(session)
+        ]
+        instances = [
+            InstanceEntry(
+                association=i.association.slug, name=i.name, server=i.server.name, service=i.service_id,
+                version=i.service_version, size=i.size, cpu=i.cpu, memory_mb=i.memory_mb, disk_gb=i.disk_gb,
+                state=i.state, parameters=dict(i.parameters),
+            )
+            for i in list_instances(session)
+            if i.state in ACTIVE_STATES
+        ]  # fmt: skip
+        environment = workspace.config.environment
+        target = workspace.inventories_dir / environment
+    files = render_inventory(servers, instances)
+    changed = _replace_directory(target, files)
+    return {"directory": str(target), "files": sorted(files), "changed": changed}
+
+
+def _read_tree(directory: Path) -> dict[str, str]:
+    if not directory.is_dir():
+        return {}
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _replace_directory(target: Path, files: dict[str, str]) -> bool:
+    if _read_tree(target) == files:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    for relative, text in files.items():
+        path = staging / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    os.chmod(staging, 0o755)
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(target)
+    return True

@@ -5,11 +5,11 @@ Host keys are always verified: against the server's recorded known_hosts file, e
 
 from __future__ import annotations
 
+import io
 import shlex
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 import paramiko
@@ -86,8 +86,6 @@ def run_command(target: SshTarget, argv: list[str], *, timeout: float = 120) -> 
 
 def put_file(target: SshTarget, content: bytes, remote_path: str, *, mode: int = 0o644) -> None:
     """Write ``content`` to ``remote_path`` on ``target`` with ``mode``."""
-    import io
-
     with connect(target) as connection:
         connection.put(io.BytesIO(content), remote=remote_path)
         connection.sftp().chmod(remote_path, mode)

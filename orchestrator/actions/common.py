@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from orchestrator.errors import InvalidInput
 from orchestrator.state.database import StateStore
 from orchestrator.workspace import Workspace, open_workspace
 
@@ -25,3 +26,20 @@ def opened(workspace_path: Path | None) -> Iterator[tuple[Workspace, StateStore]
         yield workspace, store
     finally:
         store.close()
+
+
+def parse_key_values(pairs: tuple[str, ...], *, option: str, example: str) -> dict[str, str]:
+    """Give ``{"k": "v"}`` for ``("k=v", ...)`` given as ``option``.
+
+    Raises InvalidInput (quoting ``example``) for a pair without '=' or an empty key, and for a
+    key given twice.
+    """
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise InvalidInput(f"{option} {pair!r}: expected NAME=VALUE, e.g. {example}")
+        if key in values:
+            raise InvalidInput(f"{option} {key} is given twice")
+        values[key] = value
+    return values

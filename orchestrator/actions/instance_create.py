@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from orchestrator.actions.catalog import catalog_of
-from orchestrator.actions.common import opened
+from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.placement import Demand, place
@@ -17,19 +17,6 @@ from orchestrator.state.servers import get_server
 
 
 SIZES = ("small", "medium", "large")
-
-
-def parse_parameters(pairs: tuple[str, ...]) -> dict[str, str]:
-    """Give ``{"k": "v"}`` for ``("k=v", ...)``; raises InvalidInput for a malformed or repeated pair."""
-    parameters: dict[str, str] = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise InvalidInput(f"--param {pair!r}: expected NAME=VALUE, e.g. admin_email=contact@asso.fr")
-        if key in parameters:
-            raise InvalidInput(f"--param {key} is given twice")
-        parameters[key] = value
-    return parameters
 
 
 def create_instance(
@@ -55,7 +42,7 @@ def create_instance(
     if size not in SIZES:
         raise InvalidInput(f"size {size!r}: expected one of {', '.join(SIZES)}")
     definition = catalog_of(workspace_path).get(service)
-    values = resolve_parameters(definition, parse_parameters(parameters))
+    values = resolve_parameters(definition, parse_key_values(parameters, option="--param", example="admin_email=contact@asso.fr"))
     resources = getattr(definition.sizes, size)
     with opened(workspace_path) as (workspace, store), store.session() as session:
         owner = get_association(session, association)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.actions.common import opened
+from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.errors import InvalidInput
 from orchestrator.state.servers import add_server, server_as_dict, validate_server_spec
 from orchestrator.units import parse_size_mib
 
 
 def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
-    """Give ``{"k": "v"}`` for ``("k=v", ...)``; raises InvalidInput for a pair without '='."""
-    labels = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator:
-            raise InvalidInput(f"--label {pair!r}: expected KEY=VALUE, e.g. region=lyon")
-        labels[key] = value
-    return labels
+    """Give ``{"k": "v"}`` for ``--label k=v`` pairs; raises InvalidInput for a malformed or repeated one."""
+    return parse_key_values(pairs, option="--label", example="region=lyon")
 
 
 def register_server(

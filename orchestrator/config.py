@@ -6,7 +6,7 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -99,6 +99,10 @@ class WorkspaceConfig(StrictModel):
     registry: Annotated[RegistrySettings, Field(description="Where servers pull container images from.")] = (
         RegistrySettings()
     )
+    proxy_tls: Annotated[
+        Literal["acme", "internal"],
+        Field(description="How Caddy gets certificates: 'acme' (public CA) or 'internal' (its own CA, for the lab)."),
+    ] = "acme"
     placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
     lab: Annotated[LabSettings, Field(description="Settings of the local lab (`ruche lab up`).")] = LabSettings()
 

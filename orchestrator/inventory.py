@@ -44,6 +44,8 @@ class ServerEntry:
     ssh_port: int
     role: str
     draining: bool
+    ssh_key_path: str | None = None
+    ssh_known_hosts_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,24 @@ def instance_variables(instance: InstanceEntry) -> dict:
     }
 
 
-def render_inventory(servers: list[ServerEntry], instances: list[InstanceEntry]) -> dict[str, str]:
-    """Give the inventory's files as ``{relative path: text}``, identical for identical input."""
+def _ssh_variables(server: ServerEntry) -> dict:
+    variables: dict = {}
+    if server.ssh_key_path:
+        variables["ansible_ssh_private_key_file"] = Unsafe(server.ssh_key_path)
+    if server.ssh_known_hosts_path:
+        variables["ansible_ssh_common_args"] = Unsafe(
+            f"-o UserKnownHostsFile={server.ssh_known_hosts_path} -o StrictHostKeyChecking=yes"
+        )
+    return variables
+
+
+def render_inventory(
+    servers: list[ServerEntry], instances: list[InstanceEntry], fleet_variables: dict | None = None
+) -> dict[str, str]:
+    """Give the inventory's files as ``{relative path: text}``, identical for identical input.
+
+    ``fleet_variables`` (the collective's settings, no secret) go to ``group_vars/all.yml``.
+    """
     groups: dict[str, dict] = {"apps": {"hosts": {}}, "backup": {"hosts": {}}, "draining": {"hosts": {}}}
     files: dict[str, str] = {}
     for server in sorted(servers, key=lambda s: s.name):
@@ -91,9 +109,11 @@ def render_inventory(servers: list[ServerEntry], instances: list[InstanceEntry])
             "ansible_host": server.address,
             "ansible_user": server.ssh_user,
             "ansible_port": server.ssh_port,
+            **_ssh_variables(server),
             "ruche_server_role": server.role,
             "ruche_instances": [instance_variables(i) for i in hosted],
         }
         files[str(PurePosixPath("host_vars") / f"{server.name}.yml")] = HEADER + dump_yaml(variables)
     files["hosts.yml"] = HEADER + dump_yaml({"all": {"children": groups}})
+    files["group_vars/all.yml"] = HEADER + dump_yaml(fleet_variables or {})
     return files

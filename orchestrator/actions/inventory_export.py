@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from orchestrator.actions.common import opened
-from orchestrator.inventory import InstanceEntry, ServerEntry, render_inventory
+from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
+from orchestrator.registries import render_mirror_drop_in
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.servers import list_servers
 
@@ -21,7 +22,8 @@ def export_inventory(workspace_path: Path | None) -> dict:
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         servers = [
-            ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining) for s in list_servers(session)
+            ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
+            for s in list_servers(session)
         ]
         instances = [
             InstanceEntry(
@@ -34,7 +36,12 @@ def export_inventory(workspace_path: Path | None) -> dict:
         ]  # fmt: skip
         environment = workspace.config.environment
         target = workspace.inventories_dir / environment
-    files = render_inventory(servers, instances)
+        fleet_variables = {
+            "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
+            "ruche_server_tls": workspace.config.proxy_tls,
+            "ruche_base_domain": workspace.config.base_domain,
+        }
+    files = render_inventory(servers, instances, fleet_variables)
     changed = _replace_directory(target, files)
     return {"directory": str(target), "files": sorted(files), "changed": changed}
 

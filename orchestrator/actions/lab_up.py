@@ -107,7 +107,7 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         insecure=True,
         mirrored_registries=workspace.config.registry.mirrored_registries,
     )
-    workspace.save_config(workspace.config.model_copy(update={"registry": mirror}))
+    workspace.save_config(workspace.config.model_copy(update={"registry": mirror, "proxy_tls": "internal"}))
     progress(f"registry mirror set to the lab registry in {workspace.config_path.name}")
 
     with store.session() as session:

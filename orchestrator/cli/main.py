@@ -45,8 +45,9 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from orchestrator.cli import association, catalog, init, instance, inventory, lab, server
+    from orchestrator.cli import apply, association, catalog, init, instance, inventory, lab, server
 
+    cli.add_command(apply.apply)
     cli.add_command(association.association)
     cli.add_command(catalog.catalog)
     cli.add_command(instance.instance)

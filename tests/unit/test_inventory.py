@@ -18,7 +18,7 @@ def test_inventory_is_deterministic_whatever_the_input_order():
     first = render_inventory(SERVERS, instances)
     second = render_inventory(list(reversed(SERVERS)), list(reversed(instances)))
     assert first == second
-    assert sorted(first) == ["host_vars/vault.yml", "host_vars/web-1.yml", "host_vars/web-2.yml", "hosts.yml"]
+    assert sorted(first) == ["group_vars/all.yml", "host_vars/vault.yml", "host_vars/web-1.yml", "host_vars/web-2.yml", "hosts.yml"]
 
 
 def test_groups_and_instances_as_server_variables():
@@ -37,3 +37,12 @@ def test_groups_and_instances_as_server_variables():
 def test_user_values_are_tagged_unsafe_and_quoted():
     files = render_inventory(SERVERS, [instance("a", "y", "web-2", title="{{ lookup('pipe','id') }}: it's")])
     assert "!unsafe 'title': !unsafe '{{ lookup(''pipe'',''id'') }}: it''s'" in files["host_vars/web-2.yml"]
+
+
+def test_ssh_settings_and_fleet_variables():
+    server = ServerEntry("lab-1", "10.0.0.11", "root", 22, "apps", False, "/ws/lab/ssh/id_ed25519", "/ws/lab/ssh/known_hosts")
+    files = render_inventory([server], [], {"ruche_server_tls": "internal"})
+    host_vars = yaml.safe_load(files["host_vars/lab-1.yml"].replace("!unsafe ", ""))
+    assert host_vars["ansible_ssh_private_key_file"] == "/ws/lab/ssh/id_ed25519"
+    assert host_vars["ansible_ssh_common_args"] == "-o UserKnownHostsFile=/ws/lab/ssh/known_hosts -o StrictHostKeyChecking=yes"
+    assert yaml.safe_load(files["group_vars/all.yml"]) == {"ruche_server_tls": "internal"}

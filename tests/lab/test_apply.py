@@ -1,0 +1,48 @@
+"""`ruche apply` through ansible-runner over real SSH to the lab servers."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from orchestrator.registries import render_mirror_drop_in
+from orchestrator.remote import SshTarget, run_command
+from orchestrator.workspace import open_workspace
+
+
+def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab, ruche):
+    first = ruche("--workspace", str(lab), "apply", "--json")
+    assert first.exit_code == 0, first.stdout + first.stderr
+    run = json.loads(first.stdout)
+    assert run["succeeded"] and set(run["hosts"]) == {"lab-1", "lab-2"}
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in run["hosts"].values())
+
+    private_dir = Path(run["artifacts"]).parent.parent
+    assert stat.S_IMODE(private_dir.stat().st_mode) == 0o700
+    assert not (private_dir / "env").exists()  # env files suppressed: nothing of the run's variables on disk
+    assert (Path(run["artifacts"]) / "job_events").is_dir()
+
+    second = json.loads(ruche("--workspace", str(lab), "apply", "--json").stdout)
+    assert second["succeeded"] and second["changed"] == 0, second["hosts"]
+    assert second["run_id"] != run["run_id"]
+
+
+def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, ruche):
+    assert ruche("--workspace", str(lab), "apply", "--server", "lab-2", "-q").exit_code == 0
+    workspace = open_workspace(lab)
+    servers = json.loads(ruche("--workspace", str(lab), "server", "show", "lab-2", "--json").stdout)
+    target = SshTarget(
+        name="lab-2", address=servers["address"], key_path=servers["ssh_key_path"],
+        known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
+    )  # fmt: skip
+    assert run_command(target, ["systemctl", "is-active", "caddy"]).strip() == "active"
+    assert "containers:2147483647:2147483648" in run_command(target, ["cat", "/etc/subuid"])
+    drop_in = run_command(target, ["cat", "/etc/containers/registries.conf.d/50-ruche-mirror.conf"])
+    assert drop_in == render_mirror_drop_in(workspace.config.registry)
+    assert workspace.config.registry.mirror in drop_in
+
+
+def test_apply_to_an_unknown_server_is_refused(lab, ruche):
+    result = ruche("--workspace", str(lab), "apply", "--server", "nowhere")
+    assert result.exit_code == 4 and "no server named 'nowhere'" in result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.inventory_export import export_inventory
 from orchestrator.runner import run_playbook
+from orchestrator.state.runs import record_run
 from orchestrator.state.servers import get_server
 
 
@@ -45,4 +46,6 @@ def apply(workspace_path: Path | None, *, server: str | None = None, progress: P
     summary = asdict(result)
     summary["changed"] = result.changed
     summary["succeeded"] = result.succeeded
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        record_run(session, summary, target=server or "all")
     return summary

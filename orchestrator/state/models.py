@@ -77,3 +77,21 @@ class Instance(Base):
     @property
     def address(self) -> str:
         return f"{self.association.slug}/{self.name}"
+
+
+class Run(Base):
+    """One provisioning run (an ansible-runner run), kept for the audit trail."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    rc: Mapped[int] = mapped_column(Integer)
+    changed: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    hosts: Mapped[dict] = mapped_column(JSON, default=dict)
+    artifacts: Mapped[str] = mapped_column(String(4096))
+    started: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished: Mapped[datetime] = mapped_column(DateTime(timezone=True))

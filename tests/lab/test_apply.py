@@ -27,6 +27,11 @@ def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab,
     assert second["succeeded"] and second["changed"] == 0, second["hosts"]
     assert second["run_id"] != run["run_id"]
 
+    recorded = json.loads(ruche("--workspace", str(lab), "runs", "list", "--json").stdout)
+    assert [r["id"] for r in recorded[:2]] == [second["run_id"], run["run_id"]]
+    assert recorded[0]["changed"] == 0 and recorded[1]["changed"] == run["changed"] > 0
+    assert recorded[1]["artifacts"] == run["artifacts"]
+
 
 def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, ruche):
     assert ruche("--workspace", str(lab), "apply", "--server", "lab-2", "-q").exit_code == 0

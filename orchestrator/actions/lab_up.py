@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.lab_down import tear_down
+from orchestrator.actions.lab_status import inspect
 from orchestrator.config import RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
@@ -57,17 +58,15 @@ def bring_up(
             progress("the lab is already up")
         else:
             if record is not None:
-                if record.machines and {p.name for p in plan_servers(app_servers)} != set(record.machines):
-                    if lab_is_up(record, len(record.machines) - 1):
-                        raise Conflict(
-                            f"a lab with {len(record.machines) - 1} application server(s) is already up",
-                            hint="run `ruche lab down` first to change its size",
-                        )
+                running_size = len(record.machines) - 1  # every lab has one backup server
+                if running_size >= 1 and lab_is_up(record, running_size):
+                    raise Conflict(
+                        f"a lab with {running_size} application server(s) is already up",
+                        hint="run `ruche lab down` first to change its size",
+                    )
                 progress("a previous `lab up` did not finish: cleaning it up first")
                 tear_down(workspace_path, progress=progress)
             _create(workspace, store, layout, app_servers, cache_dir, progress)
-    from orchestrator.actions.lab_status import inspect
-
     return inspect(workspace_path)
 
 
@@ -91,22 +90,22 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     record.registry_address = lab_network.registry_address
     record.save(layout.record_path)
     registry.wait_until_answering(lab_network.registry_address, record.registry, layout.registry_log)
+    mirror = RegistrySettings(
+        mirror=lab_network.registry_address,
+        insecure=True,
+        mirrored_registries=workspace.config.registry.mirrored_registries,
+    )
 
     with ThreadPoolExecutor(max_workers=1) as image_builder:
         progress("building service images in the background (cached after the first time)")
         pushed: Future = image_builder.submit(_push_images, lab_network.registry_address, cache_dir)
         progress("preparing the server base root file system (cached after the first time)")
         base = rootfs.server_base(cache_dir)
-        _boot_servers(workspace, layout, record, lab_network, base, app_servers, progress)
+        _boot_servers(layout, record, lab_network, base, app_servers, render_mirror_drop_in(mirror), progress)
         progress("waiting for the images")
         for reference in pushed.result():
             progress(f"image ready: {reference}")
 
-    mirror = RegistrySettings(
-        mirror=lab_network.registry_address,
-        insecure=True,
-        mirrored_registries=workspace.config.registry.mirrored_registries,
-    )
     workspace.save_config(workspace.config.model_copy(update={"registry": mirror, "proxy_tls": "internal"}))
     progress(f"registry mirror set to the lab registry in {workspace.config_path.name}")
 
@@ -142,12 +141,8 @@ def _ensure_ssh_key(layout: LabLayout) -> str:
     return layout.ssh_key.with_suffix(".pub").read_text()
 
 
-def _boot_servers(workspace, layout, record, lab_network, base, app_servers, progress) -> None:
+def _boot_servers(layout, record, lab_network, base, app_servers, mirror_drop_in: str, progress) -> None:
     public_key = _ensure_ssh_key(layout)
-    mirror_drop_in = render_mirror_drop_in(
-        RegistrySettings(mirror=lab_network.registry_address, insecure=True,
-                         mirrored_registries=workspace.config.registry.mirrored_registries)
-    )  # fmt: skip
     known_hosts: list[str] = []
     targets: list[tuple[SshTarget, Path]] = []
     for index, plan in enumerate(plan_servers(app_servers)):

@@ -11,7 +11,7 @@ from orchestrator.catalog import resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.placement import Demand, place
 from orchestrator.state.associations import ASSOCIATION_SLUG, get_association
-from orchestrator.state.instances import capacities, instance_as_dict, list_instances, server_of
+from orchestrator.state.instances import capacities, instance_as_dict, list_instances
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
 
@@ -47,7 +47,7 @@ def create_instance(
     with opened(workspace_path) as (workspace, store), store.session() as session:
         owner = get_association(session, association)
         if server is not None:
-            get_server(session, server)
+            get_server(session, server)  # NotFound before placement explains anything
         if any(i.name == instance_name for i in list_instances(session, association=association)):
             raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
         demand = Demand(
@@ -58,7 +58,7 @@ def create_instance(
         instance = Instance(
             association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
             size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
-            server=server_of(session, decision.server), parameters=values, state="planned",
+            server=get_server(session, decision.server), parameters=values, state="planned",
         )  # fmt: skip
         view = instance_as_dict(instance)
         if not dry_run:

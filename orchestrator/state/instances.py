@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.placement import Capacity
-from orchestrator.state.models import Association, Instance, Server
+from orchestrator.state.models import Association, Instance
 from orchestrator.state.servers import list_servers
 
 ACTIVE_STATES = ("planned", "running", "suspended", "failed")
@@ -42,12 +42,12 @@ def get_instance(session: Session, address: str) -> Instance:
 
 def capacities(session: Session, association_id: int) -> list[Capacity]:
     """Give every server with what its active instances already hold, for placement."""
+    held_by_server: dict[int, list[Instance]] = {}
+    for instance in session.scalars(select(Instance).where(Instance.state.in_(ACTIVE_STATES))):
+        held_by_server.setdefault(instance.server_id, []).append(instance)
     result = []
     for server in list_servers(session):
-        held = [
-            i for i in session.scalars(select(Instance).where(Instance.server_id == server.id))
-            if i.state in ACTIVE_STATES
-        ]  # fmt: skip
+        held = held_by_server.get(server.id, [])
         result.append(
             Capacity(
                 name=server.name, role=server.role, draining=server.draining, labels=dict(server.labels),
@@ -77,6 +77,3 @@ def instance_as_dict(instance: Instance) -> dict:
         "state": instance.state,
     }
 
-
-def server_of(session: Session, name: str) -> Server:
-    return session.scalars(select(Server).where(Server.name == name)).one()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.catalog import Catalog, Service, load_catalog, load_service
+from orchestrator.errors import NotFound
 from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
 
 
@@ -42,7 +43,7 @@ def validate(path: Path | None, workspace_path: Path | None) -> list[str]:
     if path is None:
         try:
             path = open_workspace(workspace_path).catalog_dir
-        except Exception:
+        except NotFound:
             path = BUNDLED_CATALOG_DIR
     if path.is_file():
         return [load_service(path).id]

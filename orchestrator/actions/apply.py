@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.inventory_export import export_inventory
+from orchestrator.actions.inventory_export import write_inventory
 from orchestrator.runner import run_playbook
 from orchestrator.state.runs import record_run
 from orchestrator.state.servers import get_server
@@ -33,19 +33,18 @@ def apply(workspace_path: Path | None, *, server: str | None = None, progress: P
     Raises NotFound for an unknown server. A failed run is reported in the result, not raised.
     """
     with opened(workspace_path) as (workspace, store):
-        if server is not None:
-            with store.session() as session:
+        with store.session() as session:
+            if server is not None:
                 get_server(session, server)
-        runs_dir = workspace.root / "runs"
-    exported = export_inventory(workspace_path)
-    progress(f"inventory {'written' if exported['changed'] else 'unchanged'}: {exported['directory']}")
-    result = run_playbook(
-        "server.yml", inventory=Path(exported["directory"]), runs_dir=runs_dir, limit=server,
-        on_event=_progress_from_events(progress),
-    )  # fmt: skip
-    summary = asdict(result)
-    summary["changed"] = result.changed
-    summary["succeeded"] = result.succeeded
-    with opened(workspace_path) as (_workspace, store), store.session() as session:
-        record_run(session, summary, target=server or "all")
+            exported = write_inventory(workspace, session)
+        progress(f"inventory {'written' if exported['changed'] else 'unchanged'}: {exported['directory']}")
+        result = run_playbook(
+            "server.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=server,
+            on_event=_progress_from_events(progress),
+        )  # fmt: skip
+        summary = asdict(result)
+        summary["changed"] = result.changed
+        summary["succeeded"] = result.succeeded
+        with store.session() as session:
+            record_run(session, summary, target=server or "all")
     return summary

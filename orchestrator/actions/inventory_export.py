@@ -7,40 +7,47 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from orchestrator.actions.common import opened
 from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.servers import list_servers
+from orchestrator.workspace import Workspace
 
 
 def export_inventory(workspace_path: Path | None) -> dict:
-    """Write the inventory of the whole fleet and give ``{"directory", "files", "changed"}``.
+    """Write the inventory of the whole fleet and give ``{"directory", "files", "changed"}``."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        return write_inventory(workspace, session)
+
+
+def write_inventory(workspace: Workspace, session: Session) -> dict:
+    """Write ``inventories/ENVIRONMENT/`` from the state in ``session``; give what ``export_inventory`` gives.
 
     The directory is replaced as a whole (written beside it, then swapped), so a reader never
     sees half an inventory; unchanged state gives byte-identical files.
     """
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        servers = [
-            ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
-            for s in list_servers(session)
-        ]
-        instances = [
-            InstanceEntry(
-                association=i.association.slug, name=i.name, server=i.server.name, service=i.service_id,
-                version=i.service_version, size=i.size, cpu=i.cpu, memory_mb=i.memory_mb, disk_gb=i.disk_gb,
-                state=i.state, parameters=dict(i.parameters),
-            )
-            for i in list_instances(session)
-            if i.state in ACTIVE_STATES
-        ]  # fmt: skip
-        environment = workspace.config.environment
-        target = workspace.inventories_dir / environment
-        fleet_variables = {
-            "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
-            "ruche_server_tls": workspace.config.proxy_tls,
-            "ruche_base_domain": workspace.config.base_domain,
-        }
+    servers = [
+        ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
+        for s in list_servers(session)
+    ]
+    instances = [
+        InstanceEntry(
+            association=i.association.slug, name=i.name, server=i.server.name, service=i.service_id,
+            version=i.service_version, size=i.size, cpu=i.cpu, memory_mb=i.memory_mb, disk_gb=i.disk_gb,
+            state=i.state, parameters=dict(i.parameters),
+        )
+        for i in list_instances(session)
+        if i.state in ACTIVE_STATES
+    ]  # fmt: skip
+    fleet_variables = {
+        "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
+        "ruche_server_tls": workspace.config.proxy_tls,
+        "ruche_base_domain": workspace.config.base_domain,
+    }
+    target = workspace.inventories_dir / workspace.config.environment
     files = render_inventory(servers, instances, fleet_variables)
     changed = _replace_directory(target, files)
     return {"directory": str(target), "files": sorted(files), "changed": changed}

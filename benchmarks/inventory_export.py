@@ -16,7 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.deployment import InstanceRecord, instance_domain, instance_variables, secret_names  # noqa: E402
 from orchestrator.inventory import InstanceEntry, ServerEntry, render_inventory  # noqa: E402
+from orchestrator.secrets import Vault  # noqa: E402
+from orchestrator.workspace import BUNDLED_CATALOG_DIR  # noqa: E402
 
 SERVICES = ("nextcloud", "mattermost", "limesurvey", "radicale", "miniflux")
 
@@ -24,14 +28,22 @@ SERVICES = ("nextcloud", "mattermost", "limesurvey", "radicale", "miniflux")
 def fleet(associations: int, servers: int, per_association: int = 3):
     rng = random.Random(42)
     server_entries = [ServerEntry(f"web-{n:03d}", f"10.0.{n // 250}.{n % 250 + 1}", "root", 22, "apps", False) for n in range(servers)]
+    catalog = load_catalog(BUNDLED_CATALOG_DIR)
+    # One real ciphertext reused: encrypting 60,000 secrets would time the KDF, not the export.
+    ciphertext = Vault(b"benchmark").encrypt("x" * 32)
     instances = []
     for number in range(associations):
         slug = f"asso-{number:05d}"
         for service in rng.sample(SERVICES, per_association):
             server = server_entries[rng.randrange(servers)].name
-            instances.append(
-                InstanceEntry(slug, service, server, service, "1+1.0", "small", 0.5, 512, 5, "running", {"admin_email": f"admin@{slug}.org"})
-            )
+            definition = catalog.get(service)
+            parameters = {p.name: p.default or f"admin@{slug}.org" for p in definition.parameters}
+            record = InstanceRecord(
+                association=slug, name=service, domain=instance_domain(slug, service, "example.org"), http_port=20000,
+                desired_state="present", cpu=0.5, memory_mb=512, parameters=parameters,
+                secrets={name: ciphertext for name in secret_names(definition)},
+            )  # fmt: skip
+            instances.append(InstanceEntry(slug, service, server, instance_variables(record, definition)))
     return server_entries, instances
 
 

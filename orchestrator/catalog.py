@@ -133,7 +133,8 @@ class Service(Strict):
         dict[str, str], Field(description="Environment variables; values may use ${param.X}, ${instance.X}, ${db.X}, ${secret.X}.")
     ] = {}
     secrets: Annotated[
-        list[str], Field(description="Names of random secrets generated per instance, usable as ${secret.NAME}.")
+        list[Annotated[str, Field(pattern=VARIABLE_NAME)]],
+        Field(description="Names of random secrets generated per instance, usable as ${secret.NAME}."),
     ] = []
     volumes: Annotated[list[Volume], Field(description="Persistent volumes.")] = []
     health: Annotated[HealthCheck, Field(description="How ruche checks the instance answers.")]
@@ -158,6 +159,9 @@ class Service(Strict):
             leftover = REFERENCE.sub("", value)
             if "${" in leftover:
                 raise ValueError(f"environment {key}: malformed reference (write ${{kind.name}})")
+        reserved = [name for name in self.secrets if name.startswith("db_")]
+        if reserved:
+            raise ValueError(f"secret names starting with db_ are reserved for the database: {', '.join(reserved)}")
         volume_names = {v.name for v in self.volumes}
         unknown = [v for v in self.backup.volumes if v not in volume_names]
         if unknown:

@@ -79,6 +79,16 @@ class PlacementSettings(StrictModel):
     ] = 1.0
 
 
+class SecretsSettings(StrictModel):
+    vault_password_file: Annotated[
+        str | None,
+        Field(
+            description="File holding the ansible-vault password that encrypts instances' secrets; it must lie "
+            "outside the workspace. RUCHE_VAULT_PASSWORD (the password) or RUCHE_VAULT_PASSWORD_FILE override it."
+        ),
+    ] = None
+
+
 class WorkspaceConfig(StrictModel):
     collective: Annotated[str, Field(min_length=1, max_length=120, description="The hosting collective's name.")]
     base_domain: Annotated[
@@ -105,6 +115,7 @@ class WorkspaceConfig(StrictModel):
     ] = "acme"
     placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
     lab: Annotated[LabSettings, Field(description="Settings of the local lab (`ruche lab up`).")] = LabSettings()
+    secrets: Annotated[SecretsSettings, Field(description="Where the vault password comes from.")] = SecretsSettings()
 
     @field_validator("base_domain")
     @classmethod

@@ -3,7 +3,8 @@
 Servers are the inventory's hosts; instances are variables of their server (``ruche_instances``),
 not hosts, because Ansible reads ten thousand hosts slowly.  Every value that came from a user
 (names, parameters) is written with YAML's ``!unsafe`` tag, so Ansible never templates it:
-``{{ lookup('pipe', ...) }}`` in a parameter stays text.  No secret is ever written here.
+``{{ lookup('pipe', ...) }}`` in a parameter stays text.  Secrets appear only as ansible-vault
+ciphertext (``!vault``), taken as recorded, so the output stays byte-identical.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ class Unsafe(str):
     """A string Ansible must never template (written as ``!unsafe``)."""
 
 
+class Vaulted(str):
+    """An ansible-vault ciphertext (written as ``!vault |``)."""
+
+
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when available: ~10x faster
     pass
 
@@ -28,7 +33,12 @@ def _represent_unsafe(dumper: yaml.SafeDumper, value: Unsafe):
     return dumper.represent_scalar("!unsafe", str(value), style="'")
 
 
+def _represent_vaulted(dumper: yaml.SafeDumper, value: Vaulted):
+    return dumper.represent_scalar("!vault", str(value).strip() + "\n", style="|")
+
+
 _Dumper.add_representer(Unsafe, _represent_unsafe)
+_Dumper.add_representer(Vaulted, _represent_vaulted)
 
 
 def dump_yaml(data) -> str:
@@ -50,34 +60,12 @@ class ServerEntry:
 
 @dataclass(frozen=True)
 class InstanceEntry:
+    """One instance on ``server``: its variables as the role reads them (see orchestrator.deployment)."""
+
     association: str
     name: str
     server: str
-    service: str
-    version: str
-    size: str
-    cpu: float
-    memory_mb: int
-    disk_gb: int
-    state: str
-    parameters: dict[str, str]
-
-
-def instance_variables(instance: InstanceEntry) -> dict:
-    """Give the namespaced variables of one instance, user values marked unsafe."""
-    return {
-        "id": Unsafe(f"{instance.association}-{instance.name}"),
-        "association": Unsafe(instance.association),
-        "name": Unsafe(instance.name),
-        "service": instance.service,
-        "version": instance.version,
-        "size": instance.size,
-        "cpu": instance.cpu,
-        "memory_mb": instance.memory_mb,
-        "disk_gb": instance.disk_gb,
-        "state": instance.state,
-        "parameters": {Unsafe(key): Unsafe(value) for key, value in sorted(instance.parameters.items())},
-    }
+    variables: dict
 
 
 def _ssh_variables(server: ServerEntry) -> dict:
@@ -111,7 +99,7 @@ def render_inventory(
             "ansible_port": server.ssh_port,
             **_ssh_variables(server),
             "ruche_server_role": server.role,
-            "ruche_instances": [instance_variables(i) for i in hosted],
+            "ruche_instances": [i.variables for i in hosted],
         }
         files[str(PurePosixPath("host_vars") / f"{server.name}.yml")] = HEADER + dump_yaml(variables)
     files["hosts.yml"] = HEADER + dump_yaml({"all": {"children": groups}})

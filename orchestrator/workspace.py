@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.config import CONFIG_FILE_NAME, WorkspaceConfig, dump_config, load_config
 from orchestrator.errors import Conflict, NotFound
+from orchestrator.secrets import Vault, VaultPasswordSource, find_vault_password
 
 WORKSPACE_ENV = "RUCHE_WORKSPACE"
 BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "service_catalog"
@@ -58,6 +59,14 @@ class Workspace:
             if not database.is_absolute():
                 url = url.set(database=str(self.root / database))
         return url.render_as_string(hide_password=False)
+
+    def vault_password(self) -> VaultPasswordSource:
+        """Give the vault password (see orchestrator.secrets); raises MissingPrerequisite or ConfigError."""
+        return find_vault_password(self.root, self.config.secrets.vault_password_file)
+
+    def vault(self) -> Vault:
+        """Give the vault that encrypts and decrypts this workspace's secrets."""
+        return Vault(self.vault_password().password)
 
     def save_config(self, config: WorkspaceConfig) -> None:
         """Write ``config`` to ``ruche.toml`` atomically and forget the cached copy."""

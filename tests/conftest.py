@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 from orchestrator.cli.main import main as ruche_main
 
 TIERS = ("unit", "integration", "lab")
+
+# `ruche init` writes a vault password under $XDG_CONFIG_HOME: keep the tests' ones out of ~/.config.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="ruche-tests-config-")
+for _name in ("RUCHE_VAULT_PASSWORD", "RUCHE_VAULT_PASSWORD_FILE", "RUCHE_WORKSPACE"):
+    os.environ.pop(_name, None)
 
 
 def pytest_collection_modifyitems(items):

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.config import WorkspaceConfig
+from orchestrator.config import SecretsSettings, WorkspaceConfig
+from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, create_password_file
 from orchestrator.errors import InvalidInput
 from orchestrator.state.database import StateStore
 from orchestrator.validation import describe_validation_error
 from orchestrator.workspace import create_workspace
 
 
-def init_workspace(path: Path, *, collective: str, base_domain: str, state_url: str | None) -> dict:
+def default_password_file(path: Path) -> Path:
+    """Give where ``ruche init`` puts a new vault password for the workspace at ``path``.
+
+    Under ``$XDG_CONFIG_HOME/ruche/vault/`` (default ``~/.config``), never inside the workspace.
+    """
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return config_home / "ruche" / "vault" / f"{path.resolve().name}-{digest}.password"
+
+
+def init_workspace(
+    path: Path, *, collective: str, base_domain: str, state_url: str | None, vault_password_file: Path | None = None
+) -> dict:
     """Create a workspace at ``path`` with its config and an up-to-date state database; give a summary.
+
+    The vault password is ``vault_password_file`` if given; else, unless ``$RUCHE_VAULT_PASSWORD``
+    or ``$RUCHE_VAULT_PASSWORD_FILE`` provides one, a new random password is written to
+    :func:`default_password_file` (mode 0600) and named in ruche.toml.
 
     Raises InvalidInput for a bad name/domain/URL and Conflict if a workspace is already there;
     nothing is written in either case.
@@ -22,14 +41,27 @@ def init_workspace(path: Path, *, collective: str, base_domain: str, state_url: 
     fields = {"collective": collective, "base_domain": base_domain}
     if state_url:
         fields["state_url"] = state_url
+    if vault_password_file is not None:
+        fields["secrets"] = SecretsSettings(vault_password_file=str(vault_password_file.expanduser().resolve()))
     try:
         config = WorkspaceConfig(**fields)
     except ValidationError as error:
         raise InvalidInput("\n".join(describe_validation_error(error, "init"))) from None
     workspace = create_workspace(path, config)
+    created_password = None
     try:
+        if config.secrets.vault_password_file is None and not (os.environ.get(PASSWORD_ENV) or os.environ.get(PASSWORD_FILE_ENV)):
+            created_password = create_password_file(default_password_file(path))
+            workspace.save_config(config.model_copy(update={"secrets": SecretsSettings(vault_password_file=str(created_password))}))
+        workspace.vault_password()  # refuses a password file inside the workspace or readable by others
         StateStore(workspace.state_url).close()
     except BaseException:
         workspace.config_path.unlink()  # a refused init leaves no half workspace behind
+        if created_password is not None:
+            created_password.unlink()
         raise
-    return {"workspace": str(workspace.root), "config": str(workspace.config_path)}
+    return {
+        "workspace": str(workspace.root),
+        "config": str(workspace.config_path),
+        "vault_password": workspace.vault_password().description,
+    }

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from orchestrator.actions.catalog import catalog_of
 from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.deployment import free_http_port, instance_domain, secret_names
 from orchestrator.placement import Demand, place
-from orchestrator.state.associations import ASSOCIATION_SLUG, get_association
-from orchestrator.state.instances import capacities, instance_as_dict, list_instances
+from orchestrator.secrets import generate_secret
+from orchestrator.state.associations import get_association, is_slug
+from orchestrator.state.instances import capacities, instance_as_dict, list_instances, used_http_ports
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
 
@@ -33,12 +34,15 @@ def create_instance(
 ) -> dict:
     """Validate, place and (unless ``dry_run``) record a new instance in state ``planned``.
 
+    The instance gets its domain, a loopback port on its server and its secrets (random,
+    stored vault-encrypted); ``ruche apply`` deploys it.
+
     Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "dry_run": bool}``.
     Raises InvalidInput, NotFound or Conflict (no room, name taken) with the state unchanged.
     """
     instance_name = name or service
-    if not re.match(ASSOCIATION_SLUG, instance_name):
-        raise InvalidInput(f"instance name {instance_name!r}: use a-z, 0-9 and inner dashes, 32 at most")
+    if not is_slug(instance_name):
+        raise InvalidInput(f"instance name {instance_name!r}: use a-z, 0-9 and single inner dashes, 32 at most")
     if size not in SIZES:
         raise InvalidInput(f"size {size!r}: expected one of {', '.join(SIZES)}")
     definition = catalog_of(workspace_path).get(service)
@@ -55,10 +59,20 @@ def create_instance(
             required_labels=labels or {}, server=server,
         )  # fmt: skip
         decision = place(demand, capacities(session, owner.id), **_ratios(workspace))
+        chosen = get_server(session, decision.server)
+        try:
+            port = free_http_port(used_http_ports(session, chosen.id))
+        except ValueError as error:
+            raise Conflict(f"server {chosen.name}: {error}", hint="choose another --server") from None
+        # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
+        vault = None if dry_run else workspace.vault()
+        secrets = {} if vault is None else {name: vault.encrypt(generate_secret()) for name in secret_names(definition)}
         instance = Instance(
             association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
             size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
-            server=get_server(session, decision.server), parameters=values, state="planned",
+            server=chosen, parameters=values, state="planned", desired_state="present",
+            domain=instance_domain(association, instance_name, workspace.config.base_domain), http_port=port,
+            secrets=secrets, health="unknown", health_detail="",
         )  # fmt: skip
         view = instance_as_dict(instance)
         if not dry_run:

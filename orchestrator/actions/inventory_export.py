@@ -10,9 +10,12 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from orchestrator.actions.common import opened
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.deployment import instance_variables
 from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
 from orchestrator.registries import render_mirror_drop_in
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
+from orchestrator.state.models import Instance
 from orchestrator.state.servers import list_servers
 from orchestrator.workspace import Workspace
 
@@ -33,15 +36,12 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
         ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
         for s in list_servers(session)
     ]
+    catalog = load_catalog(workspace.catalog_dir)
     instances = [
-        InstanceEntry(
-            association=i.association.slug, name=i.name, server=i.server.name, service=i.service_id,
-            version=i.service_version, size=i.size, cpu=i.cpu, memory_mb=i.memory_mb, disk_gb=i.disk_gb,
-            state=i.state, parameters=dict(i.parameters),
-        )
+        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog))
         for i in list_instances(session)
         if i.state in ACTIVE_STATES
-    ]  # fmt: skip
+    ]
     fleet_variables = {
         "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
         "ruche_server_tls": workspace.config.proxy_tls,
@@ -51,6 +51,11 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     files = render_inventory(servers, instances, fleet_variables)
     changed = _replace_directory(target, files)
     return {"directory": str(target), "files": sorted(files), "changed": changed}
+
+
+def deployment_variables(instance: Instance, catalog: Catalog) -> dict:
+    """Give the role variables of ``instance`` from the current catalogue; raises NotFound for a removed service."""
+    return instance_variables(deployment_record(instance), catalog.get(instance.service_id))
 
 
 def _read_tree(directory: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,7 +13,14 @@ from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.state.models import Association
 from orchestrator.validation import describe_validation_error
 
-ASSOCIATION_SLUG = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
+# Single inner dashes only: "--" separates association and instance in identifiers (asso--nextcloud).
+ASSOCIATION_SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+SLUG_MAX_LENGTH = 32
+
+
+def is_slug(text: str) -> bool:
+    """Tell whether ``text`` is a valid association or instance name."""
+    return len(text) <= SLUG_MAX_LENGTH and re.match(ASSOCIATION_SLUG, text) is not None
 
 
 class AssociationSpec(BaseModel):
@@ -22,7 +30,10 @@ class AssociationSpec(BaseModel):
 
     slug: Annotated[
         str,
-        Field(pattern=ASSOCIATION_SLUG, description="Short unique name used in addresses and paths: a-z, 0-9, inner dashes, 32 at most."),
+        Field(
+            pattern=ASSOCIATION_SLUG, max_length=SLUG_MAX_LENGTH,
+            description="Short unique name used in addresses and paths: a-z, 0-9, single inner dashes, 32 at most.",
+        ),  # fmt: skip
     ]
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$", description="Full name.")]
     email: Annotated[

@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.deployment import InstanceRecord
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.placement import Capacity
 from orchestrator.state.models import Association, Instance
 from orchestrator.state.servers import list_servers
 
+# Every state but "deleted": such instances hold room on their server and appear in the inventory.
 ACTIVE_STATES = ("planned", "running", "suspended", "failed")
 
 
@@ -74,6 +76,29 @@ def instance_as_dict(instance: Instance) -> dict:
         "disk_gb": instance.disk_gb,
         "server": instance.server.name,
         "parameters": dict(sorted(instance.parameters.items())),
+        "domain": instance.domain,
+        "url": f"https://{instance.domain}/",
+        "desired_state": instance.desired_state,
         "state": instance.state,
+        "health": instance.health,
+        "health_detail": instance.health_detail,
+        "health_checked_at": instance.health_checked_at.isoformat() if instance.health_checked_at else None,
+        "last_run_id": instance.last_run_id,
+        "secrets": sorted(instance.secrets),  # names only
     }
 
+
+
+def deployment_record(instance: Instance) -> InstanceRecord:
+    """Give the facts of ``instance`` its deployment is derived from."""
+    return InstanceRecord(
+        association=instance.association.slug, name=instance.name, domain=instance.domain,
+        http_port=instance.http_port, desired_state=instance.desired_state, cpu=instance.cpu,
+        memory_mb=instance.memory_mb, parameters=dict(instance.parameters), secrets=dict(instance.secrets),
+    )  # fmt: skip
+
+
+def used_http_ports(session: Session, server_id: int) -> set[int]:
+    """Give the loopback ports held by the active instances of a server."""
+    query = select(Instance.http_port).where(Instance.server_id == server_id, Instance.state.in_(ACTIVE_STATES))
+    return set(session.scalars(query))

@@ -68,7 +68,21 @@ class Instance(Base):
     disk_gb: Mapped[int] = mapped_column(Integer)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="RESTRICT"))
     parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # What the admin wants: present (running), suspended, or absent (to be removed).
+    desired_state: Mapped[str] = mapped_column(String(16), default="present")
+    # What the last run achieved: planned, running, suspended, failed, deleted.
     state: Mapped[str] = mapped_column(String(16), default="planned")
+    domain: Mapped[str] = mapped_column(String(255))
+    # Loopback port on its server that Caddy proxies the instance's domain to.
+    http_port: Mapped[int] = mapped_column(Integer)
+    # name -> ansible-vault ciphertext; never plaintext.
+    secrets: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Digest of the deployment last applied successfully (None: never); `ruche plan` compares it.
+    applied_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_detail: Mapped[str] = mapped_column(String(500), default="")
+    health_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     association: Mapped[Association] = relationship()
@@ -77,6 +91,11 @@ class Instance(Base):
     @property
     def address(self) -> str:
         return f"{self.association.slug}/{self.name}"
+
+    @property
+    def identifier(self) -> str:
+        """The instance's name on its server (units, network, directories): ``association--name``."""
+        return f"{self.association.slug}--{self.name}"
 
 
 class Run(Base):

@@ -96,5 +96,38 @@ def test_inventory_export_is_byte_identical_until_the_state_changes(pool, ruche,
     assert ruche(*pool, "instance", "create", "chorale", "radicale").exit_code == 0
     assert json.loads(ruche(*pool, "inventory", "export", "--json").stdout)["changed"] is True
     host_vars = (directory / "host_vars" / "big.yml").read_text()
-    assert "id: !unsafe 'chorale-radicale'" in host_vars
+    assert "id: !unsafe 'chorale--radicale'" in host_vars
+    assert "domain: !unsafe 'radicale.chorale.test.example.org'" in host_vars
     assert "vault:" in (directory / "hosts.yml").read_text()
+
+
+def test_secrets_are_generated_encrypted_and_never_written_in_clear(pool, ruche, workspace):
+    from orchestrator.state.database import StateStore
+    from orchestrator.state.instances import get_instance
+    from orchestrator.workspace import open_workspace
+
+    assert ruche(*pool, "instance", "create", "amap", "miniflux").exit_code == 0
+    assert ruche(*pool, "inventory", "export").exit_code == 0
+    opened = open_workspace(workspace)
+    store = StateStore(opened.state_url)
+    with store.session() as session:
+        recorded = dict(get_instance(session, "amap/miniflux").secrets)
+    store.close()
+    assert sorted(recorded) == ["admin_password", "db_password"]
+    plaintexts = [opened.vault().decrypt(ciphertext) for ciphertext in recorded.values()]
+    assert all(len(p) == 32 for p in plaintexts) and plaintexts[0] != plaintexts[1]
+    host_vars = (workspace / "inventories" / "production" / "host_vars" / "big.yml").read_text()
+    assert host_vars.count("!vault |") == 2
+    written = b"".join(p.read_bytes() for p in workspace.rglob("*") if p.is_file())
+    assert not any(p.encode() in written for p in plaintexts)  # neither inventory nor SQLite file
+    shown = ruche(*pool, "instance", "show", "amap/miniflux", "--json")
+    assert json.loads(shown.stdout)["secrets"] == ["admin_password", "db_password"]
+    assert not any(p in shown.stdout for p in plaintexts)
+
+
+def test_instance_creation_without_a_vault_password_is_refused_and_records_nothing(pool, ruche, workspace, monkeypatch):
+    monkeypatch.setenv("RUCHE_VAULT_PASSWORD_FILE", str(workspace / "inside.password"))
+    result = ruche(*pool, "instance", "create", "amap", "radicale")
+    assert result.exit_code == 3 and "lies inside the workspace" in result.stderr
+    monkeypatch.delenv("RUCHE_VAULT_PASSWORD_FILE")
+    assert instances(ruche, pool) == []

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.inventory import InstanceEntry, ServerEntry, render_inventory
+from orchestrator.inventory import ServerEntry, render_inventory
+from tests.helpers import instance_entry
 
 ANSIBLE_BIN = Path(sys.executable).parent
 
@@ -19,7 +20,7 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 
 def hostile_inventory(tmp_path: Path, marker: Path) -> Path:
     value = "{{ lookup('pipe','touch " + str(marker) + "') }}"
-    instance = InstanceEntry("asso", "site", "web-1", "radicale", "1+3.5.3", "small", 0.25, 128, 1, "planned", {"title": value})
+    instance = instance_entry("asso", "site", "web-1", title=value)
     files = render_inventory([ServerEntry("web-1", "192.0.2.1", "root", 22, "apps", False)], [instance])
     return write(tmp_path / "inventory", files)
 

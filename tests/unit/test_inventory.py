@@ -1,6 +1,7 @@
 import yaml
 
-from orchestrator.inventory import InstanceEntry, ServerEntry, render_inventory
+from orchestrator.inventory import ServerEntry, render_inventory
+from tests.helpers import instance_entry
 
 SERVERS = [
     ServerEntry("web-2", "192.0.2.2", "root", 22, "apps", False),
@@ -10,7 +11,7 @@ SERVERS = [
 
 
 def instance(association, name, server, **parameters):
-    return InstanceEntry(association, name, server, "radicale", "1+3.5.3", "small", 0.25, 128, 1, "planned", parameters)
+    return instance_entry(association, name, server, **parameters)
 
 
 def test_inventory_is_deterministic_whatever_the_input_order():
@@ -31,7 +32,7 @@ def test_groups_and_instances_as_server_variables():
     }
     text = files["host_vars/web-1.yml"]
     assert "ansible_port: 2222" in text and "ansible_user: admin" in text
-    assert text.index("id: !unsafe 'a-y'") < text.index("id: !unsafe 'b-x'")
+    assert text.index("id: !unsafe 'a--y'") < text.index("id: !unsafe 'b--x'")
 
 
 def test_user_values_are_tagged_unsafe_and_quoted():

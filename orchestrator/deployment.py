@@ -1,0 +1,167 @@
+"""What an instance deploys on its server: the variables the ``ruche_instance`` role works from.
+
+Everything here is derived from the instance's record and its catalogue entry; the result goes
+into the inventory as the server's ``ruche_instances``.  User values (names, parameters, and
+text produced from them) are marked unsafe; secrets appear only as vault ciphertext and are
+referenced by name from the environment ("parts"), so the role assembles env files on the server
+and no plaintext secret is ever written on the control machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from orchestrator.catalog import REFERENCE, Service
+from orchestrator.inventory import Unsafe, Vaulted
+
+# The database sidecar of each engine: its image's environment interface, data directory, port.
+DATABASE_ENGINES = {
+    "postgresql": {
+        "port": 5432,
+        "data_mount": "/var/lib/postgresql/data",
+        "environment": {"POSTGRES_USER": "app", "POSTGRES_DB": "app", "POSTGRES_PASSWORD": "${secret.db_password}"},
+        "secrets": ["db_password"],
+    },
+    "mariadb": {
+        "port": 3306,
+        "data_mount": "/var/lib/mysql",
+        "environment": {
+            "MARIADB_USER": "app", "MARIADB_DATABASE": "app", "MARIADB_PASSWORD": "${secret.db_password}",
+            "MARIADB_ROOT_PASSWORD": "${secret.db_root_password}",
+        },  # fmt: skip
+        "secrets": ["db_password", "db_root_password"],
+    },
+}
+FIRST_HTTP_PORT = 20000
+LAST_HTTP_PORT = 29999
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """The recorded facts about one instance that its deployment depends on."""
+
+    association: str
+    name: str
+    domain: str
+    http_port: int
+    desired_state: str
+    cpu: float
+    memory_mb: int
+    parameters: dict[str, str]
+    secrets: dict[str, str]  # name -> vault ciphertext
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.association}--{self.name}"
+
+
+def instance_domain(association: str, name: str, base_domain: str) -> str:
+    """Give the domain an instance answers on: ``NAME.ASSOCIATION.BASE_DOMAIN``."""
+    return f"{name}.{association}.{base_domain}"
+
+
+def secret_names(service: Service) -> list[str]:
+    """Give the names of the secrets an instance of ``service`` needs (its own and its database's)."""
+    names = list(service.secrets)
+    if service.database != "none":
+        names += DATABASE_ENGINES[service.database]["secrets"]
+    return names
+
+
+def free_http_port(used: set[int]) -> int:
+    """Give the lowest loopback port not in ``used``; raises ValueError when the range is full."""
+    for port in range(FIRST_HTTP_PORT, LAST_HTTP_PORT + 1):
+        if port not in used:
+            return port
+    raise ValueError("no free loopback port left on this server")
+
+
+def _container(identifier: str, role: str) -> str:
+    return f"ruche-{identifier}-{role}"
+
+
+def _parts(template: str, values: dict[str, dict[str, str]]) -> list[dict]:
+    """Split ``template`` into literal text parts and secret references, substituting the rest."""
+    parts: list[dict] = []
+    position = 0
+
+    def add_text(text: str) -> None:
+        if not text:
+            return
+        if parts and "text" in parts[-1]:
+            parts[-1] = {"text": Unsafe(parts[-1]["text"] + text)}
+        else:
+            parts.append({"text": Unsafe(text)})
+
+    for match in REFERENCE.finditer(template):
+        add_text(template[position : match.start()])
+        kind, name = match.groups()
+        if kind == "secret" or (kind == "db" and name == "password"):
+            parts.append({"secret": "db_password" if kind == "db" else name})
+        else:
+            add_text(values[kind].get(name, ""))  # an optional parameter left unset is empty
+        position = match.end()
+    add_text(template[position:])
+    return parts
+
+
+def _environment(templates: dict[str, str], values: dict[str, dict[str, str]]) -> list[dict]:
+    return [{"name": key, "parts": _parts(template, values)} for key, template in sorted(templates.items())]
+
+
+def instance_variables(record: InstanceRecord, service: Service) -> dict:
+    """Give the variables of one instance for the ``ruche_instance`` role (see the module's docstring)."""
+    identifier = record.identifier
+    database = None
+    values = {
+        "param": dict(record.parameters),
+        "instance": {"name": record.name, "association": record.association, "domain": record.domain,
+                     "url": f"https://{record.domain}"},
+        "db": {},
+    }  # fmt: skip
+    if service.database != "none":
+        engine = DATABASE_ENGINES[service.database]
+        values["db"] = {"host": _container(identifier, "db"), "port": str(engine["port"]), "name": "app", "user": "app"}
+        database = {
+            "engine": service.database,
+            "image": service.database_image,
+            "container": _container(identifier, "db"),
+            "port": engine["port"],
+            "data_mount": engine["data_mount"],
+            "environment": _environment(engine["environment"], values),
+        }
+    return {
+        "id": Unsafe(identifier),
+        "association": Unsafe(record.association),
+        "name": Unsafe(record.name),
+        "service": service.id,
+        "version": service.version,
+        "state": record.desired_state,
+        "domain": Unsafe(record.domain),
+        "http_port": record.http_port,
+        "limits": {"cpu": record.cpu, "memory_mb": record.memory_mb},
+        "health_path": service.health.path,
+        "app": {
+            "image": service.image.reference,
+            "container": _container(identifier, "app"),
+            "port": service.port,
+            "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
+            "environment": _environment(service.environment, values),
+        },
+        "sidecars": [
+            {"name": s.name, "image": s.image, "container": _container(identifier, s.name), "command": list(s.command),
+             "shares_volumes": s.shares_volumes}
+            for s in service.sidecars
+        ],  # fmt: skip
+        "database": database,
+        "parameters": {Unsafe(key): Unsafe(value) for key, value in sorted(record.parameters.items())},
+        "secrets": {name: Vaulted(record.secrets[name]) for name in sorted(record.secrets)},
+    }
+
+
+def fingerprint(variables: dict) -> str:
+    """Give a digest of an instance's variables: it changes exactly when its deployment would."""
+    text = json.dumps(variables, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

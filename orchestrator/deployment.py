@@ -142,7 +142,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "domain": Unsafe(record.domain),
         "http_port": record.http_port,
         "limits": {"cpu": record.cpu, "memory_mb": record.memory_mb},
-        "health_path": service.health.path,
+        "health": {"path": service.health.path, "status": service.health.expected_status},
         "app": {
             "image": service.image.reference,
             "container": _container(identifier, "app"),

@@ -2,20 +2,27 @@
 
 Each run gets a fresh private data directory (mode 0700) under the workspace's ``runs/``,
 named by its run id and kept as the audit trail (artifacts: events, stdout, status, rc).
-Env files are suppressed, so no variable or secret is written there by the runner.
+Env files are suppressed, so no variable or secret is written there by the runner; the
+environment ansible-runner copies into ``artifacts/.../command`` is cut down to Ansible's own
+settings after the run, and the vault password reaches Ansible only through a password file
+(the admin's own, or a 0600 file in the private directory removed when the run ends).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import ansible_runner
+
+from orchestrator.secrets import PASSWORD_ENV, VaultPasswordSource
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 
@@ -53,6 +60,8 @@ class RunResult:
     artifacts: str = ""
     started: str = ""
     finished: str = ""
+    # set_stats data of the run, e.g. {"ruche_converged": [...], "ruche_failed": [...]}
+    custom_stats: dict = field(default_factory=dict)
 
     @property
     def changed(self) -> int:
@@ -79,17 +88,41 @@ def _counts(stats: dict | None) -> dict[str, HostCounts]:
     return dict(sorted(hosts.items()))
 
 
+@contextmanager
+def _without_environment_variable(name: str):
+    """Hide ``name`` from the environment ansible-runner copies for the run (restored after)."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+def _scrub_command_file(artifacts: Path) -> None:
+    """Keep only Ansible's settings of the environment ansible-runner wrote beside the command."""
+    command_file = artifacts / "command"
+    if not command_file.is_file():
+        return
+    recorded = json.loads(command_file.read_text(encoding="utf-8"))
+    recorded["env"] = {k: v for k, v in (recorded.get("env") or {}).items() if k.startswith("ANSIBLE_") and k in ANSIBLE_SETTINGS}
+    command_file.write_text(json.dumps(recorded, ensure_ascii=False), encoding="utf-8")
+
+
 def run_playbook(
     playbook: str,
     *,
     inventory: Path,
     runs_dir: Path,
     limit: str | None = None,
+    extravars: dict[str, str] | None = None,
+    vault_password: VaultPasswordSource | None = None,
     on_event: Callable[[dict], None] | None = None,
 ) -> RunResult:
     """Run ``playbooks/PLAYBOOK`` on ``inventory`` and give its result (never raises for a failed run).
 
     ``on_event`` receives each runner event (a dict) as it happens, for progress displays.
+    ``extravars`` must hold only values ruche validated (identifiers), never free user text.
     """
     run_id = new_run_id()
     private_dir = runs_dir / run_id
@@ -98,25 +131,45 @@ def run_playbook(
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     environment = dict(ANSIBLE_SETTINGS)
     environment["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    password_file = None
+    if vault_password is not None:
+        if vault_password.file is not None:
+            environment["ANSIBLE_VAULT_PASSWORD_FILE"] = str(vault_password.file)
+        else:
+            password_file = private_dir / "vault-password"
+            descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(vault_password.password + b"\n")
+            environment["ANSIBLE_VAULT_PASSWORD_FILE"] = str(password_file)
+    custom_stats: dict = {}
 
     def handle(event: dict) -> bool:
+        if event.get("event") == "playbook_on_stats":
+            custom_stats.update(event.get("event_data", {}).get("artifact_data") or {})
         if on_event is not None:
             on_event(event)
         return True
 
-    runner = ansible_runner.run(
-        private_data_dir=str(private_dir),
-        project_dir=str(PLAYBOOKS_DIR),
-        playbook=playbook,
-        inventory=str(inventory),
-        limit=limit,
-        envvars=environment,
-        ident="run",
-        artifact_dir=str(private_dir / "artifacts"),
-        suppress_env_files=True,
-        quiet=True,
-        event_handler=handle,
-    )
+    try:
+        with _without_environment_variable(PASSWORD_ENV):
+            runner = ansible_runner.run(
+                private_data_dir=str(private_dir),
+                project_dir=str(PLAYBOOKS_DIR),
+                playbook=playbook,
+                inventory=str(inventory),
+                limit=limit,
+                extravars=extravars or None,
+                envvars=environment,
+                ident="run",
+                artifact_dir=str(private_dir / "artifacts"),
+                suppress_env_files=True,
+                quiet=True,
+                event_handler=handle,
+            )
+    finally:
+        if password_file is not None:
+            password_file.unlink(missing_ok=True)
+        _scrub_command_file(private_dir / "artifacts" / "run")
     return RunResult(
         run_id=run_id,
         playbook=playbook,
@@ -126,4 +179,5 @@ def run_playbook(
         artifacts=str(private_dir / "artifacts" / "run"),
         started=started,
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        custom_stats=custom_stats,
     )

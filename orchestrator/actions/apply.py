@@ -1,4 +1,11 @@
-"""``ruche apply``: bring servers to the state ruche describes (for now: the server base role)."""
+"""``ruche apply``: bring servers and their instances to the state ruche describes.
+
+One run of ``playbooks/site.yml`` through ansible-runner: the server base, then every instance of
+the targeted servers (or one instance).  Each instance's outcome comes from the run's own data
+(``set_stats`` of the ``ruche_instance`` role): converged instances record the deployment they now
+run; failed ones, and every instance of a server that went away, are marked failed with the run id
+and are converged again by the next apply.  Running instances are then checked through Caddy.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.inventory_export import write_inventory
-from orchestrator.runner import run_playbook
+from orchestrator.actions.inventory_export import deployment_variables, write_inventory
+from orchestrator.actions.status import check_and_record_health
+from orchestrator.catalog import load_catalog
+from orchestrator.deployment import fingerprint
+from orchestrator.runner import RunResult, run_playbook
+from orchestrator.state.instances import ACTIVE_STATES, get_instance, instance_as_dict, list_instances
+from orchestrator.state.models import Instance
 from orchestrator.state.runs import record_run
 from orchestrator.state.servers import get_server
+
+# What a converged instance becomes, by desired state.
+CONVERGED_STATE = {"present": "running", "suspended": "suspended", "absent": "deleted", "purged": "deleted"}
 
 
 def _progress_from_events(progress: Progress):
@@ -18,33 +33,75 @@ def _progress_from_events(progress: Progress):
         kind = event.get("event")
         if kind == "playbook_on_task_start":
             progress(f"task: {data.get('task', '?')}")
+        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            progress(f"  changed on {data.get('host')}")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             message = (data.get("res") or {}).get("msg", "")
-            progress(f"FAILED on {data.get('host')}: {data.get('task')}: {message}")
+            progress(f"  FAILED on {data.get('host')}: {data.get('task')}: {message}")
         elif kind == "runner_on_unreachable":
-            progress(f"UNREACHABLE: {data.get('host')}")
+            progress(f"  UNREACHABLE: {data.get('host')}")
 
     return on_event
 
 
-def apply(workspace_path: Path | None, *, server: str | None = None, progress: Progress = no_progress) -> dict:
-    """Export the inventory and run the server playbook (on ``server`` only, if given); give the run.
+def _record_outcomes(instances: list[Instance], fingerprints: dict[str, str], result: RunResult) -> None:
+    converged = set(result.custom_stats.get("ruche_converged") or [])
+    for instance in instances:
+        instance.last_run_id = result.run_id
+        if instance.identifier in converged:
+            instance.state = CONVERGED_STATE[instance.desired_state]
+            instance.applied_fingerprint = fingerprints[instance.address]
+        else:  # failed, or its server failed or went away before reaching it
+            instance.state = "failed"
 
-    Raises NotFound for an unknown server. A failed run is reported in the result, not raised.
+
+def apply(
+    workspace_path: Path | None,
+    *,
+    server: str | None = None,
+    instance: str | None = None,
+    progress: Progress = no_progress,
+    check_health: bool = True,
+) -> dict:
+    """Export the inventory and converge the servers (``server`` only, or the server of ``instance``).
+
+    Gives the run (id, status, per-host counts, artifacts) with ``instances``: the outcome and
+    health of each instance it touched. Raises NotFound for an unknown server or instance,
+    MissingPrerequisite without a vault password when instances have secrets. A failed run is
+    reported in the result, not raised.
     """
     with opened(workspace_path) as (workspace, store):
+        catalog = load_catalog(workspace.catalog_dir)
         with store.session() as session:
+            only = get_instance(session, instance) if instance is not None else None
+            limit = only.server.name if only is not None else server
             if server is not None:
                 get_server(session, server)
+            targeted = [only] if only is not None else [
+                i for i in list_instances(session) if i.state in ACTIVE_STATES and (server is None or i.server.name == server)
+            ]  # fmt: skip
+            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog)) for i in targeted}
+            addresses = [i.address for i in targeted]
+            needs_vault = any(i.secrets for i in list_instances(session) if i.state in ACTIVE_STATES)
             exported = write_inventory(workspace, session)
         progress(f"inventory {'written' if exported['changed'] else 'unchanged'}: {exported['directory']}")
         result = run_playbook(
-            "server.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=server,
+            "site.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=limit,
+            extravars={"ruche_instance_only": only.identifier} if only is not None else None,
+            vault_password=workspace.vault_password() if needs_vault else None,
             on_event=_progress_from_events(progress),
         )  # fmt: skip
         summary = asdict(result)
         summary["changed"] = result.changed
         summary["succeeded"] = result.succeeded
         with store.session() as session:
-            record_run(session, summary, target=server or "all")
+            record_run(session, summary, target=instance or server or "all")
+            rows = [get_instance(session, address) for address in addresses]
+            _record_outcomes(rows, fingerprints, result)
+            if any(i.state == "deleted" for i in rows):
+                write_inventory(workspace, session)  # deleted instances leave the inventory
+            if check_health and rows:
+                progress("checking health through Caddy")
+                check_and_record_health(workspace, catalog, [i for i in rows if i.state != "deleted"])
+            summary["instances"] = [instance_as_dict(i) for i in rows]
     return summary

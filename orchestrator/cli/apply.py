@@ -8,25 +8,40 @@ import click
 
 from orchestrator.actions.apply import apply as apply_action
 from orchestrator.cli.main import Context, pass_context
-from orchestrator.cli.render import ProgressPrinter, emit_json, table
+from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
 
 
 @click.command()
-@click.option("--server", help="Only this server.")
+@click.option("--server", help="Only this server (and its instances).")
+@click.option("--instance", metavar="ASSOCIATION/NAME", help="Only this instance (on its server).")
+@click.option("--no-health", is_flag=True, help="Skip the health checks through Caddy after the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
-def apply(context: Context, server: str | None, as_json: bool, quiet: bool) -> None:
-    """Prepare the servers through ansible-runner (Podman, Caddy, directories, registry mirror).
+def apply(context: Context, server: str | None, instance: str | None, no_health: bool, as_json: bool, quiet: bool) -> None:
+    """Converge the servers and their instances through ansible-runner.
 
-    Exits 1 when the run failed; its artifacts stay in the workspace's runs/RUN_ID/.
+    The server base (Podman, Caddy, directories, registry mirror), then each instance: its network,
+    quadlet units, environment files, volumes and Caddy site; suspended instances stopped, deleted
+    ones removed. Then each running instance is checked through Caddy. `ruche plan` shows what
+    would change first.
+
+    Exits 1 when the run failed (the failed instances are marked with the run id; the next apply
+    retries them); its artifacts stay in the workspace's runs/RUN_ID/.
     """
-    run = apply_action(context.workspace, server=server, progress=ProgressPrinter(not quiet and not as_json))
+    if server and instance:
+        raise click.UsageError("give --server or --instance, not both")
+    run = apply_action(
+        context.workspace, server=server, instance=instance, check_health=not no_health,
+        progress=ProgressPrinter(not quiet and not as_json),
+    )  # fmt: skip
     if as_json:
         emit_json(run)
     else:
         rows = [(h, c["ok"], c["changed"], c["failed"], c["unreachable"]) for h, c in run["hosts"].items()]
         click.echo(table(rows, ["SERVER", "OK", "CHANGED", "FAILED", "UNREACHABLE"]))
         click.echo(f"run {run['run_id']}: {run['status']}, {run['changed']} changed (artifacts in {run['artifacts']})")
+        if run["instances"]:
+            click.echo(instances_table(run["instances"]))
     if not run["succeeded"]:
         sys.exit(1)

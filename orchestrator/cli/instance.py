@@ -1,15 +1,18 @@
-"""``ruche instance create|list|show``."""
+"""``ruche instance create|list|show|suspend|resume|delete``."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 from orchestrator.actions.instance_create import create_instance
 from orchestrator.actions.instance_list import instance as show_instance
+from orchestrator.actions.instance_lifecycle import change_instance
 from orchestrator.actions.instance_list import instances as list_instances
 from orchestrator.actions.server_add import parse_labels
 from orchestrator.cli.main import Context, pass_context
-from orchestrator.cli.render import emit_json, table
+from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
 
 
 @click.group()
@@ -66,3 +69,68 @@ def show(context: Context, address: str, as_json: bool) -> None:
         emit_json(entry)
     else:
         click.echo("\n".join(f"{key}: {value}" for key, value in entry.items()))
+
+
+def _lifecycle(context: Context, address: str, action: str, *, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    result = change_instance(
+        context.workspace, address, action, dry_run=dry_run, progress=ProgressPrinter(not quiet and not as_json)
+    )
+    if as_json:
+        emit_json(result)
+    elif dry_run:
+        click.echo(f"would {result['would']}")
+    else:
+        run = result["run"]
+        click.echo(instances_table([result["instance"]]))
+        click.echo(f"run {run['run_id']}: {run['status']}")
+    if result["run"] is not None and not result["run"]["succeeded"]:
+        sys.exit(1)
+
+
+_common_options = [
+    click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
+]
+
+
+def _with_common_options(command):
+    for option in reversed(_common_options):
+        command = option(command)
+    return command
+
+
+@instance.command()
+@click.argument("address")
+@_with_common_options
+@pass_context
+def suspend(context: Context, address: str, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Stop ASSOCIATION/NAME's containers and withdraw its site; its data is kept."""
+    _lifecycle(context, address, "suspend", dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+@instance.command()
+@click.argument("address")
+@_with_common_options
+@pass_context
+def resume(context: Context, address: str, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Start a suspended ASSOCIATION/NAME again."""
+    _lifecycle(context, address, "resume", dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+@instance.command()
+@click.argument("address")
+@click.option("--purge", is_flag=True, help="Erase its data instead of moving it to the server's trash.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_with_common_options
+@pass_context
+def delete(context: Context, address: str, purge: bool, yes: bool, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Remove ASSOCIATION/NAME from its server: containers, network, site.
+
+    Its data goes to a dated directory in the server's trash (/srv/ruche/trash), unless --purge.
+    """
+    action = "purge" if purge else "delete"
+    if not dry_run and not yes:
+        preview = change_instance(context.workspace, address, action, dry_run=True)
+        click.confirm(f"This will {preview['would']}. Continue?", abort=True, err=True)
+    _lifecycle(context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet)

@@ -45,7 +45,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from orchestrator.cli import apply, association, catalog, init, instance, inventory, lab, runs, server
+    from orchestrator.cli import apply, association, catalog, init, instance, inventory, lab, plan, runs, server, status
 
     cli.add_command(apply.apply)
     cli.add_command(association.association)
@@ -55,7 +55,9 @@ def _register_commands() -> None:
     cli.add_command(init.init)
     cli.add_command(lab.lab)
     cli.add_command(runs.runs)
+    cli.add_command(plan.plan)
     cli.add_command(server.server)
+    cli.add_command(status.status)
 
 
 _register_commands()

@@ -36,3 +36,9 @@ class ProgressPrinter:
             elapsed = time.monotonic() - self.started
             click.echo(f"[{elapsed:6.1f}s] {message}", err=True)
             sys.stderr.flush()
+
+
+def instances_table(entries: list[dict]) -> str:
+    """Give the table of instances shown by `status` and `apply`: where, state, health, URL."""
+    rows = [(e["address"], e["service"], e["server"], e["state"], e["health"], e["url"]) for e in entries]
+    return table(rows, ["INSTANCE", "SERVICE", "SERVER", "STATE", "HEALTH", "URL"])

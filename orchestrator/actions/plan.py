@@ -1,0 +1,61 @@
+"""``ruche plan``: what ``ruche apply`` would change, per server, before anything runs.
+
+Computed from the state alone: each instance's deployment (from its record and the current
+catalogue) is compared with the one last applied successfully; servers never converged are listed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.actions.common import opened
+from orchestrator.actions.inventory_export import deployment_variables
+from orchestrator.catalog import load_catalog
+from orchestrator.deployment import fingerprint
+from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.runs import list_runs
+from orchestrator.state.servers import list_servers
+
+
+def _change(instance, current: str) -> str | None:
+    desired, applied = instance.desired_state, instance.applied_fingerprint
+    if desired in ("absent", "purged"):
+        return "purge" if desired == "purged" else "delete"
+    if applied is None:
+        return "create" if desired == "present" else "create suspended"
+    if applied == current and instance.state != "failed":
+        return None
+    if desired == "suspended" and instance.state != "suspended":
+        return "suspend"
+    if desired == "present" and instance.state == "suspended":
+        return "resume"
+    return "retry" if applied == current else "update"
+
+
+def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
+    """Give ``{"servers": [{"server", "base", "changes": [{"instance", "service", "change"}]}], "changes": N}``.
+
+    ``base`` is "first converge" for a server no successful run has reached yet, else "up to date".
+    """
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        catalog = load_catalog(workspace.catalog_dir)
+        converged = set()
+        for run in reversed(list_runs(session, limit=1000)):
+            for host, counts in run.hosts.items():
+                if counts.get("failed", 0) == 0 and counts.get("unreachable", 0) == 0:
+                    converged.add(host)
+        servers = []
+        for entry in list_servers(session):
+            if server is not None and entry.name != server or entry.role != "apps":
+                continue
+            changes = []
+            for instance in list_instances(session):
+                if instance.server_id != entry.id or instance.state not in ACTIVE_STATES:
+                    continue
+                change = _change(instance, fingerprint(deployment_variables(instance, catalog)))
+                if change is not None:
+                    changes.append({"instance": instance.address, "service": instance.service_id, "change": change})
+            base = "up to date" if entry.name in converged else "first converge"
+            servers.append({"server": entry.name, "base": base, "changes": changes})
+        count = sum(len(s["changes"]) + (s["base"] != "up to date") for s in servers)
+        return {"servers": servers, "changes": count}

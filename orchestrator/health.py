@@ -1,0 +1,82 @@
+"""HTTP health checks of instances, made the way users reach them: through their server's Caddy.
+
+The check connects to the server's address on port 443 and speaks TLS with the instance's domain
+as SNI and Host, so it needs no DNS record (useful before DNS is set, and in the lab).
+Certificates are verified unless the collective uses Caddy's internal CA (the lab).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InsecureRequestWarning
+
+
+@dataclass(frozen=True)
+class HealthTarget:
+    key: str  # what the caller knows the instance by, e.g. its address
+    server_address: str
+    domain: str
+    path: str
+    expected_status: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    key: str
+    healthy: bool
+    detail: str
+
+    @property
+    def health(self) -> str:
+        return "healthy" if self.healthy else "unhealthy"
+
+
+class _ServerNameAdapter(HTTPAdapter):
+    """Connects wherever the URL says, but presents and verifies ``server_name`` in TLS."""
+
+    def __init__(self, server_name: str) -> None:
+        self.server_name = server_name
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["server_hostname"] = self.server_name
+        kwargs["assert_hostname"] = self.server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+def check(target: HealthTarget, *, verify_tls: bool = True) -> HealthResult:
+    """Give the health of ``target``: healthy when it answers its expected status in time."""
+    host = f"[{target.server_address}]" if ":" in target.server_address else target.server_address
+    session = requests.Session()
+    session.mount("https://", _ServerNameAdapter(target.domain))
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            response = session.get(
+                f"https://{host}{target.path}", headers={"Host": target.domain}, timeout=target.timeout_seconds,
+                verify=verify_tls, allow_redirects=False,
+            )  # fmt: skip
+    except requests.RequestException as error:
+        return HealthResult(target.key, False, f"no answer from https://{target.domain}{target.path}: {type(error).__name__}")
+    finally:
+        session.close()
+    elapsed = time.monotonic() - started
+    healthy = response.status_code == target.expected_status
+    expectation = "" if healthy else f", expected {target.expected_status}"
+    return HealthResult(target.key, healthy, f"HTTP {response.status_code} in {elapsed:.2f} s{expectation}")
+
+
+def check_all(targets: list[HealthTarget], *, verify_tls: bool = True, workers: int = 16) -> list[HealthResult]:
+    """Check every target in parallel; give the results in the targets' order."""
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(targets))) as pool:
+        return list(pool.map(lambda target: check(target, verify_tls=verify_tls), targets))

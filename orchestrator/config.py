@@ -113,6 +113,13 @@ class WorkspaceConfig(StrictModel):
         Literal["acme", "internal"],
         Field(description="How Caddy gets certificates: 'acme' (public CA) or 'internal' (its own CA, for the lab)."),
     ] = "acme"
+    resource_limits: Annotated[
+        bool,
+        Field(
+            description="Whether containers get the CPU and memory limits of their size. Needs the cgroup v2 cpu and "
+            "memory controllers on the servers; `ruche lab up` sets false, its servers have none."
+        ),
+    ] = True
     placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
     lab: Annotated[LabSettings, Field(description="Settings of the local lab (`ruche lab up`).")] = LabSettings()
     secrets: Annotated[SecretsSettings, Field(description="Where the vault password comes from.")] = SecretsSettings()

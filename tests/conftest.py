@@ -87,3 +87,22 @@ def workspace(tmp_path, state_url, ruche) -> Path:
     result = ruche("init", str(path), "--collective", "Test", "--domain", "test.example.org", "--state-url", state_url)
     assert result.exit_code == 0, result.stderr
     return path
+
+
+@pytest.fixture(scope="module")
+def ruche_module():
+    """Like ``ruche``, for module-scoped fixtures (output captured with redirection, not capsys)."""
+    import contextlib
+    import io
+
+    def invoke(*args: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                ruche_main(list(args))
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return invoke

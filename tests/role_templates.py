@@ -14,7 +14,7 @@ import jinja2
 from orchestrator.runner import PLAYBOOKS_DIR
 
 TEMPLATES = PLAYBOOKS_DIR / "roles" / "ruche_instance" / "templates"
-ROLE_DEFAULTS = {"ruche_instance_root": "/srv/ruche", "ruche_instance_userns_size": 65536}
+ROLE_DEFAULTS = {"ruche_instance_root": "/srv/ruche", "ruche_instance_userns_size": 65536, "ruche_instance_resource_limits": True}
 
 
 def _environment() -> jinja2.Environment:
@@ -26,13 +26,14 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def render_instance_files(variables: dict, secrets: dict[str, str]) -> dict[str, str]:
+def render_instance_files(variables: dict, secrets: dict[str, str], *, resource_limits: bool = True) -> dict[str, str]:
     """Give ``{file name on the server: text}`` for one instance's role variables, with ``secrets`` in clear."""
     environment = _environment()
     instance = dict(variables, secrets=secrets)
     identifier = str(instance["id"])
     base = {
         **ROLE_DEFAULTS,
+        "ruche_instance_resource_limits": resource_limits,
         "ruche_instance": instance,
         "_dir": f"/srv/ruche/{instance['association']}/{instance['name']}",
         "_running": instance["state"] == "present",

@@ -45,6 +45,7 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     fleet_variables = {
         "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
         "ruche_server_tls": workspace.config.proxy_tls,
+        "ruche_instance_resource_limits": workspace.config.resource_limits,
         "ruche_base_domain": workspace.config.base_domain,
     }
     target = workspace.inventories_dir / workspace.config.environment

@@ -47,7 +47,7 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
                 removed["links"] += 1
             if record.registry_address and workspace.config.registry.mirror == record.registry_address:
                 default = RegistrySettings(mirrored_registries=workspace.config.registry.mirrored_registries)
-                workspace.save_config(workspace.config.model_copy(update={"registry": default, "proxy_tls": "acme"}))
+                workspace.save_config(workspace.config.model_copy(update={"registry": default, "proxy_tls": "acme", "resource_limits": True}))
         with store.session() as session:
             for server in list_servers(session, origin="lab"):
                 session.delete(server)

@@ -106,7 +106,7 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         for reference in pushed.result():
             progress(f"image ready: {reference}")
 
-    workspace.save_config(workspace.config.model_copy(update={"registry": mirror, "proxy_tls": "internal"}))
+    workspace.save_config(workspace.config.model_copy(update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False}))
     progress(f"registry mirror set to the lab registry in {workspace.config_path.name}")
 
     with store.session() as session:

@@ -1,0 +1,246 @@
+"""Instances on the lab: converge, health through Caddy, isolation, hostile values, lifecycle, lost server.
+
+One module-wide deployment: chorale (radicale on lab-1, radicale "agenda" placed by ruche) and amap
+(miniflux with its PostgreSQL, on lab-1 beside chorale's radicale).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.actions.apply import apply
+from orchestrator.lab.layout import LabLayout
+from orchestrator.lab.record import LabRecord
+from orchestrator.remote import SshTarget, run_command
+from orchestrator.state.database import StateStore
+from orchestrator.state.instances import get_instance
+from orchestrator.workspace import open_workspace
+from tests.helpers import CATALOG
+from tests.role_templates import render_instance_files
+
+MARKER = f"/tmp/ruche-pwned-{secrets.token_hex(4)}"
+HOSTILE = "{{ lookup('pipe','touch " + MARKER + "') }}"
+
+
+def target(lab: Path, server: str) -> SshTarget:
+    workspace = open_workspace(lab)
+    record = LabRecord.load(LabLayout(workspace.lab_dir).record_path)
+    machine = record.machines[server]
+    return SshTarget(
+        name=server, address=machine.address, key_path=str(workspace.lab_dir / "ssh" / "id_ed25519"),
+        known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
+    )  # fmt: skip
+
+
+def on(lab: Path, server: str, *argv: str) -> str:
+    return run_command(target(lab, server), list(argv))
+
+
+def status_of(ruche, lab: Path) -> dict[str, dict]:
+    result = ruche("--workspace", str(lab), "status", "--json")
+    return {entry["address"]: entry for entry in json.loads(result.stdout)}
+
+
+def decrypted_secrets(lab: Path, address: str) -> dict[str, str]:
+    workspace = open_workspace(lab)
+    store = StateStore(workspace.state_url)
+    try:
+        with store.session() as session:
+            ciphertexts = dict(get_instance(session, address).secrets)
+    finally:
+        store.close()
+    return {name: workspace.vault().decrypt(text) for name, text in ciphertexts.items()}
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, ruche_module):
+    """The lab with three instances of two associations converged; gives the first apply's result."""
+    w = ["--workspace", str(lab)]
+    for slug, name in (("chorale", "La chorale"), ("amap", "AMAP du coin")):
+        assert ruche_module(*w, "association", "add", slug, "--name", name, "--email", f"contact@{slug}.example").exit_code == 0
+    created = [
+        ruche_module(*w, "instance", "create", "chorale", "radicale", "--server", "lab-1", "--param", f"admin_user={HOSTILE}"),
+        ruche_module(*w, "instance", "create", "amap", "miniflux", "--server", "lab-1"),
+        ruche_module(*w, "instance", "create", "chorale", "radicale", "--name", "agenda"),
+    ]
+    assert all(r.exit_code == 0 for r in created), [r.stderr for r in created]
+    result = ruche_module(*w, "apply", "--json")
+    assert result.exit_code == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_three_instances_converge_healthy_through_caddy_and_a_second_apply_changes_nothing(lab, deployed, ruche):
+    assert deployed["succeeded"]
+    placed = {i["address"]: i["server"] for i in deployed["instances"]}
+    assert placed == {"amap/miniflux": "lab-1", "chorale/agenda": "lab-2", "chorale/radicale": "lab-1"}
+    assert {i["address"]: (i["state"], i["health"]) for i in deployed["instances"]} == {
+        a: ("running", "healthy") for a in placed
+    }
+    health = status_of(ruche, lab)
+    assert all(entry["health"] == "healthy" and entry["health_detail"].startswith("HTTP 200") for entry in health.values())
+
+    second = json.loads(ruche("--workspace", str(lab), "apply", "--json").stdout)
+    assert second["succeeded"] and second["changed"] == 0, second["hosts"]
+    plan = json.loads(ruche("--workspace", str(lab), "plan", "--json").stdout)
+    assert plan["changes"] == 0, plan
+
+
+def test_files_on_the_server_are_the_reviewed_renderings_and_env_files_are_private(lab, deployed):
+    workspace = open_workspace(lab)
+    host_vars = (workspace.inventories_dir / "production" / "host_vars" / "lab-1.yml").read_text()
+    assert "!vault |" in host_vars
+    from orchestrator.actions.inventory_export import deployment_variables
+
+    store = StateStore(workspace.state_url)
+    with store.session() as session:
+        variables = deployment_variables(get_instance(session, "amap/miniflux"), CATALOG)
+    store.close()
+    # the lab's servers have no cgroup controllers: `lab up` turned resource_limits off
+    expected = render_instance_files(variables, decrypted_secrets(lab, "amap/miniflux"), resource_limits=False)
+    unit = "ruche-amap--miniflux-app.container"
+    assert on(lab, "lab-1", "cat", f"/etc/containers/systemd/{unit}") == expected[unit]
+    for env_file in ("app.env", "db.env"):
+        path = f"/srv/ruche/amap/miniflux/env/{env_file}"
+        assert on(lab, "lab-1", "stat", "-c", "%a %U %G", path).strip() == "600 root root"
+        assert on(lab, "lab-1", "cat", path) == expected[env_file]
+    assert on(lab, "lab-1", "stat", "-c", "%a", "/srv/ruche/amap/miniflux").strip() == "700"
+
+
+def test_secrets_never_appear_in_clear_on_the_control_machine(lab, deployed):
+    plaintexts = [v.encode() for a in ("amap/miniflux", "chorale/radicale") for v in decrypted_secrets(lab, a).values()]
+    workspace = open_workspace(lab)
+    for directory in (workspace.inventories_dir, workspace.root / "runs"):
+        for path in directory.rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                assert not any(p in content for p in plaintexts), f"a secret in clear in {path}"
+    assert (workspace.root / "ruche.db").is_file()
+    assert not any(p in (workspace.root / "ruche.db").read_bytes() for p in plaintexts)
+
+
+def test_a_template_in_a_parameter_arrives_literally_and_runs_nowhere(lab, deployed):
+    env = on(lab, "lab-1", "cat", "/srv/ruche/chorale/radicale/env/app.env")
+    assert f"RADICALE_ADMIN_USER={HOSTILE}\n" in env
+    assert not Path(MARKER).exists()
+    assert not _exists_on(lab, "lab-1", MARKER)
+
+
+def _exists_on(lab: Path, server: str, path: str) -> bool:
+    return on(lab, server, "sh", "-c", f"test -e {path} && echo yes || echo no").strip() == "yes"
+
+
+def _mapping(lab: Path, container: str) -> tuple[int, int]:
+    pid = on(lab, "lab-1", "podman", "inspect", "--format", "{{.State.Pid}}", container).strip()
+    inside, outside, size = on(lab, "lab-1", "cat", f"/proc/{pid}/uid_map").split()[:3]
+    return int(outside), int(size)
+
+
+def test_instances_run_under_distinct_user_namespaces(lab, deployed):
+    ranges = [_mapping(lab, c) for c in ("ruche-chorale--radicale-app", "ruche-amap--miniflux-app", "ruche-amap--miniflux-db")]
+    assert all(start > 65535 for start, _ in ranges)  # never the host's own users
+    spans = sorted((start, start + size) for start, size in ranges)
+    assert all(first[1] <= second[0] for first, second in zip(spans, spans[1:])), spans  # disjoint ranges
+
+
+def test_one_associations_container_cannot_reach_anothers_database_or_read_its_files(lab, deployed):
+    database_ip = on(
+        lab, "lab-1", "podman", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "ruche-amap--miniflux-db",
+    ).strip()  # fmt: skip
+    probe = f"import socket; socket.create_connection(('{database_ip}', 5432), 3); print('connected')"
+    from_chorale = on(lab, "lab-1", "sh", "-c", f"podman exec ruche-chorale--radicale-app python3 -c \"{probe}\" 2>&1; true")
+    assert "connected" not in from_chorale and ("timed out" in from_chorale or "refused" in from_chorale or "unreachable" in from_chorale)
+    # control: the same probe from a container on amap's own network connects
+    from_amap = on(
+        lab, "lab-1", "podman", "run", "--rm", "--network", "ruche-amap--miniflux", "lab.ruche.invalid/radicale:trixie",
+        "python3", "-c", probe,
+    )  # fmt: skip
+    assert "connected" in from_amap
+
+    chorale_uid = _mapping(lab, "ruche-chorale--radicale-app")[0] + int(
+        on(lab, "lab-1", "podman", "exec", "ruche-chorale--radicale-app", "id", "-u").strip()
+    )
+    denied = on(
+        lab, "lab-1", "sh", "-c",
+        f"setpriv --reuid={chorale_uid} --regid={chorale_uid} --clear-groups ls /srv/ruche/amap/miniflux/database 2>&1; true",
+    )  # fmt: skip
+    assert "Permission denied" in denied
+
+
+def test_suspend_answers_nothing_resume_answers_again(lab, deployed, ruche):
+    w = ["--workspace", str(lab)]
+    port = json.loads(ruche(*w, "instance", "show", "amap/miniflux", "--json").stdout)
+    suspended = ruche(*w, "instance", "suspend", "amap/miniflux", "--json")
+    assert suspended.exit_code == 0, suspended.stderr[-2000:]
+    assert json.loads(suspended.stdout)["instance"]["state"] == "suspended"
+    health = status_of(ruche, lab)["amap/miniflux"]
+    assert health["health"] == "stopped"
+    from orchestrator.health import HealthTarget, check
+
+    answer = check(HealthTarget("x", target(lab, "lab-1").address, port["domain"], "/healthcheck", 200, 5), verify_tls=False)
+    assert not answer.healthy and "no answer" in answer.detail
+    assert on(lab, "lab-1", "sh", "-c", "podman ps --format '{{.Names}}' | grep -c amap--miniflux; true").strip() == "0"
+    assert _exists_on(lab, "lab-1", "/srv/ruche/amap/miniflux/database")  # data kept
+
+    resumed = ruche(*w, "instance", "resume", "amap/miniflux", "--json")
+    assert resumed.exit_code == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["instance"]["health"] == "healthy"
+
+
+def test_a_server_that_goes_away_mid_run_fails_its_instances_only_and_the_next_apply_recovers(lab, deployed, ruche):
+    workspace = open_workspace(lab)
+    record = LabRecord.load(LabLayout(workspace.lab_dir).record_path)
+    link = record.machines["lab-2"].host_link
+    w = ["--workspace", str(lab)]
+    # a change on every instance, so that both servers have work to do
+    for address in ("chorale/agenda", "amap/miniflux"):
+        store = StateStore(workspace.state_url)
+        with store.session() as session:
+            get_instance(session, address).applied_fingerprint = "forgotten"
+        store.close()
+    cut = []
+
+    def cut_lab_2(message: str) -> None:
+        if not cut and "Converge each instance" in message:
+            subprocess.run(["ip", "link", "set", link, "down"], check=True)
+            cut.append(message)
+
+    try:
+        result = apply(lab, progress=cut_lab_2)
+    finally:
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+    assert cut and not result["succeeded"]
+    outcome = {i["address"]: (i["state"], i["last_run_id"]) for i in result["instances"]}
+    assert outcome["chorale/agenda"] == ("failed", result["run_id"])
+    assert outcome["amap/miniflux"][0] == "running" and outcome["chorale/radicale"][0] == "running"
+    assert result["hosts"]["lab-2"]["unreachable"] > 0 and result["hosts"]["lab-1"]["failed"] == 0
+    shown = json.loads(ruche(*w, "instance", "show", "chorale/agenda", "--json").stdout)
+    assert shown["state"] == "failed" and shown["last_run_id"] == result["run_id"]
+
+    recovered = json.loads(ruche(*w, "apply", "--server", "lab-2", "--json").stdout)
+    assert recovered["succeeded"], recovered["hosts"]
+    assert [(i["state"], i["health"]) for i in recovered["instances"]] == [("running", "healthy")]
+
+
+def test_delete_removes_the_instance_from_its_server_and_the_inventory(lab, deployed, ruche):
+    w = ["--workspace", str(lab)]
+    refused = ruche(*w, "instance", "delete", "chorale/agenda")  # no --yes, no terminal: not confirmed
+    assert refused.exit_code != 0 and "chorale--agenda" in on(lab, "lab-2", "ls", "/etc/containers/systemd")
+    dry = ruche(*w, "instance", "delete", "chorale/agenda", "--dry-run")
+    assert dry.exit_code == 0 and "trash" in dry.stdout
+    deleted = ruche(*w, "instance", "delete", "chorale/agenda", "--yes", "--json")
+    assert deleted.exit_code == 0, deleted.stderr[-2000:]
+    assert json.loads(deleted.stdout)["instance"]["state"] == "deleted"
+    assert "chorale--agenda" not in on(lab, "lab-2", "ls", "/etc/containers/systemd")
+    assert "chorale--agenda" not in on(lab, "lab-2", "podman", "network", "ls", "--format", "{{.Name}}")
+    assert not _exists_on(lab, "lab-2", "/srv/ruche/chorale/agenda")
+    assert "chorale--agenda" in on(lab, "lab-2", "ls", "/srv/ruche/trash")
+    assert not _exists_on(lab, "lab-2", "/etc/caddy/sites/chorale--agenda.caddy")
+    inventory = (open_workspace(lab).inventories_dir / "production" / "host_vars" / "lab-2.yml").read_text()
+    assert "agenda" not in inventory
+    assert "chorale/agenda" not in status_of(ruche, lab)

@@ -8,6 +8,7 @@ import click
 
 from orchestrator.actions.instance_create import create_instance
 from orchestrator.actions.instance_list import instance as show_instance
+from orchestrator.actions.instance_list import instance_secrets
 from orchestrator.actions.instance_lifecycle import change_instance
 from orchestrator.actions.instance_list import instances as list_instances
 from orchestrator.actions.server_add import parse_labels
@@ -134,3 +135,20 @@ def delete(context: Context, address: str, purge: bool, yes: bool, dry_run: bool
         preview = change_instance(context.workspace, address, action, dry_run=True)
         click.confirm(f"This will {preview['would']}. Continue?", abort=True, err=True)
     _lifecycle(context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+@instance.command("secrets")
+@click.argument("address")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def secrets_(context: Context, address: str, names: tuple[str, ...], as_json: bool) -> None:
+    """Reveal the secrets of ASSOCIATION/NAME (all, or NAMES), e.g. the admin password to hand over.
+
+    The only command that prints secrets in clear; it needs the vault password.
+    """
+    revealed = instance_secrets(context.workspace, address, names)
+    if as_json:
+        emit_json(revealed)
+    else:
+        click.echo("\n".join(f"{name}: {value}" for name, value in revealed.items()))

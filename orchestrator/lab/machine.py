@@ -41,6 +41,13 @@ def boot(name: str, rootfs: Path, console_log: Path) -> ProcessRecord:
     return ProcessRecord(pid=process.pid, start_time=start_time)
 
 
+def _in_own_namespaces(pid: int) -> bool:
+    try:
+        return all(os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "net"))
+    except OSError:  # gone meanwhile
+        return False
+
+
 def leader_pid(process: ProcessRecord, *, name: str, console_log: Path, timeout: float = 30) -> int:
     """Give the pid of the guest's init (the nspawn process's child); raises OperationFailed if none comes."""
     deadline = time.monotonic() + timeout
@@ -48,8 +55,11 @@ def leader_pid(process: ProcessRecord, *, name: str, console_log: Path, timeout:
         if not is_same_process(process.pid, process.start_time):
             raise OperationFailed(f"server {name} stopped while booting; see its console log {console_log}")
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        if children:
-            return int(children[0])
+        for child in children:
+            # nspawn's first child is a short-lived helper in the host's namespaces; the guest's init
+            # is the one already in its own PID and network namespaces.
+            if _in_own_namespaces(int(child)):
+                return int(child)
         time.sleep(0.1)
     raise TimedOut(f"server {name} has no init process after {timeout:.0f} s; see its console log {console_log}")
 

@@ -1,12 +1,15 @@
-"""Benchmark on the lab: time of the first converge and of a no-op converge of `ruche apply`,
-with the Ansible settings used.  Prints figures; asserts nothing.  Needs root.
+"""Benchmark on the lab: `ruche apply` with 10 instances on one server — first converge, no-op
+converge, a one-instance change — with the Ansible settings used, then the no-op and the change
+again with Mitogen's strategy when it is installed (`pip install mitogen==0.3.54`).
+Prints figures; asserts nothing.  Needs root.
 
-Run: python3 benchmarks/lab_converge.py [--keep]   (brings a lab up on 10.213.53.0/24, then down)
+Run: python3 benchmarks/lab_converge.py [--instances N] [--keep]   (lab on 10.213.53.0/24, then down)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import tempfile
 import time
@@ -14,23 +17,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from orchestrator import runner  # noqa: E402
 from orchestrator.actions.apply import apply  # noqa: E402
+from orchestrator.actions.association_add import register_association  # noqa: E402
 from orchestrator.actions.init import init_workspace  # noqa: E402
+from orchestrator.actions.instance_create import create_instance  # noqa: E402
 from orchestrator.actions.lab_down import tear_down  # noqa: E402
 from orchestrator.actions.lab_up import bring_up  # noqa: E402
 from orchestrator.config import LabSettings  # noqa: E402
-from orchestrator.runner import ANSIBLE_SETTINGS  # noqa: E402
+from orchestrator.state.database import StateStore  # noqa: E402
+from orchestrator.state.instances import get_instance  # noqa: E402
 from orchestrator.workspace import open_workspace  # noqa: E402
 
 
-def timed_apply(workspace: Path) -> tuple[float, dict]:
+def timed_apply(workspace: Path, label: str, **options) -> None:
     started = time.perf_counter()
-    run = apply(workspace)
-    return time.perf_counter() - started, run
+    run = apply(workspace, check_health=False, **options)
+    elapsed = time.perf_counter() - started
+    print(f"{label}: {elapsed:.1f} s, {run['changed']} changed, status {run['status']}", flush=True)
+
+
+def change_one_instance(workspace: Path, address: str, value: str) -> None:
+    """Change one parameter of one instance (its env file changes, its containers restart)."""
+    store = StateStore(open_workspace(workspace).state_url)
+    with store.session() as session:
+        instance = get_instance(session, address)
+        instance.parameters = {**instance.parameters, "admin_user": value}
+    store.close()
+
+
+def use_mitogen() -> bool:
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or spec.origin is None:
+        return False
+    runner.ANSIBLE_SETTINGS["ANSIBLE_STRATEGY_PLUGINS"] = str(Path(spec.origin).parent / "plugins" / "strategy")
+    runner.ANSIBLE_SETTINGS["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--instances", type=int, default=10, help="instances on lab-1")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     arguments = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="ruche-bench-")) / "workspace"
@@ -39,12 +66,28 @@ def main() -> None:
     opened.save_config(opened.config.model_copy(update={"lab": LabSettings(subnet="10.213.53.0/24")}))
     try:
         bring_up(workspace, app_servers=2)
-        first, first_run = timed_apply(workspace)
-        noop, noop_run = timed_apply(workspace)
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(ANSIBLE_SETTINGS.items()) if k != "ANSIBLE_ROLES_PATH"))
-        print(f"first converge (2 servers): {first:.1f} s, {first_run['changed']} changed, status {first_run['status']}")
-        print(f"no-op converge (2 servers): {noop:.1f} s, {noop_run['changed']} changed, status {noop_run['status']}")
-        print("not measured yet: instances per server (no instance role yet), Mitogen")
+        for number in range(arguments.instances):
+            slug = f"asso-{number:02d}"
+            register_association(workspace, slug=slug, name=f"Association {number}", email=f"contact@{slug}.example", offer=None)
+            create_instance(
+                workspace, association=slug, service="radicale", name=None, size="small", parameters=("admin_user=admin",),
+                server="lab-1",
+            )  # fmt: skip
+        print(f"{arguments.instances} radicale instances on lab-1 (lab-2 holds none)")
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(runner.ANSIBLE_SETTINGS.items()) if k != "ANSIBLE_ROLES_PATH"))
+        timed_apply(workspace, "first converge")
+        timed_apply(workspace, "no-op converge")
+        change_one_instance(workspace, "asso-00/radicale", "changed-1")
+        timed_apply(workspace, "one-instance change, whole fleet")
+        change_one_instance(workspace, "asso-00/radicale", "changed-2")
+        timed_apply(workspace, "one-instance change, --instance", instance="asso-00/radicale")
+        if use_mitogen():
+            print("with Mitogen: ANSIBLE_STRATEGY=mitogen_linear")
+            timed_apply(workspace, "no-op converge (Mitogen)")
+            change_one_instance(workspace, "asso-00/radicale", "changed-3")
+            timed_apply(workspace, "one-instance change, whole fleet (Mitogen)")
+        else:
+            print("Mitogen not installed: pip install mitogen==0.3.54 to measure it")
     finally:
         if not arguments.keep:
             tear_down(workspace)

@@ -93,13 +93,18 @@ def render_inventory(
         if server.draining:
             groups["draining"]["hosts"][server.name] = None
         hosted = sorted((i for i in instances if i.server == server.name), key=lambda i: (i.association, i.name))
+        # Secrets stay apart from the instances: Ansible echoes loop items in its results (job
+        # events), and only the env-file task, which is no_log, reads ruche_secrets.
+        listed = [{k: v for k, v in i.variables.items() if k != "secrets"} for i in hosted]
+        secrets = {i.variables["id"]: i.variables["secrets"] for i in hosted if i.variables.get("secrets")}
         variables = {
             "ansible_host": server.address,
             "ansible_user": server.ssh_user,
             "ansible_port": server.ssh_port,
             **_ssh_variables(server),
             "ruche_server_role": server.role,
-            "ruche_instances": [i.variables for i in hosted],
+            "ruche_instances": listed,
+            "ruche_secrets": secrets,
         }
         files[str(PurePosixPath("host_vars") / f"{server.name}.yml")] = HEADER + dump_yaml(variables)
     files["hosts.yml"] = HEADER + dump_yaml({"all": {"children": groups}})

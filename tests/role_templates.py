@@ -29,12 +29,13 @@ def _environment() -> jinja2.Environment:
 def render_instance_files(variables: dict, secrets: dict[str, str], *, resource_limits: bool = True) -> dict[str, str]:
     """Give ``{file name on the server: text}`` for one instance's role variables, with ``secrets`` in clear."""
     environment = _environment()
-    instance = dict(variables, secrets=secrets)
+    instance = {k: v for k, v in variables.items() if k != "secrets"}
     identifier = str(instance["id"])
     base = {
         **ROLE_DEFAULTS,
         "ruche_instance_resource_limits": resource_limits,
         "ruche_instance": instance,
+        "ruche_secrets": {identifier: secrets},
         "_dir": f"/srv/ruche/{instance['association']}/{instance['name']}",
         "_running": instance["state"] == "present",
     }

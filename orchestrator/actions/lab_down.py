@@ -12,7 +12,7 @@ from orchestrator.lab import machine, network
 from orchestrator.lab.host import require_root
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
-from orchestrator.state.servers import list_servers
+from orchestrator.state.servers import list_servers, remove_server
 
 
 def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) -> dict:
@@ -20,7 +20,7 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
     entries; give counts of what was removed.  Safe to run on a half-created lab or no lab at all.
     """
     require_root()
-    removed = {"servers": 0, "links": 0, "registry": 0, "registered": 0}
+    removed = {"servers": 0, "links": 0, "registry": 0, "registered": 0, "instances": 0}
     with opened(workspace_path) as (workspace, store):
         layout = LabLayout(workspace.lab_dir)
         record = LabRecord.load(layout.record_path)
@@ -50,7 +50,7 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
                 workspace.save_config(workspace.config.model_copy(update={"registry": default, "proxy_tls": "acme", "resource_limits": True}))
         with store.session() as session:
             for server in list_servers(session, origin="lab"):
-                session.delete(server)
+                removed["instances"] += remove_server(session, server.name, with_instances=True)
                 removed["registered"] += 1
         if layout.root.exists():
             shutil.rmtree(layout.root)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
-from orchestrator.state.models import Server
+from orchestrator.state.models import Instance, Server
 from orchestrator.validation import describe_validation_error
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -109,9 +109,25 @@ def get_server(session: Session, name: str) -> Server:
     return server
 
 
-def remove_server(session: Session, name: str) -> None:
-    """Unregister the server called ``name``; raises NotFound if there is none."""
-    session.delete(get_server(session, name))
+def remove_server(session: Session, name: str, *, with_instances: bool = False) -> int:
+    """Unregister the server called ``name`` and the records of its deleted instances; give how many.
+
+    Raises NotFound if there is none, and Conflict while it holds instances that are not deleted,
+    unless ``with_instances`` (the lab: its servers take their instances with them).
+    """
+    server = get_server(session, name)
+    hosted = list(session.scalars(select(Instance).where(Instance.server_id == server.id)))
+    active = sorted(i.address for i in hosted if i.state != "deleted")
+    if active and not with_instances:
+        raise Conflict(
+            f"server {name} still holds {len(active)} instance(s): {', '.join(active[:5])}",
+            hint="delete them (`ruche instance delete`) or drain the server and move them first",
+        )
+    for instance in hosted:
+        session.delete(instance)
+    session.flush()
+    session.delete(server)
+    return len(hosted)
 
 
 def server_as_dict(server: Server) -> dict:

@@ -131,3 +131,19 @@ def test_instance_creation_without_a_vault_password_is_refused_and_records_nothi
     assert result.exit_code == 3 and "lies inside the workspace" in result.stderr
     monkeypatch.delenv("RUCHE_VAULT_PASSWORD_FILE")
     assert instances(ruche, pool) == []
+
+
+def test_a_server_holding_instances_cannot_be_removed(pool, ruche):
+    assert ruche(*pool, "instance", "create", "amap", "radicale", "--server", "small").exit_code == 0
+    refused = ruche(*pool, "server", "remove", "small", "--yes")
+    assert refused.exit_code == 5 and "amap/radicale" in refused.stderr
+    assert "small" in ruche(*pool, "server", "list").stdout
+
+
+def test_plan_lists_new_instances_and_never_converged_servers(pool, ruche):
+    assert ruche(*pool, "instance", "create", "amap", "miniflux", "--server", "big").exit_code == 0
+    plan = json.loads(ruche(*pool, "plan", "--json").stdout)
+    by_server = {s["server"]: s for s in plan["servers"]}
+    assert by_server["big"]["changes"] == [{"instance": "amap/miniflux", "service": "miniflux", "change": "create"}]
+    assert by_server["big"]["base"] == "first converge" and "vault" not in by_server  # backup servers run no instance
+    assert plan["changes"] == 3

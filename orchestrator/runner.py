@@ -106,7 +106,7 @@ def _scrub_command_file(artifacts: Path) -> None:
     if not command_file.is_file():
         return
     recorded = json.loads(command_file.read_text(encoding="utf-8"))
-    recorded["env"] = {k: v for k, v in (recorded.get("env") or {}).items() if k.startswith("ANSIBLE_") and k in ANSIBLE_SETTINGS}
+    recorded["env"] = {k: v for k, v in (recorded.get("env") or {}).items() if k in ANSIBLE_SETTINGS}
     command_file.write_text(json.dumps(recorded, ensure_ascii=False), encoding="utf-8")
 
 

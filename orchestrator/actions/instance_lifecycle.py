@@ -10,14 +10,18 @@ from orchestrator.errors import Conflict
 from orchestrator.state.instances import get_instance, instance_as_dict
 
 
-def _set_desired_state(workspace_path: Path | None, address: str, desired: str, allowed_from: tuple[str, ...]) -> dict:
+def _check_and_set_desired_state(
+    workspace_path: Path | None, address: str, desired: str, allowed_from: tuple[str, ...], *, record: bool
+) -> dict:
+    """Refuse (Conflict) a change the instance cannot take; set it when ``record``; give the instance."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         instance = get_instance(session, address)
         if instance.state == "deleted":
             raise Conflict(f"{address} was deleted")
         if instance.desired_state not in allowed_from:
             raise Conflict(f"{address} is to be {instance.desired_state}; cannot make it {desired}")
-        instance.desired_state = desired
+        if record:
+            instance.desired_state = desired
         return instance_as_dict(instance)
 
 
@@ -37,14 +41,9 @@ def change_instance(
         "delete": ("absent", ("present", "suspended", "absent")),
         "purge": ("purged", ("present", "suspended", "absent", "purged")),
     }[action]
+    view = _check_and_set_desired_state(workspace_path, address, desired, allowed_from, record=not dry_run)
     if dry_run:
-        with opened(workspace_path) as (_workspace, store), store.session() as session:
-            instance = get_instance(session, address)
-            view = instance_as_dict(instance)
-            if instance.desired_state not in allowed_from or instance.state == "deleted":
-                raise Conflict(f"{address} is {instance.state} (to be {instance.desired_state}); cannot {action} it")
-            return {"instance": view, "would": _description(action, view), "run": None, "dry_run": True}
-    _set_desired_state(workspace_path, address, desired, allowed_from)
+        return {"instance": view, "would": _description(action, view), "run": None, "dry_run": True}
     run = apply(workspace_path, instance=address, progress=progress)
     view = next(i for i in run["instances"] if i["address"] == address)
     return {"instance": view, "would": _description(action, view), "run": run, "dry_run": False}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.health import HealthTarget, check_all

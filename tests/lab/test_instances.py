@@ -17,29 +17,15 @@ import pytest
 from orchestrator.actions.apply import apply
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
-from orchestrator.remote import SshTarget, run_command
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import get_instance
 from orchestrator.workspace import open_workspace
 from tests.helpers import CATALOG
+from tests.lab.servers import on, target
 from tests.role_templates import render_instance_files
 
 MARKER = f"/tmp/ruche-pwned-{secrets.token_hex(4)}"
 HOSTILE = "{{ lookup('pipe','touch " + MARKER + "') }}"
-
-
-def target(lab: Path, server: str) -> SshTarget:
-    workspace = open_workspace(lab)
-    record = LabRecord.load(LabLayout(workspace.lab_dir).record_path)
-    machine = record.machines[server]
-    return SshTarget(
-        name=server, address=machine.address, key_path=str(workspace.lab_dir / "ssh" / "id_ed25519"),
-        known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
-    )  # fmt: skip
-
-
-def on(lab: Path, server: str, *argv: str) -> str:
-    return run_command(target(lab, server), list(argv))
 
 
 def status_of(ruche, lab: Path) -> dict[str, dict]:

@@ -87,6 +87,16 @@ class BackupSpec(Strict):
     after: Annotated[list[list[str]], Field(description="Commands run in the app container after the backup.")] = []
 
 
+LIMIT_VALUE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
+
+
+class ServiceLimit(Strict):
+    description: Annotated[Texts, Field(description="What the limit bounds, as shown in `ruche offer show`.")]
+    default: Annotated[
+        str, Field(pattern=LIMIT_VALUE, description="Value used when the association's offer sets none.")
+    ]
+
+
 class Parameter(Strict):
     name: Annotated[str, Field(pattern=VARIABLE_NAME, description="Name, used as ${param.NAME} in the environment.")]
     type: Annotated[
@@ -140,6 +150,21 @@ class Service(Strict):
     health: Annotated[HealthCheck, Field(description="How ruche checks the instance answers.")]
     sizes: Annotated[Sizes, Field(description="Resource sizes an instance can be created with.")]
     backup: Annotated[BackupSpec, Field(description="What a backup of an instance holds.")] = BackupSpec()
+    limits: Annotated[
+        dict[Annotated[str, Field(pattern=VARIABLE_NAME)], ServiceLimit],
+        Field(description="Per-service limits an offer may set (e.g. a storage quota per user), usable as ${limit.NAME}."),
+    ] = {}
+    setup: Annotated[
+        list[list[str]],
+        Field(
+            description="Commands (argument lists, ${limit.NAME} allowed) run in the app container once it answers, "
+            "at every apply: they apply the offer's limits through the service's own settings, so they must be idempotent."
+        ),
+    ] = []
+    exec_user: Annotated[
+        str | None,
+        Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="User that setup and backup commands run as in the app container."),
+    ] = None
     parameters: Annotated[list[Parameter], Field(description="Values an association gives when requesting it.")] = []
     notes: Annotated[str, Field(description="Anything an admin should know (licence limits, upgrades).")] = ""
 
@@ -150,7 +175,8 @@ class Service(Strict):
                 raise ValueError(f"environment name {key!r} must be letters, digits and _")
         if (self.database == "none") != (self.database_image is None):
             raise ValueError("database_image is required exactly when database is not 'none'")
-        names = {"param": {p.name for p in self.parameters}, "secret": set(self.secrets), "instance": INSTANCE_VARIABLES}
+        names = {"param": {p.name for p in self.parameters}, "secret": set(self.secrets), "instance": INSTANCE_VARIABLES,
+                 "limit": set(self.limits)}  # fmt: skip
         names["db"] = DATABASE_VARIABLES if self.database != "none" else set()
         for key, value in self.environment.items():
             for kind, name in REFERENCE.findall(value):
@@ -159,6 +185,11 @@ class Service(Strict):
             leftover = REFERENCE.sub("", value)
             if "${" in leftover:
                 raise ValueError(f"environment {key}: malformed reference (write ${{kind.name}})")
+        for index, command in enumerate(self.setup):
+            for argument in command:
+                unknown = [name for kind, name in REFERENCE.findall(argument) if kind != "limit" or name not in self.limits]
+                if unknown or "${" in REFERENCE.sub("", argument):
+                    raise ValueError(f"setup[{index}]: only ${{limit.NAME}} of this service's limits may appear in commands")
         reserved = [name for name in self.secrets if name.startswith("db_")]
         if reserved:
             raise ValueError(f"secret names starting with db_ are reserved for the database: {', '.join(reserved)}")

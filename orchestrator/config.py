@@ -89,6 +89,89 @@ class SecretsSettings(StrictModel):
     ] = None
 
 
+class LocalizedText(StrictModel):
+    fr: Annotated[str, Field(min_length=1, max_length=200, description="French text (shown first).")]
+    en: Annotated[str, Field(min_length=1, max_length=200, description="English text.")]
+
+
+class Retention(StrictModel):
+    daily: Annotated[int, Field(ge=0, le=366, description="Daily snapshots kept (restic --keep-daily).")] = 7
+    weekly: Annotated[int, Field(ge=0, le=260, description="Weekly snapshots kept (restic --keep-weekly).")] = 4
+    monthly: Annotated[int, Field(ge=0, le=120, description="Monthly snapshots kept (restic --keep-monthly).")] = 6
+
+    @property
+    def window_days(self) -> int:
+        """How far back the oldest kept snapshot may reach, in days (for final backups)."""
+        return max(self.daily, 7 * self.weekly, 31 * self.monthly, 1)
+
+
+class Offer(StrictModel):
+    label: Annotated[LocalizedText, Field(description="Name shown to associations.")]
+    max_instances: Annotated[int, Field(ge=0, le=1000, description="Most instances an association may have.")]
+    memory_mb: Annotated[int, Field(ge=0, description="Total memory of its instances' sizes, in MiB.")]
+    disk_gb: Annotated[int, Field(ge=0, description="Total disk of its instances' sizes, in GiB.")]
+    services: Annotated[
+        dict[str, dict[str, str]],
+        Field(
+            description="Per-service limits, by service id then limit name (the names a catalogue entry declares "
+            "under `limits`, e.g. nextcloud's user_quota); unset limits take the entry's default."
+        ),
+    ] = {}
+    backup_retention: Annotated[Retention, Field(description="How many snapshots are kept.")] = Retention()
+    backup_window_hours: Annotated[
+        int, Field(ge=1, le=24 * 31, description="`backup status` flags an instance whose last good backup is older.")
+    ] = 26
+
+
+def default_offers() -> dict[str, Offer]:
+    """The offers a new workspace starts with (edit them in ruche.toml)."""
+    return {
+        "decouverte": Offer(
+            label=LocalizedText(fr="Découverte", en="Discovery"), max_instances=2, memory_mb=512, disk_gb=5,
+            services={"nextcloud": {"user_quota": "1 GB"}}, backup_retention=Retention(daily=7, weekly=2, monthly=0),
+        ),
+        "association": Offer(
+            label=LocalizedText(fr="Association", en="Association"), max_instances=6, memory_mb=4096, disk_gb=60,
+            services={"nextcloud": {"user_quota": "10 GB"}},
+        ),
+    }  # fmt: skip
+
+
+class BackupSettings(StrictModel):
+    repository: Annotated[
+        str | None,
+        Field(
+            description="Where restic repositories live, one per association under it: a local path on the servers "
+            "(/srv/backup), sftp:USER@HOST:/PATH, or s3:https://HOST/BUCKET. Unset: no backups."
+        ),
+    ] = None
+    managed_server: Annotated[
+        str | None,
+        Field(
+            description="Name of a registered backup server (role backup) that ruche sets up as the SFTP target: a "
+            "restricted account that the application servers' keys may use for SFTP only."
+        ),
+    ] = None
+    schedule: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9*:,./ -]{1,64}$", description="systemd OnCalendar expression of scheduled backups.")
+    ] = "*-*-* 02:30:00"
+    s3_credentials_file: Annotated[
+        str | None,
+        Field(description="File outside the workspace holding AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines."),
+    ] = None
+
+    @field_validator("repository")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(/[A-Za-z0-9._/-]+|sftp:[A-Za-z0-9._-]+@[A-Za-z0-9.:-]+:/[A-Za-z0-9._/-]+|s3:https?://[A-Za-z0-9.:-]+/[A-Za-z0-9._/-]+)$", value):
+            raise ValueError(
+                "expected an absolute path, sftp:USER@HOST:/PATH or s3:https://HOST/BUCKET (letters, digits, . _ - /)"
+            )
+        return value.rstrip("/")
+
+
 class WorkspaceConfig(StrictModel):
     collective: Annotated[str, Field(min_length=1, max_length=120, description="The hosting collective's name.")]
     base_domain: Annotated[
@@ -123,6 +206,11 @@ class WorkspaceConfig(StrictModel):
     placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
     lab: Annotated[LabSettings, Field(description="Settings of the local lab (`ruche lab up`).")] = LabSettings()
     secrets: Annotated[SecretsSettings, Field(description="Where the vault password comes from.")] = SecretsSettings()
+    offers: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")], Offer],
+        Field(description="Quota packages associations sign up for, by name."),
+    ] = {}
+    backup: Annotated[BackupSettings, Field(description="Where and when instances are backed up.")] = BackupSettings()
 
     @field_validator("base_domain")
     @classmethod

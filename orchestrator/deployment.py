@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.catalog import REFERENCE, Service
 from orchestrator.inventory import Unsafe, Vaulted
@@ -51,6 +51,7 @@ class InstanceRecord:
     memory_mb: int
     parameters: dict[str, str]
     secrets: dict[str, str]  # name -> vault ciphertext
+    limits: dict[str, str] = field(default_factory=dict)  # the service's limits under the association's offer
 
     @property
     def identifier(self) -> str:
@@ -115,11 +116,13 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
     """Give the variables of one instance for the ``ruche_instance`` role (see the module's docstring)."""
     identifier = record.identifier
     database = None
+    limits = {name: limit.default for name, limit in service.limits.items()} | dict(record.limits)
     values = {
         "param": dict(record.parameters),
         "instance": {"name": record.name, "association": record.association, "domain": record.domain,
                      "url": f"https://{record.domain}"},
         "db": {},
+        "limit": limits,
     }  # fmt: skip
     if service.database != "none":
         engine = DATABASE_ENGINES[service.database]
@@ -149,6 +152,8 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             "port": service.port,
             "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
             "environment": _environment(service.environment, values),
+            "exec_user": service.exec_user,
+            "setup": [[Unsafe(_substitute_limits(argument, limits)) for argument in command] for command in service.setup],
         },
         "sidecars": [
             {"name": s.name, "image": s.image, "container": _container(identifier, s.name), "command": list(s.command),
@@ -159,6 +164,10 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "parameters": {Unsafe(key): Unsafe(value) for key, value in sorted(record.parameters.items())},
         "secrets": {name: Vaulted(record.secrets[name]) for name in sorted(record.secrets)},
     }
+
+
+def _substitute_limits(argument: str, limits: dict[str, str]) -> str:
+    return REFERENCE.sub(lambda match: limits[match.group(2)], argument)
 
 
 def fingerprint(variables: dict) -> str:

@@ -67,6 +67,10 @@ class Conflict(RucheError):
     exit_code = 5
 
 
+class QuotaExceeded(Conflict):
+    """The request is beyond the association's offer (count, memory or disk)."""
+
+
 class MissingPrerequisite(RucheError):
     """This machine lacks what the command needs: root, a program, disk space."""
 

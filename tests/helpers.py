@@ -10,10 +10,16 @@ from orchestrator.workspace import BUNDLED_CATALOG_DIR
 CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
 
 
-def instance_entry(association: str, name: str, server: str, service: str = "radicale", secrets=None, **parameters):
-    """Give the inventory entry of an instance of a bundled ``service`` with ``parameters``."""
-    record = InstanceRecord(
+def instance_record(association: str = "amap", name: str = "app", secrets=None, limits=None, **parameters) -> InstanceRecord:
+    """Give the record of an instance with ``parameters`` (and service ``limits``), as the state would."""
+    return InstanceRecord(
         association=association, name=name, domain=instance_domain(association, name, "example.org"), http_port=20000,
         desired_state="present", cpu=0.25, memory_mb=128, parameters=parameters, secrets=secrets or {},
+        limits=limits or {},
     )  # fmt: skip
+
+
+def instance_entry(association: str, name: str, server: str, service: str = "radicale", secrets=None, **parameters):
+    """Give the inventory entry of an instance of a bundled ``service`` with ``parameters``."""
+    record = instance_record(association, name, secrets, **parameters)
     return InstanceEntry(association, name, server, instance_variables(record, CATALOG.get(service)))

@@ -80,7 +80,7 @@ def apply(
             targeted = [only] if only is not None else [
                 i for i in list_instances(session) if i.state in ACTIVE_STATES and (server is None or i.server.name == server)
             ]  # fmt: skip
-            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog)) for i in targeted}
+            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog, workspace.config.offers)) for i in targeted}
             addresses = [i.address for i in targeted]
             needs_vault = any(i.secrets for i in list_instances(session) if i.state in ACTIVE_STATES)
             exported = write_inventory(workspace, session)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.config import SecretsSettings, WorkspaceConfig
+from orchestrator.config import SecretsSettings, WorkspaceConfig, default_offers
 from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, create_password_file
 from orchestrator.errors import InvalidInput
 from orchestrator.state.database import StateStore
@@ -38,7 +38,7 @@ def init_workspace(
     Raises InvalidInput for a bad name/domain/URL and Conflict if a workspace is already there;
     nothing is written in either case.
     """
-    fields = {"collective": collective, "base_domain": base_domain}
+    fields = {"collective": collective, "base_domain": base_domain, "offers": default_offers()}
     if state_url:
         fields["state_url"] = state_url
     if vault_password_file is not None:

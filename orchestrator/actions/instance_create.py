@@ -7,12 +7,14 @@ from pathlib import Path
 from orchestrator.actions.catalog import catalog_of
 from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import resolve_parameters
-from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.deployment import free_http_port, instance_domain, secret_names
 from orchestrator.placement import Demand, place
 from orchestrator.secrets import generate_secret
 from orchestrator.state.associations import get_association, is_slug
-from orchestrator.state.instances import capacities, instance_as_dict, list_instances, used_http_ports
+from orchestrator.quotas import excesses, find_offer, service_limits
+from orchestrator.state.events import record_event
+from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
 
@@ -30,6 +32,7 @@ def create_instance(
     parameters: tuple[str, ...],
     server: str | None,
     labels: dict[str, str] | None = None,
+    over_quota: bool = False,
     dry_run: bool = False,
 ) -> dict:
     """Validate, place and (unless ``dry_run``) record a new instance in state ``planned``.
@@ -37,8 +40,12 @@ def create_instance(
     The instance gets its domain, a loopback port on its server and its secrets (random,
     stored vault-encrypted); ``ruche apply`` deploys it.
 
-    Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "dry_run": bool}``.
-    Raises InvalidInput, NotFound or Conflict (no room, name taken) with the state unchanged.
+    The association's offer bounds its instances (count, memory, disk); beyond it the request is
+    refused with QuotaExceeded, unless ``over_quota``: then the override is recorded in the
+    audit trail (event ``quota.override``).
+
+    Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "quota": {...}, "dry_run": bool}``.
+    Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken) with the state unchanged.
     """
     instance_name = name or service
     if not is_slug(instance_name):
@@ -54,6 +61,16 @@ def create_instance(
             get_server(session, server)  # NotFound before placement explains anything
         if any(i.name == instance_name for i in list_instances(session, association=association)):
             raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
+        offer = find_offer(workspace.config.offers, owner.offer)
+        service_limits(definition, offer, owner.offer)  # a broken offer is reported before anything is placed
+        over = excesses(offer, allocation(session, owner.id), resources.memory_mb, resources.disk_gb)
+        if over and not over_quota:
+            raise QuotaExceeded(
+                f"{association}/{instance_name} ({service}, {size}) is beyond {association}'s offer {owner.offer!r}: "
+                + "; ".join(e.describe() for e in over),
+                hint="choose a smaller --size, delete an instance, move the association to a larger offer "
+                "(`ruche association set-offer`), or add --over-quota to override (recorded)",
+            )
         demand = Demand(
             association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
             required_labels=labels or {}, server=server,
@@ -75,10 +92,15 @@ def create_instance(
             secrets=secrets, health="unknown", health_detail="",
         )  # fmt: skip
         view = instance_as_dict(instance)
+        quota = {"offer": owner.offer, "excesses": [e.as_dict() for e in over], "overridden": bool(over)}
         if not dry_run:
             session.add(instance)
+            if over:
+                record_event(session, kind="quota.override", subject=instance.address,
+                             detail={"offer": owner.offer, "service": service, "size": size, "excesses": quota["excesses"]})  # fmt: skip
         return {
             "instance": view,
+            "quota": quota,
             "placement": [{"server": c.server, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
             "dry_run": dry_run,
         }

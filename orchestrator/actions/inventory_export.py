@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.config import Offer
 from orchestrator.deployment import instance_variables
 from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
+from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
 from orchestrator.state.models import Instance
@@ -38,7 +40,7 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     ]
     catalog = load_catalog(workspace.catalog_dir)
     instances = [
-        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog))
+        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config.offers))
         for i in list_instances(session)
         if i.state in ACTIVE_STATES
     ]
@@ -54,9 +56,15 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     return {"directory": str(target), "files": sorted(files), "changed": changed}
 
 
-def deployment_variables(instance: Instance, catalog: Catalog) -> dict:
-    """Give the role variables of ``instance`` from the current catalogue; raises NotFound for a removed service."""
-    return instance_variables(deployment_record(instance), catalog.get(instance.service_id))
+def deployment_variables(instance: Instance, catalog: Catalog, offers: dict[str, Offer]) -> dict:
+    """Give the role variables of ``instance`` from the current catalogue and offers.
+
+    Raises NotFound for a service gone from the catalogue, ConfigError for an offer gone from ruche.toml.
+    """
+    service = catalog.get(instance.service_id)
+    offer_name = instance.association.offer
+    limits = service_limits(service, find_offer(offers, offer_name), offer_name)
+    return instance_variables(deployment_record(instance, limits), service)
 
 
 def _read_tree(directory: Path) -> dict[str, str]:

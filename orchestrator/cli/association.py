@@ -6,6 +6,7 @@ import click
 
 from orchestrator.actions.association_add import register_association
 from orchestrator.actions.association_list import association as show_association
+from orchestrator.actions.association_set_offer import set_offer
 from orchestrator.actions.association_list import associations as list_associations
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import emit_json, table
@@ -54,3 +55,15 @@ def show(context: Context, slug: str, as_json: bool) -> None:
     click.echo(f"{entry['slug']}: {entry['name']} <{entry['email']}>, offer {entry['offer'] or '-'}")
     for instance in entry["instances"]:
         click.echo(f"  {instance['address']}  {instance['service']} ({instance['size']}) on {instance['server']}: {instance['state']}")
+
+
+@association.command("set-offer")
+@click.argument("slug")
+@click.argument("offer")
+@click.option("--over-quota", is_flag=True, help="Accept even if its instances already take more than OFFER allows (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="Print the association as JSON.")
+@pass_context
+def set_offer_(context: Context, slug: str, offer: str, over_quota: bool, as_json: bool) -> None:
+    """Move association SLUG to OFFER (recorded in the audit trail)."""
+    entry = set_offer(context.workspace, slug, offer, over_quota=over_quota)
+    emit_json(entry) if as_json else click.echo(f"association {entry['slug']} is on offer {entry['offer']}")

@@ -29,6 +29,10 @@ def instance() -> None:
 @click.option("--param", "parameters", multiple=True, metavar="NAME=VALUE", help="A service parameter; repeatable.")
 @click.option("--server", help="Put it on this server instead of letting placement choose.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only servers with this label; repeatable.")
+@click.option(
+    "--over-quota", is_flag=True,
+    help="Create it even beyond the association's offer; the override is recorded (`ruche events`).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show the placement and its reasons; record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
@@ -43,6 +47,9 @@ def create(context: Context, association: str, service: str, labels: tuple[str, 
     created = result["instance"]
     verb = "would be placed" if result["dry_run"] else "planned"
     click.echo(f"{created['address']} ({created['service']}, {created['size']}) {verb} on {created['server']}")
+    for excess in result["quota"]["excesses"]:
+        click.echo(f"beyond offer {result['quota']['offer']!r}, overridden: {excess['limit']} {excess['requested']:g} "
+                   f"of {excess['allowed']:g} {excess['unit']}".rstrip(), err=True)  # fmt: skip
 
 
 @instance.command("list")

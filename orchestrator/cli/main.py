@@ -45,15 +45,19 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 
 def _register_commands() -> None:
-    from orchestrator.cli import apply, association, catalog, init, instance, inventory, lab, plan, runs, server, status
+    from orchestrator.cli import (
+        apply, association, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status,
+    )  # fmt: skip
 
     cli.add_command(apply.apply)
     cli.add_command(association.association)
     cli.add_command(catalog.catalog)
+    cli.add_command(events.events)
     cli.add_command(instance.instance)
     cli.add_command(inventory.inventory)
     cli.add_command(init.init)
     cli.add_command(lab.lab)
+    cli.add_command(offer.offer)
     cli.add_command(runs.runs)
     cli.add_command(plan.plan)
     cli.add_command(server.server)

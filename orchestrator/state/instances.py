@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from orchestrator.deployment import InstanceRecord
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.placement import Capacity
+from orchestrator.quotas import Allocation
 from orchestrator.state.models import Association, Instance
 from orchestrator.state.servers import list_servers
 
@@ -89,13 +90,23 @@ def instance_as_dict(instance: Instance) -> dict:
 
 
 
-def deployment_record(instance: Instance) -> InstanceRecord:
-    """Give the facts of ``instance`` its deployment is derived from."""
+def deployment_record(instance: Instance, limits: dict[str, str] | None = None) -> InstanceRecord:
+    """Give the facts of ``instance`` its deployment is derived from (``limits``: its service's, under its offer)."""
     return InstanceRecord(
         association=instance.association.slug, name=instance.name, domain=instance.domain,
         http_port=instance.http_port, desired_state=instance.desired_state, cpu=instance.cpu,
         memory_mb=instance.memory_mb, parameters=dict(instance.parameters), secrets=dict(instance.secrets),
+        limits=dict(limits or {}),
     )  # fmt: skip
+
+
+def allocation(session: Session, association_id: int) -> Allocation:
+    """Give what the association's active instances take from its offer (sizes, not measured use)."""
+    held = [
+        i for i in session.scalars(select(Instance).where(Instance.association_id == association_id))
+        if i.state in ACTIVE_STATES
+    ]  # fmt: skip
+    return Allocation(len(held), sum(i.memory_mb for i in held), sum(i.disk_gb for i in held))
 
 
 def used_http_ports(session: Session, server_id: int) -> set[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -48,6 +48,8 @@ class Association(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     offer: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # password of the association's restic repository, as ansible-vault ciphertext (made at first backup)
+    backup_password: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -114,3 +116,53 @@ class Run(Base):
     artifacts: Mapped[str] = mapped_column(String(4096))
     started: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """The audit trail: who did what to which subject, and when (quota overrides, offer changes, ...)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    actor: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class UsageSample(Base):
+    """What an instance used when measured: bytes of its volumes, of its database, of memory."""
+
+    __tablename__ = "usage_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    database_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str] = mapped_column(String(500), default="")
+
+    instance: Mapped[Instance] = relationship()
+
+
+class BackupRun(Base):
+    """One backup, restore or verification of an instance, with restic's figures."""
+
+    __tablename__ = "backup_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="SET NULL"), nullable=True)
+    instance_address: Mapped[str] = mapped_column(String(80))
+    server: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))  # backup | restore | verify
+    reason: Mapped[str] = mapped_column(String(16))  # manual | scheduled | safety | final | scratch
+    status: Mapped[str] = mapped_column(String(16))  # success | failed
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    data_added_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -34,6 +34,7 @@ DATABASE_ENGINES = {
         "secrets": ["db_password", "db_root_password"],
     },
 }
+DEFAULT_RETENTION = {"daily": 7, "weekly": 4, "monthly": 6}
 FIRST_HTTP_PORT = 20000
 LAST_HTTP_PORT = 29999
 
@@ -52,6 +53,8 @@ class InstanceRecord:
     parameters: dict[str, str]
     secrets: dict[str, str]  # name -> vault ciphertext
     limits: dict[str, str] = field(default_factory=dict)  # the service's limits under the association's offer
+    backup_retention: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
+    backup_password: str | None = None  # the association's restic password (vault ciphertext), when backups are on
 
     @property
     def identifier(self) -> str:
@@ -161,9 +164,22 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             for s in service.sidecars
         ],  # fmt: skip
         "database": database,
+        "backup": {
+            "volumes": list(service.backup.volumes),
+            "before": [list(command) for command in service.backup.before],
+            "after": [list(command) for command in service.backup.after],
+            "retention": dict(record.backup_retention),
+        },
         "parameters": {Unsafe(key): Unsafe(value) for key, value in sorted(record.parameters.items())},
-        "secrets": {name: Vaulted(record.secrets[name]) for name in sorted(record.secrets)},
+        "secrets": {name: Vaulted(ciphertext) for name, ciphertext in sorted(_all_secrets(record).items())},
     }
+
+
+def _all_secrets(record: InstanceRecord) -> dict[str, str]:
+    secrets = dict(record.secrets)
+    if record.backup_password is not None:
+        secrets["restic_password"] = record.backup_password
+    return secrets
 
 
 def _substitute_limits(argument: str, limits: dict[str, str]) -> str:

@@ -30,6 +30,9 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when av
 
 
 def _represent_unsafe(dumper: yaml.SafeDumper, value: Unsafe):
+    if not value:
+        # ansible-core 2.19 reads `!unsafe ''` as None; an empty string holds nothing to template
+        return dumper.represent_str("")
     return dumper.represent_scalar("!unsafe", str(value), style="'")
 
 

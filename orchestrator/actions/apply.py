@@ -18,6 +18,7 @@ from orchestrator.actions.status import check_and_record_health
 from orchestrator.catalog import load_catalog
 from orchestrator.deployment import fingerprint
 from orchestrator.runner import RunResult, run_playbook
+from orchestrator.state.associations import ensure_backup_password
 from orchestrator.state.instances import ACTIVE_STATES, get_instance, instance_as_dict, list_instances
 from orchestrator.state.models import Instance
 from orchestrator.state.runs import record_run
@@ -80,9 +81,16 @@ def apply(
             targeted = [only] if only is not None else [
                 i for i in list_instances(session) if i.state in ACTIVE_STATES and (server is None or i.server.name == server)
             ]  # fmt: skip
-            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog, workspace.config.offers)) for i in targeted}
+            if workspace.config.backup.repository is not None:
+                # associations registered before backups were configured get their repository password now
+                for association in {i.association.slug: i.association for i in list_instances(session) if i.state in ACTIVE_STATES}.values():
+                    ensure_backup_password(association, workspace.vault())
+                session.flush()
+            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog, workspace.config)) for i in targeted}
             addresses = [i.address for i in targeted]
-            needs_vault = any(i.secrets for i in list_instances(session) if i.state in ACTIVE_STATES)
+            needs_vault = any(i.secrets for i in list_instances(session) if i.state in ACTIVE_STATES) or (
+                workspace.config.backup.repository is not None and bool(targeted)
+            )
             exported = write_inventory(workspace, session)
         progress(f"inventory {'written' if exported['changed'] else 'unchanged'}: {exported['directory']}")
         result = run_playbook(

@@ -11,7 +11,7 @@ from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.deployment import free_http_port, instance_domain, secret_names
 from orchestrator.placement import Demand, place
 from orchestrator.secrets import generate_secret
-from orchestrator.state.associations import get_association, is_slug
+from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
 from orchestrator.quotas import excesses, find_offer, service_limits
 from orchestrator.state.events import record_event
 from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports
@@ -95,6 +95,7 @@ def create_instance(
         quota = {"offer": owner.offer, "excesses": [e.as_dict() for e in over], "overridden": bool(over)}
         if not dry_run:
             session.add(instance)
+            ensure_backup_password(owner, vault)
             if over:
                 record_event(session, kind="quota.override", subject=instance.address,
                              detail={"offer": owner.offer, "service": service, "size": size, "excesses": quota["excesses"]})  # fmt: skip

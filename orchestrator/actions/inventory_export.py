@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Offer
+from orchestrator.config import WorkspaceConfig
 from orchestrator.deployment import instance_variables
 from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
+from orchestrator.backups import backup_variables
 from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
@@ -40,7 +41,7 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     ]
     catalog = load_catalog(workspace.catalog_dir)
     instances = [
-        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config.offers))
+        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config))
         for i in list_instances(session)
         if i.state in ACTIVE_STATES
     ]
@@ -49,6 +50,7 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
         "ruche_server_tls": workspace.config.proxy_tls,
         "ruche_instance_resource_limits": workspace.config.resource_limits,
         "ruche_base_domain": workspace.config.base_domain,
+        **backup_variables(workspace.config.backup),
     }
     target = workspace.inventories_dir / workspace.config.environment
     files = render_inventory(servers, instances, fleet_variables)
@@ -56,15 +58,18 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     return {"directory": str(target), "files": sorted(files), "changed": changed}
 
 
-def deployment_variables(instance: Instance, catalog: Catalog, offers: dict[str, Offer]) -> dict:
-    """Give the role variables of ``instance`` from the current catalogue and offers.
+def deployment_variables(instance: Instance, catalog: Catalog, config: WorkspaceConfig) -> dict:
+    """Give the role variables of ``instance`` from the current catalogue and configuration (offers, backups).
 
     Raises NotFound for a service gone from the catalogue, ConfigError for an offer gone from ruche.toml.
     """
     service = catalog.get(instance.service_id)
     offer_name = instance.association.offer
-    limits = service_limits(service, find_offer(offers, offer_name), offer_name)
-    return instance_variables(deployment_record(instance, limits), service)
+    offer = find_offer(config.offers, offer_name)
+    limits = service_limits(service, offer, offer_name)
+    retention = offer.backup_retention.model_dump() if offer is not None else None
+    record = deployment_record(instance, limits, retention, with_backups=config.backup.repository is not None)
+    return instance_variables(record, service)
 
 
 def _read_tree(directory: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.config import RegistrySettings
+from orchestrator.config import BackupSettings, RegistrySettings
 from orchestrator.lab import machine, network
 from orchestrator.lab.host import require_root
 from orchestrator.lab.layout import LabLayout
@@ -47,7 +47,10 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
                 removed["links"] += 1
             if record.registry_address and workspace.config.registry.mirror == record.registry_address:
                 default = RegistrySettings(mirrored_registries=workspace.config.registry.mirrored_registries)
-                workspace.save_config(workspace.config.model_copy(update={"registry": default, "proxy_tls": "acme", "resource_limits": True}))
+                backup = BackupSettings(schedule=workspace.config.backup.schedule)
+                workspace.save_config(workspace.config.model_copy(
+                    update={"registry": default, "proxy_tls": "acme", "resource_limits": True, "backup": backup}
+                ))  # fmt: skip
         with store.session() as session:
             for server in list_servers(session, origin="lab"):
                 removed["instances"] += remove_server(session, server.name, with_instances=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_status import inspect
-from orchestrator.config import RegistrySettings
+from orchestrator.config import BackupSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
 from orchestrator.lab.host import is_same_process, require_programs, require_root, run
-from orchestrator.lab.layout import LabLayout, plan_servers
+from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
 from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in
 from orchestrator.remote import SshTarget, for_each_server
@@ -106,8 +106,14 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         for reference in pushed.result():
             progress(f"image ready: {reference}")
 
-    workspace.save_config(workspace.config.model_copy(update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False}))
-    progress(f"registry mirror set to the lab registry in {workspace.config_path.name}")
+    backup = BackupSettings(
+        repository=f"sftp:restic@{lab_network.address(BACKUP_HOST_INDEX)}:/srv/restic", managed_server=BACKUP_SERVER_NAME,
+        schedule=workspace.config.backup.schedule,
+    )  # fmt: skip
+    workspace.save_config(workspace.config.model_copy(
+        update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup}
+    ))  # fmt: skip
+    progress(f"registry mirror and backup target (SFTP on {BACKUP_SERVER_NAME}) set in {workspace.config_path.name}")
 
     with store.session() as session:
         for server in list_servers(session, origin="lab"):

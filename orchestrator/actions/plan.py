@@ -52,7 +52,7 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
             for instance in list_instances(session):
                 if instance.server_id != entry.id or instance.state not in ACTIVE_STATES:
                     continue
-                change = _change(instance, fingerprint(deployment_variables(instance, catalog, workspace.config.offers)))
+                change = _change(instance, fingerprint(deployment_variables(instance, catalog, workspace.config)))
                 if change is not None:
                     changes.append({"instance": instance.address, "service": instance.service_id, "change": change})
             base = "up to date" if entry.name in converged else "first converge"

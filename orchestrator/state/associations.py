@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.secrets import generate_secret
 from orchestrator.state.models import Association
 from orchestrator.validation import describe_validation_error
 
@@ -74,3 +75,11 @@ def get_association(session: Session, slug: str) -> Association:
 
 def association_as_dict(association: Association) -> dict:
     return {"slug": association.slug, "name": association.name, "email": association.email, "offer": association.offer}
+
+
+def ensure_backup_password(association: Association, vault) -> bool:
+    """Give ``association`` a random restic password (vault-encrypted) if it has none; tell whether one was made."""
+    if association.backup_password is not None:
+        return False
+    association.backup_password = vault.encrypt(generate_secret())
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.deployment import InstanceRecord
+from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.placement import Capacity
 from orchestrator.quotas import Allocation
@@ -90,13 +90,21 @@ def instance_as_dict(instance: Instance) -> dict:
 
 
 
-def deployment_record(instance: Instance, limits: dict[str, str] | None = None) -> InstanceRecord:
-    """Give the facts of ``instance`` its deployment is derived from (``limits``: its service's, under its offer)."""
+def deployment_record(
+    instance: Instance, limits: dict[str, str] | None = None, retention: dict[str, int] | None = None,
+    with_backups: bool = False,
+) -> InstanceRecord:
+    """Give the facts of ``instance`` its deployment is derived from.
+
+    ``limits``: its service's limits under its offer; ``retention``: its offer's backup retention;
+    ``with_backups``: give it its association's restic password (when backups are configured).
+    """
     return InstanceRecord(
         association=instance.association.slug, name=instance.name, domain=instance.domain,
         http_port=instance.http_port, desired_state=instance.desired_state, cpu=instance.cpu,
         memory_mb=instance.memory_mb, parameters=dict(instance.parameters), secrets=dict(instance.secrets),
-        limits=dict(limits or {}),
+        limits=dict(limits or {}), backup_retention=dict(retention or DEFAULT_RETENTION),
+        backup_password=instance.association.backup_password if with_backups else None,
     )  # fmt: skip
 
 

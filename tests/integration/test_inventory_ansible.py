@@ -65,3 +65,20 @@ def test_control_the_same_value_without_unsafe_would_run(tmp_path):
     host_vars.write_text(host_vars.read_text().replace("!unsafe ", ""))
     run_debug_play(inventory, tmp_path)
     assert marker.exists()
+
+
+def test_an_empty_user_value_reads_as_an_empty_string_not_none(tmp_path):
+    instance = instance_entry("asso", "site", "web-1", title="")
+    files = render_inventory([ServerEntry("web-1", "192.0.2.1", "root", 22, "apps", False)], [instance])
+    output = run_debug_play(write(tmp_path / "inventory", files), tmp_path)
+    playbook = tmp_path / "length.yml"
+    playbook.write_text(
+        "- hosts: apps\n  gather_facts: false\n  tasks:\n"
+        "    - debug:\n        msg: \"length={{ ruche_instances[0].parameters.title | length }}\"\n"
+    )
+    result = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory"), str(playbook)],
+        capture_output=True, text=True, timeout=300, env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0 and '"msg": "length=0"' in result.stdout, result.stdout[-2000:]
+    assert '"msg": "title="' in output

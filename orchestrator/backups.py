@@ -9,11 +9,14 @@ old one; retention follows the association's offer. Servers run restic themselve
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from orchestrator.config import BackupSettings
+from orchestrator.errors import OperationFailed
 from orchestrator.inventory import Unsafe
+from orchestrator.remote import SshTarget, run_tool
 
 SFTP = re.compile(r"^sftp:(?P<user>[^@]+)@(?P<host>[^:]+):(?P<path>/.*)$")
 BACKUP_CONFIG_DIR = "/etc/ruche/backup"
@@ -60,3 +63,41 @@ def backup_variables(settings: BackupSettings) -> dict:
         "ruche_backup_schedule": Unsafe(settings.schedule),
         "ruche_backup_s3_credentials_file": Unsafe(settings.s3_credentials_file or ""),
     }
+
+
+BACKUP_TOOL = "/usr/local/sbin/ruche-backup"
+
+
+def backup_tool(target: SshTarget, command: str, identifier: str, *options: str, timeout: float = 3600):
+    """Run ``ruche-backup COMMAND IDENTIFIER OPTIONS`` on ``target``; give its JSON answer.
+
+    The tool answers JSON even when it fails (``{"status": "failed", "error": ...}``). Raises
+    OperationFailed when the server cannot be reached or the answer is not JSON.
+    """
+    code, output = run_tool(target, [BACKUP_TOOL, command, identifier, *options], timeout=timeout)
+    try:
+        return json.loads(output.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise OperationFailed(
+            f"{target.name}: ruche-backup {command} {identifier} exited {code} without a JSON answer",
+            hint="is the server converged with backups configured? (`ruche apply --server " + target.name + "`)",
+        ) from None
+
+
+def compare_with_manifest(manifest: dict, current: dict) -> list[str]:
+    """Give the differences between a snapshot's manifest and what a restored instance holds (empty: equal)."""
+    problems = []
+    for volume, files in (manifest.get("volumes") or {}).items():
+        restored = (current.get("volumes") or {}).get(volume, {})
+        missing = sorted(set(files) - set(restored))
+        changed = sorted(path for path in set(files) & set(restored) if files[path] != restored[path])
+        extra = sorted(set(restored) - set(files))
+        problems += [f"{volume}/{path}: missing" for path in missing[:20]]
+        problems += [f"{volume}/{path}: checksum differs" for path in changed[:20]]
+        problems += [f"{volume}/{path}: not in the snapshot" for path in extra[:20]]
+    expected_tables = ((manifest.get("database") or {}).get("tables")) or {}
+    restored_tables = ((current.get("database") or {}).get("tables")) or {}
+    for table in sorted(set(expected_tables) | set(restored_tables)):
+        if expected_tables.get(table) != restored_tables.get(table):
+            problems.append(f"table {table}: {expected_tables.get(table)} rows in the snapshot, {restored_tables.get(table)} restored")
+    return problems

@@ -84,6 +84,22 @@ def run_command(target: SshTarget, argv: list[str], *, timeout: float = 120) -> 
     return result.stdout
 
 
+def run_tool(target: SshTarget, argv: list[str], *, timeout: float = 3600) -> tuple[int, str]:
+    """Run ``argv`` on ``target``; give its exit code and standard output (a non-zero exit is not an error here).
+
+    Raises OperationFailed when the server cannot be reached, TimedOut past ``timeout`` seconds.
+    """
+    command = shlex.join(argv)
+    with connect(target) as connection:
+        try:
+            result = connection.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+        except Exception as error:  # invoke's CommandTimedOut and transport errors
+            if "timed out" in str(error).lower():
+                raise TimedOut(f"{target.name}: `{command}` gave no result within {timeout:.0f} s") from None
+            raise OperationFailed(f"{target.name}: `{command}` failed: {error}") from None
+    return result.exited, result.stdout
+
+
 def put_file(target: SshTarget, content: bytes, remote_path: str, *, mode: int = 0o644) -> None:
     """Write ``content`` to ``remote_path`` on ``target`` with ``mode``."""
     with connect(target) as connection:

@@ -33,6 +33,7 @@ def create_instance(
     server: str | None,
     labels: dict[str, str] | None = None,
     over_quota: bool = False,
+    check_quota: bool = True,
     dry_run: bool = False,
 ) -> dict:
     """Validate, place and (unless ``dry_run``) record a new instance in state ``planned``.
@@ -42,7 +43,8 @@ def create_instance(
 
     The association's offer bounds its instances (count, memory, disk); beyond it the request is
     refused with QuotaExceeded, unless ``over_quota``: then the override is recorded in the
-    audit trail (event ``quota.override``).
+    audit trail (event ``quota.override``). ``check_quota=False`` is for ruche's own short-lived
+    instances (backup verification), which no offer counts.
 
     Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "quota": {...}, "dry_run": bool}``.
     Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken) with the state unchanged.
@@ -63,7 +65,7 @@ def create_instance(
             raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
         offer = find_offer(workspace.config.offers, owner.offer)
         service_limits(definition, offer, owner.offer)  # a broken offer is reported before anything is placed
-        over = excesses(offer, allocation(session, owner.id), resources.memory_mb, resources.disk_gb)
+        over = excesses(offer, allocation(session, owner.id), resources.memory_mb, resources.disk_gb) if check_quota else []
         if over and not over_quota:
             raise QuotaExceeded(
                 f"{association}/{instance_name} ({service}, {size}) is beyond {association}'s offer {owner.offer!r}: "

@@ -46,11 +46,12 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status,
+        apply, association, backup, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status,
     )  # fmt: skip
 
     cli.add_command(apply.apply)
     cli.add_command(association.association)
+    cli.add_command(backup.backup)
     cli.add_command(catalog.catalog)
     cli.add_command(events.events)
     cli.add_command(instance.instance)

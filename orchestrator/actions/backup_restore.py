@@ -1,0 +1,193 @@
+"""``ruche backup restore|verify``: bring a snapshot back into an instance, or prove that it can be."""
+
+from __future__ import annotations
+
+import secrets as random
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.actions.apply import apply
+from orchestrator.actions.backup_run import back_up, require_backups
+from orchestrator.actions.common import opened
+from orchestrator.actions.instance_create import create_instance
+from orchestrator.actions.instance_lifecycle import change_instance
+from orchestrator.actions.status import check_and_record_health
+from orchestrator.backups import backup_tool, compare_with_manifest
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import Conflict, InvalidInput, OperationFailed
+from orchestrator.remote import SshTarget
+from orchestrator.state.backups import backup_run_as_dict, record_tool_result
+from orchestrator.state.instances import get_instance, instance_as_dict, parse_address
+from orchestrator.state.models import utc_now
+
+Progress = Callable[[str], None]
+
+
+def _no_progress(_message: str) -> None:
+    pass
+
+
+def _instance_exists(workspace_path: Path | None, address: str) -> bool:
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        try:
+            return get_instance(session, address).state != "deleted"
+        except Exception:
+            return False
+
+
+def _restore_into(workspace_path: Path | None, source: str, target: str, snapshot: str, progress: Progress) -> dict:
+    """Run the restore on the target's server, record it, check the target's health; give the tool's answer."""
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        source_id = get_instance(session, source).identifier
+        instance = get_instance(session, target)
+        server, identifier = SshTarget.of(instance.server), instance.identifier
+    progress(f"{target}: restoring snapshot {snapshot} of {source} on {server.name}")
+    try:
+        answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id)
+    except OperationFailed as error:
+        answer = {"status": "failed", "error": str(error), "started_at": utc_now().isoformat(timespec="seconds")}
+    answer["source"] = source
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        instance = get_instance(session, target)
+        record_tool_result(session, instance, server.name, answer, kind="restore")
+        if answer.get("status") == "success":
+            progress(f"{target}: checking its health")
+            check_and_record_health(workspace, load_catalog(workspace.catalog_dir), [instance])
+        answer["health"] = instance.health
+        answer["health_detail"] = instance.health_detail
+    return answer
+
+
+def restore(
+    workspace_path: Path | None, address: str, *, snapshot: str = "latest", into: str | None = None,
+    server: str | None = None, progress: Progress = _no_progress,
+) -> dict:  # fmt: skip
+    """Restore ``snapshot`` of instance ``address`` into itself, or into instance ``into``.
+
+    Into itself: a safety backup is taken first (nothing is restored if it fails). Into another
+    instance of the same association and service: created (on ``server``, else where placement
+    puts it) and deployed first when it does not exist. Gives ``{"restore": {...}, "safety_backup",
+    "target"}``. Raises InvalidInput, NotFound, Conflict, MissingPrerequisite or OperationFailed.
+    """
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        require_backups(workspace)
+        source = get_instance(session, address)
+        source_view = instance_as_dict(source)
+        if into is not None:
+            association, _name = parse_address(into)
+            if association != source.association.slug:
+                raise InvalidInput(f"{into}: restore only into an instance of {source.association.slug}, the snapshot's owner")
+        elif source.state != "running":
+            raise Conflict(f"{address} is {source.state}: restore into a running instance",
+                           hint=f"`ruche instance resume {address}`, or restore --into a new instance")  # fmt: skip
+    safety = None
+    target = into or address
+    if into is None:
+        progress(f"{address}: safety backup before restoring")
+        with opened(workspace_path) as (workspace, store), store.session() as session:
+            (safety,) = back_up(workspace, session, [address], reason="safety", progress=progress)
+        if safety["status"] != "success":
+            raise OperationFailed(f"{address}: the safety backup failed, nothing was restored: {safety['detail'].get('error')}")
+    elif not _instance_exists(workspace_path, into):
+        _association, name = parse_address(into)
+        progress(f"{into}: creating it from {address}'s settings")
+        create_instance(
+            workspace_path, association=source_view["association"], service=source_view["service"], name=name,
+            size=source_view["size"], parameters=tuple(f"{k}={v}" for k, v in source_view["parameters"].items()),
+            server=server,
+        )  # fmt: skip
+        run = apply(workspace_path, instance=into, progress=progress, check_health=False)
+        if not run["succeeded"]:
+            raise OperationFailed(f"{into}: deploying it failed (run {run['run_id']}); nothing restored")
+    else:
+        with opened(workspace_path) as (_workspace, store), store.session() as session:
+            existing = get_instance(session, into)
+            if existing.service_id != source_view["service"] or existing.state != "running":
+                raise Conflict(f"{into} must be a running {source_view['service']} instance to restore into it")
+    answer = _restore_into(workspace_path, address, target, snapshot, progress)
+    return {"restore": {k: v for k, v in answer.items() if k != "manifest"}, "safety_backup": safety, "target": target}
+
+
+def verify(workspace_path: Path | None, address: str, *, progress: Progress = _no_progress) -> dict:
+    """Prove the latest snapshot of ``address`` restores: into a scratch instance, checked, then destroyed.
+
+    Steps: `restic check` of the repository; read the snapshot's manifest; create and deploy a
+    scratch instance; restore into it; health check; compare its files' checksums and its tables'
+    row counts with the manifest; purge the scratch instance. The result is recorded (kind
+    verify) and given as ``{"status", "problems", "snapshot_id", ...}``; nothing raises for a
+    failed verification except when the instance or the repository setting is missing.
+    """
+    started = utc_now()
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        require_backups(workspace)
+        source = get_instance(session, address)
+        view = instance_as_dict(source)
+        server, identifier = SshTarget.of(source.server), source.identifier
+    problems: list[str] = []
+    result = {"instance": address, "status": "failed", "snapshot_id": None, "scratch": None}
+    scratch = None
+    try:
+        progress(f"{address}: checking the repository")
+        checked = backup_tool(server, "check", identifier, timeout=3600)
+        if checked.get("status") != "success":
+            problems.append(f"restic check failed: {checked.get('output') or checked.get('error')}")
+        manifest = backup_tool(server, "manifest", identifier, "--snapshot", "latest", timeout=600)
+        if manifest.get("status") == "failed":
+            problems.append(f"cannot read the latest snapshot's manifest: {manifest.get('error')}")
+        if not problems:
+            result["snapshot_id"] = manifest["snapshot_id"]
+            scratch_name = f"{view['name'][:20]}-v{random.token_hex(3)}"
+            scratch = f"{view['association']}/{scratch_name}"
+            result["scratch"] = scratch
+            progress(f"{address}: restoring snapshot {manifest['snapshot_id'][:8]} into scratch instance {scratch}")
+            create_instance(
+                workspace_path, association=view["association"], service=view["service"], name=scratch_name,
+                size=view["size"], parameters=tuple(f"{k}={v}" for k, v in view["parameters"].items()),
+                server=None, check_quota=False,
+            )  # fmt: skip
+            run = apply(workspace_path, instance=scratch, progress=progress, check_health=False)
+            if not run["succeeded"]:
+                problems.append(f"the scratch instance could not be deployed (run {run['run_id']})")
+            else:
+                answer = _restore_into(workspace_path, address, scratch, manifest["snapshot_id"], progress)
+                if answer.get("status") != "success":
+                    problems.append(f"restore failed: {answer.get('error')}")
+                else:
+                    if answer["health"] != "healthy":
+                        problems.append(f"the restored instance is {answer['health']}: {answer['health_detail']}")
+                    with opened(workspace_path) as (_workspace, store), store.session() as session:
+                        scratch_instance = get_instance(session, scratch)
+                        scratch_server, scratch_id = SshTarget.of(scratch_instance.server), scratch_instance.identifier
+                    current = backup_tool(scratch_server, "inspect", scratch_id, timeout=3600)
+                    problems += compare_with_manifest(manifest, current)
+                    result["tables"] = (manifest.get("database") or {}).get("tables")
+                    result["files"] = sum(len(files) for files in (manifest.get("volumes") or {}).values())
+    except OperationFailed as error:
+        problems.append(str(error))
+    finally:
+        if scratch is not None and _instance_exists(workspace_path, scratch):
+            progress(f"{address}: destroying scratch instance {scratch}")
+            try:
+                change_instance(workspace_path, scratch, "purge", progress=progress)
+                _forget_instance(workspace_path, scratch)
+            except Exception as error:  # the verification result matters more; say what is left
+                problems.append(f"scratch instance {scratch} could not be removed: {error}")
+    result["status"] = "success" if not problems else "failed"
+    result["problems"] = problems
+    finished = utc_now()
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        row = record_tool_result(session, get_instance(session, address), server.name, {
+            "status": result["status"], "reason": "scratch", "snapshot_id": result["snapshot_id"],
+            "started_at": started.isoformat(timespec="seconds"), "finished_at": finished.isoformat(timespec="seconds"),
+            "duration_seconds": round((finished - started).total_seconds(), 3), "problems": problems, "scratch": scratch,
+        }, kind="verify")  # fmt: skip
+        result["recorded"] = backup_run_as_dict(row)
+    return result
+
+
+def _forget_instance(workspace_path: Path | None, address: str) -> None:
+    """Drop a purged scratch instance's row, so it does not linger in listings (its backup runs stay)."""
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        instance = get_instance(session, address)
+        if instance.state == "deleted":
+            session.delete(instance)

@@ -1,0 +1,100 @@
+"""``ruche backup run``: back up instances now, servers in parallel, each server's instances in turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.actions.common import opened
+from orchestrator.backups import backup_tool
+from orchestrator.errors import InvalidInput, MissingPrerequisite
+from orchestrator.remote import SshTarget, for_each_server
+from orchestrator.state.backups import backup_run_as_dict, record_tool_result
+from orchestrator.state.instances import get_instance, list_instances
+from orchestrator.state.models import utc_now
+from orchestrator.state.servers import get_server
+from orchestrator.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    address: str
+    identifier: str
+    server: str
+
+
+def require_backups(workspace: Workspace) -> None:
+    """Raise MissingPrerequisite when ruche.toml configures no backup repository."""
+    if workspace.config.backup.repository is None:
+        raise MissingPrerequisite(
+            "no backup repository is configured",
+            hint="set [backup] repository in ruche.toml (a path, sftp:USER@HOST:/PATH or s3:...), then `ruche apply`",
+        )
+
+
+def back_up(workspace: Workspace, session, addresses: list[str], *, reason: str,
+            progress: Callable[[str], None] = lambda _m: None) -> list[dict]:  # fmt: skip
+    """Back up the instances at ``addresses`` (servers in parallel) and record each result; give them.
+
+    An unreachable server gives a failed result for each of its instances; nothing raises.
+    """
+    jobs: dict[str, list[BackupJob]] = {}
+    targets: dict[str, SshTarget] = {}
+    for address in addresses:
+        instance = get_instance(session, address)
+        jobs.setdefault(instance.server.name, []).append(BackupJob(address, instance.identifier, instance.server.name))
+        targets[instance.server.name] = SshTarget.of(instance.server)
+
+    def run_server(target: SshTarget) -> list[tuple[BackupJob, dict]]:
+        done = []
+        for job in jobs[target.name]:
+            progress(f"{job.address}: backing up on {target.name}")
+            try:
+                answer = backup_tool(target, "backup", job.identifier, "--reason", reason)
+            except Exception as error:  # reported per instance
+                answer = {"status": "failed", "error": str(error), "reason": reason}
+            progress(f"{job.address}: {answer.get('status')}")
+            done.append((job, answer))
+        return done
+
+    outcomes = for_each_server(targets.values(), run_server)
+    results = []
+    for server, outcome in sorted(outcomes.items()):
+        pairs = outcome if not isinstance(outcome, Exception) else [
+            (job, {"status": "failed", "error": str(outcome), "reason": reason}) for job in jobs[server]
+        ]  # fmt: skip
+        for job, answer in pairs:
+            answer.setdefault("reason", reason)
+            answer.setdefault("started_at", utc_now().isoformat(timespec="seconds"))
+            row = record_tool_result(session, get_instance(session, job.address), server, answer, kind="backup")
+            results.append(backup_run_as_dict(row))
+    return results
+
+
+def run_backups(
+    workspace_path: Path | None, *, instance: str | None = None, server: str | None = None, all_instances: bool = False,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> dict:  # fmt: skip
+    """Back up one instance, a server's instances or all running instances now; give the recorded results.
+
+    Gives ``{"results": [...], "skipped": [...], "succeeded": bool}``. Raises InvalidInput unless exactly
+    one of the three targets is given, NotFound for an unknown one, MissingPrerequisite without a repository.
+    """
+    if sum((instance is not None, server is not None, all_instances)) != 1:
+        raise InvalidInput("say what to back up: INSTANCE, --server S or --all (exactly one)")
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        require_backups(workspace)
+        if instance is not None:
+            chosen = [get_instance(session, instance)]
+        else:
+            if server is not None:
+                get_server(session, server)
+            chosen = [i for i in list_instances(session) if server is None or i.server.name == server]
+        runnable = [i for i in chosen if i.state == "running"]
+        skipped = [{"instance": i.address, "state": i.state} for i in chosen if i.state != "running" and i.state != "deleted"]
+        if instance is not None and not runnable:
+            raise InvalidInput(f"{instance} is {chosen[0].state}: only running instances are backed up",
+                               hint="`ruche apply` or `ruche instance resume` first")  # fmt: skip
+        results = back_up(workspace, session, [i.address for i in runnable], reason="manual", progress=progress)
+        return {"results": results, "skipped": skipped, "succeeded": all(r["status"] == "success" for r in results)}

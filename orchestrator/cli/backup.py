@@ -1,0 +1,146 @@
+"""``ruche backup run|list|status|restore|verify``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestrator.actions.backup_list import backup_status, snapshots
+from orchestrator.actions.backup_restore import restore as restore_snapshot
+from orchestrator.actions.backup_restore import verify as verify_snapshot
+from orchestrator.actions.backup_run import run_backups
+from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import ProgressPrinter, emit_json, table
+
+
+def human_bytes(count: int | None) -> str:
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+@click.group()
+def backup() -> None:
+    """Restic backups of instances: one encrypted repository per association (see [backup] in ruche.toml)."""
+
+
+@backup.command()
+@click.argument("instance", required=False)
+@click.option("--server", help="Back up every running instance of this server.")
+@click.option("--all", "all_instances", is_flag=True, help="Back up every running instance.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@pass_context
+def run(context: Context, instance: str | None, server: str | None, all_instances: bool, as_json: bool, quiet: bool) -> None:
+    """Back up INSTANCE (ASSOCIATION/NAME), --server S or --all now. Exit 1 if one failed."""
+    result = run_backups(context.workspace, instance=instance, server=server, all_instances=all_instances,
+                         progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+    if as_json:
+        emit_json(result)
+    else:
+        rows = [
+            (r["instance"], r["server"], r["status"], (r["snapshot_id"] or "-")[:8], human_bytes(r["data_added_bytes"]),
+             f"{r['duration_seconds']:.1f} s" if r["duration_seconds"] is not None else "-", r["detail"].get("error", "")[:80])
+            for r in result["results"]
+        ]  # fmt: skip
+        click.echo(table(rows, ["INSTANCE", "SERVER", "STATUS", "SNAPSHOT", "ADDED", "TIME", "ERROR"]))
+        for skipped in result["skipped"]:
+            click.echo(f"skipped {skipped['instance']} ({skipped['state']})", err=True)
+    if not result["succeeded"]:
+        sys.exit(1)
+
+
+@backup.command("list")
+@click.argument("instance")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def list_(context: Context, instance: str, as_json: bool) -> None:
+    """List the snapshots of INSTANCE, oldest first (read from its repository)."""
+    result = snapshots(context.workspace, instance)
+    if as_json:
+        emit_json(result)
+        return
+    rows = [
+        (s["short_id"], s["time"][:19].replace("T", " "), next((t[7:] for t in s["tags"] if t.startswith("reason=")), "-"),
+         human_bytes(s["data_added"]), human_bytes(s["total_bytes"]))
+        for s in result["snapshots"]
+    ]  # fmt: skip
+    click.echo(table(rows, ["SNAPSHOT", "TIME (UTC)", "REASON", "ADDED", "SIZE"]))
+
+
+@backup.command()
+@click.option("--offline", is_flag=True, help="Use what is recorded; do not read the servers' logs of timer-run backups.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def status(context: Context, offline: bool, as_json: bool) -> None:
+    """Show each instance's last backup; flag those without a good one inside their offer's window (exit 1)."""
+    result = backup_status(context.workspace, sync=not offline)
+    if as_json:
+        emit_json(result)
+    else:
+        rows = []
+        for entry in result["instances"]:
+            good = entry["last_success"]
+            rows.append((entry["instance"], entry["server"], good["finished_at"] if good else "never",
+                         (good["snapshot_id"] or "-")[:8] if good else "-", entry["problem"] or "ok"))  # fmt: skip
+        click.echo(table(rows, ["INSTANCE", "SERVER", "LAST GOOD BACKUP", "SNAPSHOT", "STATUS"]))
+        for server, error in result["unreachable"].items():
+            click.echo(f"{server}: not read ({error})", err=True)
+    if result["flagged"]:
+        sys.exit(1)
+
+
+@backup.command()
+@click.argument("instance")
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id (see `ruche backup list`).")
+@click.option("--into", "into", metavar="ASSOCIATION/NAME", help="Restore into this instance (created if absent) instead.")
+@click.option("--server", help="With --into a new instance: put it on this server.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@pass_context
+def restore(context: Context, instance: str, snapshot: str, into: str | None, server: str | None, yes: bool,
+            as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """Restore a snapshot of INSTANCE into it (after a safety backup) or --into another instance."""
+    if not yes:
+        where = into or instance
+        click.confirm(f"This replaces the data of {where} with snapshot {snapshot} of {instance}. Continue?",
+                      abort=True, err=True)  # fmt: skip
+    result = restore_snapshot(context.workspace, instance, snapshot=snapshot, into=into, server=server,
+                              progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+    answer = result["restore"]
+    if as_json:
+        emit_json(result)
+    elif answer.get("status") == "success":
+        click.echo(f"{result['target']}: snapshot {answer['snapshot_id'][:8]} restored; health {answer['health']}")
+    else:
+        click.echo(f"{result['target']}: restore failed: {answer.get('error')}", err=True)
+    if answer.get("status") != "success" or answer.get("health") != "healthy":
+        sys.exit(1)
+
+
+@backup.command()
+@click.argument("instance")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@pass_context
+def verify(context: Context, instance: str, as_json: bool, quiet: bool) -> None:
+    """Restore INSTANCE's latest snapshot into a scratch instance, check it, destroy it (exit 1 if it fails)."""
+    result = verify_snapshot(context.workspace, instance, progress=ProgressPrinter(not quiet and not as_json))
+    if as_json:
+        emit_json(result)
+    elif result["status"] == "success":
+        click.echo(f"{instance}: snapshot {result['snapshot_id'][:8]} verified: restored into {result['scratch']}, "
+                   f"healthy, {result.get('files', 0)} file(s) and every table's row count as recorded")  # fmt: skip
+    else:
+        click.echo(f"{instance}: verification FAILED:", err=True)
+        for problem in result["problems"]:
+            click.echo(f"  - {problem}", err=True)
+    if result["status"] != "success":
+        sys.exit(1)

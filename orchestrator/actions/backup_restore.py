@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as random
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,13 +15,14 @@ from orchestrator.actions.instance_lifecycle import change_instance
 from orchestrator.actions.status import check_and_record_health
 from orchestrator.backups import backup_tool, compare_with_manifest
 from orchestrator.catalog import load_catalog
-from orchestrator.errors import Conflict, InvalidInput, OperationFailed
+from orchestrator.errors import Conflict, InvalidInput, NotFound, OperationFailed
 from orchestrator.remote import SshTarget
 from orchestrator.state.backups import backup_run_as_dict, record_tool_result
 from orchestrator.state.instances import get_instance, instance_as_dict, parse_address
 from orchestrator.state.models import utc_now
 
 Progress = Callable[[str], None]
+RESTART_TIMEOUT = 120  # seconds a restored instance may take to answer again
 
 
 def _no_progress(_message: str) -> None:
@@ -51,8 +53,14 @@ def _restore_into(workspace_path: Path | None, source: str, target: str, snapsho
         instance = get_instance(session, target)
         record_tool_result(session, instance, server.name, answer, kind="restore")
         if answer.get("status") == "success":
-            progress(f"{target}: checking its health")
-            check_and_record_health(workspace, load_catalog(workspace.catalog_dir), [instance])
+            progress(f"{target}: waiting for it to answer")
+            catalog = load_catalog(workspace.catalog_dir)
+            deadline = time.monotonic() + RESTART_TIMEOUT
+            while True:  # the restore restarts its containers; give the service time to come up
+                check_and_record_health(workspace, catalog, [instance])
+                if instance.health == "healthy" or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
         answer["health"] = instance.health
         answer["health_detail"] = instance.health_detail
     return answer
@@ -82,6 +90,7 @@ def restore(
                            hint=f"`ruche instance resume {address}`, or restore --into a new instance")  # fmt: skip
     safety = None
     target = into or address
+    snapshot = _resolve_snapshot(workspace_path, address, snapshot)  # before the safety backup becomes "latest"
     if into is None:
         progress(f"{address}: safety backup before restoring")
         with opened(workspace_path) as (workspace, store), store.session() as session:
@@ -106,6 +115,20 @@ def restore(
                 raise Conflict(f"{into} must be a running {source_view['service']} instance to restore into it")
     answer = _restore_into(workspace_path, address, target, snapshot, progress)
     return {"restore": {k: v for k, v in answer.items() if k != "manifest"}, "safety_backup": safety, "target": target}
+
+
+def _resolve_snapshot(workspace_path: Path | None, address: str, snapshot: str) -> str:
+    """Give the full id of ``snapshot`` of ``address`` ("latest": its newest); raises NotFound if there is none."""
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        instance = get_instance(session, address)
+        server, identifier = SshTarget.of(instance.server), instance.identifier
+    listed = backup_tool(server, "snapshots", identifier, timeout=600)
+    if isinstance(listed, dict):
+        raise OperationFailed(f"{address}: cannot list its snapshots: {listed.get('error')}")
+    for entry in reversed(listed):
+        if snapshot == "latest" or entry["id"].startswith(snapshot):
+            return entry["id"]
+    raise NotFound(f"{address} has no snapshot {snapshot!r}", hint=f"`ruche backup list {address}` shows them")
 
 
 def verify(workspace_path: Path | None, address: str, *, progress: Progress = _no_progress) -> dict:
@@ -168,7 +191,7 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
         if scratch is not None and _instance_exists(workspace_path, scratch):
             progress(f"{address}: destroying scratch instance {scratch}")
             try:
-                change_instance(workspace_path, scratch, "purge", progress=progress)
+                change_instance(workspace_path, scratch, "purge", final_backup=False, progress=progress)
                 _forget_instance(workspace_path, scratch)
             except Exception as error:  # the verification result matters more; say what is left
                 problems.append(f"scratch instance {scratch} could not be removed: {error}")

@@ -79,10 +79,13 @@ def show(context: Context, address: str, as_json: bool) -> None:
         click.echo("\n".join(f"{key}: {value}" for key, value in entry.items()))
 
 
-def _lifecycle(context: Context, address: str, action: str, *, dry_run: bool, as_json: bool, quiet: bool) -> None:
+def _lifecycle(
+    context: Context, address: str, action: str, *, dry_run: bool, as_json: bool, quiet: bool, final_backup: bool = True
+) -> None:
     result = change_instance(
-        context.workspace, address, action, dry_run=dry_run, progress=ProgressPrinter(not quiet and not as_json)
-    )
+        context.workspace, address, action, dry_run=dry_run, final_backup=final_backup,
+        progress=ProgressPrinter(not quiet and not as_json),
+    )  # fmt: skip
     if as_json:
         emit_json(result)
     elif dry_run:
@@ -129,19 +132,25 @@ def resume(context: Context, address: str, dry_run: bool, as_json: bool, quiet: 
 @instance.command()
 @click.argument("address")
 @click.option("--purge", is_flag=True, help="Erase its data instead of moving it to the server's trash.")
+@click.option("--no-final-backup", is_flag=True, help="Do not take the final backup first (asks to confirm).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_with_common_options
 @pass_context
-def delete(context: Context, address: str, purge: bool, yes: bool, dry_run: bool, as_json: bool, quiet: bool) -> None:
+def delete(context: Context, address: str, purge: bool, no_final_backup: bool, yes: bool, dry_run: bool, as_json: bool,
+           quiet: bool) -> None:  # fmt: skip
     """Remove ASSOCIATION/NAME from its server: containers, network, site.
 
     Its data goes to a dated directory in the server's trash (/srv/ruche/trash), unless --purge.
+    With backups configured, a final backup is taken first and kept in the association's repository.
     """
     action = "purge" if purge else "delete"
     if not dry_run and not yes:
-        preview = change_instance(context.workspace, address, action, dry_run=True)
+        preview = change_instance(context.workspace, address, action, dry_run=True, final_backup=not no_final_backup)
         click.confirm(f"This will {preview['would']}. Continue?", abort=True, err=True)
-    _lifecycle(context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet)
+        if no_final_backup:
+            click.confirm("No final backup will be taken: once the data is gone it cannot be restored. Really?",
+                          abort=True, err=True)  # fmt: skip
+    _lifecycle(context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet, final_backup=not no_final_backup)
 
 
 @instance.command("secrets")

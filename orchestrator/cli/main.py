@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, backup, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status,
+        apply, association, backup, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status, usage,
     )  # fmt: skip
 
     cli.add_command(apply.apply)
@@ -63,6 +63,8 @@ def _register_commands() -> None:
     cli.add_command(plan.plan)
     cli.add_command(server.server)
     cli.add_command(status.status)
+    cli.add_command(usage.usage)
+    cli.add_command(usage.quota)
 
 
 _register_commands()

@@ -4,6 +4,11 @@ import json
 
 import pytest
 
+from orchestrator.state.database import StateStore
+from orchestrator.state.instances import get_instance
+from orchestrator.state.models import UsageSample
+from orchestrator.workspace import open_workspace
+
 
 @pytest.fixture
 def pool(workspace, ruche):
@@ -77,3 +82,30 @@ def test_an_unknown_offer_is_refused_at_registration(pool, ruche):
     result = ruche(*pool, "association", "add", "chorale", "--name", "C", "--email", "c@c.fr", "--offer", "gold")
     assert result.exit_code == 2 and "offer 'gold' does not exist" in result.stderr
     assert [a["slug"] for a in json.loads(ruche(*pool, "association", "list", "--json").stdout)] == ["amap"]
+
+
+def record_sample(workspace, address: str, disk_bytes: int) -> None:
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            session.add(UsageSample(instance=get_instance(session, address), disk_bytes=disk_bytes, memory_bytes=None))
+    finally:
+        store.close()
+
+
+def test_the_quota_report_sets_measured_use_against_the_offer_and_the_servers(pool, workspace, ruche):
+    assert ruche(*pool, "instance", "create", "amap", "radicale").exit_code == 0
+    report = json.loads(ruche(*pool, "quota", "report", "--json").stdout)
+    (amap,) = report["associations"]
+    assert amap["flags"] == ["not_measured"] and amap["measured"]["disk_bytes"] is None
+
+    record_sample(workspace, "amap/radicale", 6 * 1024**3)  # 6 GiB measured, the offer allows 5
+    report = json.loads(ruche(*pool, "quota", "report", "--json").stdout)
+    (amap,) = report["associations"]
+    assert amap["allocated"] == {"instances": 1, "memory_mb": 128, "disk_gb": 1}
+    assert amap["measured"]["disk_bytes"] == 6 * 1024**3 and amap["percent"]["disk_measured"] == 120.0
+    assert amap["flags"] == ["over_quota_measured"]
+    (big,) = [s for s in report["servers"] if s["server"] == "big"]
+    assert big["allocated"]["disk_gb"] == 1 and big["measured"]["disk_bytes"] == 6 * 1024**3 and big["flags"] == []
+    csv_text = ruche(*pool, "quota", "report", "--csv").stdout
+    assert "association,amap,decouverte,1,2,128,512,1,5,6442450944,,120.0,over_quota_measured" in csv_text

@@ -1,0 +1,188 @@
+"""Backups on the lab: data written through the services' own protocols, backed up to lab-backup over
+SFTP, destroyed, restored; verification through a scratch instance, and its failure on a damaged
+repository; the final backup of a deleted instance; quotas.
+
+One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-1 and Radicale on lab-2.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.lab.servers import address_of, on
+
+W = "--workspace"
+EVENT_UID = f"ruche-test-{uuid.uuid4().hex[:8]}"
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//ruche tests//EN\r\nBEGIN:VEVENT\r\n"
+    f"UID:{EVENT_UID}\r\nDTSTAMP:20261123T120000Z\r\nDTSTART:20261201T180000Z\r\nDTEND:20261201T200000Z\r\n"
+    "SUMMARY:Distribution des paniers\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def http(lab: Path, server: str, domain: str, method: str, path: str, *, user: str, password: str,
+         body: str | None = None, content_type: str | None = None) -> tuple[int, str]:  # fmt: skip
+    """Send one HTTPS request through the server's Caddy, as a client of the service would; give (status, body)."""
+    argv = ["curl", "--silent", "--insecure", "--max-time", "30", "--resolve", f"{domain}:443:{address_of(lab, server)}",
+            "--request", method, "--user", f"{user}:{password}", "--write-out", "\n%{http_code}"]  # fmt: skip
+    if body is not None:
+        argv += ["--data-binary", "@-", "--header", f"Content-Type: {content_type}"]
+    result = subprocess.run(argv + [f"https://{domain}{path}"], input=body, capture_output=True, text=True, timeout=60)
+    text, _, code = result.stdout.rpartition("\n")
+    return int(code or 0), text
+
+
+@pytest.fixture(scope="module")
+def jardin(lab, ruche_module):
+    """jardin's two instances deployed; gives {"miniflux": {...}, "radicale": {...}} with their credentials."""
+    w = [W, str(lab)]
+    assert ruche_module(*w, "association", "add", "jardin", "--name", "Jardin partagé", "--email", "contact@jardin.example",
+                        "--offer", "association").exit_code == 0  # fmt: skip
+    assert ruche_module(*w, "instance", "create", "jardin", "miniflux", "--server", "lab-1").exit_code == 0
+    assert ruche_module(*w, "instance", "create", "jardin", "radicale", "--server", "lab-2", "--param", "admin_user=jardinier").exit_code == 0
+    for address in ("jardin/miniflux", "jardin/radicale"):
+        applied = ruche_module(*w, "apply", "--instance", address, "--json")
+        assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    shown = {}
+    for service, user in (("miniflux", "admin"), ("radicale", "jardinier")):
+        address = f"jardin/{service}"
+        secrets = json.loads(ruche_module(*w, "instance", "secrets", address, "admin_password", "--json").stdout)
+        instance = json.loads(ruche_module(*w, "instance", "show", address, "--json").stdout)
+        shown[service] = {"address": address, "server": instance["server"], "domain": instance["domain"],
+                          "user": user, "password": secrets["admin_password"]}  # fmt: skip
+    return shown
+
+
+def call(lab, instance: dict, method: str, path: str, **kwargs) -> tuple[int, str]:
+    return http(lab, instance["server"], instance["domain"], method, path, user=instance["user"], password=instance["password"], **kwargs)
+
+
+def categories(lab, miniflux: dict) -> list[str]:
+    code, text = call(lab, miniflux, "GET", "/v1/categories")
+    assert code == 200, text
+    return [c["title"] for c in json.loads(text)]
+
+
+def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(lab, jardin, ruche):
+    miniflux, radicale = jardin["miniflux"], jardin["radicale"]
+    w = [W, str(lab)]
+    status = json.loads(ruche(*w, "backup", "status", "--json").stdout)
+    flagged = {e["instance"]: e["problem"] for e in status["instances"]}
+    assert flagged["jardin/miniflux"] == "no successful backup"
+
+    # data, through Miniflux's REST API and Radicale's CalDAV
+    code, text = call(lab, miniflux, "POST", "/v1/categories", body=json.dumps({"title": "Semences"}), content_type="application/json")
+    assert code == 201, text
+    category_id = json.loads(text)["id"]
+    calendar = f"/{radicale['user']}/potager/"
+    assert call(lab, radicale, "MKCOL", calendar, body=(
+        '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
+        "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>"), content_type="application/xml")[0] == 201
+    event = f"{calendar}{EVENT_UID}.ics"
+    assert call(lab, radicale, "PUT", event, body=EVENT, content_type="text/calendar")[0] == 201
+
+    backed_up = ruche(*w, "backup", "run", "--server", "lab-2", "--json")
+    assert backed_up.exit_code == 0, backed_up.stdout[-2000:] + backed_up.stderr[-2000:]
+    backed_up = ruche(*w, "backup", "run", "jardin/miniflux", "--json")
+    assert backed_up.exit_code == 0, backed_up.stdout[-2000:]
+    (result,) = json.loads(backed_up.stdout)["results"]
+    assert result["status"] == "success" and len(result["snapshot_id"]) == 64 and result["data_added_bytes"] > 0
+    assert result["detail"]["tables"]["public.categories"] >= 2  # the user's default category and ours
+    listed = json.loads(ruche(*w, "backup", "list", "jardin/radicale", "--json").stdout)["snapshots"]
+    assert len(listed) == 1 and "reason=manual" in listed[0]["tags"]
+    status = json.loads(ruche(*w, "backup", "status", "--json").stdout)
+    assert {e["instance"]: e["problem"] for e in status["instances"]}["jardin/radicale"] is None
+
+    # the data is destroyed, through the same protocols
+    assert call(lab, miniflux, "DELETE", f"/v1/categories/{category_id}")[0] == 204
+    assert call(lab, radicale, "DELETE", event)[0] in (200, 204)
+    assert "Semences" not in categories(lab, miniflux) and call(lab, radicale, "GET", event)[0] == 404
+
+    for address in ("jardin/miniflux", "jardin/radicale"):
+        restored = ruche(*w, "backup", "restore", address, "--yes", "--json")
+        assert restored.exit_code == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
+        answer = json.loads(restored.stdout)
+        assert answer["restore"]["health"] == "healthy" and answer["safety_backup"]["status"] == "success"
+
+    assert "Semences" in categories(lab, miniflux)
+    code, text = call(lab, radicale, "GET", event)
+    assert code == 200 and f"UID:{EVENT_UID}" in text
+    reasons = [s["tags"] for s in json.loads(ruche(*w, "backup", "list", "jardin/miniflux", "--json").stdout)["snapshots"]]
+    assert ["reason=manual" in t for t in reasons] == [True, False] and "reason=safety" in reasons[1]
+
+
+def test_an_instance_beyond_the_offer_is_refused_and_nothing_is_recorded(lab, jardin, ruche):
+    w = [W, str(lab)]
+    before = ruche(*w, "instance", "list", "--json").stdout
+    # offer "association": 6 instances, 4096 MiB, 60 GiB; a large Nextcloud alone takes 4096 MiB and 500 GiB
+    refused = ruche(*w, "instance", "create", "jardin", "nextcloud", "--size", "large", "--param", "admin_email=a@jardin.example")
+    assert refused.exit_code == 5
+    assert "beyond jardin's offer 'association'" in refused.stderr and "GiB over" in refused.stderr
+    assert ruche(*w, "instance", "list", "--json").stdout == before
+
+
+def test_the_quota_reports_measured_disk_matches_du_on_the_servers(lab, jardin, ruche):
+    w = [W, str(lab)]
+    collected = ruche(*w, "usage", "collect", "--json")
+    assert collected.exit_code == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+    samples = {s["instance"]: s for s in json.loads(collected.stdout)["samples"]}
+    assert samples["jardin/miniflux"]["database_bytes"] > 1_000_000  # PostgreSQL's own figure for its database
+    on_servers = 0
+    for instance in jardin.values():
+        association, name = instance["address"].split("/")
+        du = int(on(lab, instance["server"], "du", "-s", "-B1", f"/srv/ruche/{association}/{name}").split()[0])
+        assert abs(samples[instance["address"]]["disk_bytes"] - du) <= 0.05 * du, (instance["address"], du)
+        on_servers += du
+    report = json.loads(ruche(*w, "quota", "report", "--json").stdout)
+    (entry,) = [a for a in report["associations"] if a["association"] == "jardin"]
+    assert abs(entry["measured"]["disk_bytes"] - on_servers) <= 0.05 * on_servers
+    assert entry["limit"] == {"instances": 6, "memory_mb": 4096, "disk_gb": 60} and entry["flags"] == []
+    assert entry["percent"]["disk_measured"] == round(100 * entry["measured"]["disk_bytes"] / (60 * 1024**3), 1)
+    csv_lines = ruche(*w, "quota", "report", "--csv").stdout.splitlines()
+    assert csv_lines[0].startswith("kind,name,offer") and any(line.startswith("association,jardin,association,") for line in csv_lines)
+
+
+def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruche):
+    w = [W, str(lab)]
+    verified = ruche(*w, "backup", "verify", "jardin/miniflux", "--json")
+    assert verified.exit_code == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    result = json.loads(verified.stdout)
+    assert result["status"] == "success" and result["problems"] == [] and result["tables"]["public.categories"] >= 2
+    assert result["recorded"]["kind"] == "verify" and result["recorded"]["status"] == "success"
+    scratch = result["scratch"]
+    assert scratch not in [i["address"] for i in json.loads(ruche(*w, "instance", "list", "--json").stdout)]
+    identifier = scratch.replace("/", "--")
+    assert not on(lab, "lab-1", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
+    assert not on(lab, "lab-2", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
+
+
+def test_deleting_keeps_a_final_backup(lab, jardin, ruche):
+    w = [W, str(lab)]
+    created = ruche(*w, "instance", "create", "jardin", "radicale", "--name", "archives", "--server", "lab-2")
+    assert created.exit_code == 0
+    assert ruche(*w, "apply", "--instance", "jardin/archives").exit_code == 0
+    deleted = ruche(*w, "instance", "delete", "jardin/archives", "--yes", "--json")
+    assert deleted.exit_code == 0, deleted.stdout[-2000:] + deleted.stderr[-2000:]
+    final = json.loads(deleted.stdout)["final_backup"]
+    assert final["status"] == "success" and final["reason"] == "final"
+    snapshots = json.loads(ruche(*w, "backup", "list", "jardin/archives", "--json").stdout)["snapshots"]
+    assert [s["id"] for s in snapshots] == [final["snapshot_id"]] and "reason=final" in snapshots[0]["tags"]
+
+
+def test_verify_fails_and_is_recorded_when_the_repository_is_damaged(lab, jardin, ruche):
+    w = [W, str(lab)]
+    # flip bytes in every data pack of jardin's repository on the backup server
+    on(lab, "lab-backup", "sh", "-c",
+       "for f in /srv/restic/jardin/data/*/*; do printf 'ruche-damage' | dd of=\"$f\" bs=1 seek=64 conv=notrunc status=none; done")  # fmt: skip
+    verified = ruche(*w, "backup", "verify", "jardin/miniflux", "--json")
+    assert verified.exit_code == 1
+    result = json.loads(verified.stdout)
+    assert result["status"] == "failed" and result["problems"], result
+    assert result["recorded"]["status"] == "failed"
+    listed = json.loads(ruche(*w, "instance", "list", "--json").stdout)
+    assert not any(i["name"].startswith("miniflux-v") for i in listed)  # no scratch instance left behind

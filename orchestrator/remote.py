@@ -100,6 +100,17 @@ def run_tool(target: SshTarget, argv: list[str], *, timeout: float = 3600) -> tu
     return result.exited, result.stdout
 
 
+def get_file(target: SshTarget, remote_path: str, local_path: str, *, remove: bool = False) -> None:
+    """Copy ``remote_path`` from ``target`` to ``local_path`` (over SFTP); with ``remove``, delete it there after."""
+    with connect(target) as connection:
+        try:
+            connection.get(remote_path, local=local_path)
+            if remove:
+                connection.sftp().remove(remote_path)
+        except (OSError, paramiko.SSHException) as error:
+            raise OperationFailed(f"{target.name}: cannot fetch {remote_path}: {error}") from None
+
+
 def put_file(target: SshTarget, content: bytes, remote_path: str, *, mode: int = 0o644) -> None:
     """Write ``content`` to ``remote_path`` on ``target`` with ``mode``."""
     with connect(target) as connection:

@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, backup, catalog, events, init, instance, inventory, lab, offer, plan, runs, server, status, usage,
+        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, runs, server, status, usage,
     )  # fmt: skip
 
     cli.add_command(apply.apply)
@@ -54,6 +54,7 @@ def _register_commands() -> None:
     cli.add_command(backup.backup)
     cli.add_command(catalog.catalog)
     cli.add_command(events.events)
+    cli.add_command(export.export)
     cli.add_command(instance.instance)
     cli.add_command(inventory.inventory)
     cli.add_command(init.init)

@@ -162,6 +162,24 @@ def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruch
     assert not on(lab, "lab-2", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
 
 
+def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(lab, jardin, ruche, tmp_path):
+    archive = tmp_path / "jardin.tar.gz"
+    exported = ruche(W, str(lab), "export", "jardin", "--output", str(archive), "--json")
+    assert exported.exit_code == 0, exported.stdout[-2000:] + exported.stderr[-2000:]
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(tmp_path)], check=True)
+    root = tmp_path / "jardin-export"
+    checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=root, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {(i["name"], i["service"]) for i in manifest["instances"]} == {("miniflux", "miniflux"), ("radicale", "radicale")}
+    dump = (root / "miniflux" / "dump" / "database.sql").read_text()
+    assert "CREATE TABLE public.categories" in dump and "Semences" in dump
+    events = [p for p in (root / "radicale" / "volumes" / "data").rglob("*.ics") if EVENT_UID in p.read_text()]
+    assert len(events) == 1
+    again = ruche(W, str(lab), "export", "jardin", "--output", str(archive))
+    assert again.exit_code == 2 and "exists already" in again.stderr
+
+
 def test_deleting_keeps_a_final_backup(lab, jardin, ruche):
     w = [W, str(lab)]
     created = ruche(*w, "instance", "create", "jardin", "radicale", "--name", "archives", "--server", "lab-2")

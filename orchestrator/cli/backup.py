@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from orchestrator.actions.backup_expire import expire_backups
 from orchestrator.actions.backup_list import backup_status, snapshots
 from orchestrator.actions.backup_restore import restore as restore_snapshot
 from orchestrator.actions.backup_restore import verify as verify_snapshot
@@ -143,4 +144,31 @@ def verify(context: Context, instance: str, as_json: bool, quiet: bool) -> None:
         for problem in result["problems"]:
             click.echo(f"  - {problem}", err=True)
     if result["status"] != "success":
+        sys.exit(1)
+
+
+@backup.command()
+@click.option("--dry-run", is_flag=True, help="Say which snapshots would be forgotten; forget nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def expire(context: Context, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Forget the snapshots of deleted instances whose offer's retention is over (recorded)."""
+    if not dry_run and not yes:
+        preview = expire_backups(context.workspace, dry_run=True)
+        if preview["expired"]:
+            names = ", ".join(e["instance"] for e in preview["expired"])
+            click.confirm(f"This forgets every snapshot of {names}: they cannot be restored afterwards. Continue?",
+                          abort=True, err=True)  # fmt: skip
+    result = expire_backups(context.workspace, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+        return
+    verb = "would forget" if dry_run else "forgot"
+    for entry in result["expired"]:
+        click.echo(f"{verb} the snapshots of {entry['instance']} (last backup {entry['last_backup']})"
+                   + (f": {entry['error']}" if entry.get("error") else ""))  # fmt: skip
+    for entry in result["kept"]:
+        click.echo(f"kept until {entry['keep_until']}: {entry['instance']}")
+    if any(e.get("status") == "failed" for e in result["expired"]):
         sys.exit(1)

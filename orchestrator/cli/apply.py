@@ -7,6 +7,7 @@ import sys
 import click
 
 from orchestrator.actions.apply import apply as apply_action
+from orchestrator.actions.queue import enqueue_apply
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
 
@@ -15,10 +16,12 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table,
 @click.option("--server", help="Only this server (and its instances).")
 @click.option("--instance", metavar="ASSOCIATION/NAME", help="Only this instance (on its server).")
 @click.option("--no-health", is_flag=True, help="Skip the health checks through Caddy after the run.")
+@click.option("--enqueue", is_flag=True, help="Queue the run (one per server) for `ruche worker` instead of running it here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
-def apply(context: Context, server: str | None, instance: str | None, no_health: bool, as_json: bool, quiet: bool) -> None:
+def apply(context: Context, server: str | None, instance: str | None, no_health: bool, enqueue: bool, as_json: bool,
+          quiet: bool) -> None:  # fmt: skip
     """Converge the servers and their instances through ansible-runner.
 
     The server base (Podman, Caddy, directories, registry mirror), then each instance: its network,
@@ -31,6 +34,13 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
     """
     if server and instance:
         raise click.UsageError("give --server or --instance, not both")
+    if enqueue:
+        queued = enqueue_apply(context.workspace, server=server, instance=instance)
+        if as_json:
+            emit_json(queued)
+        else:
+            click.echo("\n".join(f"queued run {q['id']} for {q['instance'] or q['server']}" for q in queued) or "no server to run")
+        return
     run = apply_action(
         context.workspace, server=server, instance=instance, check_health=not no_health,
         progress=ProgressPrinter(not quiet and not as_json),

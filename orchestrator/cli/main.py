@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, runs, server, status, usage,
+        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, runs, server, status, usage, worker,
     )  # fmt: skip
 
     cli.add_command(apply.apply)
@@ -66,6 +66,8 @@ def _register_commands() -> None:
     cli.add_command(status.status)
     cli.add_command(usage.usage)
     cli.add_command(usage.quota)
+    cli.add_command(worker.worker)
+    cli.add_command(worker.queue)
 
 
 _register_commands()

@@ -166,3 +166,27 @@ class BackupRun(Base):
     data_added_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class QueuedRun(Base):
+    """A provisioning run waiting for, or taken by, a worker (one server's apply, or one instance's)."""
+
+    __tablename__ = "queued_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(String(63))
+    instance_address: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed | interrupted
+    running_server: Mapped[str | None] = mapped_column(String(63), nullable=True, unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    progress: Mapped[str] = mapped_column(String(500), default="")
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

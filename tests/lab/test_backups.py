@@ -174,10 +174,19 @@ def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(
     assert {(i["name"], i["service"]) for i in manifest["instances"]} == {("miniflux", "miniflux"), ("radicale", "radicale")}
     dump = (root / "miniflux" / "dump" / "database.sql").read_text()
     assert "CREATE TABLE public.categories" in dump and "Semences" in dump
-    events = [p for p in (root / "radicale" / "volumes" / "data").rglob("*.ics") if EVENT_UID in p.read_text()]
+    events = [p for p in (root / "radicale" / "volumes" / "data").rglob("*.ics")
+              if ".Radicale.cache" not in p.parts and EVENT_UID.encode() in p.read_bytes()]  # fmt: skip
     assert len(events) == 1
     again = ruche(W, str(lab), "export", "jardin", "--output", str(archive))
     assert again.exit_code == 2 and "exists already" in again.stderr
+
+
+def test_a_timer_run_backup_is_read_back_and_recorded(lab, jardin, ruche):
+    on(lab, "lab-2", "systemctl", "start", "ruche-backup@jardin--radicale.service")  # what the timer starts
+    status = json.loads(ruche(W, str(lab), "backup", "status", "--json").stdout)
+    (entry,) = [e for e in status["instances"] if e["instance"] == "jardin/radicale"]
+    assert entry["last_success"]["reason"] == "scheduled" and entry["problem"] is None
+    assert "ruche-backup@jardin--radicale.timer" in on(lab, "lab-2", "systemctl", "list-timers", "--all", "--no-pager")
 
 
 def test_deleting_keeps_a_final_backup(lab, jardin, ruche):

@@ -1,0 +1,109 @@
+"""``ruche worker``: take queued runs from the state database and carry them out.
+
+Several workers may run (on one machine or several sharing a PostgreSQL state): each run is
+claimed by exactly one, at most one run per server runs at a time, and different servers
+proceed in parallel (``concurrency`` runs per worker). A running run's worker beats every few
+seconds; a run whose worker stopped beating (killed, machine lost) is queued again by the next
+worker that looks, up to its attempts, then marked interrupted. Applying is idempotent, so a run
+cut off half-way and retried converges to the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.actions.apply import apply
+from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.state.models import QueuedRun
+from orchestrator.state.queue import beat, claim_next, finish, recover_stale
+
+# (workspace path, the claimed run, a progress callback) -> (succeeded, ansible run id, result summary)
+Executor = Callable[[Path | None, QueuedRun, Progress], tuple[bool, str | None, dict]]
+
+
+def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress) -> tuple[bool, str | None, dict]:
+    """Carry out one queued run with ``ruche apply`` (its server, or its one instance)."""
+    if run.instance_address is not None:
+        result = apply(workspace_path, instance=run.instance_address, progress=progress)
+    else:
+        result = apply(workspace_path, server=run.server, progress=progress)
+    summary = {"status": result["status"], "changed": result["changed"],
+               "instances": [{"address": i["address"], "state": i["state"], "health": i["health"]} for i in result["instances"]]}  # fmt: skip
+    return result["succeeded"], result["run_id"], summary
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def run_worker(
+    workspace_path: Path | None, *, once: bool = False, concurrency: int = 4, poll_seconds: float = 2.0,
+    heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
+    stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
+) -> dict:  # fmt: skip
+    """Work the queue until ``stop`` is set (or, with ``once``, until nothing is left to take).
+
+    Gives ``{"worker", "done": [ids], "failed": [ids], "recovered": [ids]}``.
+    """
+    stop = stop or threading.Event()
+    name = worker_name()
+    outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
+    active: dict[int, threading.Thread] = {}
+    lock = threading.Lock()
+    with opened(workspace_path) as (_workspace, store):
+
+        def carry_out(run: QueuedRun) -> None:
+            beating = threading.Event()
+
+            def heartbeat() -> None:
+                while not beating.wait(heartbeat_seconds):
+                    beat(store, run.id, name)
+
+            beater = threading.Thread(target=heartbeat, daemon=True)
+            beater.start()
+            last = [0.0]
+
+            def report(message: str) -> None:
+                progress(f"[run {run.id} on {run.server}] {message}")
+                if time.monotonic() - last[0] > 1.0:  # the page shows it; no need for every event
+                    last[0] = time.monotonic()
+                    beat(store, run.id, name, message)
+
+            try:
+                succeeded, run_identifier, result = execute(workspace_path, run, report)
+            except Exception as error:  # a failed run is recorded; the worker goes on
+                succeeded, run_identifier, result = False, None, {"error": str(error)}
+            finally:
+                beating.set()
+            finish(store, run.id, name, succeeded=succeeded, run_identifier=run_identifier, result=result)
+            with lock:
+                outcome["done" if succeeded else "failed"].append(run.id)
+                active.pop(run.id, None)
+            progress(f"[run {run.id} on {run.server}] {'done' if succeeded else 'failed'}")
+
+        while not stop.is_set():
+            outcome["recovered"] += recover_stale(store, stale_after=stale_after)
+            claimed_any = False
+            while len(active) < concurrency and not stop.is_set():
+                run = claim_next(store, name)
+                if run is None:
+                    break
+                claimed_any = True
+                progress(f"[run {run.id} on {run.server}] claimed by {name} (attempt {run.attempts})")
+                thread = threading.Thread(target=carry_out, args=(run,), name=f"run-{run.id}")
+                with lock:
+                    active[run.id] = thread
+                thread.start()
+            if once and not claimed_any and not active:
+                break
+            stop.wait(poll_seconds)
+        for thread in list(active.values()):
+            thread.join()
+    return outcome

@@ -1,0 +1,75 @@
+"""``ruche worker`` and ``ruche queue list|show``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import timedelta
+
+import click
+
+from orchestrator.actions.queue import queued_run, queued_runs
+from orchestrator.actions.worker import run_worker
+from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import ProgressPrinter, emit_json, table
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Stop when nothing is left to take (for tests and cron).")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs at once (different servers).")
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds between looks at the queue.")
+@click.option("--stale-after", default=60, show_default=True, type=click.IntRange(10, 3600),
+              help="Seconds without a heartbeat after which another worker's run is taken back.")  # fmt: skip
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@pass_context
+def worker(context: Context, once: bool, concurrency: int, poll: float, stale_after: int, quiet: bool) -> None:
+    """Carry out queued runs: at most one per server at a time, servers in parallel.
+
+    SIGTERM or Ctrl-C: take no new run and finish the current ones; a second one stops at once
+    (the cut-off runs are taken back and retried by the next worker).
+    """
+    stop = threading.Event()
+
+    def on_signal(_number, _frame) -> None:
+        if stop.is_set():
+            sys.exit(1)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    outcome = run_worker(context.workspace, once=once, concurrency=concurrency, poll_seconds=poll,
+                         stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet))  # fmt: skip
+    click.echo(f"worker {outcome['worker']}: {len(outcome['done'])} done, {len(outcome['failed'])} failed, "
+               f"{len(outcome['recovered'])} taken back from stopped workers")  # fmt: skip
+    if outcome["failed"]:
+        sys.exit(1)
+
+
+@click.group()
+def queue() -> None:
+    """Runs waiting for, or carried out by, `ruche worker`."""
+
+
+@queue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def list_(context: Context, as_json: bool) -> None:
+    """List queued runs, newest first."""
+    entries = queued_runs(context.workspace)
+    if as_json:
+        emit_json(entries)
+        return
+    rows = [(e["id"], e["instance"] or e["server"], e["state"], e["attempts"], e["requested_by"], e["run_id"] or "-",
+             e["progress"][:60]) for e in entries]  # fmt: skip
+    click.echo(table(rows, ["ID", "TARGET", "STATE", "ATTEMPTS", "BY", "RUN", "PROGRESS"]))
+
+
+@queue.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def show(context: Context, run_id: int, as_json: bool) -> None:
+    """Show queued run RUN_ID."""
+    entry = queued_run(context.workspace, run_id)
+    emit_json(entry) if as_json else click.echo("\n".join(f"{key}: {value}" for key, value in entry.items()))

@@ -1,0 +1,141 @@
+"""The persistent run queue: enqueue, claim (at most one running run per server), heartbeat, finish, recover.
+
+Safe with several workers on SQLite and PostgreSQL alike: a claim is one conditional UPDATE
+(``state = 'queued'`` → ``'running'``), and the unique ``running_server`` column refuses a second
+running run on the same server, whichever worker tries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import NotFound
+from orchestrator.state.database import StateStore
+from orchestrator.state.models import QueuedRun, utc_now
+
+OPEN_STATES = ("queued", "running")
+
+
+def enqueue(session: Session, *, server: str, instance_address: str | None, requested_by: str,
+            request_id: int | None = None) -> QueuedRun:  # fmt: skip
+    """Add a run for ``server`` (only ``instance_address`` on it, if given) to the queue; give it.
+
+    An identical run still waiting is given instead of a second one (applying twice changes nothing).
+    """
+    waiting = session.scalars(
+        select(QueuedRun).where(QueuedRun.state == "queued", QueuedRun.server == server,
+                                QueuedRun.instance_address.is_(None) if instance_address is None
+                                else QueuedRun.instance_address == instance_address)  # fmt: skip
+    ).first()
+    if waiting is not None and waiting.request_id == request_id:
+        return waiting
+    run = QueuedRun(server=server, instance_address=instance_address, state="queued", requested_by=requested_by,
+                    request_id=request_id, result={}, created_at=utc_now())  # fmt: skip
+    session.add(run)
+    session.flush()
+    return run
+
+
+def claim_next(store: StateStore, worker: str) -> QueuedRun | None:
+    """Take the oldest queued run whose server has no running run; give it (now running) or None.
+
+    Each attempt is its own transaction, so two workers never take the same run, and never two
+    runs of one server.
+    """
+    with store.session() as session:
+        candidates = list(session.scalars(
+            select(QueuedRun.id).where(QueuedRun.state == "queued").order_by(QueuedRun.created_at, QueuedRun.id)
+        ))  # fmt: skip
+    for run_id in candidates:
+        now = utc_now()
+        try:
+            with store.session() as session:
+                server = session.scalar(select(QueuedRun.server).where(QueuedRun.id == run_id))
+                claimed = session.execute(
+                    update(QueuedRun)
+                    .where(QueuedRun.id == run_id, QueuedRun.state == "queued")
+                    .values(state="running", running_server=server, claimed_by=worker, started_at=now,
+                            heartbeat_at=now, attempts=QueuedRun.attempts + 1, progress="started")  # fmt: skip
+                ).rowcount
+                if claimed != 1:
+                    continue  # another worker took it
+        except IntegrityError:
+            continue  # its server is busy with another run
+        with store.session() as session:
+            return session.get(QueuedRun, run_id)
+    return None
+
+
+def beat(store: StateStore, run_id: int, worker: str, progress: str | None = None) -> bool:
+    """Record that ``worker`` is still running ``run_id`` (and its progress); give False if it lost the run."""
+    values: dict = {"heartbeat_at": utc_now()}
+    if progress is not None:
+        values["progress"] = progress[:500]
+    with store.session() as session:
+        return session.execute(
+            update(QueuedRun).where(QueuedRun.id == run_id, QueuedRun.claimed_by == worker, QueuedRun.state == "running")
+            .values(**values)
+        ).rowcount == 1  # fmt: skip
+
+
+def finish(store: StateStore, run_id: int, worker: str, *, succeeded: bool, run_identifier: str | None,
+           result: dict) -> bool:  # fmt: skip
+    """Mark ``run_id`` done or failed and free its server; give False if ``worker`` no longer held it."""
+    with store.session() as session:
+        return session.execute(
+            update(QueuedRun).where(QueuedRun.id == run_id, QueuedRun.claimed_by == worker, QueuedRun.state == "running")
+            .values(state="done" if succeeded else "failed", running_server=None, finished_at=utc_now(),
+                    run_id=run_identifier, result=result, progress="finished" if succeeded else "failed")
+        ).rowcount == 1  # fmt: skip
+
+
+def recover_stale(store: StateStore, *, stale_after: timedelta) -> list[int]:
+    """Requeue running runs whose worker stopped beating for ``stale_after`` (killed, lost); give their ids.
+
+    A run that already had ``max_attempts`` is marked ``interrupted`` instead, for an admin to look at.
+    """
+    limit = utc_now() - stale_after
+    recovered = []
+    with store.session() as session:
+        for run in session.scalars(select(QueuedRun).where(QueuedRun.state == "running")):
+            beat_at = run.heartbeat_at if run.heartbeat_at.tzinfo else run.heartbeat_at.replace(tzinfo=timezone.utc)
+            if beat_at >= limit:
+                continue
+            final = run.attempts >= run.max_attempts
+            run.state = "interrupted" if final else "queued"
+            run.running_server = None
+            run.progress = (f"interrupted: worker {run.claimed_by} stopped answering"
+                            + ("; not retried (attempts used up)" if final else "; queued again"))  # fmt: skip
+            run.claimed_by = None
+            recovered.append(run.id)
+    return recovered
+
+
+def list_queue(session: Session, *, limit: int = 50) -> list[QueuedRun]:
+    """Give the newest ``limit`` queued runs, newest first."""
+    return list(session.scalars(select(QueuedRun).order_by(QueuedRun.created_at.desc(), QueuedRun.id.desc()).limit(limit)))
+
+
+def get_queued(session: Session, run_id: int) -> QueuedRun:
+    run = session.get(QueuedRun, run_id)
+    if run is None:
+        raise NotFound(f"no queued run {run_id}", hint="`ruche queue list` shows them")
+    return run
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def queued_as_dict(run: QueuedRun) -> dict:
+    return {
+        "id": run.id, "server": run.server, "instance": run.instance_address, "state": run.state,
+        "attempts": run.attempts, "requested_by": run.requested_by, "request_id": run.request_id,
+        "claimed_by": run.claimed_by, "run_id": run.run_id, "progress": run.progress, "result": run.result,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at),
+        "heartbeat_at": _iso(run.heartbeat_at), "finished_at": _iso(run.finished_at),
+    }  # fmt: skip

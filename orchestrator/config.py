@@ -121,6 +121,9 @@ class Offer(StrictModel):
     backup_window_hours: Annotated[
         int, Field(ge=1, le=24 * 31, description="`backup status` flags an instance whose last good backup is older.")
     ] = 26
+    auto_approve: Annotated[
+        bool, Field(description="Whether an association's request within this offer goes straight to provisioning.")
+    ] = False
 
 
 def default_offers() -> dict[str, Offer]:

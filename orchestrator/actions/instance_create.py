@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from orchestrator.actions.catalog import catalog_of
 from orchestrator.actions.common import opened, parse_key_values
-from orchestrator.catalog import resolve_parameters
+from orchestrator.catalog import Service, resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.deployment import free_http_port, instance_domain, secret_names
 from orchestrator.placement import Demand, place
@@ -17,6 +19,7 @@ from orchestrator.state.events import record_event
 from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
+from orchestrator.workspace import Workspace
 
 
 SIZES = ("small", "medium", "large")
@@ -49,64 +52,80 @@ def create_instance(
     Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "quota": {...}, "dry_run": bool}``.
     Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken) with the state unchanged.
     """
+    definition = catalog_of(workspace_path).get(service)
+    values = resolve_parameters(definition, parse_key_values(parameters, option="--param", example="admin_email=contact@asso.fr"))
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        return plan_instance(
+            workspace, session, definition, association=association, name=name, size=size, values=values,
+            server=server, labels=labels, over_quota=over_quota, check_quota=check_quota, dry_run=dry_run,
+        )  # fmt: skip
+
+
+def plan_instance(
+    workspace: Workspace, session: Session, definition: Service, *, association: str, name: str | None, size: str,
+    values: dict[str, str], server: str | None = None, labels: dict[str, str] | None = None, over_quota: bool = False,
+    check_quota: bool = True, dry_run: bool = False, actor: str | None = None,
+) -> dict:  # fmt: skip
+    """What :func:`create_instance` does, in the caller's ``session`` (``values``: validated parameters).
+
+    Lets a caller plan an instance and record more in the same transaction (a request's approval).
+    """
+    service = definition.id
     instance_name = name or service
     if not is_slug(instance_name):
         raise InvalidInput(f"instance name {instance_name!r}: use a-z, 0-9 and single inner dashes, 32 at most")
     if size not in SIZES:
         raise InvalidInput(f"size {size!r}: expected one of {', '.join(SIZES)}")
-    definition = catalog_of(workspace_path).get(service)
-    values = resolve_parameters(definition, parse_key_values(parameters, option="--param", example="admin_email=contact@asso.fr"))
     resources = getattr(definition.sizes, size)
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        owner = get_association(session, association)
-        if server is not None:
-            get_server(session, server)  # NotFound before placement explains anything
-        if any(i.name == instance_name for i in list_instances(session, association=association)):
-            raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
-        offer = find_offer(workspace.config.offers, owner.offer)
-        service_limits(definition, offer, owner.offer)  # a broken offer is reported before anything is placed
-        over = excesses(offer, allocation(session, owner.id), resources.memory_mb, resources.disk_gb) if check_quota else []
-        if over and not over_quota:
-            raise QuotaExceeded(
-                f"{association}/{instance_name} ({service}, {size}) is beyond {association}'s offer {owner.offer!r}: "
-                + "; ".join(e.describe() for e in over),
-                hint="choose a smaller --size, delete an instance, move the association to a larger offer "
-                "(`ruche association set-offer`), or add --over-quota to override (recorded)",
-            )
-        demand = Demand(
-            association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
-            required_labels=labels or {}, server=server,
-        )  # fmt: skip
-        decision = place(demand, capacities(session, owner.id), **_ratios(workspace))
-        chosen = get_server(session, decision.server)
-        try:
-            port = free_http_port(used_http_ports(session, chosen.id))
-        except ValueError as error:
-            raise Conflict(f"server {chosen.name}: {error}", hint="choose another --server") from None
-        # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
-        vault = None if dry_run else workspace.vault()
-        secrets = {} if vault is None else {name: vault.encrypt(generate_secret()) for name in secret_names(definition)}
-        instance = Instance(
-            association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
-            size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
-            server=chosen, parameters=values, state="planned", desired_state="present",
-            domain=instance_domain(association, instance_name, workspace.config.base_domain), http_port=port,
-            secrets=secrets, health="unknown", health_detail="",
-        )  # fmt: skip
-        view = instance_as_dict(instance)
-        quota = {"offer": owner.offer, "excesses": [e.as_dict() for e in over], "overridden": bool(over)}
-        if not dry_run:
-            session.add(instance)
-            ensure_backup_password(owner, vault)
-            if over:
-                record_event(session, kind="quota.override", subject=instance.address,
-                             detail={"offer": owner.offer, "service": service, "size": size, "excesses": quota["excesses"]})  # fmt: skip
-        return {
-            "instance": view,
-            "quota": quota,
-            "placement": [{"server": c.server, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
-            "dry_run": dry_run,
-        }
+    owner = get_association(session, association)
+    if server is not None:
+        get_server(session, server)  # NotFound before placement explains anything
+    if any(i.name == instance_name for i in list_instances(session, association=association)):
+        raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
+    offer = find_offer(workspace.config.offers, owner.offer)
+    service_limits(definition, offer, owner.offer)  # a broken offer is reported before anything is placed
+    over = excesses(offer, allocation(session, owner.id), resources.memory_mb, resources.disk_gb) if check_quota else []
+    if over and not over_quota:
+        raise QuotaExceeded(
+            f"{association}/{instance_name} ({service}, {size}) is beyond {association}'s offer {owner.offer!r}: "
+            + "; ".join(e.describe() for e in over),
+            hint="choose a smaller --size, delete an instance, move the association to a larger offer "
+            "(`ruche association set-offer`), or add --over-quota to override (recorded)",
+        )
+    demand = Demand(
+        association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
+        required_labels=labels or {}, server=server,
+    )  # fmt: skip
+    decision = place(demand, capacities(session, owner.id), **_ratios(workspace))
+    chosen = get_server(session, decision.server)
+    try:
+        port = free_http_port(used_http_ports(session, chosen.id))
+    except ValueError as error:
+        raise Conflict(f"server {chosen.name}: {error}", hint="choose another --server") from None
+    # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
+    vault = None if dry_run else workspace.vault()
+    secrets = {} if vault is None else {name: vault.encrypt(generate_secret()) for name in secret_names(definition)}
+    instance = Instance(
+        association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
+        size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
+        server=chosen, parameters=values, state="planned", desired_state="present",
+        domain=instance_domain(association, instance_name, workspace.config.base_domain), http_port=port,
+        secrets=secrets, health="unknown", health_detail="",
+    )  # fmt: skip
+    view = instance_as_dict(instance)
+    quota = {"offer": owner.offer, "excesses": [e.as_dict() for e in over], "overridden": bool(over)}
+    if not dry_run:
+        session.add(instance)
+        ensure_backup_password(owner, vault)
+        if over:
+            record_event(session, kind="quota.override", subject=instance.address, actor=actor,
+                         detail={"offer": owner.offer, "service": service, "size": size, "excesses": quota["excesses"]})  # fmt: skip
+    return {
+        "instance": view,
+        "quota": quota,
+        "placement": [{"server": c.server, "eligible": c.eligible, "reason": c.reason} for c in decision.candidates],
+        "dry_run": dry_run,
+    }
 
 
 def _ratios(workspace) -> dict[str, float]:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFound
 from orchestrator.state.database import StateStore
-from orchestrator.state.models import QueuedRun, utc_now
+from orchestrator.state.models import QueuedRun, ServiceRequest, utc_now
+from orchestrator.state.requests import move
 
 OPEN_STATES = ("queued", "running")
 
@@ -84,13 +85,27 @@ def beat(store: StateStore, run_id: int, worker: str, progress: str | None = Non
 
 def finish(store: StateStore, run_id: int, worker: str, *, succeeded: bool, run_identifier: str | None,
            result: dict) -> bool:  # fmt: skip
-    """Mark ``run_id`` done or failed and free its server; give False if ``worker`` no longer held it."""
+    """Mark ``run_id`` done or failed and free its server; give False if ``worker`` no longer held it.
+
+    The run's request, if any, becomes done or failed in the same transaction.
+    """
     with store.session() as session:
-        return session.execute(
+        finished = session.execute(
             update(QueuedRun).where(QueuedRun.id == run_id, QueuedRun.claimed_by == worker, QueuedRun.state == "running")
             .values(state="done" if succeeded else "failed", running_server=None, finished_at=utc_now(),
                     run_id=run_identifier, result=result, progress="finished" if succeeded else "failed")
         ).rowcount == 1  # fmt: skip
+        request_id = session.scalar(select(QueuedRun.request_id).where(QueuedRun.id == run_id))
+        if finished and request_id is not None:
+            _settle_request(session, request_id, "done" if succeeded else "failed", actor=f"worker {worker}",
+                            detail={"run_id": run_identifier})  # fmt: skip
+        return finished
+
+
+def _settle_request(session: Session, request_id: int, state: str, *, actor: str, detail: dict) -> None:
+    request = session.get(ServiceRequest, request_id)
+    if request is not None and request.state == "provisioning":
+        move(session, request, state, actor=actor, detail=detail)
 
 
 def recover_stale(store: StateStore, *, stale_after: timedelta) -> list[int]:
@@ -111,6 +126,8 @@ def recover_stale(store: StateStore, *, stale_after: timedelta) -> list[int]:
             run.progress = (f"interrupted: worker {run.claimed_by} stopped answering"
                             + ("; not retried (attempts used up)" if final else "; queued again"))  # fmt: skip
             run.claimed_by = None
+            if final and run.request_id is not None:
+                _settle_request(session, run.request_id, "failed", actor="worker recovery", detail={"interrupted": True})
             recovered.append(run.id)
     return recovered
 

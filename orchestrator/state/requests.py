@@ -1,0 +1,63 @@
+"""Service requests and their life: pending → approved / rejected → provisioning → done / failed.
+
+Every change is recorded in the audit trail (``events``, kind ``request.STATE``) with who and when.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.state.events import record_event
+from orchestrator.state.models import Association, ServiceRequest, utc_now
+
+NEXT_STATES = {
+    "pending": ("approved", "rejected"),
+    "approved": ("provisioning",),
+    "provisioning": ("done", "failed"),
+    "failed": ("provisioning",),  # an admin may retry
+    "rejected": (),
+    "done": (),
+}
+
+
+def move(session: Session, request: ServiceRequest, state: str, *, actor: str, reason: str = "", detail: dict | None = None) -> None:
+    """Move ``request`` to ``state`` and record it; raises Conflict for a move its state does not allow."""
+    if state not in NEXT_STATES[request.state]:
+        raise Conflict(f"request {request.id} is {request.state}; it cannot become {state}")
+    request.state = state
+    request.updated_at = utc_now()
+    if reason:
+        request.reason = reason[:1000]
+    record_event(session, kind=f"request.{state}", subject=f"request/{request.id}", actor=actor,
+                 detail={"association": request.association.slug, "service": request.service_id, "name": request.name,
+                         **({"reason": reason} if reason else {}), **(detail or {})})  # fmt: skip
+
+
+def get_request(session: Session, request_id: int, *, association: Association | None = None) -> ServiceRequest:
+    """Give request ``request_id`` (only if it belongs to ``association``, when given); raises NotFound."""
+    request = session.get(ServiceRequest, request_id)
+    if request is None or (association is not None and request.association_id != association.id):
+        raise NotFound(f"no request {request_id}", hint="`ruche request list` shows them")
+    return request
+
+
+def list_requests(session: Session, *, state: str | None = None, association: Association | None = None) -> list[ServiceRequest]:
+    """Give requests, newest first, optionally in ``state`` or of ``association``."""
+    query = select(ServiceRequest).order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+    if state is not None:
+        query = query.where(ServiceRequest.state == state)
+    if association is not None:
+        query = query.where(ServiceRequest.association_id == association.id)
+    return list(session.scalars(query))
+
+
+def request_as_dict(request: ServiceRequest) -> dict:
+    return {
+        "id": request.id, "association": request.association.slug, "service": request.service_id, "name": request.name,
+        "size": request.size, "parameters": dict(request.parameters), "state": request.state, "reason": request.reason,
+        "requested_by": request.requested_by, "instance": request.instance_address,
+        "created_at": request.created_at.isoformat(timespec="seconds"),
+        "updated_at": request.updated_at.isoformat(timespec="seconds"),
+    }  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Callable
 from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.state.models import QueuedRun
-from orchestrator.state.queue import beat, claim_next, finish, recover_stale
+from orchestrator.state.queue import beat, claim_next, finish, has_open_runs, recover_stale
 
 # (workspace path, the claimed run, a progress callback) -> (succeeded, ansible run id, result summary)
 Executor = Callable[[Path | None, QueuedRun, Progress], tuple[bool, str | None, dict]]
@@ -48,7 +48,7 @@ def run_worker(
     heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
     stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
 ) -> dict:  # fmt: skip
-    """Work the queue until ``stop`` is set (or, with ``once``, until nothing is left to take).
+    """Work the queue until ``stop`` is set (or, with ``once``, until no run is queued or running).
 
     Gives ``{"worker", "done": [ids], "failed": [ids], "recovered": [ids]}``.
     """
@@ -101,8 +101,8 @@ def run_worker(
                 with lock:
                     active[run.id] = thread
                 thread.start()
-            if once and not claimed_any and not active:
-                break
+            if once and not claimed_any and not active and not has_open_runs(store):
+                break  # the queue is drained (a run another worker holds counts until it ends or is taken back)
             stop.wait(poll_seconds)
         for thread in list(active.values()):
             thread.join()

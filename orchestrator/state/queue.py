@@ -132,6 +132,12 @@ def recover_stale(store: StateStore, *, stale_after: timedelta) -> list[int]:
     return recovered
 
 
+def has_open_runs(store: StateStore) -> bool:
+    """Tell whether any run is still queued or running."""
+    with store.session() as session:
+        return session.scalar(select(QueuedRun.id).where(QueuedRun.state.in_(OPEN_STATES)).limit(1)) is not None
+
+
 def list_queue(session: Session, *, limit: int = 50) -> list[QueuedRun]:
     """Give the newest ``limit`` queued runs, newest first."""
     return list(session.scalars(select(QueuedRun).order_by(QueuedRun.created_at.desc(), QueuedRun.id.desc()).limit(limit)))

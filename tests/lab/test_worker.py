@@ -1,0 +1,62 @@
+"""The worker on the lab: a request approved from the CLI is provisioned by `ruche worker`; a worker
+killed in the middle of the run is taken over by another, and the request ends done exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.actions.request_submit import submit_request
+
+W = "--workspace"
+
+
+def ruche_process(lab: Path, *arguments: str, log: Path | None = None, **options):
+    argv = [sys.executable, "-m", "orchestrator", W, str(lab), *arguments]
+    if log is None:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=900, **options)
+    return subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, **options)
+
+
+def queued(ruche, lab: Path) -> list[dict]:
+    return json.loads(ruche(W, str(lab), "queue", "list", "--json").stdout)
+
+
+def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(lab, ruche, tmp_path):
+    w = [W, str(lab)]
+    assert ruche(*w, "association", "add", "verger", "--name", "Le verger", "--email", "contact@verger.example").exit_code == 0
+    request = submit_request(lab, association="verger", service="radicale", name="agenda", size="small",
+                             parameters={"admin_user": "pomme"}, requested_by="membre@verger.example")  # fmt: skip
+    approved = ruche(*w, "request", "approve", str(request["id"]), "--server", "lab-1", "--json")
+    assert approved.exit_code == 0, approved.stderr
+    run_id = json.loads(approved.stdout)["queued_run"]
+
+    first = ruche_process(lab, "worker", "--stale-after", "10", "--poll", "0.5", log=tmp_path / "first-worker.log")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
+        if run["state"] == "running" and "task:" in run["progress"]:
+            break  # ansible is converging lab-1: cut the worker off here
+        assert first.poll() is None, (tmp_path / "first-worker.log").read_text()[-3000:]
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the first worker never started the run")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+
+    second = ruche_process(lab, "worker", "--once", "--stale-after", "10", "--poll", "1")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "1 taken back from stopped workers" in second.stdout
+
+    run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
+    assert (run["state"], run["attempts"]) == ("done", 2)
+    shown = json.loads(ruche(*w, "request", "show", str(request["id"]), "--json").stdout)
+    kinds = [e["kind"] for e in shown["history"]]
+    assert shown["state"] == "done" and kinds.count("request.done") == 1 and "request.failed" not in kinds
+    status = {e["address"]: e for e in json.loads(ruche(*w, "status", "--json").stdout)}
+    assert (status["verger/agenda"]["state"], status["verger/agenda"]["health"]) == ("running", "healthy")

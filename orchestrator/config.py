@@ -175,6 +175,23 @@ class BackupSettings(StrictModel):
         return value.rstrip("/")
 
 
+class WebSettings(StrictModel):
+    base_url: Annotated[
+        str,
+        Field(pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$",
+              description="Public address of `ruche serve`, used in invite links (https in production)."),
+    ] = "http://127.0.0.1:8080"
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]+$", description="Address `ruche serve` listens on.")] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535, description="Port `ruche serve` listens on.")] = 8080
+    secure_cookies: Annotated[
+        bool, Field(description="Send the session cookie over HTTPS only (turn off only for a loopback test).")
+    ] = True
+    max_body_bytes: Annotated[
+        int, Field(ge=1024, le=10 * 1024 * 1024, description="Largest request body accepted; larger ones get 413.")
+    ] = 65536
+    invite_days: Annotated[int, Field(ge=1, le=365, description="How long a new invite link stays valid.")] = 30
+
+
 class WorkspaceConfig(StrictModel):
     collective: Annotated[str, Field(min_length=1, max_length=120, description="The hosting collective's name.")]
     base_domain: Annotated[
@@ -214,6 +231,7 @@ class WorkspaceConfig(StrictModel):
         Field(description="Quota packages associations sign up for, by name."),
     ] = {}
     backup: Annotated[BackupSettings, Field(description="Where and when instances are backed up.")] = BackupSettings()
+    web: Annotated[WebSettings, Field(description="The web app (`ruche serve`) for associations and admins.")] = WebSettings()
 
     @field_validator("base_domain")
     @classmethod

@@ -6,6 +6,9 @@ import click
 
 from orchestrator.actions.association_add import register_association
 from orchestrator.actions.association_list import association as show_association
+from orchestrator.actions.association_invite import invite as make_invite
+from orchestrator.actions.association_invite import invites as list_invites
+from orchestrator.actions.association_invite import revoke as revoke_invite
 from orchestrator.actions.association_set_offer import set_offer
 from orchestrator.actions.association_list import associations as list_associations
 from orchestrator.cli.main import Context, pass_context
@@ -67,3 +70,43 @@ def set_offer_(context: Context, slug: str, offer: str, over_quota: bool, as_jso
     """Move association SLUG to OFFER (recorded in the audit trail)."""
     entry = set_offer(context.workspace, slug, offer, over_quota=over_quota)
     emit_json(entry) if as_json else click.echo(f"association {entry['slug']} is on offer {entry['offer']}")
+
+
+@association.command("invite")
+@click.argument("slug")
+@click.option("--email", help="The member's address (recorded; ruche does not send mail).")
+@click.option("--days", type=click.IntRange(1, 365), help="Validity (default: [web] invite_days in ruche.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def invite_(context: Context, slug: str, email: str | None, days: int | None, as_json: bool) -> None:
+    """Make a personal sign-in link for a member of SLUG (shown once; only its hash is kept)."""
+    entry = make_invite(context.workspace, slug, email=email, days=days)
+    if as_json:
+        emit_json(entry)
+    else:
+        click.echo(f"invite {entry['id']} for {slug}, valid until {entry['expires_at']}:")
+        click.echo(entry["link"])
+
+
+@association.command("invites")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def invites_(context: Context, slug: str, as_json: bool) -> None:
+    """List SLUG's invites (never their links)."""
+    entries = list_invites(context.workspace, slug)
+    if as_json:
+        emit_json(entries)
+        return
+    rows = [(e["id"], e["email"] or "-", e["state"], e["expires_at"], e["last_used_at"] or "never") for e in entries]
+    click.echo(table(rows, ["ID", "EMAIL", "STATE", "EXPIRES", "LAST USED"]))
+
+
+@association.command("revoke-invite")
+@click.argument("invite_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def revoke_invite_(context: Context, invite_id: int, as_json: bool) -> None:
+    """Revoke invite INVITE_ID; browsers signed in with it are signed out."""
+    entry = revoke_invite(context.workspace, invite_id)
+    emit_json(entry) if as_json else click.echo(f"invite {entry['id']} revoked")

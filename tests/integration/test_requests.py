@@ -88,3 +88,17 @@ def test_an_auto_approving_offer_sends_a_request_within_it_straight_to_a_run(poo
     assert queued["request_id"] == request["id"] and queued["instance"] == "amap/radicale"
     big = submit(workspace, service="nextcloud", size="large", parameters={"admin_email": "a@amap.fr"})
     assert big["state"] == "pending"  # beyond the offer: an admin decides
+
+
+def test_an_auto_approval_that_finds_no_room_leaves_the_request_pending_and_nothing_else(pool, workspace, ruche):
+    opened = open_workspace(workspace)
+    offers = dict(opened.config.offers)
+    offers["association"] = offers["association"].model_copy(update={"auto_approve": True})
+    opened.save_config(opened.config.model_copy(update={"offers": offers}))
+    assert ruche(*pool, "server", "drain", "web-1").exit_code == 0  # no server takes new instances
+    request = submit(workspace)
+    assert request["state"] == "pending" and request["instance"] is None
+    assert json.loads(ruche(*pool, "instance", "list", "--json").stdout) == []
+    assert json.loads(ruche(*pool, "queue", "list", "--json").stdout) == []
+    shown = json.loads(ruche(*pool, "request", "show", str(request["id"]), "--json").stdout)
+    assert shown["state"] == "pending" and [e["kind"] for e in shown["history"]] == ["request.pending"]

@@ -1,0 +1,98 @@
+"""Who may see what in the web app: members' invites (personal links) and browser sessions.
+
+Tokens are random (256 bits) and only their SHA-256 is stored, so the state database never holds
+a usable link or session. An invite expires and can be revoked; revoking it ends its sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import NotFound
+from orchestrator.state.models import Association, Invite, WebSession, utc_now
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def create_invite(session: Session, association: Association, *, email: str, created_by: str,
+                  valid_for: timedelta) -> tuple[Invite, str]:  # fmt: skip
+    """Make an invite for ``association``; give it and its token (shown once, never stored)."""
+    token = secrets.token_urlsafe(32)
+    invite = Invite(association=association, token_hash=digest(token), email=email, created_by=created_by,
+                    created_at=utc_now(), expires_at=utc_now() + valid_for)  # fmt: skip
+    session.add(invite)
+    session.flush()
+    return invite, token
+
+
+def invite_for_token(session: Session, token: str) -> Invite | None:
+    """Give the live invite of ``token``: known, not expired, not revoked; else None."""
+    if not token or len(token) > 200:
+        return None
+    invite = session.scalar(select(Invite).where(Invite.token_hash == digest(token)))
+    if invite is None or invite.revoked_at is not None or _aware(invite.expires_at) <= utc_now():
+        return None
+    return invite
+
+
+def revoke_invite(session: Session, invite_id: int) -> Invite:
+    """Revoke invite ``invite_id`` and end the sessions opened with it; raises NotFound."""
+    invite = session.get(Invite, invite_id)
+    if invite is None:
+        raise NotFound(f"no invite {invite_id}", hint="`ruche association invites SLUG` lists them")
+    invite.revoked_at = invite.revoked_at or utc_now()
+    session.execute(delete(WebSession).where(WebSession.invite_id == invite.id))
+    return invite
+
+
+def list_invites(session: Session, association: Association) -> list[Invite]:
+    return list(session.scalars(select(Invite).where(Invite.association_id == association.id).order_by(Invite.id)))
+
+
+def open_session(session: Session, invite: Invite) -> tuple[WebSession, str]:
+    """Open a browser session for ``invite``'s association; give it and its cookie token."""
+    token = secrets.token_urlsafe(32)
+    now = utc_now()
+    opened = WebSession(token_hash=digest(token), invite_id=invite.id, association_id=invite.association_id,
+                        csrf_token=secrets.token_urlsafe(32), created_at=now,
+                        expires_at=min(now + SESSION_LIFETIME, _aware(invite.expires_at)))  # fmt: skip
+    invite.last_used_at = now
+    session.add(opened)
+    session.flush()
+    return opened, token
+
+
+def session_for_token(session: Session, token: str | None) -> WebSession | None:
+    """Give the live session of cookie ``token``, or None."""
+    if not token or len(token) > 200:
+        return None
+    found = session.scalar(select(WebSession).where(WebSession.token_hash == digest(token)))
+    if found is None or _aware(found.expires_at) <= utc_now():
+        return None
+    return found
+
+
+def close_session(session: Session, token: str | None) -> None:
+    if token:
+        session.execute(delete(WebSession).where(WebSession.token_hash == digest(token)))
+
+
+def invite_as_dict(invite: Invite) -> dict:
+    state = "revoked" if invite.revoked_at else ("expired" if _aware(invite.expires_at) <= utc_now() else "active")
+    return {"id": invite.id, "association": invite.association.slug, "email": invite.email, "state": state,
+            "created_by": invite.created_by, "created_at": invite.created_at.isoformat(timespec="seconds"),
+            "expires_at": _aware(invite.expires_at).isoformat(timespec="seconds"),
+            "last_used_at": invite.last_used_at.isoformat(timespec="seconds") if invite.last_used_at else None}  # fmt: skip

@@ -1,0 +1,1 @@
+"""The web app (`ruche serve`): association members' pages and a small JSON API."""

@@ -1,0 +1,113 @@
+"""French first, English too: the pages' texts, and the language of a request."""
+
+from __future__ import annotations
+
+LANGUAGES = ("fr", "en")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "fr": {
+        "site": "Services de {collective}",
+        "skip": "Aller au contenu",
+        "signin_failed": "Ce lien de connexion n'est pas (ou plus) valable. Demandez-en un nouveau aux admins de {collective}.",
+        "signed_out": "Vous êtes déconnecté·e.",
+        "signout": "Se déconnecter",
+        "dashboard": "Espace de {association}",
+        "instances": "Vos services",
+        "no_instances": "Aucun service pour l'instant.",
+        "service": "Service",
+        "address": "Adresse",
+        "state": "État",
+        "health": "Santé",
+        "last_backup": "Dernière sauvegarde",
+        "never": "jamais",
+        "quota": "Votre offre",
+        "quota_line": "{instances} service(s) sur {max_instances} ; mémoire {memory} Mio sur {max_memory} ; disque {disk} Gio sur {max_disk}",
+        "no_offer": "Pas d'offre : les admins fixent vos limites.",
+        "requests": "Vos demandes",
+        "no_requests": "Aucune demande.",
+        "request_new": "Demander un service",
+        "request_for": "Demander {service}",
+        "name": "Nom du service (lettres minuscules, chiffres, tirets)",
+        "size": "Taille",
+        "send": "Envoyer la demande",
+        "sent": "Demande envoyée : les admins vont l'examiner.",
+        "required": "obligatoire",
+        "errors": "La demande n'a pas été envoyée :",
+        "reason": "Motif",
+        "progress": "Avancement",
+        "request": "Demande n°{id}",
+        "back": "Retour à votre espace",
+        "small": "petite", "medium": "moyenne", "large": "grande",
+        "pending": "en attente", "approved": "acceptée", "rejected": "refusée", "provisioning": "en cours d'installation",
+        "done": "installée", "failed": "échec", "running": "en service", "planned": "prévue", "suspended": "suspendue",
+        "deleted": "supprimée", "healthy": "répond", "unhealthy": "ne répond pas", "unknown": "inconnue", "stopped": "arrêtée",
+        "not_found": "Page introuvable.",
+        "too_large": "Requête trop volumineuse.",
+        "too_many": "Trop de tentatives : réessayez dans une minute.",
+        "bad_form": "Le formulaire a expiré : rechargez la page et recommencez.",
+        "language": "English",
+    },
+    "en": {
+        "site": "{collective}'s services",
+        "skip": "Skip to content",
+        "signin_failed": "This sign-in link is not (or no longer) valid. Ask {collective}'s admins for a new one.",
+        "signed_out": "You are signed out.",
+        "signout": "Sign out",
+        "dashboard": "{association}'s space",
+        "instances": "Your services",
+        "no_instances": "No service yet.",
+        "service": "Service",
+        "address": "Address",
+        "state": "State",
+        "health": "Health",
+        "last_backup": "Last backup",
+        "never": "never",
+        "quota": "Your offer",
+        "quota_line": "{instances} of {max_instances} service(s); memory {memory} of {max_memory} MiB; disk {disk} of {max_disk} GiB",
+        "no_offer": "No offer: the admins set your limits.",
+        "requests": "Your requests",
+        "no_requests": "No request.",
+        "request_new": "Request a service",
+        "request_for": "Request {service}",
+        "name": "Name of the service (lower-case letters, digits, dashes)",
+        "size": "Size",
+        "send": "Send the request",
+        "sent": "Request sent: the admins will review it.",
+        "required": "required",
+        "errors": "The request was not sent:",
+        "reason": "Reason",
+        "progress": "Progress",
+        "request": "Request #{id}",
+        "back": "Back to your space",
+        "small": "small", "medium": "medium", "large": "large",
+        "pending": "pending", "approved": "approved", "rejected": "rejected", "provisioning": "being set up",
+        "done": "set up", "failed": "failed", "running": "running", "planned": "planned", "suspended": "suspended",
+        "deleted": "deleted", "healthy": "answers", "unhealthy": "does not answer", "unknown": "unknown", "stopped": "stopped",
+        "not_found": "Page not found.",
+        "too_large": "Request too large.",
+        "too_many": "Too many attempts: try again in a minute.",
+        "bad_form": "The form expired: reload the page and try again.",
+        "language": "Français",
+    },
+}
+
+
+def choose_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """Give the language of a request: ?lang=, else the cookie, else the browser's first known one, else French."""
+    for candidate in (query, cookie):
+        if candidate in LANGUAGES:
+            return candidate
+    for part in (accept_language or "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "fr"
+
+
+def translator(language: str):
+    texts = TEXTS[language]
+
+    def t(key: str, **values) -> str:
+        return texts.get(key, key).format(**values) if values else texts.get(key, key)
+
+    return t

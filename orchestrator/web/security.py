@@ -1,0 +1,92 @@
+"""What every response and request goes through: security headers, a body size limit, rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                 b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+class Guard:
+    """ASGI middleware: refuses bodies over ``max_body_bytes`` (413, counted as they arrive, whatever
+    Content-Length says) and adds the security headers (HSTS when cookies are HTTPS-only)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.headers = SECURITY_HEADERS + ([HSTS] if hsts else [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.headers
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, with_headers)
+        except BodyTooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = b"Request too large / Requete trop volumineuse.\n"
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+                    + self.headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RateLimiter:
+    """At most ``limit`` hits per ``window`` seconds per key (e.g. a client address), in this process."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.hits: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            recent = self.hits.setdefault(key, deque())
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if len(recent) >= self.limit:
+                return False
+            recent.append(now)
+            if len(self.hits) > 100_000:  # a flood of addresses must not exhaust memory
+                self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
+            return True

@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, request, runs, server, status, usage, worker,
+        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, request, runs, serve, server, status, usage, worker,
     )  # fmt: skip
 
     cli.add_command(apply.apply)
@@ -62,6 +62,7 @@ def _register_commands() -> None:
     cli.add_command(offer.offer)
     cli.add_command(request.request)
     cli.add_command(runs.runs)
+    cli.add_command(serve.serve)
     cli.add_command(plan.plan)
     cli.add_command(server.server)
     cli.add_command(status.status)

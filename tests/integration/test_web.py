@@ -1,0 +1,140 @@
+"""The web app over HTTP (in-process ASGI client), on SQLite and PostgreSQL: sign-in by invite link,
+members see only their own association, forms need their CSRF token, hostile values change nothing."""
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from orchestrator.web.app import create_app
+
+
+@pytest.fixture
+def fleet(workspace, ruche):
+    w = ["--workspace", str(workspace)]
+    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    for slug in ("amap", "chorale"):
+        assert ruche(*w, "association", "add", slug, "--name", slug.title(), "--email", f"c@{slug}.fr", "--offer", "association").exit_code == 0
+    links = {slug: json.loads(ruche(*w, "association", "invite", slug, "--json").stdout)["link"] for slug in ("amap", "chorale")}
+    return w, links
+
+
+def client_for(workspace) -> TestClient:
+    return TestClient(create_app(workspace), base_url="https://testserver")
+
+
+def signed_in(workspace, link: str) -> TestClient:
+    client = client_for(workspace)
+    response = client.get(link.split("8080", 1)[1], follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/espace"
+    assert "HttpOnly" in response.headers["set-cookie"] and "Secure" in response.headers["set-cookie"]
+    return client
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_a_member_signs_in_with_the_link_and_requests_a_service_in_french(fleet, workspace, ruche):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    page = client.get("/espace")
+    assert page.status_code == 200 and '<html lang="fr">' in page.text and "Espace de Amap" in page.text
+    form = client.get("/espace/demande/radicale")
+    assert 'for="param_admin_user"' in form.text and 'id="param_admin_user"' in form.text  # every field is labelled
+    sent = client.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small",
+                                                        "param_admin_user": "camille"}, follow_redirects=False)  # fmt: skip
+    assert sent.status_code == 303
+    shown = client.get(sent.headers["location"])
+    assert "Demande envoyée" in shown.text and "en attente" in shown.text
+    (entry,) = json.loads(ruche(*w, "request", "list", "--json").stdout)
+    assert (entry["association"], entry["name"], entry["parameters"]["admin_user"]) == ("amap", "agenda", "camille")
+    english = client.get("/espace?lang=en")
+    assert '<html lang="en">' in english.text and "Amap&#39;s space" in english.text
+
+
+def test_a_member_of_one_association_gets_404_for_everything_of_another(fleet, workspace, ruche):
+    _w, links = fleet
+    chorale = signed_in(workspace, links["chorale"])
+    form = chorale.get("/espace/demande/radicale")
+    chorale.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small"})
+    (theirs,) = chorale.get("/api/v1/requests").json()
+    amap = signed_in(workspace, links["amap"])
+    assert amap.get(f"/espace/demandes/{theirs['id']}").status_code == 404
+    assert amap.get(f"/api/v1/requests/{theirs['id']}").status_code == 404
+    assert amap.get("/espace/demandes/999999").status_code == 404  # the same answer as a missing one
+    assert amap.get("/api/v1/requests").json() == [] and amap.get("/api/v1/instances").json() == []
+    assert client_for(workspace).get("/api/v1/requests").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"name": "{{ 7*7 }}"}, "name '{{ 7*7 }}': use a-z"),
+        ({"name": "../../etc"}, "name '../../etc'"),
+        ({"name": "a; rm -rf /"}, "name 'a; rm -rf /'"),
+        ({"size": "$(reboot)"}, "size '$(reboot)'"),
+        ({"param_admin_user": "x" * 65}, "admin_user"),
+    ],
+)
+def test_hostile_form_values_get_a_clear_error_and_change_nothing(fleet, workspace, ruche, fields, message):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    form = client.get("/espace/demande/radicale")
+    answer = client.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small", **fields})
+    assert answer.status_code == 400 and 'role="alert"' in answer.text
+    assert message.replace("'", "&#39;") in answer.text or message in answer.text
+    assert json.loads(ruche(*w, "request", "list", "--json").stdout) == []
+
+
+def test_template_syntax_in_a_parameter_is_kept_as_text(fleet, workspace, ruche):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    form = client.get("/espace/demande/radicale")
+    client.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small",
+                                                 "param_admin_user": "{{ 7*7 }}<script>"})  # fmt: skip
+    (entry,) = json.loads(ruche(*w, "request", "list", "--json").stdout)
+    assert entry["parameters"]["admin_user"] == "{{ 7*7 }}<script>"
+    page = client.get(f"/espace/demandes/{entry['id']}")
+    assert "<script>" not in page.text.split("<main", 1)[1]
+
+
+def test_forms_need_the_csrf_token_bodies_have_a_size_limit_and_bad_bytes_are_refused(fleet, workspace, ruche):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    missing = client.post("/espace/demande/radicale", data={"name": "agenda", "size": "small"})
+    assert missing.status_code == 400 and "rechargez la page" in missing.text
+    huge = client.post("/espace/demande/radicale", data={"csrf_token": "x", "name": "a" * (1024 * 1024)})
+    assert huge.status_code == 413
+    form = client.get("/espace/demande/radicale")
+    token = csrf_of(form.text)
+    broken = client.post("/espace/demande/radicale", content=b"csrf_token=" + token.encode() + b"&name=%FF%FE&size=small",
+                         headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert broken.status_code == 400
+    api = client.post("/api/v1/requests", json={"service": "radicale", "name": "agenda"})
+    assert api.status_code == 403  # no X-CSRF-Token
+    assert json.loads(ruche(*w, "request", "list", "--json").stdout) == []
+    created = client.post("/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": token})
+    assert created.status_code == 201 and created.json()["state"] == "pending"
+
+
+def test_security_headers_sign_in_rate_limit_and_revocation(fleet, workspace, ruche):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    page = client.get("/espace")
+    for header in ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy",
+                   "strict-transport-security"):  # fmt: skip
+        assert header in page.headers
+    stranger = client_for(workspace)
+    answers = [stranger.get(f"/connexion/not-a-token-{n}").status_code for n in range(12)]
+    assert answers[:10] == [403] * 10 and answers[-1] == 429
+    (invite,) = json.loads(ruche(*w, "association", "invites", "amap", "--json").stdout)
+    assert ruche(*w, "association", "revoke-invite", str(invite["id"])).exit_code == 0
+    assert client.get("/espace", follow_redirects=False).status_code == 303  # signed out
+    assert client_for(workspace).get(links["amap"].split("8080", 1)[1], follow_redirects=False).status_code == 403
+
+
+def test_the_api_is_described_by_openapi(fleet, workspace):
+    description = client_for(workspace).get("/api/openapi.json").json()
+    assert "/api/v1/requests" in description["paths"] and "RequestIn" in description["components"]["schemas"]

@@ -46,9 +46,10 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, request, runs, serve, server, status, usage, worker,
+        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, request, runs, serve, server, status, usage, worker,
     )  # fmt: skip
 
+    cli.add_command(admin.admin)
     cli.add_command(apply.apply)
     cli.add_command(association.association)
     cli.add_command(backup.backup)

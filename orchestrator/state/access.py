@@ -7,14 +7,17 @@ a usable link or session. An invite expires and can be revoked; revoking it ends
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import NotFound
-from orchestrator.state.models import Association, Invite, WebSession, utc_now
+from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.state.models import Admin, Association, Invite, WebSession, utc_now
 
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -96,3 +99,55 @@ def invite_as_dict(invite: Invite) -> dict:
             "created_by": invite.created_by, "created_at": invite.created_at.isoformat(timespec="seconds"),
             "expires_at": _aware(invite.expires_at).isoformat(timespec="seconds"),
             "last_used_at": invite.last_used_at.isoformat(timespec="seconds") if invite.last_used_at else None}  # fmt: skip
+
+
+PASSWORDS = PasswordHasher()  # Argon2id with argon2-cffi's current defaults
+ADMIN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def add_admin(session: Session, name: str, password: str) -> Admin:
+    """Register admin ``name``; raises InvalidInput (bad name, password under 12 characters) or Conflict."""
+    if not ADMIN_NAME.match(name):
+        raise InvalidInput(f"admin name {name!r}: use a-z, 0-9, '.', '_' and '-', 64 at most")
+    if len(password) < 12 or len(password) > 1024:
+        raise InvalidInput("the password must have 12 to 1024 characters")
+    if session.scalar(select(Admin).where(Admin.name == name)) is not None:
+        raise Conflict(f"admin {name} exists already")
+    admin = Admin(name=name, password_hash=PASSWORDS.hash(password), created_at=utc_now())
+    session.add(admin)
+    session.flush()
+    return admin
+
+
+def remove_admin(session: Session, name: str) -> None:
+    admin = session.scalar(select(Admin).where(Admin.name == name))
+    if admin is None:
+        raise NotFound(f"no admin {name}", hint="`ruche admin list` shows them")
+    session.delete(admin)
+
+
+def list_admins(session: Session) -> list[Admin]:
+    return list(session.scalars(select(Admin).order_by(Admin.name)))
+
+
+def check_admin(session: Session, name: str, password: str) -> Admin | None:
+    """Give the admin when ``password`` is theirs, else None (the same work is done for an unknown name)."""
+    admin = session.scalar(select(Admin).where(Admin.name == name[:64]))
+    try:
+        PASSWORDS.verify(admin.password_hash if admin else DUMMY_HASH, password[:1024])
+    except (VerificationError, InvalidHashError):
+        return None
+    return admin
+
+
+DUMMY_HASH = PASSWORDS.hash("not a password of anyone")
+
+
+def open_admin_session(session: Session, admin: Admin) -> tuple[WebSession, str]:
+    token = secrets.token_urlsafe(32)
+    now = utc_now()
+    opened = WebSession(token_hash=digest(token), admin_id=admin.id, csrf_token=secrets.token_urlsafe(32),
+                        created_at=now, expires_at=now + SESSION_LIFETIME)  # fmt: skip
+    session.add(opened)
+    session.flush()
+    return opened, token

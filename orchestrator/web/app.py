@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -17,22 +18,26 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.actions.request_review import approve_in_session
 from orchestrator.actions.request_submit import SIZES, submit_in_session
 from orchestrator.catalog import load_catalog
-from orchestrator.errors import RucheError
+from orchestrator.errors import InvalidInput, RucheError
 from orchestrator.quotas import find_offer
-from orchestrator.state.access import close_session, invite_for_token, open_session, session_for_token
+from orchestrator.state.access import (
+    check_admin, close_session, invite_for_token, open_admin_session, open_session, session_for_token,
+)  # fmt: skip
 from orchestrator.state.backups import runs_of
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
 from orchestrator.state.models import QueuedRun, WebSession
-from orchestrator.state.requests import get_request, list_requests, request_as_dict
+from orchestrator.state.requests import get_request, list_requests, move, request_as_dict
 from orchestrator.web.i18n import choose_language, translator
 from orchestrator.web.security import Guard, RateLimiter
 from orchestrator.workspace import open_workspace
 
 HERE = Path(__file__).parent
 COOKIE = "ruche_session"
+FORM_COOKIE = "ruche_form"
 LANGUAGE_COOKIE = "ruche_lang"
 
 
@@ -72,7 +77,13 @@ def create_app(workspace_path: Path | None) -> FastAPI:
         return response
 
     def current(request: Request, session) -> WebSession | None:
-        return session_for_token(session, request.cookies.get(COOKIE))
+        """The signed-in member's session (admin sessions do not open members' pages)."""
+        found = session_for_token(session, request.cookies.get(COOKIE))
+        return found if found is not None and found.association_id is not None else None
+
+    def current_admin(request: Request, session) -> WebSession | None:
+        found = session_for_token(session, request.cookies.get(COOKIE))
+        return found if found is not None and found.admin_id is not None else None
 
     def not_found(request: Request) -> HTMLResponse:
         return render(request, "message.html", 404, message=translator(language(request))("not_found"))
@@ -113,7 +124,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     async def sign_out(request: Request) -> Response:
         form = await request.form()
         with store.session() as session:
-            signed_in = current(request, session)
+            signed_in = current(request, session) or current_admin(request, session)
             if signed_in is not None and checked_form(signed_in, form):
                 close_session(session, request.cookies.get(COOKIE))
         response = render(request, "message.html", message=translator(language(request))("signed_out"))
@@ -206,6 +217,71 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             run = session.query(QueuedRun).filter(QueuedRun.request_id == found.id).order_by(QueuedRun.id.desc()).first()
             return render(request, "request.html", csrf=signed_in.csrf_token, request_entry=request_as_dict(found),
                           progress=run.progress if run else "", sent=request.query_params.get("envoyee") == "1")  # fmt: skip
+
+    # Admins: password sign-in (Argon2id), then the review page.
+    def sign_in_form(request: Request, status: int = 200, error: str | None = None) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "admin_signin.html", status, form_token=token, error=error)
+        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/admin")
+        return response
+
+    @app.get("/admin/connexion", response_class=HTMLResponse, include_in_schema=False)
+    def admin_sign_in_page(request: Request) -> Response:
+        return sign_in_form(request)
+
+    @app.post("/admin/connexion", include_in_schema=False)
+    async def admin_sign_in(request: Request) -> Response:
+        t = translator(language(request))
+        client = request.client.host if request.client else "unknown"
+        if not sign_in_limit.allow(client):
+            return render(request, "message.html", 429, message=t("too_many"))
+        form = await request.form()
+        sent, expected = form.get("form_token", ""), request.cookies.get(FORM_COOKIE, "")
+        if not (isinstance(sent, str) and expected and secrets.compare_digest(sent, expected)):
+            return sign_in_form(request, 400, t("bad_form"))
+        name, password = form.get("name", ""), form.get("password", "")
+        with store.session() as session:
+            admin = check_admin(session, name, password) if isinstance(name, str) and isinstance(password, str) else None
+            if admin is None:
+                return sign_in_form(request, 401, t("wrong_password"))
+            _opened, cookie = open_admin_session(session, admin)
+        response = RedirectResponse("/admin", status_code=303)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/")
+        return response
+
+    @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+    def admin_page(request: Request) -> Response:
+        with store.session() as session:
+            signed_in = current_admin(request, session)
+            if signed_in is None:
+                return RedirectResponse("/admin/connexion", status_code=303)
+            open_requests = [request_as_dict(r) for r in list_requests(session) if r.state in ("pending", "provisioning", "failed")]
+            done = [request_as_dict(r) for r in list_requests(session) if r.state in ("done", "rejected")][:20]
+            return render(request, "admin.html", csrf=signed_in.csrf_token, admin=signed_in.admin.name,
+                          open_requests=open_requests, done_requests=done, notice=request.query_params.get("info", ""))  # fmt: skip
+
+    @app.post("/admin/demandes/{request_id}/{decision}", include_in_schema=False)
+    async def admin_decide(request: Request, request_id: int, decision: str) -> Response:
+        form = await request.form()
+        with store.session() as session:
+            signed_in = current_admin(request, session)
+            if signed_in is None:
+                return RedirectResponse("/admin/connexion", status_code=303)
+            if decision not in ("approuver", "refuser") or not checked_form(signed_in, form):
+                return render(request, "message.html", 400, message=translator(language(request))("bad_form"))
+            try:
+                found = get_request(session, request_id)
+                with session.begin_nested():
+                    if decision == "approuver":
+                        approve_in_session(workspace, session, found, actor=f"admin {signed_in.admin.name}")
+                    else:
+                        reason = form.get("reason", "")
+                        if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
+                            raise InvalidInput(translator(language(request))("reason_needed"))
+                        move(session, found, "rejected", actor=f"admin {signed_in.admin.name}", reason=reason.strip())
+            except RucheError as error:
+                return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
+        return RedirectResponse("/admin", status_code=303)
 
     # The JSON API: the same session cookie; writes need the session's CSRF token in X-CSRF-Token.
     def api_session(request: Request, session) -> WebSession:

@@ -3,10 +3,13 @@ members see only their own association, forms need their CSRF token, hostile val
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator.actions.admin import add as add_admin
 from orchestrator.web.app import create_app
 
 
@@ -138,3 +141,64 @@ def test_security_headers_sign_in_rate_limit_and_revocation(fleet, workspace, ru
 def test_the_api_is_described_by_openapi(fleet, workspace):
     description = client_for(workspace).get("/api/openapi.json").json()
     assert "/api/v1/requests" in description["paths"] and "RequestIn" in description["components"]["schemas"]
+
+
+def admin_client(workspace, password: str = "un mot de passe assez long") -> TestClient:
+    add_admin(workspace, "camille", password)
+    client = client_for(workspace)
+    page = client.get("/admin/connexion")
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
+    signed = client.post("/admin/connexion", data={"form_token": token, "name": "camille", "password": password},
+                         follow_redirects=False)  # fmt: skip
+    assert signed.status_code == 303 and signed.headers["location"] == "/admin"
+    return client
+
+
+def test_an_admin_signs_in_with_a_password_and_approves_or_rejects_from_the_review_page(fleet, workspace, ruche):
+    w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    for name in ("agenda", "autre"):
+        form = member.get("/espace/demande/radicale")
+        member.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": name, "size": "small"})
+    admin = admin_client(workspace)
+    page = admin.get("/admin")
+    assert page.status_code == 200 and "« agenda »" in page.text and "« autre »" in page.text
+    ids = {r["name"]: r["id"] for r in json.loads(ruche(*w, "request", "list", "--json").stdout)}
+    csrf = csrf_of(page.text)
+    assert admin.post(f"/admin/demandes/{ids['agenda']}/approuver", data={}).status_code == 400  # no CSRF token
+    admin.post(f"/admin/demandes/{ids['agenda']}/approuver", data={"csrf_token": csrf})
+    empty = admin.post(f"/admin/demandes/{ids['autre']}/refuser", data={"csrf_token": csrf, "reason": " "})
+    assert "Indiquez un motif" in empty.text
+    admin.post(f"/admin/demandes/{ids['autre']}/refuser", data={"csrf_token": csrf, "reason": "Un seul agenda suffit"})
+    states = {r["name"]: (r["state"], r["reason"]) for r in json.loads(ruche(*w, "request", "list", "--json").stdout)}
+    assert states == {"agenda": ("provisioning", ""), "autre": ("rejected", "Un seul agenda suffit")}
+    history = json.loads(ruche(*w, "request", "show", str(ids["agenda"]), "--json").stdout)["history"]
+    assert history[1]["actor"] == "admin camille"
+    assert "Un seul agenda suffit" in member.get(f"/espace/demandes/{ids['autre']}").text
+    assert member.get("/admin", follow_redirects=False).status_code == 303  # members are not admins
+    assert admin.get("/espace", follow_redirects=False).status_code == 303  # nor admins members
+
+
+def test_a_wrong_admin_password_is_refused_and_sign_in_attempts_are_limited(fleet, workspace, ruche):
+    add_admin(workspace, "camille", "un mot de passe assez long")
+    client = client_for(workspace)
+    codes = []
+    for _ in range(11):
+        page = client.get("/admin/connexion")
+        token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
+        codes.append(client.post("/admin/connexion", data={"form_token": token, "name": "camille", "password": "wrong"}).status_code)
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_admin_add_reads_the_password_from_stdin_and_refuses_a_short_one(workspace, ruche):
+    def add(name: str, password: str):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "--workspace", str(workspace), "admin", "add", name,
+                               "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    short = add("dominique", "court")
+    assert short.returncode == 2 and "12 to 1024 characters" in short.stderr
+    assert add("dominique", "un mot de passe assez long").returncode == 0
+    assert [a["name"] for a in json.loads(ruche("--workspace", str(workspace), "admin", "list", "--json").stdout)] == ["dominique"]
+    state = (workspace / "ruche.db").read_bytes() if (workspace / "ruche.db").exists() else b""
+    assert b"un mot de passe assez long" not in state

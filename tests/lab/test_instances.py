@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.actions.apply import apply
+from orchestrator.actions.inventory_export import deployment_variables
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
 from orchestrator.state.database import StateStore
@@ -24,6 +25,7 @@ from tests.helpers import CATALOG
 from tests.lab.servers import on, target
 from tests.role_templates import render_instance_files
 
+MODULE_INSTANCES = {"amap/miniflux", "chorale/agenda", "chorale/radicale"}
 MARKER = f"/tmp/ruche-pwned-{secrets.token_hex(4)}"
 HOSTILE = "{{ lookup('pipe','touch " + MARKER + "') }}"
 
@@ -63,13 +65,16 @@ def deployed(lab, ruche_module):
 
 def test_three_instances_converge_healthy_through_caddy_and_a_second_apply_changes_nothing(lab, deployed, ruche):
     assert deployed["succeeded"]
-    placed = {i["address"]: i["server"] for i in deployed["instances"]}
+    # (other lab modules' instances may share the lab: only this module's are looked at)
+    placed = {i["address"]: i["server"] for i in deployed["instances"] if i["address"] in MODULE_INSTANCES}
     assert placed == {"amap/miniflux": "lab-1", "chorale/agenda": "lab-2", "chorale/radicale": "lab-1"}
-    assert {i["address"]: (i["state"], i["health"]) for i in deployed["instances"]} == {
+    assert {i["address"]: (i["state"], i["health"]) for i in deployed["instances"] if i["address"] in placed} == {
         a: ("running", "healthy") for a in placed
     }
     health = status_of(ruche, lab)
-    assert all(entry["health"] == "healthy" and entry["health_detail"].startswith("HTTP 200") for entry in health.values())
+    assert all(
+        health[a]["health"] == "healthy" and health[a]["health_detail"].startswith("HTTP 200") for a in MODULE_INSTANCES
+    )
 
     second = json.loads(ruche("--workspace", str(lab), "apply", "--json").stdout)
     assert second["succeeded"] and second["changed"] == 0, second["hosts"]
@@ -81,11 +86,9 @@ def test_files_on_the_server_are_the_reviewed_renderings_and_env_files_are_priva
     workspace = open_workspace(lab)
     host_vars = (workspace.inventories_dir / "production" / "host_vars" / "lab-1.yml").read_text()
     assert "!vault |" in host_vars
-    from orchestrator.actions.inventory_export import deployment_variables
-
     store = StateStore(workspace.state_url)
     with store.session() as session:
-        variables = deployment_variables(get_instance(session, "amap/miniflux"), CATALOG)
+        variables = deployment_variables(get_instance(session, "amap/miniflux"), CATALOG, workspace.config)
     store.close()
     # the lab's servers have no cgroup controllers: `lab up` turned resource_limits off
     expected = render_instance_files(variables, decrypted_secrets(lab, "amap/miniflux"), resource_limits=False)
@@ -212,7 +215,7 @@ def test_a_server_that_goes_away_mid_run_fails_its_instances_only_and_the_next_a
 
     recovered = json.loads(ruche(*w, "apply", "--server", "lab-2", "--json").stdout)
     assert recovered["succeeded"], recovered["hosts"]
-    assert [(i["state"], i["health"]) for i in recovered["instances"]] == [("running", "healthy")]
+    assert [(i["state"], i["health"]) for i in recovered["instances"] if i["address"] == "chorale/agenda"] == [("running", "healthy")]
 
 
 def test_delete_removes_the_instance_from_its_server_and_the_inventory(lab, deployed, ruche):

@@ -6,6 +6,9 @@ import click
 
 from orchestrator.actions.association_add import register_association
 from orchestrator.actions.association_list import association as show_association
+from orchestrator.actions.association_applications import accept as accept_application
+from orchestrator.actions.association_applications import applications as list_applications
+from orchestrator.actions.association_applications import decline as decline_application
 from orchestrator.actions.association_invite import invite as make_invite
 from orchestrator.actions.association_invite import invites as list_invites
 from orchestrator.actions.association_invite import revoke as revoke_invite
@@ -110,3 +113,39 @@ def revoke_invite_(context: Context, invite_id: int, as_json: bool) -> None:
     """Revoke invite INVITE_ID; browsers signed in with it are signed out."""
     entry = revoke_invite(context.workspace, invite_id)
     emit_json(entry) if as_json else click.echo(f"invite {entry['id']} revoked")
+
+
+@association.command("applications")
+@click.option("--state", type=click.Choice(["pending", "accepted", "declined"]), help="Only applications in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def applications_(context: Context, state: str | None, as_json: bool) -> None:
+    """List applications to join sent from the public page, newest first."""
+    entries = list_applications(context.workspace, state=state)
+    if as_json:
+        emit_json(entries)
+        return
+    rows = [(e["id"], e["slug"], e["name"], e["email"], e["state"], e["created_at"], e["message"][:40]) for e in entries]
+    click.echo(table(rows, ["ID", "SLUG", "NAME", "EMAIL", "STATE", "SENT", "MESSAGE"]))
+
+
+@association.command("accept")
+@click.argument("application_id", type=int)
+@click.option("--offer", help="The offer it starts on.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def accept_(context: Context, application_id: int, offer: str | None, as_json: bool) -> None:
+    """Accept APPLICATION_ID: register the association (then `association invite` its members)."""
+    entry = accept_application(context.workspace, application_id, offer=offer)
+    emit_json(entry) if as_json else click.echo(f"association {entry['slug']} registered")
+
+
+@association.command("decline")
+@click.argument("application_id", type=int)
+@click.option("--reason", required=True, help="Why (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def decline_(context: Context, application_id: int, reason: str, as_json: bool) -> None:
+    """Decline APPLICATION_ID with a reason."""
+    entry = decline_application(context.workspace, application_id, reason=reason)
+    emit_json(entry) if as_json else click.echo(f"application {entry['id']} declined")

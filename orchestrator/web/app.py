@@ -26,6 +26,7 @@ from orchestrator.quotas import find_offer
 from orchestrator.state.access import (
     check_admin, close_session, invite_for_token, open_admin_session, open_session, session_for_token,
 )  # fmt: skip
+from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications, submit_application
 from orchestrator.state.backups import runs_of
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
@@ -218,6 +219,38 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             return render(request, "request.html", csrf=signed_in.csrf_token, request_entry=request_as_dict(found),
                           progress=run.progress if run else "", sent=request.query_params.get("envoyee") == "1")  # fmt: skip
 
+    # The public page: an association not registered yet applies to join (rate-limited; an admin decides).
+    join_limit = RateLimiter(limit=5, window=600)
+
+    def join_form(request: Request, status: int = 200, errors=(), values=None) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "join.html", status, form_token=token, errors=list(errors), values=values or {})
+        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/rejoindre")
+        return response
+
+    @app.get("/rejoindre", response_class=HTMLResponse, include_in_schema=False)
+    def join_page(request: Request) -> Response:
+        return join_form(request)
+
+    @app.post("/rejoindre", include_in_schema=False)
+    async def join(request: Request) -> Response:
+        t = translator(language(request))
+        client = request.client.host if request.client else "unknown"
+        if not join_limit.allow(client):
+            return render(request, "message.html", 429, message=t("too_many"))
+        form = await request.form()
+        values = {key: value for key, value in form.items() if isinstance(value, str)}
+        expected = request.cookies.get(FORM_COOKIE, "")
+        if not (expected and secrets.compare_digest(values.get("form_token", ""), expected)):
+            return join_form(request, 400, [t("bad_form")], values)
+        try:
+            with store.session() as session:
+                submit_application(session, slug=values.get("slug", ""), name=values.get("name", ""),
+                                   email=values.get("email", ""), message=values.get("message", ""))  # fmt: skip
+        except RucheError as error:
+            return join_form(request, 400, [error.message], values)
+        return render(request, "message.html", message=t("applied", collective=workspace.config.collective))
+
     # Admins: password sign-in (Argon2id), then the review page.
     def sign_in_form(request: Request, status: int = 200, error: str | None = None) -> Response:
         token = secrets.token_urlsafe(32)
@@ -257,8 +290,32 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 return RedirectResponse("/admin/connexion", status_code=303)
             open_requests = [request_as_dict(r) for r in list_requests(session) if r.state in ("pending", "provisioning", "failed")]
             done = [request_as_dict(r) for r in list_requests(session) if r.state in ("done", "rejected")][:20]
+            applying = [application_as_dict(a) for a in list_applications(session, state="pending")]
             return render(request, "admin.html", csrf=signed_in.csrf_token, admin=signed_in.admin.name,
-                          open_requests=open_requests, done_requests=done, notice=request.query_params.get("info", ""))  # fmt: skip
+                          open_requests=open_requests, done_requests=done, applications=applying,
+                          offers=sorted(workspace.config.offers), notice=request.query_params.get("info", ""))  # fmt: skip
+
+    @app.post("/admin/candidatures/{application_id}/{decision}", include_in_schema=False)
+    async def admin_application(request: Request, application_id: int, decision: str) -> Response:
+        form = await request.form()
+        with store.session() as session:
+            signed_in = current_admin(request, session)
+            if signed_in is None:
+                return RedirectResponse("/admin/connexion", status_code=303)
+            if decision not in ("accepter", "refuser") or not checked_form(signed_in, form):
+                return render(request, "message.html", 400, message=translator(language(request))("bad_form"))
+            offer = form.get("offer") or None
+            reason = form.get("reason", "")
+            try:
+                if offer is not None and offer not in workspace.config.offers:
+                    raise InvalidInput(f"offer {offer!r} does not exist")
+                with session.begin_nested():
+                    decide(session, get_application(session, application_id), accept=decision == "accepter",
+                           actor=f"admin {signed_in.admin.name}", offer=offer if isinstance(offer, str) else None,
+                           reason=reason if isinstance(reason, str) else "")  # fmt: skip
+            except RucheError as error:
+                return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
+        return RedirectResponse("/admin", status_code=303)
 
     @app.post("/admin/demandes/{request_id}/{decision}", include_in_schema=False)
     async def admin_decide(request: Request, request_id: int, decision: str) -> Response:

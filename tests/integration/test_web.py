@@ -202,3 +202,61 @@ def test_admin_add_reads_the_password_from_stdin_and_refuses_a_short_one(workspa
     assert [a["name"] for a in json.loads(ruche("--workspace", str(workspace), "admin", "list", "--json").stdout)] == ["dominique"]
     state = (workspace / "ruche.db").read_bytes() if (workspace / "ruche.db").exists() else b""
     assert b"un mot de passe assez long" not in state
+
+
+def join_token(client: TestClient) -> str:
+    return re.search(r'name="form_token" value="([^"]+)"', client.get("/rejoindre").text).group(1)
+
+
+def test_an_unknown_association_applies_on_the_public_page_and_an_admin_accepts_it(fleet, workspace, ruche):
+    w, _links = fleet
+    visitor = client_for(workspace)
+    page = visitor.get("/rejoindre")
+    assert page.status_code == 200 and 'for="slug"' in page.text and 'for="message"' in page.text
+    sent = visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": "Le jardin", "slug": "jardin",
+                                            "email": "contact@jardin.example", "message": "Un agenda partagé"})  # fmt: skip
+    assert sent.status_code == 200 and "Merci" in sent.text
+    taken = visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": "Autre", "slug": "jardin",
+                                             "email": "x@y.example"})  # fmt: skip
+    assert taken.status_code == 400 and "is taken" in taken.text
+    admin = admin_client(workspace)
+    review = admin.get("/admin")
+    assert "Le jardin (jardin, contact@jardin.example)" in review.text
+    (application,) = json.loads(ruche(*w, "association", "applications", "--json").stdout)
+    admin.post(f"/admin/candidatures/{application['id']}/accepter", data={"csrf_token": csrf_of(review.text), "offer": "decouverte"})
+    registered = json.loads(ruche(*w, "association", "show", "jardin", "--json").stdout)
+    assert (registered["name"], registered["offer"]) == ("Le jardin", "decouverte")
+    assert json.loads(ruche(*w, "association", "applications", "--json").stdout)[0]["state"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"slug": "../x"}, "At &#39;slug&#39;"),
+        ({"slug": "Jardin Partagé"}, "At &#39;slug&#39;"),
+        ({"slug": "a;id"}, "At &#39;slug&#39;"),
+        ({"email": "pas-une-adresse"}, "At &#39;email&#39;"),
+        ({"message": "x" * 2001}, "2000 characters"),
+        ({"name": "{{ 7*7 }}" + "x" * 300}, "At &#39;name&#39;"),
+    ],
+)
+def test_hostile_applications_get_a_clear_error_and_record_nothing(fleet, workspace, ruche, fields, message):
+    w, _links = fleet
+    visitor = client_for(workspace)
+    values = {"form_token": join_token(visitor), "name": "Le jardin", "slug": "jardin", "email": "c@jardin.example", **fields}
+    answer = visitor.post("/rejoindre", data=values)
+    assert answer.status_code == 400 and message in answer.text
+    assert json.loads(ruche(*w, "association", "applications", "--json").stdout) == []
+
+
+def test_the_public_page_is_rate_limited_and_declines_are_recorded(fleet, workspace, ruche):
+    w, _links = fleet
+    visitor = client_for(workspace)
+    codes = [visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": f"Asso {n}", "slug": f"asso-{n}",
+                                              "email": f"c@asso{n}.example"}).status_code for n in range(6)]  # fmt: skip
+    assert codes == [200] * 5 + [429]
+    first = json.loads(ruche(*w, "association", "applications", "--json").stdout)[-1]
+    assert ruche(*w, "association", "decline", str(first["id"])).exit_code == 2  # a reason is required
+    declined = json.loads(ruche(*w, "association", "decline", str(first["id"]), "--reason", "Hors de notre territoire", "--json").stdout)
+    assert declined["state"] == "declined" and declined["reason"] == "Hors de notre territoire"
+    assert ruche(*w, "association", "show", first["slug"]).exit_code == 4

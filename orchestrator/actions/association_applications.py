@@ -1,0 +1,29 @@
+"""``ruche association applications|accept|decline``: applications from the public join page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.actions.common import opened
+from orchestrator.quotas import check_offer_name
+from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
+from orchestrator.state.events import current_actor
+
+
+def applications(workspace_path: Path | None, *, state: str | None = None) -> list[dict]:
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        return [application_as_dict(a) for a in list_applications(session, state=state)]
+
+
+def accept(workspace_path: Path | None, application_id: int, *, offer: str | None = None) -> dict:
+    """Register the applying association (on ``offer``); raises NotFound, InvalidInput or Conflict."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        check_offer_name(workspace.config.offers, offer)
+        return application_as_dict(decide(session, get_application(session, application_id), accept=True,
+                                          actor=current_actor(), offer=offer))  # fmt: skip
+
+
+def decline(workspace_path: Path | None, application_id: int, *, reason: str) -> dict:
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        return application_as_dict(decide(session, get_application(session, application_id), accept=False,
+                                          actor=current_actor(), reason=reason))  # fmt: skip

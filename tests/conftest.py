@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import warnings
 import tempfile
 import uuid
 from pathlib import Path
@@ -75,9 +77,23 @@ def state_url(request, tmp_path) -> str:
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin, name: str) -> None:
+    """Drop a test database; an autovacuum worker may hold it for a moment (its role cannot be signalled)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(10):
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            time.sleep(0.5 * (attempt + 1))
+    warnings.warn(f"test database {name} left behind: it stayed in use")
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def run_worker(
             progress(f"[run {run.id} on {run.server}] {'done' if succeeded else 'failed'}")
 
         while not stop.is_set():
-            outcome["recovered"] += recover_stale(store, stale_after=stale_after)
+            outcome["recovered"] += recover_stale(store, stale_after=stale_after, worker=name)
             claimed_any = False
             while len(active) < concurrency and not stop.is_set():
                 run = claim_next(store, name)

@@ -108,17 +108,18 @@ def _settle_request(session: Session, request_id: int, state: str, *, actor: str
         move(session, request, state, actor=actor, detail=detail)
 
 
-def recover_stale(store: StateStore, *, stale_after: timedelta) -> list[int]:
+def recover_stale(store: StateStore, *, stale_after: timedelta, worker: str | None = None) -> list[int]:
     """Requeue running runs whose worker stopped beating for ``stale_after`` (killed, lost); give their ids.
 
     A run that already had ``max_attempts`` is marked ``interrupted`` instead, for an admin to look at.
+    Runs held by ``worker`` (the caller, which knows they are alive) are never taken back.
     """
     limit = utc_now() - stale_after
     recovered = []
     with store.session() as session:
         for run in session.scalars(select(QueuedRun).where(QueuedRun.state == "running")):
             beat_at = run.heartbeat_at if run.heartbeat_at.tzinfo else run.heartbeat_at.replace(tzinfo=timezone.utc)
-            if beat_at >= limit:
+            if beat_at >= limit or (worker is not None and run.claimed_by == worker):
                 continue
             final = run.attempts >= run.max_attempts
             run.state = "interrupted" if final else "queued"

@@ -108,3 +108,12 @@ def test_apply_enqueue_queues_one_run_per_application_server(workspace, ruche):
     assert sorted(q["server"] for q in queued) == ["web-1", "web-2"] and all(q["state"] == "queued" for q in queued)
     missing = ruche(*w, "apply", "--enqueue", "--server", "nope")
     assert missing.exit_code == 4
+
+
+def test_a_worker_never_takes_back_its_own_runs_even_when_its_heartbeats_are_late(store):
+    (run_id,) = queue_runs(store, ("web-1", None))
+    claim_next(store, "slow")
+    with store.session() as session:
+        session.execute(update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5)))
+    assert recover_stale(store, stale_after=timedelta(seconds=30), worker="slow") == []
+    assert recover_stale(store, stale_after=timedelta(seconds=30), worker="other") == [run_id]

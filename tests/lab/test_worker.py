@@ -36,7 +36,7 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     assert approved.exit_code == 0, approved.stderr
     run_id = json.loads(approved.stdout)["queued_run"]
 
-    first = ruche_process(lab, "worker", "--stale-after", "10", "--poll", "0.5", log=tmp_path / "first-worker.log")
+    first = ruche_process(lab, "worker", "--stale-after", "30", "--poll", "0.5", log=tmp_path / "first-worker.log")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
@@ -49,7 +49,7 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
 
-    second = ruche_process(lab, "worker", "--once", "--stale-after", "10", "--poll", "1")
+    second = ruche_process(lab, "worker", "--once", "--stale-after", "30", "--poll", "1")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "1 taken back from stopped workers" in second.stdout
 

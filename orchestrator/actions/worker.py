@@ -64,7 +64,7 @@ def run_worker(
 
             def heartbeat() -> None:
                 while not beating.wait(heartbeat_seconds):
-                    beat(store, run.id, name)
+                    _quietly(beat, store, run.id, name)
 
             beater = threading.Thread(target=heartbeat, daemon=True)
             beater.start()
@@ -74,7 +74,9 @@ def run_worker(
                 progress(f"[run {run.id} on {run.server}] {message}")
                 if time.monotonic() - last[0] > 1.0:  # the page shows it; no need for every event
                     last[0] = time.monotonic()
-                    beat(store, run.id, name, message)
+                    # the run may hold the state database's write lock (SQLite) right now: progress
+                    # is best-effort and must never fail the run it reports on
+                    _quietly(beat, store, run.id, name, message)
 
             try:
                 succeeded, run_identifier, result = execute(workspace_path, run, report)
@@ -107,3 +109,11 @@ def run_worker(
         for thread in list(active.values()):
             thread.join()
     return outcome
+
+
+def _quietly(function, *arguments) -> None:
+    """Call ``function``; a failure (e.g. "database is locked") is skipped, the next beat retries."""
+    try:
+        function(*arguments)
+    except Exception:  # noqa: BLE001 - a missed heartbeat or progress line is not an error of the run
+        pass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.actions.backup_run import require_backups
@@ -14,7 +14,7 @@ from orchestrator.remote import SshTarget
 from orchestrator.state.backups import record_tool_result, runs_of
 from orchestrator.state.events import record_event
 from orchestrator.state.instances import list_instances
-from orchestrator.state.models import utc_now
+from orchestrator.state.models import as_utc, utc_now
 
 
 def expire_backups(workspace_path: Path | None, *, dry_run: bool = False) -> dict:
@@ -36,9 +36,7 @@ def expire_backups(workspace_path: Path | None, *, dry_run: bool = False) -> dic
                 continue
             offer = find_offer(workspace.config.offers, instance.association.offer)
             retention = offer.backup_retention if offer else Retention()
-            finished = last.finished_at or last.started_at
-            if finished.tzinfo is None:  # SQLite gives naive UTC times back
-                finished = finished.replace(tzinfo=timezone.utc)
+            finished = as_utc(last.finished_at or last.started_at)
             keep_until = finished + timedelta(days=retention.window_days)
             entry = {"instance": instance.address, "last_backup": finished.isoformat(timespec="seconds"),
                      "keep_until": keep_until.isoformat(timespec="seconds")}  # fmt: skip

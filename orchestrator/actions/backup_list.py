@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.actions.backup_run import require_backups
@@ -13,6 +13,7 @@ from orchestrator.quotas import find_offer
 from orchestrator.remote import SshTarget, for_each_server
 from orchestrator.state.backups import backup_run_as_dict, runs_of, sync_tool_log
 from orchestrator.state.instances import get_instance, list_instances
+from orchestrator.state.models import as_utc, utc_now
 
 DEFAULT_WINDOW_HOURS = 26
 
@@ -61,7 +62,7 @@ def backup_status(workspace_path: Path | None, *, sync: bool = True) -> dict:
                 elif isinstance(found, dict) and isinstance(found.get(instance.identifier), list):
                     sync_tool_log(session, instance, instance.server.name, found[instance.identifier])
             session.flush()
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         entries = []
         for instance in instances:
             offer = find_offer(workspace.config.offers, instance.association.offer)
@@ -69,9 +70,7 @@ def backup_status(workspace_path: Path | None, *, sync: bool = True) -> dict:
             history = runs_of(session, instance.address, kind="backup")
             good = next((r for r in history if r.status == "success"), None)
             last = history[0] if history else None
-            good_at = good.finished_at or good.started_at if good else None
-            if good_at is not None and good_at.tzinfo is None:
-                good_at = good_at.replace(tzinfo=timezone.utc)
+            good_at = as_utc(good.finished_at or good.started_at) if good else None
             problem = None
             if good is None:
                 problem = "no successful backup"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,17 +17,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
-from orchestrator.state.models import Admin, Association, Invite, WebSession, utc_now
+from orchestrator.state.models import Admin, Association, Invite, WebSession, as_utc, utc_now
 
 SESSION_LIFETIME = timedelta(hours=12)
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def create_invite(session: Session, association: Association, *, email: str, created_by: str,
@@ -46,7 +42,7 @@ def invite_for_token(session: Session, token: str) -> Invite | None:
     if not token or len(token) > 200:
         return None
     invite = session.scalar(select(Invite).where(Invite.token_hash == digest(token)))
-    if invite is None or invite.revoked_at is not None or _aware(invite.expires_at) <= utc_now():
+    if invite is None or invite.revoked_at is not None or as_utc(invite.expires_at) <= utc_now():
         return None
     return invite
 
@@ -71,7 +67,7 @@ def open_session(session: Session, invite: Invite) -> tuple[WebSession, str]:
     now = utc_now()
     opened = WebSession(token_hash=digest(token), invite_id=invite.id, association_id=invite.association_id,
                         csrf_token=secrets.token_urlsafe(32), created_at=now,
-                        expires_at=min(now + SESSION_LIFETIME, _aware(invite.expires_at)))  # fmt: skip
+                        expires_at=min(now + SESSION_LIFETIME, as_utc(invite.expires_at)))  # fmt: skip
     invite.last_used_at = now
     session.add(opened)
     session.flush()
@@ -83,7 +79,7 @@ def session_for_token(session: Session, token: str | None) -> WebSession | None:
     if not token or len(token) > 200:
         return None
     found = session.scalar(select(WebSession).where(WebSession.token_hash == digest(token)))
-    if found is None or _aware(found.expires_at) <= utc_now():
+    if found is None or as_utc(found.expires_at) <= utc_now():
         return None
     return found
 
@@ -94,10 +90,10 @@ def close_session(session: Session, token: str | None) -> None:
 
 
 def invite_as_dict(invite: Invite) -> dict:
-    state = "revoked" if invite.revoked_at else ("expired" if _aware(invite.expires_at) <= utc_now() else "active")
+    state = "revoked" if invite.revoked_at else ("expired" if as_utc(invite.expires_at) <= utc_now() else "active")
     return {"id": invite.id, "association": invite.association.slug, "email": invite.email, "state": state,
             "created_by": invite.created_by, "created_at": invite.created_at.isoformat(timespec="seconds"),
-            "expires_at": _aware(invite.expires_at).isoformat(timespec="seconds"),
+            "expires_at": as_utc(invite.expires_at).isoformat(timespec="seconds"),
             "last_used_at": invite.last_used_at.isoformat(timespec="seconds") if invite.last_used_at else None}  # fmt: skip
 
 

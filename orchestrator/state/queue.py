@@ -7,7 +7,7 @@ running run on the same server, whichever worker tries.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFound
 from orchestrator.state.database import StateStore
-from orchestrator.state.models import QueuedRun, ServiceRequest, utc_now
+from orchestrator.state.models import QueuedRun, ServiceRequest, as_utc, utc_now
 from orchestrator.state.requests import move
 
 OPEN_STATES = ("queued", "running")
@@ -118,8 +118,7 @@ def recover_stale(store: StateStore, *, stale_after: timedelta, worker: str | No
     recovered = []
     with store.session() as session:
         for run in session.scalars(select(QueuedRun).where(QueuedRun.state == "running")):
-            beat_at = run.heartbeat_at if run.heartbeat_at.tzinfo else run.heartbeat_at.replace(tzinfo=timezone.utc)
-            if beat_at >= limit or (worker is not None and run.claimed_by == worker):
+            if as_utc(run.heartbeat_at) >= limit or (worker is not None and run.claimed_by == worker):
                 continue
             final = run.attempts >= run.max_attempts
             run.state = "interrupted" if final else "queued"

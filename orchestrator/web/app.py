@@ -108,9 +108,8 @@ def create_app(workspace_path: Path | None) -> FastAPI:
 
     @app.get("/connexion/{token}", include_in_schema=False)
     def sign_in(request: Request, token: str) -> Response:
-        client = request.client.host if request.client else "unknown"
-        if not sign_in_limit.allow(client):
-            return render(request, "message.html", 429, message=translator(language(request))("too_many"))
+        if (refused := refused_by(sign_in_limit, request)) is not None:
+            return refused
         with store.session() as session:
             invite = invite_for_token(session, token)
             if invite is None:
@@ -219,14 +218,29 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             return render(request, "request.html", csrf=signed_in.csrf_token, request_entry=request_as_dict(found),
                           progress=run.progress if run else "", sent=request.query_params.get("envoyee") == "1")  # fmt: skip
 
+    # Forms shown before any session (join, admin sign-in) carry a double-submit token: the same random
+    # value in a hidden field and in a SameSite=Strict cookie scoped to the form's path.
+    def form_with_token(request: Request, template: str, path: str, status: int = 200, **context) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = render(request, template, status, form_token=token, **context)
+        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies, path=path)
+        return response
+
+    def form_token_matches(request: Request, form) -> bool:
+        sent, expected = form.get("form_token", ""), request.cookies.get(FORM_COOKIE, "")
+        return isinstance(sent, str) and bool(expected) and secrets.compare_digest(sent, expected)
+
+    def refused_by(limiter: RateLimiter, request: Request) -> Response | None:
+        """The 429 page when the client's address is over ``limiter``'s rate, else None."""
+        if limiter.allow(request.client.host if request.client else "unknown"):
+            return None
+        return render(request, "message.html", 429, message=translator(language(request))("too_many"))
+
     # The public page: an association not registered yet applies to join (rate-limited; an admin decides).
     join_limit = RateLimiter(limit=5, window=600)
 
     def join_form(request: Request, status: int = 200, errors=(), values=None) -> Response:
-        token = secrets.token_urlsafe(32)
-        response = render(request, "join.html", status, form_token=token, errors=list(errors), values=values or {})
-        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/rejoindre")
-        return response
+        return form_with_token(request, "join.html", "/rejoindre", status, errors=list(errors), values=values or {})
 
     @app.get("/rejoindre", response_class=HTMLResponse, include_in_schema=False)
     def join_page(request: Request) -> Response:
@@ -235,13 +249,11 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     @app.post("/rejoindre", include_in_schema=False)
     async def join(request: Request) -> Response:
         t = translator(language(request))
-        client = request.client.host if request.client else "unknown"
-        if not join_limit.allow(client):
-            return render(request, "message.html", 429, message=t("too_many"))
+        if (refused := refused_by(join_limit, request)) is not None:
+            return refused
         form = await request.form()
         values = {key: value for key, value in form.items() if isinstance(value, str)}
-        expected = request.cookies.get(FORM_COOKIE, "")
-        if not (expected and secrets.compare_digest(values.get("form_token", ""), expected)):
+        if not form_token_matches(request, form):
             return join_form(request, 400, [t("bad_form")], values)
         try:
             with store.session() as session:
@@ -253,10 +265,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
 
     # Admins: password sign-in (Argon2id), then the review page.
     def sign_in_form(request: Request, status: int = 200, error: str | None = None) -> Response:
-        token = secrets.token_urlsafe(32)
-        response = render(request, "admin_signin.html", status, form_token=token, error=error)
-        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/admin")
-        return response
+        return form_with_token(request, "admin_signin.html", "/admin", status, error=error)
 
     @app.get("/admin/connexion", response_class=HTMLResponse, include_in_schema=False)
     def admin_sign_in_page(request: Request) -> Response:
@@ -265,12 +274,10 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     @app.post("/admin/connexion", include_in_schema=False)
     async def admin_sign_in(request: Request) -> Response:
         t = translator(language(request))
-        client = request.client.host if request.client else "unknown"
-        if not sign_in_limit.allow(client):
-            return render(request, "message.html", 429, message=t("too_many"))
+        if (refused := refused_by(sign_in_limit, request)) is not None:
+            return refused
         form = await request.form()
-        sent, expected = form.get("form_token", ""), request.cookies.get(FORM_COOKIE, "")
-        if not (isinstance(sent, str) and expected and secrets.compare_digest(sent, expected)):
+        if not form_token_matches(request, form):
             return sign_in_form(request, 400, t("bad_form"))
         name, password = form.get("name", ""), form.get("password", "")
         with store.session() as session:

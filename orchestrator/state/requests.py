@@ -20,6 +20,8 @@ NEXT_STATES = {
     "rejected": (),
     "done": (),
 }
+# Where a request stops moving by itself (a failed one moves again only if an admin retries it).
+FINAL_REQUEST_STATES = ("done", "failed", "rejected")
 
 
 def move(session: Session, request: ServiceRequest, state: str, *, actor: str, reason: str = "", detail: dict | None = None) -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from orchestrator.actions.request_review import approve_in_session
 from orchestrator.actions.request_submit import SIZES, submit_in_session
@@ -29,9 +30,9 @@ from orchestrator.state.access import (
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications, submit_application
 from orchestrator.state.backups import runs_of
 from orchestrator.state.database import StateStore
-from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
+from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
 from orchestrator.state.models import QueuedRun, WebSession
-from orchestrator.state.requests import get_request, list_requests, move, request_as_dict
+from orchestrator.state.requests import FINAL_REQUEST_STATES, get_request, list_requests, move, request_as_dict
 from orchestrator.web.i18n import choose_language, translator
 from orchestrator.web.security import Guard, RateLimiter
 from orchestrator.workspace import open_workspace
@@ -204,19 +205,53 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 return form_page(request, signed_in, service, 400, [error.message], values)
         return RedirectResponse(f"/espace/demandes/{created['id']}?envoyee=1", status_code=303)
 
+    def request_context(session, found) -> dict:
+        """What a request's page shows: the request, its latest run's progress, its instance once it exists."""
+        run = session.scalars(select(QueuedRun).where(QueuedRun.request_id == found.id).order_by(QueuedRun.id.desc())).first()
+        instance = None
+        if found.instance_address:
+            try:
+                made = get_instance(session, found.instance_address)
+            except RucheError:
+                made = None
+            if made is not None and made.state in ACTIVE_STATES:
+                instance = {"url": f"https://{made.domain}/", "state": made.state, "health": made.health}
+        return {"request_entry": request_as_dict(found), "progress": run.progress if run else "", "instance": instance,
+                "final": found.state in FINAL_REQUEST_STATES}  # fmt: skip
+
+    def members_request(request: Request, session, request_id: int):
+        """The signed-in member's session and their association's request ``request_id`` (None where missing)."""
+        signed_in = current(request, session)
+        if signed_in is None:
+            return None, None
+        try:
+            return signed_in, get_request(session, request_id, association=signed_in.association)
+        except RucheError:
+            return signed_in, None
+
     @app.get("/espace/demandes/{request_id}", response_class=HTMLResponse, include_in_schema=False)
     def request_page(request: Request, request_id: int) -> Response:
         with store.session() as session:
-            signed_in = current(request, session)
+            signed_in, found = members_request(request, session, request_id)
             if signed_in is None:
                 return RedirectResponse("/", status_code=303)
-            try:
-                found = get_request(session, request_id, association=signed_in.association)
-            except RucheError:
+            if found is None:
                 return not_found(request)
-            run = session.query(QueuedRun).filter(QueuedRun.request_id == found.id).order_by(QueuedRun.id.desc()).first()
-            return render(request, "request.html", csrf=signed_in.csrf_token, request_entry=request_as_dict(found),
-                          progress=run.progress if run else "", sent=request.query_params.get("envoyee") == "1")  # fmt: skip
+            return render(request, "request.html", csrf=signed_in.csrf_token, sent=request.query_params.get("envoyee") == "1",
+                          **request_context(session, found))  # fmt: skip
+
+    @app.get("/espace/demandes/{request_id}/suivi", response_class=HTMLResponse, include_in_schema=False)
+    def request_status_part(request: Request, request_id: int) -> Response:
+        """The status part of a request's page alone, fetched again by /static/suivi.js while the request moves."""
+        with store.session() as session:
+            signed_in, found = members_request(request, session, request_id)
+            if found is None:
+                return HTMLResponse("", status_code=404 if signed_in is not None else 401)
+            context = request_context(session, found)
+            response = render(request, "request_status.html", **context)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Ruche-Final"] = "1" if context["final"] else "0"
+        return response
 
     # Forms shown before any session (join, admin sign-in) carry a double-submit token: the same random
     # value in a hidden field and in a SameSite=Strict cookie scoped to the form's path.
@@ -365,14 +400,17 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             signed_in = api_session(request, session)
             return [request_as_dict(r) for r in list_requests(session, association=signed_in.association)]
 
-    @app.get("/api/v1/requests/{request_id}", tags=["member"], summary="One of your requests")
+    @app.get("/api/v1/requests/{request_id}", tags=["member"],
+             summary="One of your requests, with its run's progress and, once deployed, its service's URL and health")
     def api_request(request: Request, request_id: int) -> dict:
         with store.session() as session:
             signed_in = api_session(request, session)
             try:
-                return request_as_dict(get_request(session, request_id, association=signed_in.association))
+                found = get_request(session, request_id, association=signed_in.association)
             except RucheError:
                 raise ApiError(404, "not found") from None
+            context = request_context(session, found)
+            return {**context["request_entry"], "progress": context["progress"], "deployed": context["instance"]}
 
     @app.post("/api/v1/requests", tags=["member"], summary="Request a service", status_code=201)
     def api_submit(request: Request, body: RequestIn) -> dict:

@@ -10,7 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.actions.admin import add as add_admin
+from orchestrator.state.database import StateStore
+from orchestrator.state.queue import beat, claim_next, finish
 from orchestrator.web.app import create_app
+from orchestrator.workspace import open_workspace
 
 
 @pytest.fixture
@@ -55,6 +58,46 @@ def test_a_member_signs_in_with_the_link_and_requests_a_service_in_french(fleet,
     assert (entry["association"], entry["name"], entry["parameters"]["admin_user"]) == ("amap", "agenda", "camille")
     english = client.get("/espace?lang=en")
     assert '<html lang="en">' in english.text and "Amap&#39;s space" in english.text
+
+
+def test_the_request_page_follows_the_worker_until_the_request_is_done(fleet, workspace, ruche):
+    w, links = fleet
+    client = signed_in(workspace, links["amap"])
+    form = client.get("/espace/demande/radicale")
+    sent = client.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small"},
+                       follow_redirects=False)  # fmt: skip
+    page = client.get(sent.headers["location"])
+    request_id = int(sent.headers["location"].split("/")[-1].split("?")[0])
+    part_path = f"/espace/demandes/{request_id}/suivi"
+    assert f'data-follow="{part_path}"' in page.text and 'src="/static/suivi.js"' in page.text
+    assert client.get("/static/suivi.js").status_code == 200
+
+    part = client.get(part_path)
+    assert part.status_code == 200 and part.headers["x-ruche-final"] == "0" and "en attente" in part.text
+    assert part.headers["cache-control"] == "no-store" and "<html" not in part.text  # the status part alone
+    approved = json.loads(ruche(*w, "request", "approve", str(request_id), "--json").stdout)
+
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        run = claim_next(store, "test-worker")
+        assert run.id == approved["queued_run"]
+        beat(store, run.id, "test-worker", progress="task: Start amap-agenda's unit")
+        part = client.get(part_path)
+        assert "en cours d&#39;installation" in part.text and "Start amap-agenda&#39;s unit" in part.text
+        assert client.get(f"/api/v1/requests/{request_id}").json()["progress"] == "task: Start amap-agenda's unit"
+        finish(store, run.id, "test-worker", succeeded=True, run_identifier="r-1", result={})
+    finally:
+        store.close()
+    part = client.get(part_path)
+    assert part.headers["x-ruche-final"] == "1" and "installée" in part.text
+    assert "https://agenda.amap." in part.text  # the service's address, once it exists
+    assert client.get(f"/api/v1/requests/{request_id}").json()["deployed"]["url"].startswith("https://agenda.amap.")
+    final_page = client.get(f"/espace/demandes/{request_id}")
+    assert 'data-follow=""' in final_page.text  # nothing left to follow
+
+    chorale = signed_in(workspace, links["chorale"])
+    assert chorale.get(part_path).status_code == 404
+    assert client_for(workspace).get(part_path).status_code == 401
 
 
 def test_a_member_of_one_association_gets_404_for_everything_of_another(fleet, workspace, ruche):

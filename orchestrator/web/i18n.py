@@ -8,6 +8,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "fr": {
         "site": "Services de {collective}",
         "skip": "Aller au contenu",
+        "home": "Accueil",
         "signin_failed": "Ce lien de connexion n'est pas (ou plus) valable. Demandez-en un nouveau aux admins de {collective}.",
         "signed_out": "Vous êtes déconnecté·e.",
         "signout": "Se déconnecter",
@@ -73,6 +74,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "site": "{collective}'s services",
         "skip": "Skip to content",
+        "home": "Home",
         "signin_failed": "This sign-in link is not (or no longer) valid. Ask {collective}'s admins for a new one.",
         "signed_out": "You are signed out.",
         "signout": "Sign out",

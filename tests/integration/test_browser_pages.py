@@ -1,0 +1,155 @@
+"""Every page in headless Chromium (Debian's, driven by Playwright) against a real `ruche serve` on
+loopback, SQLite state: axe-core finds no WCAG 2.1 A/AA violation in French or English, the forms
+work from the keyboard with their labels, and a request's page follows the run without a reload.
+(The lab tier's browser test does the whole path onto a real server.)"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from orchestrator.actions.admin import add as add_admin
+from orchestrator.state.database import StateStore
+from orchestrator.state.queue import beat, claim_next, finish
+from orchestrator.workspace import open_workspace
+from tests.browser import accessibility_violations, chromium, free_port, served, use_loopback_web_settings
+
+PASSWORD = "un mot de passe assez long"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, ruche_module):
+    """A served workspace (one server, association "amap" on an offer, an admin) and amap's invite link."""
+    path = tmp_path_factory.mktemp("browser") / "workspace"
+    w = ["--workspace", str(path)]
+    assert ruche_module("init", str(path), "--collective", "Les Chatons du coin", "--domain", "coin.example.org").exit_code == 0
+    use_loopback_web_settings(path, free_port())
+    assert ruche_module(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    added = ruche_module(*w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr", "--offer", "association")
+    assert added.exit_code == 0, added.stderr
+    add_admin(path, "camille", PASSWORD)
+    link = json.loads(ruche_module(*w, "association", "invite", "amap", "--json").stdout)["link"]
+    with served(path, path.parent / "serve.log") as base, chromium() as browser:
+        yield path, base, link, browser
+
+
+@pytest.fixture
+def page(site):
+    _path, _base, _link, browser = site
+    context = browser.new_context(locale="fr-FR")
+    yield context.new_page()
+    context.close()
+
+
+def assert_accessible(page) -> None:
+    violations = accessibility_violations(page)
+    assert violations == [], f"{page.url}:\n" + "\n".join(violations)
+
+
+def test_public_pages_have_no_accessibility_violation_in_french_or_english(site, page):
+    _path, base, _link, _browser = site
+    for path in ("/", "/rejoindre", "/admin/connexion", "/connexion/not-a-valid-token", "/nulle-part"):
+        for lang in ("fr", "en"):
+            page.goto(f"{base}{path}?lang={lang}")
+            assert page.locator("html").get_attribute("lang") == lang
+            assert_accessible(page)
+    page.goto(f"{base}/rejoindre?lang=fr")
+    page.get_by_label("Nom de l'association").fill("AMAP du coin")
+    page.get_by_role("button", name="Envoyer").click()  # the browser itself stops a form missing required fields
+    assert page.url == f"{base}/rejoindre?lang=fr"
+    assert page.get_by_label("Nom court").evaluate("field => field.validity.valueMissing")
+    page.get_by_label("Nom court").fill("amap")  # already registered: the server says so
+    page.get_by_label("Adresse e-mail de contact").fill("contact@amap.example")
+    page.get_by_role("button", name="Envoyer").click()
+    assert "amap" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Nom de l'association").input_value() == "AMAP du coin"  # nothing typed is lost
+    assert_accessible(page)
+
+
+def test_a_member_uses_the_keyboard_and_labels_and_every_page_passes_axe(site, page):
+    path, base, link, _browser = site
+    page.goto(link)
+    assert page.url == f"{base}/espace"
+    assert page.get_by_role("heading", level=1).inner_text() == "Espace de AMAP du coin"
+    assert_accessible(page)
+    page.keyboard.press("Tab")  # the first stop is the skip link, visible when focused
+    skip = page.get_by_role("link", name="Aller au contenu")
+    assert skip.evaluate("element => element === document.activeElement") and skip.is_visible()
+
+    page.get_by_role("link", name="Demander un service").click()
+    assert_accessible(page)
+    page.get_by_role("link", name=re.compile("^Radicale")).click()
+    assert_accessible(page)
+    page.get_by_label("Nom du service").fill("../agenda")
+    page.get_by_label("Identifiant du compte principal").fill("jardinier")
+    page.get_by_label("Identifiant du compte principal").press("Enter")  # submit from the keyboard: the browser
+    assert "/espace/demande/radicale" in page.url                          # checks the name's pattern first
+    assert page.get_by_label("Nom du service").evaluate("field => field.validity.patternMismatch")
+    page.get_by_label("Nom du service").fill("agenda")
+    page.get_by_label("Taille").select_option("small")
+    page.get_by_role("button", name="Envoyer la demande").click()
+    assert re.search(r"/espace/demandes/\d+", page.url)
+    assert "Demande envoyée" in page.get_by_role("status").inner_text()
+    assert_accessible(page)
+
+    page.go_back()  # the same name again: the server refuses it, the form keeps what was typed
+    page.get_by_role("button", name="Envoyer la demande").click()
+    alert = page.get_by_role("alert")
+    assert "agenda" in alert.inner_text() and page.get_by_label("Identifiant du compte principal").input_value() == "jardinier"
+    assert_accessible(page)
+
+    page.goto(f"{base}/espace?lang=en")
+    assert page.get_by_role("heading", level=1).inner_text() == "AMAP du coin's space"
+    assert_accessible(page)
+    (entry,) = [r for r in json.loads(page.evaluate("fetch('/api/v1/requests').then(r => r.text())")) if r["name"] == "agenda"]
+    assert (entry["parameters"], entry["state"]) == ({"admin_user": "jardinier"}, "pending")
+
+
+def test_an_admin_signs_in_and_the_review_page_passes_axe(site, page, ruche):
+    path, base, link, _browser = site
+    page.goto(link)
+    page.goto(f"{base}/espace/demande/radicale")
+    page.get_by_label("Nom du service").fill("carnet")
+    page.get_by_role("button", name="Envoyer la demande").click()
+
+    admin = page.context.browser.new_context(locale="fr-FR").new_page()
+    admin.goto(f"{base}/admin/connexion")
+    admin.get_by_label("Identifiant").fill("camille")
+    admin.get_by_label("Mot de passe").fill(PASSWORD)
+    admin.get_by_label("Mot de passe").press("Enter")
+    assert admin.url == f"{base}/admin"
+    assert "carnet" in admin.content()
+    assert_accessible(admin)
+    admin.context.close()
+
+
+def test_the_request_page_follows_the_run_without_a_reload(site, page, ruche):
+    path, base, link, _browser = site
+    page.goto(link)
+    page.goto(f"{base}/espace/demande/radicale")
+    page.get_by_label("Nom du service").fill("suivi")
+    page.get_by_role("button", name="Envoyer la demande").click()
+    request_id = page.url.split("/")[-1].split("?")[0]
+    status = page.locator("#suivi")
+    assert "en attente" in status.inner_text()
+    page.evaluate("window.reloaded = false")  # survives only if the page is not reloaded
+
+    approved = ruche("--workspace", str(path), "request", "approve", request_id, "--json")
+    assert approved.exit_code == 0, approved.stderr
+    store = StateStore(open_workspace(path).state_url)
+    try:
+        run = claim_next(store, "browser-test")
+        assert run.id == json.loads(approved.stdout)["queued_run"]
+        beat(store, run.id, "browser-test", progress="task: Start amap-suivi's unit")
+        expect(status).to_contain_text("Start amap-suivi's unit", timeout=15000)  # polled by Playwright (the CSP forbids eval)
+        assert "en cours d'installation" in status.inner_text()
+        finish(store, run.id, "browser-test", succeeded=True, run_identifier="r-1", result={})
+    finally:
+        store.close()
+    expect(status).to_contain_text("installée", timeout=15000)
+    assert page.evaluate("window.reloaded") is False
+    assert status.get_by_role("link").get_attribute("href") == "https://suivi.amap.coin.example.org/"
+    assert_accessible(page)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -21,6 +20,7 @@ from typing import Callable
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.models import QueuedRun
 from orchestrator.state.queue import beat, claim_next, finish, has_open_runs, recover_stale
 
@@ -39,21 +39,62 @@ def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress
     return result["succeeded"], result["run_id"], summary
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+def new_worker_name() -> str:
+    """A fresh worker name, ``HOST:PID:RANDOM``."""
+    return worker_name(token=secrets.token_hex(3))
+
+
+def stop_own_processes(name: str) -> list[int]:
+    """For a worker stopping at once: end the processes its runs started (ansible-playbook, SSH); give their PIDs."""
+    return stop_processes_of_worker(name, grace_seconds=5)
+
+
+def release_stale_worker(name: str, progress: Progress = no_progress) -> bool:
+    """Before a stale worker's runs are taken back: tell whether they may be, after stopping its leftovers.
+
+    A worker on this machine whose process still runs is only slow (its heartbeats lag): its runs
+    stay with it. A dead one's ansible-playbook and SSH processes are stopped first. A worker of
+    another machine cannot be checked from here: its heartbeats decide alone.
+    """
+    if not is_local(name):
+        return True
+    if worker_is_alive(name):
+        progress(f"worker {name} is late but alive: its runs stay with it")
+        return False
+    stopped = stop_processes_of_worker(name)
+    progress(f"worker {name} is gone: {len(stopped)} process(es) it left running stopped, its runs taken back")
+    return True
 
 
 def run_worker(
     workspace_path: Path | None, *, once: bool = False, concurrency: int = 4, poll_seconds: float = 2.0,
     heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
     stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
+    name: str | None = None,
 ) -> dict:  # fmt: skip
     """Work the queue until ``stop`` is set (or, with ``once``, until no run is queued or running).
 
-    Gives ``{"worker", "done": [ids], "failed": [ids], "recovered": [ids]}``.
+    Gives ``{"worker", "done": [ids], "failed": [ids], "recovered": [ids]}``. Every process it starts
+    carries its ``name`` in RUCHE_WORKER, so that what a killed worker left behind can be found.
     """
     stop = stop or threading.Event()
-    name = worker_name()
+    name = name or new_worker_name()
+    previous_marker = os.environ.get(WORKER_VARIABLE)
+    os.environ[WORKER_VARIABLE] = name
+    try:
+        return _work(workspace_path, name, once=once, concurrency=concurrency, poll_seconds=poll_seconds,
+                     heartbeat_seconds=heartbeat_seconds, stale_after=stale_after, stop=stop, execute=execute,
+                     progress=progress)  # fmt: skip
+    finally:
+        if previous_marker is None:
+            os.environ.pop(WORKER_VARIABLE, None)
+        else:
+            os.environ[WORKER_VARIABLE] = previous_marker
+
+
+def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: int, poll_seconds: float,
+          heartbeat_seconds: float, stale_after: timedelta, stop: threading.Event, execute: Executor,
+          progress: Progress) -> dict:  # fmt: skip
     outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
     active: dict[int, threading.Thread] = {}
     lock = threading.Lock()
@@ -91,7 +132,8 @@ def run_worker(
             progress(f"[run {run.id} on {run.server}] {'done' if succeeded else 'failed'}")
 
         while not stop.is_set():
-            outcome["recovered"] += recover_stale(store, stale_after=stale_after, worker=name)
+            outcome["recovered"] += recover_stale(store, stale_after=stale_after, worker=name,
+                                                   release=lambda claimer: release_stale_worker(claimer, progress))
             claimed_any = False
             while len(active) < concurrency and not stop.is_set():
                 run = claim_next(store, name)

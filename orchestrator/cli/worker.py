@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -10,7 +11,7 @@ from datetime import timedelta
 import click
 
 from orchestrator.actions.queue import queued_run, queued_runs
-from orchestrator.actions.worker import run_worker
+from orchestrator.actions.worker import new_worker_name, run_worker, stop_own_processes
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, table
 
@@ -26,20 +27,24 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 def worker(context: Context, once: bool, concurrency: int, poll: float, stale_after: int, quiet: bool) -> None:
     """Carry out queued runs: at most one per server at a time, servers in parallel.
 
-    SIGTERM or Ctrl-C: take no new run and finish the current ones; a second one stops at once
-    (the cut-off runs are taken back and retried by the next worker).
+    SIGTERM or Ctrl-C: take no new run and finish the current ones; a second one stops the runs'
+    ansible-playbook processes and exits at once (the cut-off runs are taken back and retried by
+    the next worker once their heartbeats are --stale-after old).
     """
     stop = threading.Event()
+    name = new_worker_name()
 
     def on_signal(_number, _frame) -> None:
         if stop.is_set():
-            sys.exit(1)
+            stopped = stop_own_processes(name)
+            click.echo(f"worker {name}: stopped at once ({len(stopped)} process(es) of its runs ended)", err=True)
+            os._exit(1)  # not sys.exit: the runs' threads would keep the process alive until they end
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     outcome = run_worker(context.workspace, once=once, concurrency=concurrency, poll_seconds=poll,
-                         stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet))  # fmt: skip
+                         stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet), name=name)  # fmt: skip
     click.echo(f"worker {outcome['worker']}: {len(outcome['done'])} done, {len(outcome['failed'])} failed, "
                f"{len(outcome['recovered'])} taken back from stopped workers")  # fmt: skip
     if outcome["failed"]:

@@ -7,6 +7,7 @@ running run on the same server, whichever worker tries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -108,17 +109,26 @@ def _settle_request(session: Session, request_id: int, state: str, *, actor: str
         move(session, request, state, actor=actor, detail=detail)
 
 
-def recover_stale(store: StateStore, *, stale_after: timedelta, worker: str | None = None) -> list[int]:
+def recover_stale(store: StateStore, *, stale_after: timedelta, worker: str | None = None,
+                  release: Callable[[str], bool] | None = None) -> list[int]:  # fmt: skip
     """Requeue running runs whose worker stopped beating for ``stale_after`` (killed, lost); give their ids.
 
     A run that already had ``max_attempts`` is marked ``interrupted`` instead, for an admin to look at.
     Runs held by ``worker`` (the caller, which knows they are alive) are never taken back.
+    ``release(claimer)``, called once per stale worker before any of its runs is touched, may stop
+    what that worker left running and says whether its runs may be taken back (False: leave them).
     """
     limit = utc_now() - stale_after
     recovered = []
+    released: dict[str, bool] = {}
     with store.session() as session:
-        for run in session.scalars(select(QueuedRun).where(QueuedRun.state == "running")):
+        for run in session.scalars(select(QueuedRun).where(QueuedRun.state == "running")).all():
             if as_utc(run.heartbeat_at) >= limit or (worker is not None and run.claimed_by == worker):
+                continue
+            claimer = run.claimed_by or ""
+            if release is not None and claimer not in released:
+                released[claimer] = release(claimer)
+            if not released.get(claimer, True):
                 continue
             final = run.attempts >= run.max_attempts
             run.state = "interrupted" if final else "queued"

@@ -117,3 +117,21 @@ def test_a_worker_never_takes_back_its_own_runs_even_when_its_heartbeats_are_lat
         session.execute(update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5)))
     assert recover_stale(store, stale_after=timedelta(seconds=30), worker="slow") == []
     assert recover_stale(store, stale_after=timedelta(seconds=30), worker="other") == [run_id]
+
+
+def test_a_stale_workers_runs_are_released_only_when_release_says_so_and_it_is_asked_once(store):
+    first, second = queue_runs(store, ("web-1", None), ("web-2", None))
+    claim_next(store, "lagging"), claim_next(store, "lagging")
+    with store.session() as session:
+        session.execute(update(QueuedRun).values(heartbeat_at=utc_now() - timedelta(minutes=5)))
+    asked: list[str] = []
+
+    def keep(claimer: str) -> bool:
+        asked.append(claimer)
+        return False  # e.g. its process still runs on this machine
+
+    assert recover_stale(store, stale_after=timedelta(seconds=30), release=keep) == []
+    assert asked == ["lagging"]
+    with store.session() as session:
+        assert {session.get(QueuedRun, i).state for i in (first, second)} == {"running"}
+    assert sorted(recover_stale(store, stale_after=timedelta(seconds=30), release=lambda claimer: True)) == [first, second]

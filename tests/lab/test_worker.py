@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from orchestrator.actions.request_submit import submit_request
+from orchestrator.processes import processes_of_worker
 
 W = "--workspace"
 
@@ -46,12 +47,17 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
         time.sleep(0.5)
     else:
         raise AssertionError("the first worker never started the run")
+    first_name = run["claimed_by"]
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
+    # ansible-playbook runs in its own pty session: it outlives the worker, still converging lab-1
+    assert processes_of_worker(first_name), "no leftover of the killed worker (the test no longer shows the takeover)"
 
     second = ruche_process(lab, "worker", "--once", "--stale-after", "30", "--poll", "1")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "1 taken back from stopped workers" in second.stdout
+    assert f"worker {first_name} is gone" in second.stderr  # its leftovers were stopped before the run was retried
+    assert processes_of_worker(first_name) == []
 
     run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
     assert (run["state"], run["attempts"]) == ("done", 2)

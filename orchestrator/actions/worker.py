@@ -70,12 +70,14 @@ def run_worker(
     workspace_path: Path | None, *, once: bool = False, concurrency: int = 4, poll_seconds: float = 2.0,
     heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
     stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
-    name: str | None = None,
+    name: str | None = None, abandon: threading.Event | None = None,
 ) -> dict:  # fmt: skip
     """Work the queue until ``stop`` is set (or, with ``once``, until no run is queued or running).
 
     Gives ``{"worker", "done": [ids], "failed": [ids], "recovered": [ids]}``. Every process it starts
     carries its ``name`` in RUCHE_WORKER, so that what a killed worker left behind can be found.
+    Once ``abandon`` is set (the worker is stopping at once), ending runs are not recorded: they stay
+    running until another worker takes them back, instead of failing because their process was ended.
     """
     stop = stop or threading.Event()
     name = name or new_worker_name()
@@ -84,7 +86,7 @@ def run_worker(
     try:
         return _work(workspace_path, name, once=once, concurrency=concurrency, poll_seconds=poll_seconds,
                      heartbeat_seconds=heartbeat_seconds, stale_after=stale_after, stop=stop, execute=execute,
-                     progress=progress)  # fmt: skip
+                     progress=progress, abandon=abandon or threading.Event())  # fmt: skip
     finally:
         if previous_marker is None:
             os.environ.pop(WORKER_VARIABLE, None)
@@ -94,7 +96,7 @@ def run_worker(
 
 def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: int, poll_seconds: float,
           heartbeat_seconds: float, stale_after: timedelta, stop: threading.Event, execute: Executor,
-          progress: Progress) -> dict:  # fmt: skip
+          progress: Progress, abandon: threading.Event) -> dict:  # fmt: skip
     outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
     active: dict[int, threading.Thread] = {}
     lock = threading.Lock()
@@ -125,6 +127,8 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 succeeded, run_identifier, result = False, None, {"error": str(error)}
             finally:
                 beating.set()
+            if abandon.is_set():
+                return  # cut off on purpose: the next worker takes it back and runs it again
             finish(store, run.id, name, succeeded=succeeded, run_identifier=run_identifier, result=result)
             with lock:
                 outcome["done" if succeeded else "failed"].append(run.id)

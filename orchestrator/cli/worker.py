@@ -31,11 +31,12 @@ def worker(context: Context, once: bool, concurrency: int, poll: float, stale_af
     ansible-playbook processes and exits at once (the cut-off runs are taken back and retried by
     the next worker once their heartbeats are --stale-after old).
     """
-    stop = threading.Event()
+    stop, abandon = threading.Event(), threading.Event()
     name = new_worker_name()
 
     def on_signal(_number, _frame) -> None:
         if stop.is_set():
+            abandon.set()  # first, so that the runs about to be cut off are not recorded as failed
             stopped = stop_own_processes(name)
             click.echo(f"worker {name}: stopped at once ({len(stopped)} process(es) of its runs ended)", err=True)
             os._exit(1)  # not sys.exit: the runs' threads would keep the process alive until they end
@@ -44,7 +45,8 @@ def worker(context: Context, once: bool, concurrency: int, poll: float, stale_af
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     outcome = run_worker(context.workspace, once=once, concurrency=concurrency, poll_seconds=poll,
-                         stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet), name=name)  # fmt: skip
+                         stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet), name=name,
+                         abandon=abandon)  # fmt: skip
     click.echo(f"worker {outcome['worker']}: {len(outcome['done'])} done, {len(outcome['failed'])} failed, "
                f"{len(outcome['recovered'])} taken back from stopped workers")  # fmt: skip
     if outcome["failed"]:

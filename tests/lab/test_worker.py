@@ -66,3 +66,39 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     assert shown["state"] == "done" and kinds.count("request.done") == 1 and "request.failed" not in kinds
     status = {e["address"]: e for e in json.loads(ruche(*w, "status", "--json").stdout)}
     assert (status["verger/agenda"]["state"], status["verger/agenda"]["health"]) == ("running", "healthy")
+
+
+def test_a_worker_told_twice_to_stop_ends_its_runs_processes_and_the_run_is_retried(lab, ruche, tmp_path):
+    w = [W, str(lab)]
+    assert ruche(*w, "association", "add", "ruche-test", "--name", "Deux signaux", "--email", "c@deux.example").exit_code == 0
+    request = submit_request(lab, association="ruche-test", service="radicale", name="carnet", size="small",
+                             parameters={}, requested_by="membre@deux.example")  # fmt: skip
+    approved = ruche(*w, "request", "approve", str(request["id"]), "--server", "lab-2", "--json")
+    assert approved.exit_code == 0, approved.stderr
+    run_id = json.loads(approved.stdout)["queued_run"]
+
+    log = tmp_path / "worker.log"
+    first = ruche_process(lab, "worker", "--poll", "0.5", log=log)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
+        if run["state"] == "running" and "task:" in run["progress"]:
+            break
+        assert first.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the worker never started the run")
+    name = run["claimed_by"]
+    assert processes_of_worker(name)
+    first.send_signal(signal.SIGTERM)  # the first asks it to finish its run; the second, to stop now
+    time.sleep(0.5)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 1
+    assert "stopped at once" in log.read_text()
+    assert processes_of_worker(name) == []  # no playbook left converging lab-2 behind its back
+
+    second = ruche_process(lab, "worker", "--once", "--stale-after", "10", "--poll", "1")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
+    assert (run["state"], run["attempts"]) == ("done", 2)
+    assert json.loads(ruche(*w, "request", "show", str(request["id"]), "--json").stdout)["state"] == "done"

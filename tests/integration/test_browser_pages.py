@@ -108,12 +108,18 @@ def test_a_member_uses_the_keyboard_and_labels_and_every_page_passes_axe(site, p
     assert (entry["parameters"], entry["state"]) == ({"admin_user": "jardinier"}, "pending")
 
 
-def test_an_admin_signs_in_and_the_review_page_passes_axe(site, page, ruche):
-    path, base, link, _browser = site
+def request_radicale(site, page, name: str) -> None:
+    """Sign ``page`` in as amap's member and request Radicale named ``name`` with the form."""
+    _path, base, link, _browser = site
     page.goto(link)
     page.goto(f"{base}/espace/demande/radicale")
-    page.get_by_label("Nom du service").fill("carnet")
+    page.get_by_label("Nom du service").fill(name)
     page.get_by_role("button", name="Envoyer la demande").click()
+
+
+def test_an_admin_signs_in_and_the_review_page_passes_axe(site, page):
+    _path, base, _link, _browser = site
+    request_radicale(site, page, "carnet")
 
     admin = page.context.browser.new_context(locale="fr-FR").new_page()
     admin.goto(f"{base}/admin/connexion")
@@ -127,11 +133,8 @@ def test_an_admin_signs_in_and_the_review_page_passes_axe(site, page, ruche):
 
 
 def test_the_request_page_follows_the_run_without_a_reload(site, page, ruche):
-    path, base, link, _browser = site
-    page.goto(link)
-    page.goto(f"{base}/espace/demande/radicale")
-    page.get_by_label("Nom du service").fill("suivi")
-    page.get_by_role("button", name="Envoyer la demande").click()
+    path, _base, _link, _browser = site
+    request_radicale(site, page, "suivi")
     request_id = page.url.split("/")[-1].split("?")[0]
     status = page.locator("#suivi")
     assert "en attente" in status.inner_text()

@@ -28,6 +28,18 @@ def queued(ruche, lab: Path) -> list[dict]:
     return json.loads(ruche(W, str(lab), "queue", "list", "--json").stdout)
 
 
+def wait_until_converging(ruche, lab: Path, run_id: int, worker: subprocess.Popen, log: Path) -> dict:
+    """Wait until ``worker`` runs ``run_id`` and ansible is in its tasks; give the queued run."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
+        if run["state"] == "running" and "task:" in run["progress"]:
+            return run
+        assert worker.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    raise AssertionError("the worker never started the run")
+
+
 def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(lab, ruche, tmp_path):
     w = [W, str(lab)]
     assert ruche(*w, "association", "add", "verger", "--name", "Le verger", "--email", "contact@verger.example").exit_code == 0
@@ -37,17 +49,9 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     assert approved.exit_code == 0, approved.stderr
     run_id = json.loads(approved.stdout)["queued_run"]
 
-    first = ruche_process(lab, "worker", "--stale-after", "30", "--poll", "0.5", log=tmp_path / "first-worker.log")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
-        if run["state"] == "running" and "task:" in run["progress"]:
-            break  # ansible is converging lab-1: cut the worker off here
-        assert first.poll() is None, (tmp_path / "first-worker.log").read_text()[-3000:]
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the first worker never started the run")
-    first_name = run["claimed_by"]
+    log = tmp_path / "first-worker.log"
+    first = ruche_process(lab, "worker", "--stale-after", "30", "--poll", "0.5", log=log)
+    first_name = wait_until_converging(ruche, lab, run_id, first, log)["claimed_by"]  # cut the worker off now
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     # ansible-playbook runs in its own pty session: it outlives the worker, still converging lab-1
@@ -79,16 +83,7 @@ def test_a_worker_told_twice_to_stop_ends_its_runs_processes_and_the_run_is_retr
 
     log = tmp_path / "worker.log"
     first = ruche_process(lab, "worker", "--poll", "0.5", log=log)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        run = next(r for r in queued(ruche, lab) if r["id"] == run_id)
-        if run["state"] == "running" and "task:" in run["progress"]:
-            break
-        assert first.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the worker never started the run")
-    name = run["claimed_by"]
+    name = wait_until_converging(ruche, lab, run_id, first, log)["claimed_by"]
     assert processes_of_worker(name)
     first.send_signal(signal.SIGTERM)  # the first asks it to finish its run; the second, to stop now
     time.sleep(0.5)

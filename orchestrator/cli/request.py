@@ -37,7 +37,7 @@ def list_(context: Context, state: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def show(context: Context, request_id: int, as_json: bool) -> None:
-    """Show request REQUEST_ID with its history."""
+    """Show request REQUEST_ID with its history and its runs (state, progress)."""
     entry = show_request(context.workspace, request_id)
     if as_json:
         emit_json(entry)
@@ -46,6 +46,8 @@ def show(context: Context, request_id: int, as_json: bool) -> None:
         click.echo(f"{key}: {entry[key]}")
     for event in entry["history"]:
         click.echo(f"  {event['at']}  {event['kind']:<22} by {event['actor']}")
+    for run in entry["runs"]:
+        click.echo(f"run {run['id']} on {run['server']}: {run['state']} (attempt {run['attempts']}) {run['progress']}")
 
 
 @request.command()

@@ -153,6 +153,11 @@ def list_queue(session: Session, *, limit: int = 50) -> list[QueuedRun]:
     return list(session.scalars(select(QueuedRun).order_by(QueuedRun.created_at.desc(), QueuedRun.id.desc()).limit(limit)))
 
 
+def runs_of_request(session: Session, request_id: int) -> list[QueuedRun]:
+    """The queued runs carrying out request ``request_id``, newest first."""
+    return list(session.scalars(select(QueuedRun).where(QueuedRun.request_id == request_id).order_by(QueuedRun.id.desc())))
+
+
 def get_queued(session: Session, run_id: int) -> QueuedRun:
     run = session.get(QueuedRun, run_id)
     if run is None:

@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from orchestrator.actions.request_review import approve_in_session
 from orchestrator.actions.request_submit import SIZES, submit_in_session
@@ -31,7 +30,8 @@ from orchestrator.state.applications import application_as_dict, decide, get_app
 from orchestrator.state.backups import runs_of
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
-from orchestrator.state.models import QueuedRun, WebSession
+from orchestrator.state.models import WebSession
+from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, get_request, list_requests, move, request_as_dict
 from orchestrator.web.i18n import choose_language, translator
 from orchestrator.web.security import Guard, RateLimiter
@@ -207,7 +207,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
 
     def request_context(session, found) -> dict:
         """What a request's page shows: the request, its latest run's progress, its instance once it exists."""
-        run = session.scalars(select(QueuedRun).where(QueuedRun.request_id == found.id).order_by(QueuedRun.id.desc())).first()
+        run = next(iter(runs_of_request(session, found.id)), None)
         instance = None
         if found.instance_address:
             try:

@@ -49,6 +49,9 @@ def test_a_request_is_approved_provisioned_by_the_worker_and_done_exactly_once(p
     assert shown["state"] == "done"
     assert [e["kind"] for e in shown["history"]] == ["request.pending", "request.approved", "request.provisioning", "request.done"]
     assert shown["history"][-1]["actor"].startswith("worker ")
+    (run,) = shown["runs"]
+    assert (run["state"], run["attempts"], run["run_id"], run["progress"]) == ("done", 1, "run-1", "finished")
+    assert f"run {run['id']} on " in ruche(*pool, "request", "show", str(request["id"])).stdout
     again = ruche(*pool, "request", "approve", str(request["id"]))
     assert again.exit_code == 5 and "is done" in again.stderr
 

@@ -20,8 +20,9 @@ PROC = Path("/proc")
 
 
 def worker_name(pid: int | None = None, token: str = "") -> str:
-    """A worker's name: ``HOST:PID:TOKEN`` (the host and process tell where to look for it)."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}:{token}"
+    """A worker's name: ``HOST:PID:START:TOKEN`` (host, process and its start time tell where to look for it)."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or 0}:{token}"
 
 
 def is_local(name: str) -> bool:
@@ -30,11 +31,13 @@ def is_local(name: str) -> bool:
 
 
 def worker_is_alive(name: str) -> bool:
-    """Tell whether local worker ``name``'s process still runs (a ruche worker with that PID)."""
+    """Tell whether local worker ``name``'s process still runs (the same process: PID and start time, a ruche worker)."""
     try:
-        pid = int(name.split(":")[1])
-        command = (PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
-    except (IndexError, ValueError, OSError):
+        _host, pid, start, _token = name.split(":")
+        if not is_same_process(int(pid), int(start)):
+            return False
+        command = (PROC / pid / "cmdline").read_bytes().split(b"\0")
+    except (ValueError, OSError):
         return False
     return b"worker" in command and any(b"orchestrator" in part or part.endswith(b"ruche") for part in command)
 
@@ -68,6 +71,27 @@ def stop_processes_of_worker(name: str, *, grace_seconds: float = 10.0) -> list[
     return pids
 
 
+def process_start_time(pid: int) -> int | None:
+    """Give the start time (clock ticks since boot) of process ``pid``, or None if it is gone (or a zombie).
+
+    Paired with the pid it identifies one process for good: a recycled pid has another start time.
+    """
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # the command name (field 2) may hold spaces; the fields after its closing parenthesis do not
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_same_process(pid: int, start_time: int) -> bool:
+    """Tell whether process ``pid`` is still the one that started at ``start_time``."""
+    return process_start_time(pid) == start_time
+
+
 def _signal(pid: int, number: int) -> None:
     try:
         os.kill(pid, number)
@@ -76,8 +100,4 @@ def _signal(pid: int, number: int) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie has stopped; only its parent's wait() is missing
+    return process_start_time(pid) is not None  # a zombie has stopped; only its parent's wait() is missing

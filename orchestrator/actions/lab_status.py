@@ -6,7 +6,7 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.errors import OperationFailed
-from orchestrator.lab.host import is_same_process
+from orchestrator.processes import is_same_process
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
 from orchestrator.lab.registry import is_answering

@@ -12,7 +12,8 @@ from orchestrator.actions.lab_status import inspect
 from orchestrator.config import BackupSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
-from orchestrator.lab.host import is_same_process, require_programs, require_root, run
+from orchestrator.lab.host import require_programs, require_root, run
+from orchestrator.processes import is_same_process
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
 from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in

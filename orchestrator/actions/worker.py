@@ -40,7 +40,7 @@ def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress
 
 
 def new_worker_name() -> str:
-    """A fresh worker name, ``HOST:PID:RANDOM``."""
+    """A fresh worker name, ``HOST:PID:START:RANDOM`` (see processes.worker_name)."""
     return worker_name(token=secrets.token_hex(3))
 
 

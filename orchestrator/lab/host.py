@@ -90,24 +90,3 @@ def run(
     completed.stdout = completed.stdout.decode(errors="replace")
     completed.stderr = completed.stderr.decode(errors="replace")
     return completed
-
-
-def process_start_time(pid: int) -> int | None:
-    """Give the start time (clock ticks since boot) of process ``pid``, or None if it is gone (or a zombie).
-
-    Paired with the pid it identifies one process for good: a recycled pid has another start time.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # the command name (field 2) may hold spaces; the fields after its closing parenthesis do not
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def is_same_process(pid: int, start_time: int) -> bool:
-    """Tell whether process ``pid`` is still the one that started at ``start_time``."""
-    return process_start_time(pid) == start_time

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed, TimedOut
-from orchestrator.lab.host import is_same_process, process_start_time
+from orchestrator.processes import is_same_process, process_start_time
 from orchestrator.lab.record import ProcessRecord
 from orchestrator.remote import SshTarget, run_command
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from orchestrator.errors import OperationFailed, TimedOut
-from orchestrator.lab.host import is_same_process, process_start_time
+from orchestrator.processes import is_same_process, process_start_time
 from orchestrator.lab.record import ProcessRecord
 
 

@@ -15,7 +15,7 @@ from orchestrator.actions.lab_up import bring_up
 from orchestrator.config import LabSettings
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
-from orchestrator.lab.host import is_same_process
+from orchestrator.processes import is_same_process
 from orchestrator.workspace import open_workspace
 
 SESSION_SUBNET = "10.213.49.0/24"

@@ -1,8 +1,6 @@
 """Unit tests of the lab's pure parts and its prerequisite checks (no server is booted here)."""
 
 import os
-import subprocess
-import sys
 from collections import namedtuple
 
 import pytest
@@ -53,15 +51,6 @@ def test_layout_never_owns_paths_outside_the_lab(tmp_path):
     assert not layout.owns(tmp_path / "lab")
     assert not layout.owns(tmp_path / "lab" / ".." / "elsewhere")
     assert not layout.owns(tmp_path)
-
-
-def test_a_process_is_identified_by_pid_and_start_time():
-    start = host.process_start_time(os.getpid())
-    assert start is not None and host.is_same_process(os.getpid(), start)
-    assert not host.is_same_process(os.getpid(), start + 1)
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    assert host.process_start_time(child.pid) is None
 
 
 def test_not_root_is_a_clear_error(monkeypatch):

@@ -10,7 +10,8 @@ import time
 
 from orchestrator.actions.worker import release_stale_worker
 from orchestrator.processes import (
-    WORKER_VARIABLE, is_local, processes_of_worker, stop_processes_of_worker, worker_is_alive, worker_name,
+    WORKER_VARIABLE, is_local, is_same_process, process_start_time, processes_of_worker, stop_processes_of_worker,
+    worker_is_alive, worker_name,
 )
 
 
@@ -49,6 +50,9 @@ def test_a_live_local_worker_keeps_its_runs_and_other_machines_workers_are_left_
         name = worker_name(pid=alive.pid, token="slow01")
         assert worker_is_alive(name) and release_stale_worker(name) is False
         assert alive.poll() is None
+        host, pid, start, token = name.split(":")
+        recycled = f"{host}:{pid}:{int(start) - 1}:{token}"  # the same PID, another process: not that worker
+        assert not worker_is_alive(recycled)
     finally:
         alive.kill()
         alive.wait()
@@ -69,3 +73,12 @@ def test_what_ignores_sigterm_is_killed_after_the_grace_time():
         if stubborn.poll() is None:
             stubborn.kill()
             stubborn.wait()
+
+
+def test_a_process_is_identified_by_pid_and_start_time():
+    start = process_start_time(os.getpid())
+    assert start is not None and is_same_process(os.getpid(), start)
+    assert not is_same_process(os.getpid(), start + 1)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_start_time(child.pid) is None

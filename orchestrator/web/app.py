@@ -33,7 +33,7 @@ from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance
 from orchestrator.state.models import WebSession
 from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, get_request, list_requests, move, request_as_dict
-from orchestrator.web.i18n import choose_language, translator
+from orchestrator.web.i18n import choose_language, members_progress, translator
 from orchestrator.web.security import Guard, RateLimiter
 from orchestrator.workspace import open_workspace
 
@@ -205,7 +205,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 return form_page(request, signed_in, service, 400, [error.message], values)
         return RedirectResponse(f"/espace/demandes/{created['id']}?envoyee=1", status_code=303)
 
-    def request_context(session, found) -> dict:
+    def request_context(request: Request, session, found) -> dict:
         """What a request's page shows: the request, its latest run's progress, its instance once it exists."""
         run = next(iter(runs_of_request(session, found.id)), None)
         instance = None
@@ -216,7 +216,8 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 made = None
             if made is not None and made.state in ACTIVE_STATES:
                 instance = {"url": f"https://{made.domain}/", "state": made.state, "health": made.health}
-        return {"request_entry": request_as_dict(found), "progress": run.progress if run else "", "instance": instance,
+        progress = members_progress(run.progress if run else "", translator(language(request)))
+        return {"request_entry": request_as_dict(found), "progress": progress, "instance": instance,
                 "final": found.state in FINAL_REQUEST_STATES}  # fmt: skip
 
     def members_request(request: Request, session, request_id: int):
@@ -238,7 +239,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             if found is None:
                 return not_found(request)
             return render(request, "request.html", csrf=signed_in.csrf_token, sent=request.query_params.get("envoyee") == "1",
-                          **request_context(session, found))  # fmt: skip
+                          **request_context(request, session, found))  # fmt: skip
 
     @app.get("/espace/demandes/{request_id}/suivi", response_class=HTMLResponse, include_in_schema=False)
     def request_status_part(request: Request, request_id: int) -> Response:
@@ -247,7 +248,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             signed_in, found = members_request(request, session, request_id)
             if found is None:
                 return HTMLResponse("", status_code=404 if signed_in is not None else 401)
-            context = request_context(session, found)
+            context = request_context(request, session, found)
             response = render(request, "request_status.html", **context)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Ruche-Final"] = "1" if context["final"] else "0"
@@ -409,7 +410,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 found = get_request(session, request_id, association=signed_in.association)
             except RucheError:
                 raise ApiError(404, "not found") from None
-            context = request_context(session, found)
+            context = request_context(request, session, found)
             return {**context["request_entry"], "progress": context["progress"], "deployed": context["instance"]}
 
     @app.post("/api/v1/requests", tags=["member"], summary="Request a service", status_code=201)

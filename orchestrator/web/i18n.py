@@ -36,6 +36,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "errors": "La demande n'a pas été envoyée :",
         "reason": "Motif",
         "progress": "Avancement",
+        "progress_started": "démarrage de l'installation",
+        "progress_step": "étape : {step}",
+        "progress_health": "vérification que le service répond",
+        "progress_finished": "terminé",
+        "progress_failed": "arrêté sur une erreur : les admins la verront",
+        "progress_interrupted": "interrompu, l'installation va reprendre",
+        "progress_working": "en cours",
         "request": "Demande n°{id}",
         "back": "Retour à votre espace",
         "small": "petite", "medium": "moyenne", "large": "grande",
@@ -102,6 +109,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "errors": "The request was not sent:",
         "reason": "Reason",
         "progress": "Progress",
+        "progress_started": "starting the set-up",
+        "progress_step": "step: {step}",
+        "progress_health": "checking that the service answers",
+        "progress_finished": "finished",
+        "progress_failed": "stopped on an error: the admins will see it",
+        "progress_interrupted": "interrupted, the set-up will start again",
+        "progress_working": "in progress",
         "request": "Request #{id}",
         "back": "Back to your space",
         "small": "small", "medium": "medium", "large": "large",
@@ -159,3 +173,20 @@ def translator(language: str):
         return texts.get(key, key).format(**values) if values else texts.get(key, key)
 
     return t
+
+
+def members_progress(line: str, t) -> str:
+    """Give what a member reads of a run's progress ``line``: the step's name or a translated phase.
+
+    The worker's lines are written for admins and may name paths, servers or error messages; a
+    member sees only the playbook's step names (ours) and the phases, in their language.
+    """
+    if not line:
+        return ""
+    if line.startswith("task: "):
+        return t("progress_step", step=line.removeprefix("task: ")[:200])
+    if line.startswith("interrupted"):
+        return t("progress_interrupted")
+    phases = {"started": "progress_started", "checking health through Caddy": "progress_health",
+              "finished": "progress_finished", "failed": "progress_failed"}  # fmt: skip
+    return t(phases.get(line, "progress_working"))

@@ -81,10 +81,13 @@ def test_the_request_page_follows_the_worker_until_the_request_is_done(fleet, wo
     try:
         run = claim_next(store, "test-worker")
         assert run.id == approved["queued_run"]
+        beat(store, run.id, "test-worker", progress="inventory written: /srv/admin/workspace/inventories/production")
+        part = client.get(part_path)
+        assert "en cours" in part.text and "/srv/admin" not in part.text  # admins' lines stay with the admins
         beat(store, run.id, "test-worker", progress="task: Start amap-agenda's unit")
         part = client.get(part_path)
-        assert "en cours d&#39;installation" in part.text and "Start amap-agenda&#39;s unit" in part.text
-        assert client.get(f"/api/v1/requests/{request_id}").json()["progress"] == "task: Start amap-agenda's unit"
+        assert "en cours d&#39;installation" in part.text and "étape : Start amap-agenda&#39;s unit" in part.text
+        assert client.get(f"/api/v1/requests/{request_id}?lang=en").json()["progress"] == "step: Start amap-agenda's unit"
         finish(store, run.id, "test-worker", succeeded=True, run_identifier="r-1", result={})
     finally:
         store.close()

@@ -9,11 +9,10 @@ from sqlalchemy.orm import Session
 from orchestrator.actions.common import opened
 from orchestrator.actions.instance_create import plan_instance
 from orchestrator.catalog import load_catalog
-from orchestrator.errors import InvalidInput
 from orchestrator.state.events import current_actor
 from orchestrator.state.models import ServiceRequest
 from orchestrator.state.queue import enqueue
-from orchestrator.state.requests import get_request, move, request_as_dict
+from orchestrator.state.requests import checked_reason, get_request, move, request_as_dict
 from orchestrator.workspace import Workspace
 
 
@@ -48,9 +47,7 @@ def approve(workspace_path: Path | None, request_id: int, *, over_quota: bool = 
 
 def reject(workspace_path: Path | None, request_id: int, *, reason: str) -> dict:
     """Reject pending request ``request_id`` with ``reason`` (shown to the association); give it."""
-    reason = reason.strip()
-    if not reason or len(reason) > 1000:
-        raise InvalidInput("give a reason (1 to 1000 characters): the association reads it")
+    reason = checked_reason(reason)
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         request = get_request(session, request_id)
         move(session, request, "rejected", actor=current_actor(), reason=reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -61,17 +61,24 @@ def list_invites(session: Session, association: Association) -> list[Invite]:
     return list(session.scalars(select(Invite).where(Invite.association_id == association.id).order_by(Invite.id)))
 
 
-def open_session(session: Session, invite: Invite) -> tuple[WebSession, str]:
-    """Open a browser session for ``invite``'s association; give it and its cookie token."""
+def _new_session(session: Session, *, expires_at: datetime | None = None, **owner) -> tuple[WebSession, str]:
+    """Open a browser session for ``owner`` (an invite and its association, or an admin), for at most
+    SESSION_LIFETIME (and not past ``expires_at``); give it and its cookie token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
     now = utc_now()
-    opened = WebSession(token_hash=digest(token), invite_id=invite.id, association_id=invite.association_id,
-                        csrf_token=secrets.token_urlsafe(32), created_at=now,
-                        expires_at=min(now + SESSION_LIFETIME, as_utc(invite.expires_at)))  # fmt: skip
-    invite.last_used_at = now
+    lifetime_end = now + SESSION_LIFETIME
+    opened = WebSession(token_hash=digest(token), csrf_token=secrets.token_urlsafe(32), created_at=now,
+                        expires_at=min(lifetime_end, expires_at) if expires_at else lifetime_end, **owner)  # fmt: skip
     session.add(opened)
     session.flush()
     return opened, token
+
+
+def open_session(session: Session, invite: Invite) -> tuple[WebSession, str]:
+    """Open a browser session for ``invite``'s association (not past the invite's expiry); give it and its cookie token."""
+    invite.last_used_at = utc_now()
+    return _new_session(session, expires_at=as_utc(invite.expires_at), invite_id=invite.id,
+                        association_id=invite.association_id)  # fmt: skip
 
 
 def session_for_token(session: Session, token: str | None) -> WebSession | None:
@@ -140,10 +147,5 @@ DUMMY_HASH = PASSWORDS.hash("not a password of anyone")
 
 
 def open_admin_session(session: Session, admin: Admin) -> tuple[WebSession, str]:
-    token = secrets.token_urlsafe(32)
-    now = utc_now()
-    opened = WebSession(token_hash=digest(token), admin_id=admin.id, csrf_token=secrets.token_urlsafe(32),
-                        created_at=now, expires_at=now + SESSION_LIFETIME)  # fmt: skip
-    session.add(opened)
-    session.flush()
-    return opened, token
+    """Open a browser session for ``admin``; give it and its cookie token."""
+    return _new_session(session, admin_id=admin.id)

@@ -9,6 +9,7 @@ from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.state.associations import add_association, validate_association_spec
 from orchestrator.state.events import record_event
 from orchestrator.state.models import Association, JoinApplication, utc_now
+from orchestrator.state.requests import checked_reason
 
 
 def submit_application(session: Session, *, slug: str, name: str, email: str, message: str) -> JoinApplication:
@@ -52,9 +53,7 @@ def decide(session: Session, application: JoinApplication, *, accept: bool, acto
         add_association(session, validate_association_spec(slug=application.slug, name=application.name,
                                                            email=application.email, offer=offer))  # fmt: skip
     else:
-        reason = reason.strip()
-        if not reason or len(reason) > 1000:
-            raise InvalidInput("give a reason (1 to 1000 characters)")
+        reason = checked_reason(reason, message="give a reason (1 to 1000 characters)")
         application.reason = reason
     application.state = "accepted" if accept else "declined"
     application.decided_at, application.decided_by = utc_now(), actor

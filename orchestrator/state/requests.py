@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import Conflict, NotFound
+from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.state.events import record_event
 from orchestrator.state.models import Association, ServiceRequest, utc_now
 
@@ -24,6 +24,20 @@ NEXT_STATES = {
 FINAL_REQUEST_STATES = ("done", "failed", "rejected")
 
 
+REASON_MAX_LENGTH = 1000
+
+
+GIVE_A_REASON = "give a reason (1 to 1000 characters): the association reads it"
+
+
+def checked_reason(reason: str, *, message: str = GIVE_A_REASON) -> str:
+    """Give a rejection's ``reason`` stripped; raises InvalidInput(``message``) when empty or over 1000 characters."""
+    reason = reason.strip()
+    if not reason or len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput(message)
+    return reason
+
+
 def move(session: Session, request: ServiceRequest, state: str, *, actor: str, reason: str = "", detail: dict | None = None) -> None:
     """Move ``request`` to ``state`` and record it; raises Conflict for a move its state does not allow."""
     if state not in NEXT_STATES[request.state]:
@@ -31,7 +45,7 @@ def move(session: Session, request: ServiceRequest, state: str, *, actor: str, r
     request.state = state
     request.updated_at = utc_now()
     if reason:
-        request.reason = reason[:1000]
+        request.reason = reason[:REASON_MAX_LENGTH]
     record_event(session, kind=f"request.{state}", subject=f"request/{request.id}", actor=actor,
                  detail={"association": request.association.slug, "service": request.service_id, "name": request.name,
                          **({"reason": reason} if reason else {}), **(detail or {})})  # fmt: skip

@@ -32,7 +32,7 @@ from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
 from orchestrator.state.models import WebSession
 from orchestrator.state.queue import runs_of_request
-from orchestrator.state.requests import FINAL_REQUEST_STATES, get_request, list_requests, move, request_as_dict
+from orchestrator.state.requests import FINAL_REQUEST_STATES, checked_reason, get_request, list_requests, move, request_as_dict
 from orchestrator.web.i18n import choose_language, members_progress, translator
 from orchestrator.web.security import Guard, RateLimiter
 from orchestrator.workspace import open_workspace
@@ -87,6 +87,12 @@ def create_app(workspace_path: Path | None) -> FastAPI:
         found = session_for_token(session, request.cookies.get(COOKIE))
         return found if found is not None and found.admin_id is not None else None
 
+    def signed_in_to(location: str, cookie: str) -> Response:
+        """Redirect to ``location`` with the new session's cookie (HttpOnly, SameSite=Lax, Secure unless turned off)."""
+        response = RedirectResponse(location, status_code=303)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/")
+        return response
+
     def not_found(request: Request) -> HTMLResponse:
         return render(request, "message.html", 404, message=translator(language(request))("not_found"))
 
@@ -117,9 +123,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                 t = translator(language(request))
                 return render(request, "message.html", 403, message=t("signin_failed", collective=workspace.config.collective))
             _opened, cookie = open_session(session, invite)
-        response = RedirectResponse("/espace", status_code=303)
-        response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/")
-        return response
+        return signed_in_to("/espace", cookie)
 
     @app.post("/deconnexion", include_in_schema=False)
     async def sign_out(request: Request) -> Response:
@@ -321,9 +325,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
             if admin is None:
                 return sign_in_form(request, 401, t("wrong_password"))
             _opened, cookie = open_admin_session(session, admin)
-        response = RedirectResponse("/admin", status_code=303)
-        response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/")
-        return response
+        return signed_in_to("/admin", cookie)
 
     @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
     def admin_page(request: Request) -> Response:
@@ -338,50 +340,46 @@ def create_app(workspace_path: Path | None) -> FastAPI:
                           open_requests=open_requests, done_requests=done, applications=applying,
                           offers=sorted(workspace.config.offers), notice=request.query_params.get("info", ""))  # fmt: skip
 
-    @app.post("/admin/candidatures/{application_id}/{decision}", include_in_schema=False)
-    async def admin_application(request: Request, application_id: int, decision: str) -> Response:
+    async def admin_decision(request: Request, decision: str, allowed: tuple[str, str], act) -> Response:
+        """Carry out an admin's ``decision`` (one of ``allowed``) posted from the review page with
+        ``act(session, form, actor)``, in a savepoint; back to /admin, with the refusal's message if any."""
         form = await request.form()
         with store.session() as session:
             signed_in = current_admin(request, session)
             if signed_in is None:
                 return RedirectResponse("/admin/connexion", status_code=303)
-            if decision not in ("accepter", "refuser") or not checked_form(signed_in, form):
+            if decision not in allowed or not checked_form(signed_in, form):
                 return render(request, "message.html", 400, message=translator(language(request))("bad_form"))
-            offer = form.get("offer") or None
-            reason = form.get("reason", "")
             try:
-                if offer is not None and offer not in workspace.config.offers:
-                    raise InvalidInput(f"offer {offer!r} does not exist")
                 with session.begin_nested():
-                    decide(session, get_application(session, application_id), accept=decision == "accepter",
-                           actor=f"admin {signed_in.admin.name}", offer=offer if isinstance(offer, str) else None,
-                           reason=reason if isinstance(reason, str) else "")  # fmt: skip
+                    act(session, form, f"admin {signed_in.admin.name}")
             except RucheError as error:
                 return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
         return RedirectResponse("/admin", status_code=303)
 
+    @app.post("/admin/candidatures/{application_id}/{decision}", include_in_schema=False)
+    async def admin_application(request: Request, application_id: int, decision: str) -> Response:
+        def act(session, form, actor: str) -> None:
+            offer, reason = form.get("offer") or None, form.get("reason", "")
+            if offer is not None and offer not in workspace.config.offers:
+                raise InvalidInput(f"offer {offer!r} does not exist")
+            decide(session, get_application(session, application_id), accept=decision == "accepter", actor=actor,
+                   offer=offer if isinstance(offer, str) else None, reason=reason if isinstance(reason, str) else "")  # fmt: skip
+
+        return await admin_decision(request, decision, ("accepter", "refuser"), act)
+
     @app.post("/admin/demandes/{request_id}/{decision}", include_in_schema=False)
     async def admin_decide(request: Request, request_id: int, decision: str) -> Response:
-        form = await request.form()
-        with store.session() as session:
-            signed_in = current_admin(request, session)
-            if signed_in is None:
-                return RedirectResponse("/admin/connexion", status_code=303)
-            if decision not in ("approuver", "refuser") or not checked_form(signed_in, form):
-                return render(request, "message.html", 400, message=translator(language(request))("bad_form"))
-            try:
-                found = get_request(session, request_id)
-                with session.begin_nested():
-                    if decision == "approuver":
-                        approve_in_session(workspace, session, found, actor=f"admin {signed_in.admin.name}")
-                    else:
-                        reason = form.get("reason", "")
-                        if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
-                            raise InvalidInput(translator(language(request))("reason_needed"))
-                        move(session, found, "rejected", actor=f"admin {signed_in.admin.name}", reason=reason.strip())
-            except RucheError as error:
-                return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
-        return RedirectResponse("/admin", status_code=303)
+        def act(session, form, actor: str) -> None:
+            found = get_request(session, request_id)
+            if decision == "approuver":
+                approve_in_session(workspace, session, found, actor=actor)
+                return
+            reason = form.get("reason", "")
+            reason = checked_reason(reason if isinstance(reason, str) else "", message=translator(language(request))("reason_needed"))
+            move(session, found, "rejected", actor=actor, reason=reason)
+
+        return await admin_decision(request, decision, ("approuver", "refuser"), act)
 
     # The JSON API: the same session cookie; writes need the session's CSRF token in X-CSRF-Token.
     def api_session(request: Request, session) -> WebSession:

@@ -95,6 +95,10 @@ def compare_with_manifest(manifest: dict, current: dict) -> list[str]:
         problems += [f"{volume}/{path}: missing" for path in missing[:20]]
         problems += [f"{volume}/{path}: checksum differs" for path in changed[:20]]
         problems += [f"{volume}/{path}: not in the snapshot" for path in extra[:20]]
+    for volume, expected in (manifest.get("owners") or {}).items():  # as the containers see them (UID:GID in the range)
+        restored = ((current.get("owners") or {}).get(volume)) or {}
+        moved = sorted(path for path in set(expected) & set(restored) if expected[path] != restored[path])
+        problems += [f"{volume}/{path}: owner {restored[path]}, {expected[path]} in the snapshot" for path in moved[:20]]
     expected_tables = ((manifest.get("database") or {}).get("tables")) or {}
     restored_tables = ((current.get("database") or {}).get("tables")) or {}
     for table in sorted(set(expected_tables) | set(restored_tables)):

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import REFERENCE, Service
+from orchestrator.idranges import RANGE_SIZE
 from orchestrator.inventory import Unsafe, Vaulted
 
 # The database sidecar of each engine: its image's environment interface, data directory, port.
@@ -55,6 +56,7 @@ class InstanceRecord:
     limits: dict[str, str] = field(default_factory=dict)  # the service's limits under the association's offer
     backup_retention: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
     backup_password: str | None = None  # the association's restic password (vault ciphertext), when backups are on
+    id_start: int | None = None  # first host ID of its subordinate UID/GID range (orchestrator.idranges)
 
     @property
     def identifier(self) -> str:
@@ -148,6 +150,12 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "domain": Unsafe(record.domain),
         "http_port": record.http_port,
         "limits": {"cpu": record.cpu, "memory_mb": record.memory_mb},
+        # every container of the instance: container IDs 0..size-1 are host IDs start..start+size-1
+        "ids": {"start": record.id_start, "size": RANGE_SIZE} if record.id_start is not None else None,
+        # the directories its containers own (relative to its directory), and the image whose default user owns each
+        "id_volumes": [{"path": f"volumes/{v.name}", "image": service.image.reference, "mount": v.mount} for v in service.volumes]
+        + ([{"path": "database", "image": service.database_image, "mount": DATABASE_ENGINES[service.database]["data_mount"]}]
+           if service.database != "none" else []),
         "health": {"path": service.health.path, "status": service.health.expected_status},
         "app": {
             "image": service.image.reference,

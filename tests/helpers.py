@@ -15,7 +15,7 @@ def instance_record(association: str = "amap", name: str = "app", secrets=None, 
     return InstanceRecord(
         association=association, name=name, domain=instance_domain(association, name, "example.org"), http_port=20000,
         desired_state="present", cpu=0.25, memory_mb=128, parameters=parameters, secrets=secrets or {},
-        limits=limits or {},
+        limits=limits or {}, id_start=1073741824,
     )  # fmt: skip
 
 

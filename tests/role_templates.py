@@ -14,7 +14,7 @@ import jinja2
 from orchestrator.runner import PLAYBOOKS_DIR
 
 TEMPLATES = PLAYBOOKS_DIR / "roles" / "ruche_instance" / "templates"
-ROLE_DEFAULTS = {"ruche_instance_root": "/srv/ruche", "ruche_instance_userns_size": 65536, "ruche_instance_resource_limits": True}
+ROLE_DEFAULTS = {"ruche_instance_root": "/srv/ruche", "ruche_instance_resource_limits": True}
 
 
 def _environment() -> jinja2.Environment:

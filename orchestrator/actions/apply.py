@@ -52,6 +52,8 @@ def _record_outcomes(instances: list[Instance], fingerprints: dict[str, str], re
         if instance.identifier in converged:
             instance.state = CONVERGED_STATE[instance.desired_state]
             instance.applied_fingerprint = fingerprints[instance.address]
+            if instance.state == "deleted":
+                instance.id_slot = None  # its files are gone from the server: the range may serve again
         else:  # failed, or its server failed or went away before reaching it
             instance.state = "failed"
 

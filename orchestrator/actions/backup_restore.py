@@ -66,6 +66,24 @@ def _restore_into(workspace_path: Path | None, source: str, target: str, snapsho
     return answer
 
 
+def _carry_application_secrets(workspace_path: Path | None, source: str, target: str) -> list[str]:
+    """Give ``target`` the recorded application secrets of ``source`` (their vault ciphertext as is); give the
+    names that changed.
+
+    A restore brings the source's data, and with it whatever the service keeps of those secrets (an admin
+    password hashed in its database or users file, keys in its files): the target's recorded secrets must be
+    the source's to open it. Database passwords (``db_*``) stay the target's: its own database server loads
+    the dump under its own role.
+    """
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        origin, destination = get_instance(session, source), get_instance(session, target)
+        carried = {name: value for name, value in origin.secrets.items() if not name.startswith("db_")}
+        changed = sorted(name for name, value in carried.items() if destination.secrets.get(name) != value)
+        if changed:
+            destination.secrets = {**destination.secrets, **carried}
+        return changed
+
+
 def restore(
     workspace_path: Path | None, address: str, *, snapshot: str = "latest", into: str | None = None,
     server: str | None = None, progress: Progress = _no_progress,
@@ -105,6 +123,7 @@ def restore(
             size=source_view["size"], parameters=tuple(f"{k}={v}" for k, v in source_view["parameters"].items()),
             server=server,
         )  # fmt: skip
+        carried = _carry_application_secrets(workspace_path, address, into)
         run = apply(workspace_path, instance=into, progress=progress, check_health=False)
         if not run["succeeded"]:
             raise OperationFailed(f"{into}: deploying it failed (run {run['run_id']}); nothing restored")
@@ -113,8 +132,19 @@ def restore(
             existing = get_instance(session, into)
             if existing.service_id != source_view["service"] or existing.state != "running":
                 raise Conflict(f"{into} must be a running {source_view['service']} instance to restore into it")
+        carried = _carry_application_secrets(workspace_path, address, into)
+        if carried:
+            progress(f"{into}: taking {address}'s application secrets ({', '.join(carried)}), as its data will")
+            run = apply(workspace_path, instance=into, progress=progress, check_health=False)
+            if not run["succeeded"]:
+                raise OperationFailed(f"{into}: redeploying it with {address}'s secrets failed (run {run['run_id']}); nothing restored")
     answer = _restore_into(workspace_path, address, target, snapshot, progress)
-    return {"restore": {k: v for k, v in answer.items() if k != "manifest"}, "safety_backup": safety, "target": target}
+    restored = {k: v for k, v in answer.items() if k != "manifest"}
+    if into is not None:
+        restored["secrets_carried_over"] = carried
+        progress(f"{into}: its recorded secrets are now {address}'s ({', '.join(carried) or 'already the same'}), "
+                 f"so `ruche instance secrets {into}` opens the restored data")
+    return {"restore": restored, "safety_backup": safety, "target": target}
 
 
 def _resolve_snapshot(workspace_path: Path | None, address: str, snapshot: str) -> str:
@@ -168,6 +198,7 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
                 size=view["size"], parameters=tuple(f"{k}={v}" for k, v in view["parameters"].items()),
                 server=None, check_quota=False,
             )  # fmt: skip
+            _carry_application_secrets(workspace_path, address, scratch)
             run = apply(workspace_path, instance=scratch, progress=progress, check_health=False)
             if not run["succeeded"]:
                 problems.append(f"the scratch instance could not be deployed (run {run['run_id']})")

@@ -11,12 +11,13 @@ from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import Service, resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.deployment import free_http_port, instance_domain, secret_names
+from orchestrator.idranges import free_slot
 from orchestrator.placement import Demand, place
 from orchestrator.secrets import generate_secret
 from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
 from orchestrator.quotas import excesses, find_offer, service_limits
 from orchestrator.state.events import record_event
-from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports
+from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports, used_id_slots
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
 from orchestrator.workspace import Workspace
@@ -102,6 +103,10 @@ def plan_instance(
         port = free_http_port(used_http_ports(session, chosen.id))
     except ValueError as error:
         raise Conflict(f"server {chosen.name}: {error}", hint="choose another --server") from None
+    try:
+        slot = free_slot(used_id_slots(session))
+    except ValueError as error:
+        raise Conflict(f"cannot create {association}/{instance_name}: {error}", hint="delete unused instances") from None
     # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
     vault = None if dry_run else workspace.vault()
     secrets = {} if vault is None else {name: vault.encrypt(generate_secret()) for name in secret_names(definition)}
@@ -110,7 +115,7 @@ def plan_instance(
         size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
         server=chosen, parameters=values, state="planned", desired_state="present",
         domain=instance_domain(association, instance_name, workspace.config.base_domain), http_port=port,
-        secrets=secrets, health="unknown", health_detail="",
+        secrets=secrets, health="unknown", health_detail="", id_slot=slot,
     )  # fmt: skip
     view = instance_as_dict(instance)
     quota = {"offer": owner.offer, "excesses": [e.as_dict() for e in over], "overridden": bool(over)}

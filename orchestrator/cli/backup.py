@@ -120,6 +120,12 @@ def restore(context: Context, instance: str, snapshot: str, into: str | None, se
         emit_json(result)
     elif answer.get("status") == "success":
         click.echo(f"{result['target']}: snapshot {answer['snapshot_id'][:8]} restored; health {answer['health']}")
+        if into is not None:
+            carried = ", ".join(answer.get("secrets_carried_over") or []) or "none to change"
+            click.echo(f"{into}: recorded application secrets taken from {instance} ({carried}); "
+                       f"`ruche instance secrets {into}` opens the restored data")
+        if answer.get("owners_moved"):
+            click.echo(f"{result['target']}: file owners moved {answer['owners_moved']}")
     else:
         click.echo(f"{result['target']}: restore failed: {answer.get('error')}", err=True)
     if answer.get("status") != "success" or answer.get("health") != "healthy":

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord
 from orchestrator.errors import InvalidInput, NotFound
+from orchestrator.idranges import id_range
 from orchestrator.placement import Capacity
 from orchestrator.quotas import Allocation
 from orchestrator.state.models import Association, Instance
@@ -86,6 +87,7 @@ def instance_as_dict(instance: Instance) -> dict:
         "health_checked_at": instance.health_checked_at.isoformat() if instance.health_checked_at else None,
         "last_run_id": instance.last_run_id,
         "secrets": sorted(instance.secrets),  # names only
+        "id_range": id_range(instance.id_slot).as_dict() if instance.id_slot is not None else None,
     }
 
 
@@ -105,6 +107,7 @@ def deployment_record(
         memory_mb=instance.memory_mb, parameters=dict(instance.parameters), secrets=dict(instance.secrets),
         limits=dict(limits or {}), backup_retention=dict(retention or DEFAULT_RETENTION),
         backup_password=instance.association.backup_password if with_backups else None,
+        id_start=id_range(instance.id_slot).start if instance.id_slot is not None else None,
     )  # fmt: skip
 
 
@@ -121,3 +124,8 @@ def used_http_ports(session: Session, server_id: int) -> set[int]:
     """Give the loopback ports held by the active instances of a server."""
     query = select(Instance.http_port).where(Instance.server_id == server_id, Instance.state.in_(ACTIVE_STATES))
     return set(session.scalars(query))
+
+
+def used_id_slots(session: Session) -> set[int]:
+    """Give the subordinate ID range slots held by instances (fleet-wide: ranges are the same on every server)."""
+    return set(session.scalars(select(Instance.id_slot).where(Instance.id_slot.is_not(None))))

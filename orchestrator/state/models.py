@@ -62,7 +62,10 @@ class Instance(Base):
     """One deployed (or planned) service of one association, addressed as ASSOCIATION/NAME."""
 
     __tablename__ = "instances"
-    __table_args__ = (UniqueConstraint("association_id", "name", name="uq_instance_association_name"),)
+    __table_args__ = (
+        UniqueConstraint("association_id", "name", name="uq_instance_association_name"),
+        UniqueConstraint("id_slot", name="uq_instance_id_slot"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="RESTRICT"))
@@ -91,6 +94,8 @@ class Instance(Base):
     health_detail: Mapped[str] = mapped_column(String(500), default="")
     health_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # Its subordinate UID/GID range (orchestrator.idranges), fleet-wide; freed (None) once deleted.
+    id_slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     association: Mapped[Association] = relationship()
     server: Mapped[Server] = relationship()

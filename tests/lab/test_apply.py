@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+from orchestrator.idranges import POOL_SIZE, POOL_START
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.remote import SshTarget, run_command
 from orchestrator.workspace import open_workspace
@@ -42,7 +43,8 @@ def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, r
         known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
     )  # fmt: skip
     assert run_command(target, ["systemctl", "is-active", "caddy"]).strip() == "active"
-    assert "containers:2147483647:2147483648" in run_command(target, ["cat", "/etc/subuid"])
+    subuid = run_command(target, ["cat", "/etc/subuid"])
+    assert f"ruche:{POOL_START}:{POOL_SIZE}" in subuid and "containers:2147483647" not in subuid
     drop_in = run_command(target, ["cat", "/etc/containers/registries.conf.d/50-ruche-mirror.conf"])
     assert drop_in == render_mirror_drop_in(workspace.config.registry)
     assert workspace.config.registry.mirror in drop_in

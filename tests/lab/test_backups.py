@@ -162,6 +162,23 @@ def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruch
     assert not on(lab, "lab-2", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
 
 
+def test_a_restore_into_another_instance_leaves_its_recorded_admin_secret_true(lab, jardin, ruche):
+    """Miniflux keeps its admin's password hashed in its database: the copy must record the source's."""
+    w = [W, str(lab)]
+    copied = ruche(*w, "backup", "restore", "jardin/miniflux", "--into", "jardin/copie", "--server", "lab-2", "--yes", "--json")
+    assert copied.exit_code == 0, copied.stdout[-3000:] + copied.stderr[-3000:]
+    assert json.loads(copied.stdout)["restore"]["secrets_carried_over"] == ["admin_password"]
+    shown = json.loads(ruche(*w, "instance", "show", "jardin/copie", "--json").stdout)
+    secret = json.loads(ruche(*w, "instance", "secrets", "jardin/copie", "admin_password", "--json").stdout)["admin_password"]
+    copy = {"server": "lab-2", "domain": shown["domain"], "user": "admin", "password": secret}
+    code, text = call(lab, copy, "GET", "/v1/me")
+    assert code == 200 and json.loads(text)["username"] == "admin", text
+    assert "Semences" in categories(lab, copy)  # the restored data, read through the copy's API
+    assert call(lab, {**copy, "password": secret + "x"}, "GET", "/v1/me")[0] == 401
+    deleted = ruche(*w, "instance", "delete", "jardin/copie", "--purge", "--no-final-backup", "--yes")
+    assert deleted.exit_code == 0, deleted.stdout[-2000:] + deleted.stderr[-2000:]
+
+
 def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(lab, jardin, ruche, tmp_path):
     archive = tmp_path / "jardin.tar.gz"
     exported = ruche(W, str(lab), "export", "jardin", "--output", str(archive), "--json")

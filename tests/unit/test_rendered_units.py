@@ -21,7 +21,7 @@ def example_files(service_id: str, state: str = "present") -> dict[str, str]:
     record = InstanceRecord(
         association="chorale", name=service_id, domain=f"{service_id}.chorale.example.org", http_port=20003,
         desired_state=state, cpu=service.sizes.small.cpu, memory_mb=service.sizes.small.memory_mb,
-        parameters=parameters, secrets={name: "CIPHERTEXT" for name in secret_names(service)},
+        parameters=parameters, secrets={name: "CIPHERTEXT" for name in secret_names(service)}, id_start=1074003968,
     )  # fmt: skip
     return render_instance_files(instance_variables(record, service), {n: f"<{n}>" for n in secret_names(service)})
 
@@ -48,6 +48,6 @@ def test_a_suspended_instance_is_not_started_at_boot():
 def test_parameter_values_reach_env_files_literally():
     service = CATALOG.get("radicale")
     hostile = "{{ lookup('pipe','id') }} $(id) `id` ${HOME} 'x\" \\"
-    record = InstanceRecord("a", "r", "r.a.example.org", 20000, "present", 0.25, 128, {"admin_user": hostile}, {})
+    record = InstanceRecord("a", "r", "r.a.example.org", 20000, "present", 0.25, 128, {"admin_user": hostile}, {}, id_start=1073741824)
     files = render_instance_files(instance_variables(record, service), {"admin_password": "pw"})
     assert f"RADICALE_ADMIN_USER={hostile}\n" in files["app.env"]

@@ -25,6 +25,9 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 IMAGE_REFERENCE = r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$"
 INSTANCE_VARIABLES = {"name", "domain", "url", "association"}
 DATABASE_VARIABLES = {"host", "port", "name", "user", "password"}
+# The collective's mail relay (ruche.toml's [mail]), see orchestrator.deployment.mail_values.
+MAIL_VARIABLES = {"host", "port", "security", "php_secure", "security_upper", "from", "from_local", "domain", "user",
+                  "password", "auth", "enabled"}  # fmt: skip
 
 
 class Strict(BaseModel):
@@ -140,7 +143,8 @@ class Service(Strict):
     ] = None
     port: Annotated[int, Field(ge=1, le=65535, description="Port the app listens on inside its container.")]
     environment: Annotated[
-        dict[str, str], Field(description="Environment variables; values may use ${param.X}, ${instance.X}, ${db.X}, ${secret.X}.")
+        dict[str, str],
+        Field(description="Environment variables; values may use ${param.X}, ${instance.X}, ${db.X}, ${secret.X}, ${limit.X}, ${mail.X}."),
     ] = {}
     secrets: Annotated[
         list[Annotated[str, Field(pattern=VARIABLE_NAME)]],
@@ -176,7 +180,7 @@ class Service(Strict):
         if (self.database == "none") != (self.database_image is None):
             raise ValueError("database_image is required exactly when database is not 'none'")
         names = {"param": {p.name for p in self.parameters}, "secret": set(self.secrets), "instance": INSTANCE_VARIABLES,
-                 "limit": set(self.limits)}  # fmt: skip
+                 "limit": set(self.limits), "mail": MAIL_VARIABLES}  # fmt: skip
         names["db"] = DATABASE_VARIABLES if self.database != "none" else set()
         for key, value in self.environment.items():
             for kind, name in REFERENCE.findall(value):

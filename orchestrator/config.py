@@ -175,6 +175,41 @@ class BackupSettings(StrictModel):
         return value.rstrip("/")
 
 
+class MailSettings(StrictModel):
+    """The collective's outgoing mail relay, which every instance sends through (``${mail.*}`` in entries)."""
+
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]{1,253}$", description="SMTP relay's host name or address.")]
+    port: Annotated[int, Field(ge=1, le=65535, description="SMTP port: 587 (STARTTLS), 465 (TLS) or 25.")] = 587
+    security: Annotated[
+        Literal["starttls", "tls", "none"],
+        Field(description="How the connection is protected: 'starttls' (587), 'tls' (implicit TLS, 465) or 'none' (a local relay only)."),
+    ] = "starttls"
+    sender_domain: Annotated[
+        str, Field(description="Domain of the senders: each instance sends as NAME-ASSOCIATION@sender_domain.")
+    ]
+    username: Annotated[
+        str | None, Field(pattern=r"^[A-Za-z0-9@._+-]{1,128}$", description="SMTP user name; unset: no authentication.")
+    ] = None
+    password: Annotated[
+        str | None,
+        Field(description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."),
+    ] = None
+
+    @field_validator("sender_domain")
+    @classmethod
+    def _sender_domain_is_valid(cls, value: str) -> str:
+        if not _DOMAIN.match(value):
+            raise ValueError("must be a lower-case DNS name such as 'chatons.example.org'")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password_is_vaulted(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("$ANSIBLE_VAULT;"):
+            raise ValueError("must be ansible-vault ciphertext: set it with `ruche mail set-password`, never in clear")
+        return value
+
+
 class WebSettings(StrictModel):
     base_url: Annotated[
         str,
@@ -232,6 +267,10 @@ class WorkspaceConfig(StrictModel):
     ] = {}
     backup: Annotated[BackupSettings, Field(description="Where and when instances are backed up.")] = BackupSettings()
     web: Annotated[WebSettings, Field(description="The web app (`ruche serve`) for associations and admins.")] = WebSettings()
+    mail: Annotated[
+        MailSettings | None,
+        Field(description="Outgoing mail relay of every instance; unset: services are given no mail settings."),
+    ] = None
 
     @field_validator("base_domain")
     @classmethod

@@ -41,6 +41,37 @@ LAST_HTTP_PORT = 29999
 
 
 @dataclass(frozen=True)
+class MailRelay:
+    """The collective's outgoing mail relay (ruche.toml's [mail]); the password only as vault ciphertext."""
+
+    host: str
+    port: int
+    security: str  # starttls | tls | none
+    sender_domain: str
+    username: str | None = None
+    password: str | None = None  # vault ciphertext
+
+
+# ${mail.NAME} of catalogue entries; each service spells the connection's protection its own way.
+_PHP_SECURE = {"tls": "ssl", "starttls": "tls", "none": ""}  # PHPMailer / Nextcloud SMTP_SECURE / LimeSurvey
+_UPPER_SECURITY = {"tls": "TLS", "starttls": "STARTTLS", "none": ""}  # Mattermost's ConnectionSecurity
+
+
+def mail_values(relay: MailRelay | None, association: str, name: str) -> dict[str, str]:
+    """Give the ``${mail.*}`` values of one instance (empty strings when no relay is configured)."""
+    if relay is None:
+        return {"host": "", "port": "", "security": "", "php_secure": "", "security_upper": "", "from": "",
+                "from_local": "", "domain": "", "user": "", "auth": "false", "enabled": "false"}  # fmt: skip
+    local = f"{name}-{association}"
+    return {
+        "host": relay.host, "port": str(relay.port), "security": relay.security, "php_secure": _PHP_SECURE[relay.security],
+        "security_upper": _UPPER_SECURITY[relay.security], "from": f"{local}@{relay.sender_domain}", "from_local": local,
+        "domain": relay.sender_domain, "user": relay.username or "", "auth": "true" if relay.username else "false",
+        "enabled": "true",
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class InstanceRecord:
     """The recorded facts about one instance that its deployment depends on."""
 
@@ -57,6 +88,7 @@ class InstanceRecord:
     backup_retention: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
     backup_password: str | None = None  # the association's restic password (vault ciphertext), when backups are on
     id_start: int | None = None  # first host ID of its subordinate UID/GID range (orchestrator.idranges)
+    mail: MailRelay | None = None
 
     @property
     def identifier(self) -> str:
@@ -104,8 +136,8 @@ def _parts(template: str, values: dict[str, dict[str, str]]) -> list[dict]:
     for match in REFERENCE.finditer(template):
         add_text(template[position : match.start()])
         kind, name = match.groups()
-        if kind == "secret" or (kind == "db" and name == "password"):
-            parts.append({"secret": "db_password" if kind == "db" else name})
+        if kind == "secret" or (kind in ("db", "mail") and name == "password"):
+            parts.append({"secret": {"db": "db_password", "mail": "mail_password"}.get(kind, name)})
         else:
             add_text(values[kind].get(name, ""))  # an optional parameter left unset is empty
         position = match.end()
@@ -128,6 +160,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
                      "url": f"https://{record.domain}"},
         "db": {},
         "limit": limits,
+        "mail": mail_values(record.mail, record.association, record.name),
     }  # fmt: skip
     if service.database != "none":
         engine = DATABASE_ENGINES[service.database]
@@ -187,6 +220,8 @@ def _all_secrets(record: InstanceRecord) -> dict[str, str]:
     secrets = dict(record.secrets)
     if record.backup_password is not None:
         secrets["restic_password"] = record.backup_password
+    if record.mail is not None and record.mail.password is not None:
+        secrets["mail_password"] = record.mail.password
     return secrets
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import WorkspaceConfig
-from orchestrator.deployment import instance_variables
+from orchestrator.deployment import MailRelay, instance_variables
 from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_inventory
 from orchestrator.backups import backup_variables
 from orchestrator.quotas import find_offer, service_limits
@@ -68,8 +68,18 @@ def deployment_variables(instance: Instance, catalog: Catalog, config: Workspace
     offer = find_offer(config.offers, offer_name)
     limits = service_limits(service, offer, offer_name)
     retention = offer.backup_retention.model_dump() if offer is not None else None
-    record = deployment_record(instance, limits, retention, with_backups=config.backup.repository is not None)
+    record = deployment_record(instance, limits, retention, with_backups=config.backup.repository is not None,
+                               mail=mail_relay(config))  # fmt: skip
     return instance_variables(record, service)
+
+
+def mail_relay(config: WorkspaceConfig) -> MailRelay | None:
+    """Give the collective's mail relay as deployments use it (None when ruche.toml has no [mail])."""
+    mail = config.mail
+    if mail is None:
+        return None
+    return MailRelay(host=mail.host, port=mail.port, security=mail.security, sender_domain=mail.sender_domain,
+                     username=mail.username, password=mail.password)  # fmt: skip
 
 
 def _read_tree(directory: Path) -> dict[str, str]:

@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, offer, plan, request, runs, serve, server, status, usage, worker,
+        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, request, runs, serve, server, status, usage, worker,
     )  # fmt: skip
 
     cli.add_command(admin.admin)
@@ -60,6 +60,7 @@ def _register_commands() -> None:
     cli.add_command(inventory.inventory)
     cli.add_command(init.init)
     cli.add_command(lab.lab)
+    cli.add_command(mail.mail)
     cli.add_command(offer.offer)
     cli.add_command(request.request)
     cli.add_command(runs.runs)

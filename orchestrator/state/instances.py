@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord
+from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord, MailRelay
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.idranges import id_range
 from orchestrator.placement import Capacity
@@ -94,7 +94,7 @@ def instance_as_dict(instance: Instance) -> dict:
 
 def deployment_record(
     instance: Instance, limits: dict[str, str] | None = None, retention: dict[str, int] | None = None,
-    with_backups: bool = False,
+    with_backups: bool = False, mail: MailRelay | None = None,
 ) -> InstanceRecord:
     """Give the facts of ``instance`` its deployment is derived from.
 
@@ -107,7 +107,7 @@ def deployment_record(
         memory_mb=instance.memory_mb, parameters=dict(instance.parameters), secrets=dict(instance.secrets),
         limits=dict(limits or {}), backup_retention=dict(retention or DEFAULT_RETENTION),
         backup_password=instance.association.backup_password if with_backups else None,
-        id_start=id_range(instance.id_slot).start if instance.id_slot is not None else None,
+        id_start=id_range(instance.id_slot).start if instance.id_slot is not None else None, mail=mail,
     )  # fmt: skip
 
 

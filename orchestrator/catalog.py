@@ -9,6 +9,7 @@ shell stays exactly what it is.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -55,6 +56,11 @@ class Sidecar(Strict):
 class Volume(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Volume name, unique in the service.")]
     mount: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$", description="Absolute path inside the container.")]
+    seed_from_image: Annotated[
+        bool,
+        Field(description="Copy what the image holds at `mount` into the volume when it is created empty (a bind "
+              "mount hides the image's content, e.g. LimeSurvey's upload/ skeleton)."),
+    ] = False
 
     @model_validator(mode="after")
     def _no_parent_steps(self) -> Volume:
@@ -67,6 +73,11 @@ class HealthCheck(Strict):
     path: Annotated[str, Field(pattern=r"^/[^\s]*$", description="HTTP path checked through the reverse proxy.")]
     expected_status: Annotated[int, Field(ge=100, le=599, description="HTTP status that means healthy.")] = 200
     timeout_seconds: Annotated[int, Field(ge=1, le=600, description="How long one check may take.")] = 10
+    body_contains: Annotated[
+        str | None,
+        Field(min_length=1, max_length=200,
+              description="Text the answer must hold to count as healthy, e.g. '\"maintenance\":false' of a status page."),
+    ] = None
 
 
 class Size(Strict):
@@ -88,6 +99,11 @@ class BackupSpec(Strict):
         list[list[str]], Field(description="Commands (argument lists) run in the app container before the backup.")
     ] = []
     after: Annotated[list[list[str]], Field(description="Commands run in the app container after the backup.")] = []
+    after_restore: Annotated[
+        list[list[str]],
+        Field(description="Commands run in the app container once a restore has started it again "
+              "(e.g. Nextcloud's `occ maintenance:data-fingerprint`, so clients resynchronise)."),
+    ] = []
 
 
 LIMIT_VALUE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -124,6 +140,31 @@ class Parameter(Strict):
         return self
 
 
+class Verification(Strict):
+    """How an entry is known to work: lab tests that run it, or a dated check against its upstream documents."""
+
+    lab_tests: Annotated[
+        list[Annotated[str, Field(pattern=r"^tests/lab/test_[a-z0-9_]+\.py$")]],
+        Field(description="Lab tests (run in CI) that deploy this entry and use it through its own protocols."),
+    ] = []
+    upstream_checked: Annotated[
+        date | None, Field(description="When the entry was last read against the upstream documents in `sources`.")
+    ] = None
+    sources: Annotated[
+        list[Annotated[str, Field(pattern=r"^https://[^\s]+$")]],
+        Field(description="Upstream documents the entry follows (image README and entrypoint, admin manual)."),
+    ] = []
+
+    @property
+    def summary(self) -> str:
+        """One line for `ruche catalog list`."""
+        if self.lab_tests:
+            return "runs in the lab: " + ", ".join(path.removeprefix("tests/lab/") for path in self.lab_tests)
+        if self.upstream_checked is not None:
+            return f"checked against upstream documents on {self.upstream_checked.isoformat()}, not run"
+        return "not run, not checked against upstream documents"
+
+
 class Service(Strict):
     id: Annotated[str, Field(pattern=SERVICE_ID, description="Identifier, also the file's name.")]
     name: Annotated[Texts, Field(description="Name shown to associations.")]
@@ -150,6 +191,11 @@ class Service(Strict):
         list[Annotated[str, Field(pattern=VARIABLE_NAME)]],
         Field(description="Names of random secrets generated per instance, usable as ${secret.NAME}."),
     ] = []
+    secret_formats: Annotated[
+        dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Annotated[str, Field(pattern=r"^(password|hex(16|24|32|64))$")]],
+        Field(description="How a secret is generated when the service needs a key of a given form: 'password' "
+              "(default, 32 URL-safe characters) or 'hexN' (N random bytes as hexadecimal, e.g. libsodium keys)."),
+    ] = {}
     volumes: Annotated[list[Volume], Field(description="Persistent volumes.")] = []
     health: Annotated[HealthCheck, Field(description="How ruche checks the instance answers.")]
     sizes: Annotated[Sizes, Field(description="Resource sizes an instance can be created with.")]
@@ -161,7 +207,7 @@ class Service(Strict):
     setup: Annotated[
         list[list[str]],
         Field(
-            description="Commands (argument lists, ${limit.NAME} allowed) run in the app container once it answers, "
+            description="Commands (argument lists, ${limit.NAME} and ${param.NAME} allowed) run in the app container once it answers, "
             "at every apply: they apply the offer's limits through the service's own settings, so they must be idempotent."
         ),
     ] = []
@@ -171,6 +217,7 @@ class Service(Strict):
     ] = None
     parameters: Annotated[list[Parameter], Field(description="Values an association gives when requesting it.")] = []
     notes: Annotated[str, Field(description="Anything an admin should know (licence limits, upgrades).")] = ""
+    verification: Annotated[Verification, Field(description="How this entry is known to work (shown by `ruche catalog list`).")]
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Service:
@@ -191,9 +238,14 @@ class Service(Strict):
                 raise ValueError(f"environment {key}: malformed reference (write ${{kind.name}})")
         for index, command in enumerate(self.setup):
             for argument in command:
-                unknown = [name for kind, name in REFERENCE.findall(argument) if kind != "limit" or name not in self.limits]
+                unknown = [name for kind, name in REFERENCE.findall(argument) if name not in {"limit": set(self.limits),
+                           "param": names["param"]}.get(kind, set())]  # fmt: skip
                 if unknown or "${" in REFERENCE.sub("", argument):
-                    raise ValueError(f"setup[{index}]: only ${{limit.NAME}} of this service's limits may appear in commands")
+                    raise ValueError(f"setup[{index}]: only ${{limit.NAME}} and ${{param.NAME}} of this service may appear "
+                                     "in commands (they are passed as arguments, never through a shell)")
+        unknown_formats = [name for name in self.secret_formats if name not in self.secrets]
+        if unknown_formats:
+            raise ValueError(f"secret_formats names unknown secrets: {', '.join(unknown_formats)}")
         reserved = [name for name in self.secrets if name.startswith("db_")]
         if reserved:
             raise ValueError(f"secret names starting with db_ are reserved for the database: {', '.join(reserved)}")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from secrets import token_hex
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import REFERENCE, Service
 from orchestrator.idranges import RANGE_SIZE
 from orchestrator.inventory import Unsafe, Vaulted
+from orchestrator.secrets import generate_secret
 
 # The database sidecar of each engine: its image's environment interface, data directory, port.
 DATABASE_ENGINES = {
@@ -61,13 +63,13 @@ def mail_values(relay: MailRelay | None, association: str, name: str) -> dict[st
     """Give the ``${mail.*}`` values of one instance (empty strings when no relay is configured)."""
     if relay is None:
         return {"host": "", "port": "", "security": "", "php_secure": "", "security_upper": "", "from": "",
-                "from_local": "", "domain": "", "user": "", "auth": "false", "enabled": "false"}  # fmt: skip
+                "from_local": "", "domain": "", "user": "", "auth": "false", "enabled": "false", "password": ""}  # fmt: skip
     local = f"{name}-{association}"
     return {
         "host": relay.host, "port": str(relay.port), "security": relay.security, "php_secure": _PHP_SECURE[relay.security],
         "security_upper": _UPPER_SECURITY[relay.security], "from": f"{local}@{relay.sender_domain}", "from_local": local,
         "domain": relay.sender_domain, "user": relay.username or "", "auth": "true" if relay.username else "false",
-        "enabled": "true",
+        "enabled": "true", "password": "vaulted" if relay.password else "",  # the value itself: a vaulted secret
     }  # fmt: skip
 
 
@@ -98,6 +100,15 @@ class InstanceRecord:
 def instance_domain(association: str, name: str, base_domain: str) -> str:
     """Give the domain an instance answers on: ``NAME.ASSOCIATION.BASE_DOMAIN``."""
     return f"{name}.{association}.{base_domain}"
+
+
+def generate_secrets(service: Service) -> dict[str, str]:
+    """Give a new value of each secret an instance of ``service`` needs, in its declared format."""
+    values = {}
+    for name in secret_names(service):
+        form = service.secret_formats.get(name, "password")
+        values[name] = generate_secret() if form == "password" else token_hex(int(form.removeprefix("hex")))
+    return values
 
 
 def secret_names(service: Service) -> list[str]:
@@ -136,7 +147,9 @@ def _parts(template: str, values: dict[str, dict[str, str]]) -> list[dict]:
     for match in REFERENCE.finditer(template):
         add_text(template[position : match.start()])
         kind, name = match.groups()
-        if kind == "secret" or (kind in ("db", "mail") and name == "password"):
+        if kind == "mail" and name == "password" and not values["mail"].get("password"):
+            add_text("")  # no relay password: nothing to decrypt
+        elif kind == "secret" or (kind in ("db", "mail") and name == "password"):
             parts.append({"secret": {"db": "db_password", "mail": "mail_password"}.get(kind, name)})
         else:
             add_text(values[kind].get(name, ""))  # an optional parameter left unset is empty
@@ -186,10 +199,12 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         # every container of the instance: container IDs 0..size-1 are host IDs start..start+size-1
         "ids": {"start": record.id_start, "size": RANGE_SIZE} if record.id_start is not None else None,
         # the directories its containers own (relative to its directory), and the image whose default user owns each
-        "id_volumes": [{"path": f"volumes/{v.name}", "image": service.image.reference, "mount": v.mount} for v in service.volumes]
+        "id_volumes": [{"path": f"volumes/{v.name}", "image": service.image.reference, "mount": v.mount,
+                        "seed": v.seed_from_image} for v in service.volumes]
         + ([{"path": "database", "image": service.database_image, "mount": DATABASE_ENGINES[service.database]["data_mount"]}]
            if service.database != "none" else []),
-        "health": {"path": service.health.path, "status": service.health.expected_status},
+        "health": {"path": service.health.path, "status": service.health.expected_status,
+                   "body_contains": service.health.body_contains},
         "app": {
             "image": service.image.reference,
             "container": _container(identifier, "app"),
@@ -197,7 +212,8 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
             "environment": _environment(service.environment, values),
             "exec_user": service.exec_user,
-            "setup": [[Unsafe(_substitute_limits(argument, limits)) for argument in command] for command in service.setup],
+            "setup": [[Unsafe(_substitute(argument, {"limit": limits, "param": values["param"]})) for argument in command]
+                      for command in service.setup],
         },
         "sidecars": [
             {"name": s.name, "image": s.image, "container": _container(identifier, s.name), "command": list(s.command),
@@ -209,6 +225,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             "volumes": list(service.backup.volumes),
             "before": [list(command) for command in service.backup.before],
             "after": [list(command) for command in service.backup.after],
+            "after_restore": [list(command) for command in service.backup.after_restore],
             "retention": dict(record.backup_retention),
         },
         "parameters": {Unsafe(key): Unsafe(value) for key, value in sorted(record.parameters.items())},
@@ -225,8 +242,9 @@ def _all_secrets(record: InstanceRecord) -> dict[str, str]:
     return secrets
 
 
-def _substitute_limits(argument: str, limits: dict[str, str]) -> str:
-    return REFERENCE.sub(lambda match: limits[match.group(2)], argument)
+def _substitute(argument: str, variables: dict[str, dict[str, str]]) -> str:
+    """Replace ${limit.X} and ${param.X} once, as plain text (an unset optional parameter is empty)."""
+    return REFERENCE.sub(lambda match: variables[match.group(1)].get(match.group(2), ""), argument)
 
 
 def fingerprint(variables: dict) -> str:

@@ -25,6 +25,7 @@ class HealthTarget:
     path: str
     expected_status: int
     timeout_seconds: int
+    body_contains: str | None = None  # text the answer must hold (e.g. "installed":true of a status page)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def check(target: HealthTarget, *, verify_tls: bool = True) -> HealthResult:
     elapsed = time.monotonic() - started
     healthy = response.status_code == target.expected_status
     expectation = "" if healthy else f", expected {target.expected_status}"
+    if healthy and target.body_contains is not None and target.body_contains not in response.text:
+        healthy, expectation = False, f", but the answer lacks {target.body_contains!r}"
     return HealthResult(target.key, healthy, f"HTTP {response.status_code} in {elapsed:.2f} s{expectation}")
 
 

@@ -22,6 +22,7 @@ def summary(service: Service) -> dict:
         "database": service.database,
         "image": service.image.reference,
         "sizes": list(service.sizes.model_dump()),
+        "verification": {**service.verification.model_dump(mode="json"), "summary": service.verification.summary},
     }
 
 
@@ -32,7 +33,10 @@ def list_services(workspace_path: Path | None) -> list[dict]:
 
 def show_service(workspace_path: Path | None, service_id: str) -> dict:
     """Give the full definition of ``service_id``; raises NotFound."""
-    return catalog_of(workspace_path).get(service_id).model_dump(mode="json")
+    service = catalog_of(workspace_path).get(service_id)
+    definition = service.model_dump(mode="json")
+    definition["verification"]["summary"] = service.verification.summary
+    return definition
 
 
 def validate(path: Path | None, workspace_path: Path | None) -> list[str]:

@@ -10,10 +10,9 @@ from orchestrator.actions.catalog import catalog_of
 from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import Service, resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
-from orchestrator.deployment import free_http_port, instance_domain, secret_names
+from orchestrator.deployment import free_http_port, generate_secrets, instance_domain
 from orchestrator.idranges import free_slot
 from orchestrator.placement import Demand, place
-from orchestrator.secrets import generate_secret
 from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
 from orchestrator.quotas import excesses, find_offer, service_limits
 from orchestrator.state.events import record_event
@@ -109,7 +108,7 @@ def plan_instance(
         raise Conflict(f"cannot create {association}/{instance_name}: {error}", hint="delete unused instances") from None
     # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
     vault = None if dry_run else workspace.vault()
-    secrets = {} if vault is None else {name: vault.encrypt(generate_secret()) for name in secret_names(definition)}
+    secrets = {} if vault is None else {name: vault.encrypt(value) for name, value in generate_secrets(definition).items()}
     instance = Instance(
         association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
         size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,

@@ -9,7 +9,7 @@ from pathlib import Path
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_status import inspect
-from orchestrator.config import BackupSettings, RegistrySettings
+from orchestrator.config import BackupSettings, MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
 from orchestrator.lab.host import require_programs, require_root, run
@@ -111,10 +111,14 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         repository=f"sftp:restic@{lab_network.address(BACKUP_HOST_INDEX)}:/srv/restic", managed_server=BACKUP_SERVER_NAME,
         schedule=workspace.config.backup.schedule,
     )  # fmt: skip
+    # the services' mail goes to the SMTP sink on the backup server (a Maildir in /var/mail/ruche-sink)
+    mail = MailSettings(host=lab_network.address(BACKUP_HOST_INDEX), port=25, security="none",
+                        sender_domain=workspace.config.base_domain)  # fmt: skip
     workspace.save_config(workspace.config.model_copy(
-        update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup}
+        update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
     ))  # fmt: skip
-    progress(f"registry mirror and backup target (SFTP on {BACKUP_SERVER_NAME}) set in {workspace.config_path.name}")
+    progress(f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}) and mail relay (its SMTP sink) "
+             f"set in {workspace.config_path.name}")
 
     with store.session() as session:
         for server in list_servers(session, origin="lab"):
@@ -163,6 +167,8 @@ def _boot_servers(layout, record, lab_network, base, app_servers, mirror_drop_in
         drop_in = target_root / MIRROR_DROP_IN_PATH.lstrip("/")
         drop_in.parent.mkdir(parents=True, exist_ok=True)
         drop_in.write_text(mirror_drop_in)
+        if plan.role == "backup":
+            rootfs.install_unit(target_root, "ruche-lab-mail-sink.service")
         known_hosts.append(f"{address} {host_key}")
         console_log = layout.console_log(plan.name)
         progress(f"{plan.name}: booting at {address}")

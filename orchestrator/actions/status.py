@@ -25,7 +25,7 @@ def check_and_record_health(workspace: Workspace, catalog: Catalog, instances: l
             HealthTarget(
                 key=instance.address, server_address=instance.server.address, domain=instance.domain,
                 path=service.health.path, expected_status=service.health.expected_status,
-                timeout_seconds=service.health.timeout_seconds,
+                timeout_seconds=service.health.timeout_seconds, body_contains=service.health.body_contains,
             )
         )  # fmt: skip
     results = {r.key: r for r in check_all(targets, verify_tls=workspace.config.proxy_tls == "acme")}

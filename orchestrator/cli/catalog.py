@@ -26,8 +26,8 @@ def list_(context: Context, as_json: bool) -> None:
     if as_json:
         emit_json(services)
         return
-    rows = [(s["id"], s["name"]["fr"], s["version"], s["database"], s["image"]) for s in services]
-    click.echo(table(rows, ["ID", "NOM", "VERSION", "DATABASE", "IMAGE"]))
+    rows = [(s["id"], s["name"]["fr"], s["version"], s["database"], s["image"], s["verification"]["summary"]) for s in services]
+    click.echo(table(rows, ["ID", "NOM", "VERSION", "DATABASE", "IMAGE", "VERIFIED"]))
 
 
 @catalog.command()

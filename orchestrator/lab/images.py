@@ -40,6 +40,7 @@ class LabImage:
     files_before_install: dict[str, tuple[str, int]] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     directories: dict[str, str] = field(default_factory=dict)  # path -> owner user
+    symlinks: dict[str, str] = field(default_factory=dict)  # path in the image -> target (replacing what is there)
 
     @property
     def reference(self) -> str:
@@ -77,6 +78,29 @@ LAB_IMAGES = (
         files_before_install={"createcluster.conf": ("/etc/postgresql-common/createcluster.conf", 0o644)},
         environment={"PGDATA": "/var/lib/postgresql/data", "LANG": "C.UTF-8"},
         directories={"/var/lib/postgresql/data": "postgres", "/var/run/postgresql": "postgres"},
+    ),
+    # The lab's Nextcloud-class service: an entrypoint that runs as root, installs into its volume on
+    # first start (files of two owners), serves as www-data through Apache, a job-runner sidecar on
+    # the same volume, a maintenance CLI, and mail (PEAR Mail over SMTP).
+    LabImage(
+        name="mediawiki",
+        packages=("mediawiki", "php-pgsql", "php-intl", "php-mail", "php-net-smtp", "apache2", "libapache2-mod-php",
+                  "ca-certificates"),  # fmt: skip
+        command=("/usr/local/bin/mediawiki-entrypoint",),
+        user="root",
+        port=80,
+        files={
+            "mediawiki-entrypoint": ("/usr/local/bin/mediawiki-entrypoint", 0o755),
+            "mediawiki-jobrunner": ("/usr/local/bin/mediawiki-jobrunner", 0o755),
+            "mediawiki-ruche-settings.php": ("/etc/mediawiki/ruche-settings.php", 0o644),
+            "mediawiki-site.conf": ("/etc/apache2/sites-available/000-default.conf", 0o644),
+        },
+        environment={"LANG": "C.UTF-8"},
+        directories={"/var/lib/mediawiki-data": "root", "/var/lib/mediawiki/cache": "www-data"},
+        symlinks={
+            "/etc/mediawiki/LocalSettings.php": "/var/lib/mediawiki-data/LocalSettings.php",
+            "/var/lib/mediawiki/images": "/var/lib/mediawiki-data/images",
+        },
     ),
     LabImage(
         name="miniflux",
@@ -134,6 +158,14 @@ def build_rootfs(image: LabImage, base: Path, work_dir: Path) -> Path:
     for directory, owner in image.directories.items():
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
         run(["chroot", root, "chown", "-R", f"{owner}:", directory], what=f"ownership of {directory}")
+    for link, target in image.symlinks.items():
+        path = root / link.lstrip("/")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target)
     return root
 
 

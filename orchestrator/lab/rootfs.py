@@ -14,7 +14,7 @@ MIRROR = "http://deb.debian.org/debian"
 # What a server of the pool runs, so that the server role's package tasks are satisfied offline.
 SERVER_PACKAGES = (
     "acl", "aardvark-dns", "ca-certificates", "caddy", "catatonit", "conmon", "crun", "curl", "dbus",
-    "iproute2", "netavark", "nftables", "openssh-server", "podman", "procps", "python3", "python3-apt",
+    "iproute2", "netavark", "nftables", "openssh-server", "podman", "procps", "python3", "python3-aiosmtpd", "python3-apt",
     "restic", "systemd", "systemd-sysv", "uidmap",
 )  # fmt: skip
 # Units that cannot work in a container, or that would wait for a network nothing configures.
@@ -110,3 +110,14 @@ def clone_server(base: Path, target: Path, *, hostname: str, authorized_key: str
     authorized.write_text(authorized_key.strip() + "\n")
     authorized.chmod(0o600)
     return (target / "etc/ssh/ssh_host_ed25519_key.pub").read_text().strip()
+
+
+def install_unit(root: Path, unit: str) -> None:
+    """Install ``unit`` (a file in orchestrator/lab/files) into the server root file system ``root``, enabled."""
+    target = root / "etc/systemd/system" / unit
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FILES_DIR / unit, target)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / unit).unlink(missing_ok=True)
+    (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")

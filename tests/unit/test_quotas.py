@@ -37,18 +37,19 @@ def test_service_limits_take_the_offer_then_the_entry_default():
 
 
 def test_limits_reach_the_setup_commands_and_the_environment_as_literal_values():
-    variables = instance_variables(instance_record(limits={"user_quota": "2 GB"}), CATALOG.get("nextcloud"))
-    assert variables["app"]["setup"] == [["php", "occ", "config:app:set", "files", "default_quota", "--value", "2 GB"]]
+    variables = instance_variables(instance_record(limits={"user_quota": "2 GB"}, admin_email="a@b.example"), CATALOG.get("nextcloud"))
+    assert variables["app"]["setup"][0] == ["php", "occ", "config:app:set", "files", "default_quota", "--value", "2 GB"]
+    assert variables["app"]["setup"][2] == ["php", "occ", "user:setting", "admin", "settings", "email", "a@b.example"]
     assert variables["app"]["exec_user"] == "www-data"
     mattermost = instance_variables(instance_record(), CATALOG.get("mattermost"))
     (entry,) = [e for e in mattermost["app"]["environment"] if e["name"] == "MM_TEAMSETTINGS_MAXUSERSPERTEAM"]
     assert entry["parts"] == [{"text": "50"}]
 
 
-def test_setup_commands_may_only_use_the_entrys_own_limits(tmp_path):
+def test_setup_commands_may_only_use_the_entrys_own_limits_and_parameters(tmp_path):
     text = (BUNDLED_CATALOG_DIR / "nextcloud.yaml").read_text()
-    for bad in ("${param.admin_email}", "${limit.other}", "${limit.user_quota"):
+    for bad in ("${secret.admin_password}", "${db.password}", "${param.other}", "${limit.other}", "${limit.user_quota"):
         path = tmp_path / "nextcloud.yaml"
         path.write_text(text.replace('"${limit.user_quota}"', f'"{bad}"'))
-        with pytest.raises(ConfigError, match=r"setup\[0\]: only \$\{limit\.NAME\}"):
+        with pytest.raises(ConfigError, match=r"setup\[0\]: only \$\{limit\.NAME\} and \$\{param\.NAME\}"):
             load_service(path)

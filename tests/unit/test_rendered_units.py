@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.deployment import InstanceRecord, instance_variables, secret_names
+from orchestrator.deployment import InstanceRecord, MailRelay, instance_variables, secret_names
 from tests.helpers import CATALOG
 from tests.role_templates import read_golden, render_instance_files
 
@@ -22,8 +22,11 @@ def example_files(service_id: str, state: str = "present") -> dict[str, str]:
         association="chorale", name=service_id, domain=f"{service_id}.chorale.example.org", http_port=20003,
         desired_state=state, cpu=service.sizes.small.cpu, memory_mb=service.sizes.small.memory_mb,
         parameters=parameters, secrets={name: "CIPHERTEXT" for name in secret_names(service)}, id_start=1074003968,
+        mail=MailRelay(host="smtp.chatons.example.org", port=587, security="starttls", sender_domain="chatons.example.org",
+                       username="ruche", password="CIPHERTEXT"),
     )  # fmt: skip
-    return render_instance_files(instance_variables(record, service), {n: f"<{n}>" for n in secret_names(service)})
+    secrets = {n: f"<{n}>" for n in [*secret_names(service), "mail_password"]}
+    return render_instance_files(instance_variables(record, service), secrets)
 
 
 @pytest.mark.parametrize("service_id", sorted(CATALOG.services))

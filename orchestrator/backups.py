@@ -84,8 +84,11 @@ def backup_tool(target: SshTarget, command: str, identifier: str, *options: str,
         ) from None
 
 
-def compare_with_manifest(manifest: dict, current: dict) -> list[str]:
-    """Give the differences between a snapshot's manifest and what a restored instance holds (empty: equal)."""
+def compare_with_manifest(manifest: dict, current: dict, volatile_tables: tuple[str, ...] = ()) -> list[str]:
+    """Give the differences between a snapshot's manifest and what a restored instance holds (empty: equal).
+
+    ``volatile_tables``: tables the service fills by itself (caches, job queues), whose row counts are not compared.
+    """
     problems = []
     for volume, files in (manifest.get("volumes") or {}).items():
         restored = (current.get("volumes") or {}).get(volume, {})
@@ -101,7 +104,7 @@ def compare_with_manifest(manifest: dict, current: dict) -> list[str]:
         problems += [f"{volume}/{path}: owner {restored[path]}, {expected[path]} in the snapshot" for path in moved[:20]]
     expected_tables = ((manifest.get("database") or {}).get("tables")) or {}
     restored_tables = ((current.get("database") or {}).get("tables")) or {}
-    for table in sorted(set(expected_tables) | set(restored_tables)):
+    for table in sorted((set(expected_tables) | set(restored_tables)) - set(volatile_tables)):
         if expected_tables.get(table) != restored_tables.get(table):
             problems.append(f"table {table}: {expected_tables.get(table)} rows in the snapshot, {restored_tables.get(table)} restored")
     return problems

@@ -99,6 +99,11 @@ class BackupSpec(Strict):
         list[list[str]], Field(description="Commands (argument lists) run in the app container before the backup.")
     ] = []
     after: Annotated[list[list[str]], Field(description="Commands run in the app container after the backup.")] = []
+    volatile_tables: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")]],
+        Field(description="Tables (schema.table) whose rows the service changes by itself (caches, job queues): "
+              "`backup verify` does not compare their row counts."),
+    ] = []
     after_restore: Annotated[
         list[list[str]],
         Field(description="Commands run in the app container once a restore has started it again "

@@ -176,6 +176,7 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
         source = get_instance(session, address)
         view = instance_as_dict(source)
         server, identifier = SshTarget.of(source.server), source.identifier
+        volatile = tuple(load_catalog(workspace.catalog_dir).get(view["service"]).backup.volatile_tables)
     problems: list[str] = []
     result = {"instance": address, "status": "failed", "snapshot_id": None, "scratch": None}
     scratch = None
@@ -213,7 +214,7 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
                         scratch_instance = get_instance(session, scratch)
                         scratch_server, scratch_id = SshTarget.of(scratch_instance.server), scratch_instance.identifier
                     current = backup_tool(scratch_server, "inspect", scratch_id, timeout=3600)
-                    problems += compare_with_manifest(manifest, current)
+                    problems += compare_with_manifest(manifest, current, volatile)
                     result["tables"] = (manifest.get("database") or {}).get("tables")
                     result["files"] = sum(len(files) for files in (manifest.get("volumes") or {}).values())
     except OperationFailed as error:

@@ -142,12 +142,13 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     deadline = time.monotonic() + 120
     found = ""
     while time.monotonic() < deadline and not found:
-        found = on(lab, "lab-backup", "sh", "-c", f"grep -l -r -F -i 'To: {ADMIN_EMAIL}' /var/mail/ruche-sink/new 2>/dev/null || true").strip()
+        found = on(lab, "lab-backup", "sh", "-c", f"grep -l -r -F -i 'X-RcptTo: {ADMIN_EMAIL}' /var/mail/ruche-sink/new 2>/dev/null || true").strip()
         time.sleep(2)
     assert found, "no mail to the admin in the lab's SMTP sink"
     message = on(lab, "lab-backup", "cat", found.splitlines()[0])
-    assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message
+    assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message  # the instance's own sender
     assert wiki["domain"] in message  # the reset link points at the wiki
+    assert "X-Peer: ('" + address_of(lab, "lab-1") in message  # sent from the instance's server
 
 
 def test_backup_verify_restores_the_wiki_into_a_scratch_instance(lab, wiki, ruche):

@@ -18,6 +18,11 @@ $wgDBname = $rucheEnv( 'MEDIAWIKI_DB_NAME' );
 $wgDBuser = $rucheEnv( 'MEDIAWIKI_DB_USER' );
 $wgDBpassword = $rucheEnv( 'MEDIAWIKI_DB_PASSWORD' );
 
+# Behind Caddy on the instance's own Podman network (10.x): the client's address is the one Caddy
+# puts in X-Forwarded-For (it never passes on a client's own), for rate limits and blocks.
+$wgCdnServersNoPurge = [ '10.0.0.0/8' ];
+$wgUsePrivateIPs = true;
+
 # Only the association's admins create accounts; visitors read.
 $wgGroupPermissions['*']['createaccount'] = false;
 $wgGroupPermissions['*']['edit'] = false;

@@ -22,6 +22,13 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
+def dns_name(value: str) -> str:
+    """Give ``value`` if it is a lower-case DNS name; raises ValueError saying what is expected."""
+    if not _DOMAIN.match(value):
+        raise ValueError("must be a lower-case DNS name such as 'chatons.example.org'")
+    return value
+
+
 class StrictModel(BaseModel):
     """Base of every schema: unknown fields are errors."""
 
@@ -195,12 +202,7 @@ class MailSettings(StrictModel):
         Field(description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."),
     ] = None
 
-    @field_validator("sender_domain")
-    @classmethod
-    def _sender_domain_is_valid(cls, value: str) -> str:
-        if not _DOMAIN.match(value):
-            raise ValueError("must be a lower-case DNS name such as 'chatons.example.org'")
-        return value
+    _sender_domain_is_valid = field_validator("sender_domain")(lambda value: dns_name(value))
 
     @field_validator("password")
     @classmethod
@@ -272,12 +274,7 @@ class WorkspaceConfig(StrictModel):
         Field(description="Outgoing mail relay of every instance; unset: services are given no mail settings."),
     ] = None
 
-    @field_validator("base_domain")
-    @classmethod
-    def _domain_is_valid(cls, value: str) -> str:
-        if not _DOMAIN.match(value):
-            raise ValueError("must be a lower-case DNS name such as 'chatons.example.org'")
-        return value
+    _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 
 
 def load_config(path: Path) -> WorkspaceConfig:

@@ -76,7 +76,17 @@ def show(context: Context, address: str, as_json: bool) -> None:
     if as_json:
         emit_json(entry)
     else:
-        click.echo("\n".join(f"{key}: {value}" for key, value in entry.items()))
+        click.echo("\n".join(f"{key}: {_readable(key, value)}" for key, value in entry.items()))
+
+
+def _readable(key: str, value) -> str:
+    if key == "id_range" and value:
+        return f"host IDs {value['start']}-{value['end']} (slot {value['slot']}, {value['size']} IDs, the same on every server)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def _lifecycle(

@@ -92,7 +92,7 @@ def read_page(lab: Path, wiki: dict) -> tuple[int, str]:
 
 def test_installed_on_first_start_with_the_admin_secret_and_closed_to_strangers(lab, wiki):
     owners = on(lab, "lab-1", "podman", "exec", APP, "stat", "-c", "%n %u:%g %a",
-                "/var/lib/mediawiki-data/LocalSettings.php", "/var/lib/mediawiki-data/images").split("\n")  # fmt: skip
+                "/var/lib/mediawiki-data/LocalSettings.php", "/var/lib/mediawiki-data/images").strip().split("\n")  # fmt: skip
     assert owners == ["/var/lib/mediawiki-data/LocalSettings.php 0:33 640", "/var/lib/mediawiki-data/images 33:33 755"]
     browser = client(lab, wiki)
     assert browser.sign_in("Admin", wiki["password"] + "x")["status"] == "FAIL"

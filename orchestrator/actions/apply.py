@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from orchestrator.actions.backup_run import ensure_repositories
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.inventory_export import deployment_variables, write_inventory
 from orchestrator.actions.status import check_and_record_health
@@ -110,6 +111,10 @@ def apply(
             _record_outcomes(rows, fingerprints, result)
             if any(i.state == "deleted" for i in rows):
                 write_inventory(workspace, session)  # deleted instances leave the inventory
+            if workspace.config.backup.repository is not None:
+                # each association's repository exists before its instances' timers can back up in parallel
+                running = [i.address for i in rows if i.state == "running"]
+                summary["backup_repository_errors"] = ensure_repositories(session, running, progress) if running else {}
             if check_health and rows:
                 progress("checking health through Caddy")
                 check_and_record_health(workspace, catalog, [i for i in rows if i.state != "deleted"])

@@ -33,6 +33,33 @@ def require_backups(workspace: Workspace) -> None:
         )
 
 
+def ensure_repositories(session, addresses: list[str], progress: Callable[[str], None] = lambda _m: None) -> dict[str, str]:
+    """Make sure each association of ``addresses`` has its restic repository, one association at a time
+    through one of its instances' servers; give ``{association: error}`` for those that could not be.
+
+    Two servers initialising one repository at once would each write a key and leave it unreadable for
+    one of them, so this runs before anything backs up in parallel (``apply`` and ``back_up`` call it).
+    """
+    first: dict[str, tuple[SshTarget, str, object]] = {}
+    for address in addresses:
+        instance = get_instance(session, address)
+        if not instance.association.backup_repository_ready:
+            first.setdefault(instance.association.slug, (SshTarget.of(instance.server), instance.identifier, instance.association))
+    errors = {}
+    for association, (target, identifier, record) in sorted(first.items()):
+        try:
+            answer = backup_tool(target, "init", identifier, timeout=600)
+        except Exception as error:  # reported for the association's instances
+            answer = {"status": "failed", "error": str(error)}
+        if answer.get("status") != "success":
+            errors[association] = f"its repository could not be opened or created: {answer.get('error')}"
+            continue
+        record.backup_repository_ready = True
+        if answer.get("created"):
+            progress(f"{association}: backup repository created")
+    return errors
+
+
 def back_up(workspace: Workspace, session, addresses: list[str], *, reason: str,
             progress: Callable[[str], None] = lambda _m: None) -> list[dict]:  # fmt: skip
     """Back up the instances at ``addresses`` (servers in parallel) and record each result; give them.
@@ -41,8 +68,15 @@ def back_up(workspace: Workspace, session, addresses: list[str], *, reason: str,
     """
     jobs: dict[str, list[BackupJob]] = {}
     targets: dict[str, SshTarget] = {}
+    results = []
+    unopened = ensure_repositories(session, addresses, progress)
     for address in addresses:
         instance = get_instance(session, address)
+        if instance.association.slug in unopened:
+            answer = {"status": "failed", "error": unopened[instance.association.slug], "reason": reason,
+                      "started_at": utc_now().isoformat(timespec="seconds")}  # fmt: skip
+            results.append(backup_run_as_dict(record_tool_result(session, instance, instance.server.name, answer, kind="backup")))
+            continue
         jobs.setdefault(instance.server.name, []).append(BackupJob(address, instance.identifier, instance.server.name))
         targets[instance.server.name] = SshTarget.of(instance.server)
 
@@ -59,7 +93,6 @@ def back_up(workspace: Workspace, session, addresses: list[str], *, reason: str,
         return done
 
     outcomes = for_each_server(targets.values(), run_server)
-    results = []
     for server, outcome in sorted(outcomes.items()):
         pairs = outcome if not isinstance(outcome, Exception) else [
             (job, {"status": "failed", "error": str(outcome), "reason": reason}) for job in jobs[server]

@@ -17,7 +17,10 @@ from orchestrator.processes import is_same_process
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
 from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in
+from sqlalchemy import update
+
 from orchestrator.remote import SshTarget, for_each_server
+from orchestrator.state.models import Association
 from orchestrator.state.servers import add_server, list_servers, validate_server_spec
 
 MAX_APP_SERVERS = 8
@@ -121,6 +124,8 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
              f"set in {workspace.config_path.name}")
 
     with store.session() as session:
+        # a new lab-backup holds no repository yet, whatever an earlier lab had
+        session.execute(update(Association).values(backup_repository_ready=False))
         for server in list_servers(session, origin="lab"):
             session.delete(server)
         session.flush()

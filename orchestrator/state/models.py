@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -55,6 +55,8 @@ class Association(Base):
     offer: Mapped[str | None] = mapped_column(String(63), nullable=True)
     # password of the association's restic repository, as ansible-vault ciphertext (made at first backup)
     backup_password: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Its restic repository was found or created by ruche (`ruche-backup init`): no need to ask again.
+    backup_repository_ready: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -64,7 +66,7 @@ class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
         UniqueConstraint("association_id", "name", name="uq_instance_association_name"),
-        UniqueConstraint("id_slot", name="uq_instance_id_slot"),
+        Index("uq_instance_id_slot", "id_slot", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,9 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("instances") as table:
-        table.add_column(sa.Column("id_slot", sa.Integer(), nullable=True))
-        table.create_unique_constraint("uq_instance_id_slot", ["id_slot"])
+    # plain ALTER TABLE ADD COLUMN and a unique index: no table copy, which SQLite could not do while
+    # other tables' rows (backup runs, requests) refer to instances
+    op.add_column("instances", sa.Column("id_slot", sa.Integer(), nullable=True))
+    op.create_index("uq_instance_id_slot", "instances", ["id_slot"], unique=True)
     connection = op.get_bind()
     rows = connection.execute(sa.text("select id from instances where state != 'deleted' order by id")).fetchall()
     for slot, (identifier,) in enumerate(rows):
@@ -27,6 +28,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_instance_id_slot", table_name="instances")
     with op.batch_alter_table("instances") as table:
-        table.drop_constraint("uq_instance_id_slot", type_="unique")
         table.drop_column("id_slot")

@@ -8,6 +8,7 @@ shell stays exactly what it is.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from datetime import date
 from pathlib import Path
@@ -40,15 +41,14 @@ class Texts(Strict):
     en: Annotated[str, Field(min_length=1, description="English text.")]
 
 
-class Image(Strict):
-    reference: Annotated[
-        str, Field(pattern=IMAGE_REFERENCE, description="Fully qualified upstream image, e.g. docker.io/library/nextcloud:31.")
-    ]
-
-
 class Sidecar(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,20}$", description="Name of the sidecar container (e.g. cron).")]
-    image: Annotated[str, Field(pattern=IMAGE_REFERENCE, description="Image of the sidecar; often the app's own.")]
+    image: Annotated[
+        str | None,
+        Field(pattern=IMAGE_REFERENCE,
+              description="Image of the sidecar; omitted: the application's image of the instance's version (a cron "
+              "runner or job queue then follows the application through upgrades)."),
+    ] = None
     command: Annotated[list[str], Field(description="Command run by the sidecar, as an argument list.")] = []
     shares_volumes: Annotated[bool, Field(description="Whether the sidecar mounts the app's volumes.")] = True
 
@@ -170,23 +170,64 @@ class Verification(Strict):
         return "not run, not checked against upstream documents"
 
 
+VERSION = r"^[0-9][A-Za-z0-9.~-]{0,40}$"
+
+
+class ServiceVersion(Strict):
+    """One version of a service that ruche can run: its images, and which versions may step to it."""
+
+    version: Annotated[str, Field(pattern=VERSION, description="The upstream version, e.g. 34.0.2 or 1.43.9.")]
+    image: Annotated[str, Field(pattern=IMAGE_REFERENCE, description="The application's image for this version.")]
+    database_image: Annotated[
+        str | None, Field(pattern=IMAGE_REFERENCE, description="The database's image with this version (when it has one).")
+    ] = None
+    database_major: Annotated[
+        str | None,
+        Field(pattern=r"^[0-9]+$",
+              description="Major version of the database engine in database_image: when an upgrade changes it, the data "
+              "is moved with the engine's own dump and restore (a new engine never opens the old data directory)."),
+    ] = None
+    upgrade_from: Annotated[
+        list[Annotated[str, Field(pattern=r"^[0-9*][A-Za-z0-9.~*?-]{0,40}$")]] | None,
+        Field(description="Versions (shell-style patterns, e.g. '33.*') an instance may upgrade from to this one in one "
+              "step; omitted: only the version listed just before it. One major at a time is written as "
+              "`upgrade_from: ['33.*']` on each 34.x."),
+    ] = None
+    notes: Annotated[str, Field(description="What an admin should know about this version (end of support, ...).")] = ""
+
+
+class UpgradeSpec(Strict):
+    """How an instance moves from one version to the next (``ruche instance upgrade``)."""
+
+    rule: Annotated[
+        str, Field(description="The upstream project's upgrade rule in words, with its source (shown by `ruche plan`).")
+    ] = ""
+    after_start: Annotated[
+        list[list[str]],
+        Field(description="Commands (argument lists) run in the app container once a new version answers, in order "
+              "(e.g. `occ upgrade`, `occ db:add-missing-indices`, MediaWiki's `update.php`); a failure rolls back."),
+    ] = []
+    data_check: Annotated[
+        list[str] | None,
+        Field(description="A command run in the app container before and after each upgrade whose output must not "
+              "change (e.g. counts of pages, users, calendars): the data written before is still there."),
+    ] = None
+
+
 class Service(Strict):
     id: Annotated[str, Field(pattern=SERVICE_ID, description="Identifier, also the file's name.")]
     name: Annotated[Texts, Field(description="Name shown to associations.")]
     description: Annotated[Texts, Field(description="One or two sentences on what it is for.")]
-    version: Annotated[
-        str,
-        Field(
-            pattern=r"^[0-9]+\+[A-Za-z0-9.-]+$",
-            description="catalogue-version+upstream-version, e.g. 3+31.0.9: the first part counts changes of this entry.",
-        ),
+    versions: Annotated[
+        list[ServiceVersion],
+        Field(min_length=1, description="The versions ruche can run, oldest first; an upgrade only ever moves forward."),
     ]
-    image: Annotated[Image, Field(description="The application's image.")]
+    default_version: Annotated[
+        str | None, Field(pattern=VERSION, description="The version new instances get (default: the last listed).")
+    ] = None
+    upgrade: Annotated[UpgradeSpec, Field(description="How instances move to a newer version.")] = UpgradeSpec()
     sidecars: Annotated[list[Sidecar], Field(description="Extra containers beside the app (cron runner, ...).")] = []
     database: Annotated[Literal["postgresql", "mariadb", "none"], Field(description="Database the service needs.")]
-    database_image: Annotated[
-        str | None, Field(pattern=IMAGE_REFERENCE, description="Image of the database sidecar (when database is not none).")
-    ] = None
     port: Annotated[int, Field(ge=1, le=65535, description="Port the app listens on inside its container.")]
     environment: Annotated[
         dict[str, str],
@@ -229,8 +270,7 @@ class Service(Strict):
         for key in self.environment:
             if not re.match(ENV_NAME, key):
                 raise ValueError(f"environment name {key!r} must be letters, digits and _")
-        if (self.database == "none") != (self.database_image is None):
-            raise ValueError("database_image is required exactly when database is not 'none'")
+        self._check_versions()
         names = {"param": {p.name for p in self.parameters}, "secret": set(self.secrets), "instance": INSTANCE_VARIABLES,
                  "limit": set(self.limits), "mail": MAIL_VARIABLES}  # fmt: skip
         names["db"] = DATABASE_VARIABLES if self.database != "none" else set()
@@ -261,6 +301,75 @@ class Service(Strict):
         if len(volume_names) != len(self.volumes):
             raise ValueError("volume names must be unique")
         return self
+
+
+    def _check_versions(self) -> None:
+        seen: set[str] = set()
+        for index, entry in enumerate(self.versions):
+            if entry.version in seen:
+                raise ValueError(f"versions[{index}]: {entry.version} is listed twice")
+            seen.add(entry.version)
+            if (self.database == "none") != (entry.database_image is None):
+                raise ValueError(f"versions[{index}] ({entry.version}): database_image is required exactly when "
+                                 "database is not 'none'")
+            if (entry.database_image is None) != (entry.database_major is None):
+                raise ValueError(f"versions[{index}] ({entry.version}): give database_major with database_image")
+            if index == 0 and entry.upgrade_from:
+                raise ValueError(f"versions[0] ({entry.version}): the oldest version cannot be upgraded to")
+        if self.default_version is not None and self.default_version not in seen:
+            raise ValueError(f"default_version {self.default_version} is not one of versions ({', '.join(seen)})")
+
+    @property
+    def version(self) -> str:
+        """The version new instances get."""
+        return self.default_version or self.versions[-1].version
+
+    def release(self, version: str | None = None) -> ServiceVersion:
+        """Give the entry of ``version`` (default: the one new instances get); raises NotFound."""
+        wanted = version or self.version
+        for entry in self.versions:
+            if entry.version == wanted:
+                return entry
+        raise NotFound(f"{self.id} has no version {wanted} in the catalogue (known: "
+                       f"{', '.join(v.version for v in self.versions)})")
+
+    def sidecar_image(self, sidecar: Sidecar, version: str | None = None) -> str:
+        return sidecar.image or self.release(version).image
+
+    def upgrade_path(self, current: str, target: str | None = None) -> list[ServiceVersion]:
+        """Give the steps from ``current`` to ``target`` (default: the version new instances get), in order.
+
+        Each step goes to the newest version not beyond the target that accepts the previous one
+        (``upgrade_from``). Raises InvalidInput for an unknown version, a downgrade, or a target no
+        chain of allowed steps reaches (e.g. one that would skip a major).
+        """
+        names = [entry.version for entry in self.versions]
+        target = target or self.version
+        for name, what in ((current, "the instance's version"), (target, "the target version")):
+            if name not in names:
+                raise InvalidInput(f"{self.id}: {what} {name} is not in the catalogue (known: {', '.join(names)})")
+        start, end = names.index(current), names.index(target)
+        if end < start:
+            raise InvalidInput(f"{self.id}: {target} is older than {current}: ruche does not downgrade "
+                               "(restore a backup taken before the upgrade instead)")
+        steps, position = [], start
+        while position < end:
+            candidates = [index for index in range(end, position, -1) if self._accepts(index, names[position])]
+            if not candidates:
+                nxt = self.versions[position + 1]
+                allowed = ", ".join(nxt.upgrade_from or [names[position]])
+                raise InvalidInput(
+                    f"{self.id}: no allowed step from {names[position]} towards {target}: {nxt.version} accepts "
+                    f"upgrades from {allowed} only ({self.upgrade.rule or 'see the entry'})")
+            position = candidates[0]
+            steps.append(self.versions[position])
+        return steps
+
+    def _accepts(self, index: int, current: str) -> bool:
+        entry = self.versions[index]
+        if entry.upgrade_from is None:
+            return index > 0 and self.versions[index - 1].version == current
+        return any(fnmatch.fnmatchcase(current, pattern) for pattern in entry.upgrade_from)
 
 
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
@@ -344,10 +453,29 @@ def load_service(path: Path) -> Service:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    service = validate_document(Service, data, path)
+    service = validate_document(Service, single_version_converted(data), path)
     if service.id != path.stem:
         raise ConfigError(f"{path}: At 'id': {service.id!r} must match the file name {path.stem!r}")
     return service
+
+
+def single_version_converted(data: object) -> object:
+    """Give an entry written in the single-version form (``version: N+X``, ``image``, ``database_image``,
+    ruche before upgrades) in the form with ``versions``; other documents unchanged.
+
+    A collective's own entries thus keep loading; instances recorded under ``N+X`` were migrated to ``X``.
+    """
+    if not isinstance(data, dict) or "versions" in data or "version" not in data or "image" not in data:
+        return data
+    converted = {key: value for key, value in data.items() if key not in ("version", "image", "database_image")}
+    image = data["image"].get("reference") if isinstance(data["image"], dict) else data["image"]
+    release = {"version": str(data["version"]).split("+", 1)[-1], "image": image}
+    if data.get("database_image") is not None:
+        release["database_image"] = data["database_image"]
+        major = re.search(r":([0-9]+)", str(data["database_image"]).rsplit("/", 1)[-1])
+        release["database_major"] = major.group(1) if major else "0"
+    converted["versions"] = [release]
+    return converted
 
 
 def load_catalog(directory: Path) -> Catalog:

@@ -91,6 +91,7 @@ class InstanceRecord:
     backup_password: str | None = None  # the association's restic password (vault ciphertext), when backups are on
     id_start: int | None = None  # first host ID of its subordinate UID/GID range (orchestrator.idranges)
     mail: MailRelay | None = None
+    version: str | None = None  # the service version it runs (None: the one new instances get)
 
     @property
     def identifier(self) -> str:
@@ -165,6 +166,7 @@ def _environment(templates: dict[str, str], values: dict[str, dict[str, str]]) -
 def instance_variables(record: InstanceRecord, service: Service) -> dict:
     """Give the variables of one instance for the ``ruche_instance`` role (see the module's docstring)."""
     identifier = record.identifier
+    release = service.release(record.version)
     database = None
     limits = {name: limit.default for name, limit in service.limits.items()} | dict(record.limits)
     values = {
@@ -180,7 +182,8 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         values["db"] = {"host": _container(identifier, "db"), "port": str(engine["port"]), "name": "app", "user": "app"}
         database = {
             "engine": service.database,
-            "image": service.database_image,
+            "image": release.database_image,
+            "major": release.database_major,
             "container": _container(identifier, "db"),
             "port": engine["port"],
             "data_mount": engine["data_mount"],
@@ -191,7 +194,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "association": Unsafe(record.association),
         "name": Unsafe(record.name),
         "service": service.id,
-        "version": service.version,
+        "version": release.version,
         "state": record.desired_state,
         "domain": Unsafe(record.domain),
         "http_port": record.http_port,
@@ -199,14 +202,14 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         # every container of the instance: container IDs 0..size-1 are host IDs start..start+size-1
         "ids": {"start": record.id_start, "size": RANGE_SIZE} if record.id_start is not None else None,
         # the directories its containers own (relative to its directory), and the image whose default user owns each
-        "id_volumes": [{"path": f"volumes/{v.name}", "image": service.image.reference, "mount": v.mount,
+        "id_volumes": [{"path": f"volumes/{v.name}", "image": release.image, "mount": v.mount,
                         "seed": v.seed_from_image} for v in service.volumes]
-        + ([{"path": "database", "image": service.database_image, "mount": DATABASE_ENGINES[service.database]["data_mount"]}]
+        + ([{"path": "database", "image": release.database_image, "mount": DATABASE_ENGINES[service.database]["data_mount"]}]
            if service.database != "none" else []),
         "health": {"path": service.health.path, "status": service.health.expected_status,
                    "body_contains": service.health.body_contains},
         "app": {
-            "image": service.image.reference,
+            "image": release.image,
             "container": _container(identifier, "app"),
             "port": service.port,
             "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
@@ -216,7 +219,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
                       for command in service.setup],
         },
         "sidecars": [
-            {"name": s.name, "image": s.image, "container": _container(identifier, s.name), "command": list(s.command),
+            {"name": s.name, "image": service.sidecar_image(s, release.version), "container": _container(identifier, s.name), "command": list(s.command),
              "shares_volumes": s.shares_volumes}
             for s in service.sidecars
         ],  # fmt: skip

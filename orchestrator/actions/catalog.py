@@ -19,8 +19,9 @@ def summary(service: Service) -> dict:
         "id": service.id,
         "name": service.name.model_dump(),
         "version": service.version,
+        "versions": [v.version for v in service.versions],
         "database": service.database,
-        "image": service.image.reference,
+        "image": service.release().image,
         "sizes": list(service.sizes.model_dump()),
         "verification": {**service.verification.model_dump(mode="json"), "summary": service.verification.summary},
     }

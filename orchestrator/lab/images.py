@@ -21,8 +21,10 @@ from orchestrator.lab.host import run
 from orchestrator.lab.rootfs import FILES_DIR, SUITE, debootstrap, package_key
 
 IMAGE_TAG = SUITE
+# Debian's previous stable: its builds of the lab services are the older versions that upgrades start from.
+OLD_SUITE = "bookworm"
 # Raise when the way images are built changes, so that cached images are rebuilt.
-BUILD_RECIPE_VERSION = 2
+BUILD_RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,12 @@ class LabImage:
     environment: dict[str, str] = field(default_factory=dict)
     directories: dict[str, str] = field(default_factory=dict)  # path -> owner user
     symlinks: dict[str, str] = field(default_factory=dict)  # path in the image -> target (replacing what is there)
+    suite: str = SUITE  # the Debian release its packages come from; also its tag
 
     @property
     def reference(self) -> str:
         """The image's name as catalogue entries write it."""
-        return f"{LAB_IMAGE_NAMESPACE}/{self.name}:{IMAGE_TAG}"
+        return f"{LAB_IMAGE_NAMESPACE}/{self.name}:{self.suite}"
 
     def fingerprint(self) -> str:
         """A digest of everything the image is built from (its definition and its files)."""
@@ -55,21 +58,27 @@ class LabImage:
         return digest.hexdigest()[:16]
 
 
-LAB_IMAGES = (
-    LabImage(
+def _radicale(suite: str) -> LabImage:
+    # Radicale 3.1 (bookworm) reads bcrypt, md5 or plain htpasswd lines; 3.2 and later also sha512 and autodetect
+    return LabImage(
         name="radicale",
-        packages=("radicale", "python3-passlib"),
+        suite=suite,
+        packages=("radicale", "python3-passlib", "python3-bcrypt"),
         command=("/usr/local/bin/radicale-entrypoint",),
         user="radicale",
         port=5232,
         files={
             "radicale-entrypoint": ("/usr/local/bin/radicale-entrypoint", 0o755),
-            "radicale.conf": ("/etc/radicale/ruche.conf", 0o644),
+            ("radicale-3.1.conf" if suite == OLD_SUITE else "radicale.conf"): ("/etc/radicale/ruche.conf", 0o644),
         },
         directories={"/var/lib/radicale": "radicale"},
-    ),
-    LabImage(
+    )
+
+
+def _postgresql(suite: str) -> LabImage:
+    return LabImage(
         name="postgresql",
+        suite=suite,
         packages=("postgresql",),
         command=("/usr/local/bin/postgresql-entrypoint",),
         user="postgres",
@@ -78,12 +87,16 @@ LAB_IMAGES = (
         files_before_install={"createcluster.conf": ("/etc/postgresql-common/createcluster.conf", 0o644)},
         environment={"PGDATA": "/var/lib/postgresql/data", "LANG": "C.UTF-8"},
         directories={"/var/lib/postgresql/data": "postgres", "/var/run/postgresql": "postgres"},
-    ),
+    )
+
+
+def _mediawiki(suite: str) -> LabImage:
     # The lab's Nextcloud-class service: an entrypoint that runs as root, installs into its volume on
     # first start (files of two owners), serves as www-data through Apache, a job-runner sidecar on
-    # the same volume, a maintenance CLI, and mail (PEAR Mail over SMTP).
-    LabImage(
+    # the same volume, a maintenance CLI, and mail (PEAR Mail over SMTP). bookworm: 1.39, trixie: 1.43.
+    return LabImage(
         name="mediawiki",
+        suite=suite,
         packages=("mediawiki", "php-pgsql", "php-intl", "php-mail", "php-net-smtp", "apache2", "libapache2-mod-php",
                   "ca-certificates"),  # fmt: skip
         command=("/usr/local/bin/mediawiki-entrypoint",),
@@ -92,6 +105,7 @@ LAB_IMAGES = (
         files={
             "mediawiki-entrypoint": ("/usr/local/bin/mediawiki-entrypoint", 0o755),
             "mediawiki-jobrunner": ("/usr/local/bin/mediawiki-jobrunner", 0o755),
+            "mediawiki-maintenance": ("/usr/local/bin/mediawiki-maintenance", 0o755),
             "mediawiki-ruche-settings.php": ("/etc/mediawiki/ruche-settings.php", 0o644),
             "mediawiki-site.conf": ("/etc/apache2/sites-available/000-default.conf", 0o644),
         },
@@ -101,7 +115,13 @@ LAB_IMAGES = (
             "/etc/mediawiki/LocalSettings.php": "/var/lib/mediawiki-data/LocalSettings.php",
             "/var/lib/mediawiki/images": "/var/lib/mediawiki-data/images",
         },
-    ),
+    )
+
+
+LAB_IMAGES = (
+    _radicale(SUITE),
+    _postgresql(SUITE),
+    _mediawiki(SUITE),
     LabImage(
         name="miniflux",
         packages=("miniflux", "ca-certificates"),
@@ -110,16 +130,21 @@ LAB_IMAGES = (
         port=8080,
         environment={"LISTEN_ADDR": "0.0.0.0:8080", "RUN_MIGRATIONS": "1"},
     ),
+    # the older versions upgrades are tested from (catalogue entries list them under `versions`)
+    _radicale(OLD_SUITE),
+    _postgresql(OLD_SUITE),
+    _mediawiki(OLD_SUITE),
 )
 
 
-def image_named(name: str) -> LabImage:
-    return next(image for image in LAB_IMAGES if image.name == name)
+def image_named(name: str, suite: str = SUITE) -> LabImage:
+    return next(image for image in LAB_IMAGES if image.name == name and image.suite == suite)
 
 
-def container_base(cache_dir: Path) -> Path:
-    """Give the cached minimal Debian root file system images start from."""
-    return debootstrap(cache_dir / f"container-base-{package_key(SUITE, ())}", (), cache_dir=cache_dir, what="container base")
+def container_base(cache_dir: Path, suite: str = SUITE) -> Path:
+    """Give the cached minimal Debian ``suite`` root file system images start from."""
+    return debootstrap(cache_dir / f"container-base-{package_key(suite, ())}", (), cache_dir=cache_dir,
+                       what=f"container base ({suite})", suite=suite)  # fmt: skip
 
 
 def _install_file(root: Path, source: str, destination: str, mode: int) -> None:
@@ -131,7 +156,7 @@ def _install_file(root: Path, source: str, destination: str, mode: int) -> None:
 
 def build_rootfs(image: LabImage, base: Path, work_dir: Path) -> Path:
     """Give a root file system for ``image``: a copy of ``base`` with its packages and files."""
-    root = work_dir / image.name
+    root = work_dir / f"{image.name}-{image.suite}"
     shutil.rmtree(root, ignore_errors=True)
     run(["cp", "-a", "--reflink=auto", base, root], what=f"copy of the container base for {image.name}")
     for source, (destination, mode) in image.files_before_install.items():
@@ -202,15 +227,15 @@ def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -
         return image.reference
     work_dir = cache_dir / "image-build"
     work_dir.mkdir(parents=True, exist_ok=True)
-    root = build_rootfs(image, container_base(cache_dir), work_dir)
+    root = build_rootfs(image, container_base(cache_dir, image.suite), work_dir)
     local = f"localhost/ruche-lab/{image.name}:{image.fingerprint()}"
+    tarball = work_dir / f"{image.name}-{image.suite}.tar"
     try:
-        tarball = work_dir / f"{image.name}.tar"
         run(["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tarball, "."], what=f"tar of {image.name}")
         changes = [argument for change in import_changes(image) for argument in ("--change", change)]
         run(["podman", "import", "--quiet", *changes, tarball, local], timeout=900, what=f"podman import of {image.name}")
         remote_repository = f"{registry_address}/{LAB_IMAGE_NAMESPACE}/{image.name}"
-        for tag in (image.fingerprint(), IMAGE_TAG):
+        for tag in (image.fingerprint(), image.suite):
             run(
                 ["podman", "push", "--quiet", "--tls-verify=false", local, f"{remote_repository}:{tag}"],
                 timeout=900,
@@ -218,6 +243,6 @@ def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        (work_dir / f"{image.name}.tar").unlink(missing_ok=True)
+        tarball.unlink(missing_ok=True)
         run(["podman", "rmi", "--ignore", local], what="podman rmi")
     return image.reference

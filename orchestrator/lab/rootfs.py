@@ -38,8 +38,8 @@ def package_key(suite: str, packages: tuple[str, ...], extra: str = "") -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def debootstrap(target: Path, packages: tuple[str, ...], *, cache_dir: Path, what: str) -> Path:
-    """Give a minbase ``SUITE`` root file system with ``packages`` at ``target``, building it if missing.
+def debootstrap(target: Path, packages: tuple[str, ...], *, cache_dir: Path, what: str, suite: str = SUITE) -> Path:
+    """Give a minbase ``suite`` (default ``SUITE``) root file system with ``packages`` at ``target``, building it if missing.
 
     The build happens in a temporary sibling renamed at the end, so an interrupted build never
     leaves a half base in the cache.  Raises MissingPrerequisite when the disk is too full.
@@ -53,7 +53,7 @@ def debootstrap(target: Path, packages: tuple[str, ...], *, cache_dir: Path, wha
     if packages:
         arguments.append("--include=" + ",".join(sorted(packages)))
     try:
-        run([*arguments, SUITE, partial, MIRROR], timeout=1800, what=f"debootstrap of the {what}")
+        run([*arguments, suite, partial, MIRROR], timeout=1800, what=f"debootstrap of the {what}")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -108,6 +108,7 @@ def deployment_record(
         limits=dict(limits or {}), backup_retention=dict(retention or DEFAULT_RETENTION),
         backup_password=instance.association.backup_password if with_backups else None,
         id_start=id_range(instance.id_slot).start if instance.id_slot is not None else None, mail=mail,
+        version=instance.service_version,
     )  # fmt: skip
 
 

@@ -73,6 +73,7 @@ class Instance(Base):
     association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(String(32))
     service_id: Mapped[str] = mapped_column(String(32))
+    # The upstream version it runs: one of its catalogue entry's `versions` (changed by upgrades only).
     service_version: Mapped[str] = mapped_column(String(64))
     size: Mapped[str] = mapped_column(String(16))
     cpu: Mapped[float] = mapped_column(Float)
@@ -180,6 +181,30 @@ class BackupRun(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
+class Upgrade(Base):
+    """One upgrade of an instance from one version to another: its steps, outcome and safety snapshot."""
+
+    __tablename__ = "upgrades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="SET NULL"), nullable=True)
+    instance_address: Mapped[str] = mapped_column(String(80), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    server: Mapped[str] = mapped_column(String(63))
+    from_version: Mapped[str] = mapped_column(String(64))
+    to_version: Mapped[str] = mapped_column(String(64))
+    # running | succeeded | rolled_back | rollback_failed
+    status: Mapped[str] = mapped_column(String(20))
+    step: Mapped[str] = mapped_column(String(200), default="")  # the step running, or the one that failed
+    requested_by: Mapped[str] = mapped_column(String(120))
+    fleet: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the fleet upgrade it belongs to
+    safety_snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # steps: [{"name", "status", "output", "seconds"}], error, rollback
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 class QueuedRun(Base):
     """A provisioning run waiting for, or taken by, a worker (one server's apply, or one instance's)."""
 
@@ -198,6 +223,8 @@ class QueuedRun(Base):
     run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     progress: Mapped[str] = mapped_column(String(500), default="")
     result: Mapped[dict] = mapped_column(JSON, default=dict)
+    kind: Mapped[str] = mapped_column(String(16), default="apply")  # apply | upgrade
+    payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # upgrade: {"to", "fleet"}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

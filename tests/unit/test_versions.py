@@ -1,0 +1,93 @@
+"""Versions in the catalogue: upgrade paths, refusals, entries in the single-version form."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.catalog import load_service, single_version_converted
+from orchestrator.errors import ConfigError, InvalidInput
+from orchestrator.workspace import BUNDLED_CATALOG_DIR
+
+RADICALE = yaml.safe_load((BUNDLED_CATALOG_DIR / "radicale.yaml").read_text())
+
+
+def entry(tmp_path: Path, versions: list[dict], **more) -> object:
+    document = {**RADICALE, "versions": versions, **more}
+    path = tmp_path / "radicale.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return load_service(path)
+
+
+def image(tag: str) -> str:
+    return f"lab.ruche.invalid/radicale:{tag}"
+
+
+def majors(tmp_path: Path):
+    """32.0.1 -> 33.0.1 -> 33.0.2 -> 34.0.1, one major at a time, patches freely."""
+    return entry(tmp_path, [
+        {"version": "32.0.1", "image": image("a")},
+        {"version": "33.0.1", "image": image("b"), "upgrade_from": ["32.*", "33.*"]},
+        {"version": "33.0.2", "image": image("c"), "upgrade_from": ["32.*", "33.*"]},
+        {"version": "34.0.1", "image": image("d"), "upgrade_from": ["33.*", "34.*"]},
+    ])  # fmt: skip
+
+
+def test_the_path_takes_one_major_at_a_time_and_skips_patches(tmp_path):
+    service = majors(tmp_path)
+    assert service.version == "34.0.1"  # the last listed, without default_version
+    assert [v.version for v in service.upgrade_path("32.0.1")] == ["33.0.2", "34.0.1"]
+    assert [v.version for v in service.upgrade_path("32.0.1", "33.0.1")] == ["33.0.1"]
+    assert [v.version for v in service.upgrade_path("33.0.1")] == ["34.0.1"]  # 34 accepts any 33
+    assert service.upgrade_path("34.0.1") == []
+
+
+def test_a_downgrade_an_unknown_version_and_a_skipped_major_are_refused(tmp_path):
+    service = majors(tmp_path)
+    with pytest.raises(InvalidInput, match="older than"):
+        service.upgrade_path("34.0.1", "33.0.2")
+    with pytest.raises(InvalidInput, match="target version 35.0.0 is not in the catalogue"):
+        service.upgrade_path("33.0.1", "35.0.0")
+    with pytest.raises(InvalidInput, match="instance's version 31.0.0 is not in the catalogue"):
+        service.upgrade_path("31.0.0")
+    skipping = entry(tmp_path, [
+        {"version": "32.0.1", "image": image("a")},
+        {"version": "34.0.1", "image": image("d"), "upgrade_from": ["33.*", "34.*"]},
+    ])  # fmt: skip
+    with pytest.raises(InvalidInput, match="34.0.1 accepts upgrades from 33.\\*, 34.\\* only"):
+        skipping.upgrade_path("32.0.1")
+
+
+def test_without_upgrade_from_only_the_previous_version_steps_up(tmp_path):
+    service = entry(tmp_path, [{"version": "1.0", "image": image("a")}, {"version": "2.0", "image": image("b")},
+                               {"version": "3.0", "image": image("c")}])  # fmt: skip
+    assert [v.version for v in service.upgrade_path("1.0")] == ["2.0", "3.0"]
+
+
+def test_versions_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="oldest version cannot be upgraded to"):
+        entry(tmp_path, [{"version": "1.0", "image": image("a"), "upgrade_from": ["0.*"]}])
+    with pytest.raises(ConfigError, match="database_image is required exactly when"):
+        entry(tmp_path, [{"version": "1.0", "image": image("a"), "database_image": image("pg"), "database_major": "17"}])
+
+
+def test_the_single_version_form_is_converted(tmp_path):
+    old = {"id": "x", "version": "3+31.0.9", "image": {"reference": "docker.io/library/nextcloud:31.0.9-apache"},
+           "database": "postgresql", "database_image": "docker.io/library/postgres:16-alpine"}  # fmt: skip
+    converted = single_version_converted(old)
+    assert converted["versions"] == [{"version": "31.0.9", "image": "docker.io/library/nextcloud:31.0.9-apache",
+                                      "database_image": "docker.io/library/postgres:16-alpine", "database_major": "16"}]  # fmt: skip
+    assert "image" not in converted and "version" not in converted
+    assert single_version_converted({"versions": []}) == {"versions": []}
+
+
+def test_bundled_lab_entries_have_the_version_pairs_upgrades_are_tested_with():
+    from orchestrator.catalog import load_catalog
+
+    catalog = load_catalog(BUNDLED_CATALOG_DIR)
+    wiki = catalog.get("mediawiki-debian")
+    (step,) = wiki.upgrade_path("1.39.17")
+    assert (wiki.release("1.39.17").database_major, step.database_major) == ("15", "17")
+    assert [v.version for v in catalog.get("radicale").upgrade_path("3.1.8")] == ["3.5.3"]
+    nextcloud = catalog.get("nextcloud")
+    assert [v.version for v in nextcloud.upgrade_path("33.0.7")] == ["34.0.2"]

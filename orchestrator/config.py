@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from datetime import timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -131,6 +132,26 @@ class Offer(StrictModel):
     auto_approve: Annotated[
         bool, Field(description="Whether an association's request within this offer goes straight to provisioning.")
     ] = False
+    maintenance_window: Annotated[
+        str | None,
+        Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+              description="When fleet upgrades (`ruche upgrade`) may touch this offer's instances, as HH:MM-HH:MM in "
+              "UTC (may span midnight, e.g. 22:00-06:00); unset: any time."),
+    ] = None
+
+    def in_maintenance_window(self, moment) -> bool:
+        """Tell whether ``moment`` (an aware datetime) falls in the maintenance window (always, when unset)."""
+        if self.maintenance_window is None:
+            return True
+        start, end = (int(part[:2]) * 60 + int(part[3:]) for part in self.maintenance_window.split("-"))
+        minute = moment.astimezone(timezone.utc).hour * 60 + moment.astimezone(timezone.utc).minute
+        return start <= minute < end if start <= end else (minute >= start or minute < end)
+
+
+class UpgradeSettings(StrictModel):
+    start_timeout_seconds: Annotated[
+        int, Field(ge=10, le=3600, description="How long a new version may take to answer healthy before it is rolled back.")
+    ] = 300
 
 
 def default_offers() -> dict[str, Offer]:
@@ -273,6 +294,9 @@ class WorkspaceConfig(StrictModel):
         MailSettings | None,
         Field(description="Outgoing mail relay of every instance; unset: services are given no mail settings."),
     ] = None
+    upgrades: Annotated[UpgradeSettings, Field(description="How instances are upgraded (`ruche instance upgrade`).")] = (
+        UpgradeSettings()
+    )
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

@@ -10,15 +10,17 @@ settings after the run, and the vault password reaches Ansible only through a pa
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import ansible_runner
 
@@ -110,6 +112,22 @@ def _scrub_command_file(artifacts: Path) -> None:
     command_file.write_text(json.dumps(recorded, ensure_ascii=False), encoding="utf-8")
 
 
+@contextmanager
+def inventory_lock(directory: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold the lock of the inventory ``directory``: exclusive to replace it, shared to read it whole.
+
+    Several ruche processes (workers, parallel upgrades) write the one inventory; the writer swaps
+    the directory, so a reader takes a copy under the shared lock (see orchestrator.runner).
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_playbook(
     playbook: str,
     *,
@@ -129,6 +147,10 @@ def run_playbook(
     private_dir = runs_dir / run_id
     runs_dir.mkdir(parents=True, exist_ok=True)
     private_dir.mkdir(mode=0o700)
+    # the run reads its own copy: another ruche process may replace the inventory meanwhile
+    copy = private_dir / "inventory"
+    with inventory_lock(inventory, shared=True):
+        shutil.copytree(inventory, copy)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     environment = dict(ANSIBLE_SETTINGS)
     environment["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -157,7 +179,7 @@ def run_playbook(
                 private_data_dir=str(private_dir),
                 project_dir=str(PLAYBOOKS_DIR),
                 playbook=playbook,
-                inventory=str(inventory),
+                inventory=str(copy),
                 limit=limit,
                 extravars=extravars or None,
                 envvars=environment,
@@ -168,6 +190,7 @@ def run_playbook(
                 event_handler=handle,
             )
     finally:
+        shutil.rmtree(copy, ignore_errors=True)
         if password_file is not None:
             password_file.unlink(missing_ok=True)
         _scrub_command_file(private_dir / "artifacts" / "run")

@@ -66,13 +66,15 @@ def apply(
     instance: str | None = None,
     progress: Progress = no_progress,
     check_health: bool = True,
+    start_timeout: int | None = None,
 ) -> dict:
     """Export the inventory and converge the servers (``server`` only, or the server of ``instance``).
 
     Gives the run (id, status, per-host counts, artifacts) with ``instances``: the outcome and
     health of each instance it touched. Raises NotFound for an unknown server or instance,
     MissingPrerequisite without a vault password when instances have secrets. A failed run is
-    reported in the result, not raised.
+    reported in the result, not raised. ``start_timeout``: seconds an instance may take to answer
+    (the role's default otherwise; upgrades use ruche.toml's [upgrades] start_timeout_seconds).
     """
     with opened(workspace_path) as (workspace, store):
         catalog = load_catalog(workspace.catalog_dir)
@@ -98,7 +100,8 @@ def apply(
         progress(f"inventory {'written' if exported['changed'] else 'unchanged'}: {exported['directory']}")
         result = run_playbook(
             "site.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=limit,
-            extravars={"ruche_instance_only": only.identifier} if only is not None else None,
+            extravars=({"ruche_instance_only": only.identifier} if only is not None else {})
+            | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {}) or None,
             vault_password=workspace.vault_password() if needs_vault else None,
             on_event=_progress_from_events(progress),
         )  # fmt: skip

@@ -38,6 +38,7 @@ def create_instance(
     over_quota: bool = False,
     check_quota: bool = True,
     dry_run: bool = False,
+    version: str | None = None,
 ) -> dict:
     """Validate, place and (unless ``dry_run``) record a new instance in state ``planned``.
 
@@ -46,7 +47,8 @@ def create_instance(
 
     The association's offer bounds its instances (count, memory, disk); beyond it the request is
     refused with QuotaExceeded, unless ``over_quota``: then the override is recorded in the
-    audit trail (event ``quota.override``). ``check_quota=False`` is for ruche's own short-lived
+    audit trail (event ``quota.override``). ``version``: one of the entry's versions (default: the
+    one new instances get), e.g. to reproduce an association's older setup. ``check_quota=False`` is for ruche's own short-lived
     instances (backup verification), which no offer counts.
 
     Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "quota": {...}, "dry_run": bool}``.
@@ -58,13 +60,14 @@ def create_instance(
         return plan_instance(
             workspace, session, definition, association=association, name=name, size=size, values=values,
             server=server, labels=labels, over_quota=over_quota, check_quota=check_quota, dry_run=dry_run,
+            version=version,
         )  # fmt: skip
 
 
 def plan_instance(
     workspace: Workspace, session: Session, definition: Service, *, association: str, name: str | None, size: str,
     values: dict[str, str], server: str | None = None, labels: dict[str, str] | None = None, over_quota: bool = False,
-    check_quota: bool = True, dry_run: bool = False, actor: str | None = None,
+    check_quota: bool = True, dry_run: bool = False, actor: str | None = None, version: str | None = None,
 ) -> dict:  # fmt: skip
     """What :func:`create_instance` does, in the caller's ``session`` (``values``: validated parameters).
 
@@ -77,6 +80,9 @@ def plan_instance(
     if size not in SIZES:
         raise InvalidInput(f"size {size!r}: expected one of {', '.join(SIZES)}")
     resources = getattr(definition.sizes, size)
+    if version is not None and version not in {v.version for v in definition.versions}:
+        raise InvalidInput(f"{service} has no version {version!r} (known: {', '.join(v.version for v in definition.versions)})",
+                           hint=f"`ruche catalog show {service}` lists them")  # fmt: skip
     owner = get_association(session, association)
     if server is not None:
         get_server(session, server)  # NotFound before placement explains anything
@@ -110,7 +116,7 @@ def plan_instance(
     vault = None if dry_run else workspace.vault()
     secrets = {} if vault is None else {name: vault.encrypt(value) for name, value in generate_secrets(definition).items()}
     instance = Instance(
-        association=owner, name=instance_name, service_id=definition.id, service_version=definition.version,
+        association=owner, name=instance_name, service_id=definition.id, service_version=version or definition.version,
         size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
         server=chosen, parameters=values, state="planned", desired_state="present",
         domain=instance_domain(association, instance_name, workspace.config.base_domain), http_port=port,

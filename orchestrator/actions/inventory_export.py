@@ -17,6 +17,7 @@ from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, render_in
 from orchestrator.backups import backup_variables
 from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
+from orchestrator.runner import inventory_lock
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import list_servers
@@ -54,7 +55,8 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     }
     target = workspace.inventories_dir / workspace.config.environment
     files = render_inventory(servers, instances, fleet_variables)
-    changed = _replace_directory(target, files)
+    with inventory_lock(target):
+        changed = _replace_directory(target, files)
     return {"directory": str(target), "files": sorted(files), "changed": changed}
 
 

@@ -2,6 +2,8 @@
 
 Computed from the state alone: each instance's deployment (from its record and the current
 catalogue) is compared with the one last applied successfully; servers never converged are listed.
+Instances behind their service's current version are listed apart, with the path of versions to it:
+``apply`` never changes a version, ``ruche instance upgrade`` and ``ruche upgrade`` do.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.actions.inventory_export import deployment_variables
-from orchestrator.catalog import load_catalog
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.deployment import fingerprint
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.runs import list_runs
@@ -58,4 +61,26 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
             base = "up to date" if entry.name in converged else "first converge"
             servers.append({"server": entry.name, "base": base, "changes": changes})
         count = sum(len(s["changes"]) + (s["base"] != "up to date") for s in servers)
-        return {"servers": servers, "changes": count}
+        upgrades = behind(catalog, [i for i in list_instances(session) if i.state in ACTIVE_STATES
+                                    and (server is None or i.server.name == server)])  # fmt: skip
+        return {"servers": servers, "changes": count, "upgrades": upgrades}
+
+
+def behind(catalog: Catalog, instances) -> list[dict]:
+    """Give the instances not on their service's current version, with the path to it (or why there is none)."""
+    found = []
+    for instance in sorted(instances, key=lambda i: i.address):
+        try:
+            service = catalog.get(instance.service_id)
+        except NotFound:
+            continue
+        if instance.service_version == service.version:
+            continue
+        entry = {"instance": instance.address, "service": service.id, "server": instance.server.name,
+                 "version": instance.service_version, "current": service.version, "path": None, "blocked": None}  # fmt: skip
+        try:
+            entry["path"] = [step.version for step in service.upgrade_path(instance.service_version)]
+        except InvalidInput as error:
+            entry["blocked"] = error.message
+        found.append(entry)
+    return found

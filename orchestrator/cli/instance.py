@@ -7,6 +7,8 @@ import sys
 import click
 
 from orchestrator.actions.instance_create import create_instance
+from orchestrator.actions.instance_upgrade import preview as upgrade_preview
+from orchestrator.actions.instance_upgrade import upgrade_instance
 from orchestrator.actions.instance_list import instance as show_instance
 from orchestrator.actions.instance_list import instance_secrets
 from orchestrator.actions.instance_lifecycle import change_instance
@@ -33,6 +35,7 @@ def instance() -> None:
     "--over-quota", is_flag=True,
     help="Create it even beyond the association's offer; the override is recorded (`ruche events`).",
 )  # fmt: skip
+@click.option("--version", help="One of the service's versions (default: the one new instances get).")
 @click.option("--dry-run", is_flag=True, help="Show the placement and its reasons; record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
@@ -178,3 +181,58 @@ def secrets_(context: Context, address: str, names: tuple[str, ...], as_json: bo
         emit_json(revealed)
     else:
         click.echo("\n".join(f"{name}: {value}" for name, value in revealed.items()))
+
+
+@instance.command()
+@click.argument("address")
+@click.option("--to", "to", metavar="VERSION", help="Target version (default: the service's current version).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--fleet", hidden=True, help="The fleet upgrade this belongs to (set by `ruche upgrade`).")
+@_with_common_options
+@pass_context
+def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: str | None, dry_run: bool, as_json: bool,
+            quiet: bool) -> None:  # fmt: skip
+    """Upgrade ASSOCIATION/NAME to a newer version of its service, one allowed step at a time.
+
+    A safety backup first (nothing happens if it fails); then per step: the database moved with its
+    engine's own dump and restore when its major changes, the new images deployed, the entry's
+    post-start commands, the health check and the entry's data check. On any failure the instance
+    is rolled back: previous version, data restored from the safety snapshot, answering again.
+
+    Exit codes: 0 upgraded (or already current); 1 the safety backup failed (nothing changed), or an
+    upgrade step failed and was rolled back (`ruche upgrades` shows the step and its output); refused
+    before anything changed: 2 unknown version, downgrade or a step the entry does not allow, 5 the
+    instance is not running or not healthy, 6 no backup repository.
+    """
+    plan = upgrade_preview(context.workspace, address, to=to)
+    if not plan["steps"]:
+        emit_json({**plan, "status": "up to date"}) if as_json else click.echo(f"{address} already runs {plan['from']}")
+        return
+    if dry_run:
+        if as_json:
+            emit_json({**plan, "status": "would upgrade"})
+        else:
+            click.echo(_upgrade_plan_text(plan))
+        return
+    if not yes:
+        click.echo(_upgrade_plan_text(plan), err=True)
+        click.confirm(f"Upgrade {address} from {plan['from']} to {plan['to']}?", abort=True, err=True)
+    result = upgrade_instance(context.workspace, address, to=to, fleet=fleet, progress=ProgressPrinter(not quiet and not as_json))
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{address}: {result['status']} ({result['from']} -> {result['to']})"
+                   + (f": {result['detail'].get('error')}" if result["status"] != "succeeded" else ""))  # fmt: skip
+    if result["status"] != "succeeded":
+        sys.exit(1)
+
+
+def _upgrade_plan_text(plan: dict) -> str:
+    lines = [f"{plan['instance']} ({plan['service']} on {plan['server']}): {plan['from']} -> {plan['to']}"]
+    for step in plan["steps"]:
+        extra = f"; database {step['database']} moved by dump and restore" if step["database_move"] else ""
+        lines.append(f"  step {step['from']} -> {step['to']}: {step['image']}{extra}")
+    for command in plan["after_start"]:
+        lines.append(f"  then: {' '.join(command)}")
+    lines.append("  a safety backup first; automatic rollback on failure")
+    return "\n".join(lines)

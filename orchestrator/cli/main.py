@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, request, runs, serve, server, status, usage, worker,
+        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, request, runs, serve, server, status, upgrade, usage, worker,
     )  # fmt: skip
 
     cli.add_command(admin.admin)
@@ -70,6 +70,8 @@ def _register_commands() -> None:
     cli.add_command(status.status)
     cli.add_command(usage.usage)
     cli.add_command(usage.quota)
+    cli.add_command(upgrade.upgrade)
+    cli.add_command(upgrade.upgrades)
     cli.add_command(worker.worker)
     cli.add_command(worker.queue)
 

@@ -106,6 +106,7 @@ def _mediawiki(suite: str) -> LabImage:
             "mediawiki-entrypoint": ("/usr/local/bin/mediawiki-entrypoint", 0o755),
             "mediawiki-jobrunner": ("/usr/local/bin/mediawiki-jobrunner", 0o755),
             "mediawiki-maintenance": ("/usr/local/bin/mediawiki-maintenance", 0o755),
+            "mediawiki-count-content": ("/usr/local/bin/mediawiki-count-content", 0o755),
             "mediawiki-ruche-settings.php": ("/etc/mediawiki/ruche-settings.php", 0o644),
             "mediawiki-site.conf": ("/etc/apache2/sites-available/000-default.conf", 0o644),
         },

@@ -33,6 +33,7 @@ from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance
 from orchestrator.state.models import WebSession
 from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, checked_reason, get_request, list_requests, move, request_as_dict
+from orchestrator.state.upgrades import latest_upgrades
 from orchestrator.web.i18n import choose_language, members_progress, translator
 from orchestrator.web.security import Guard, RateLimiter
 from orchestrator.workspace import open_workspace
@@ -140,11 +141,17 @@ def create_app(workspace_path: Path | None) -> FastAPI:
         association = signed_in.association
         instances = [i for i in list_instances(session, association=association.slug) if i.state in ACTIVE_STATES]
         rows = []
+        upgrades = latest_upgrades(session, [i.address for i in instances])
         for instance in instances:
             last = next((r for r in runs_of(session, instance.address, kind="backup") if r.status == "success"), None)
+            upgrade = upgrades.get(instance.address)
             rows.append({"address": instance.address, "name": instance.name, "service": instance.service_id,
+                         "version": instance.service_version,
                          "url": f"https://{instance.domain}/", "state": instance.state, "health": instance.health,
-                         "last_backup": last.finished_at.isoformat(timespec="minutes") if last and last.finished_at else None})  # fmt: skip
+                         "last_backup": last.finished_at.isoformat(timespec="minutes") if last and last.finished_at else None,
+                         "upgrade": None if upgrade is None else {
+                             "status": upgrade.status, "to": upgrade.to_version, "version": instance.service_version,
+                             "at": (upgrade.finished_at or upgrade.started_at).isoformat(timespec="minutes")}})  # fmt: skip
         offer = find_offer(workspace.config.offers, association.offer)
         used = allocation(session, association.id)
         requests = [request_as_dict(r) for r in list_requests(session, association=association)]

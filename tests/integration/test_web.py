@@ -306,3 +306,28 @@ def test_the_public_page_is_rate_limited_and_declines_are_recorded(fleet, worksp
     declined = json.loads(ruche(*w, "association", "decline", str(first["id"]), "--reason", "Hors de notre territoire", "--json").stdout)
     assert declined["state"] == "declined" and declined["reason"] == "Hors de notre territoire"
     assert ruche(*w, "association", "show", first["slug"]).exit_code == 4
+
+
+def test_members_see_their_services_version_and_what_an_upgrade_did(fleet, workspace, ruche):
+    from orchestrator.state.instances import get_instance
+    from orchestrator.state.models import Upgrade, utc_now
+
+    w, links = fleet
+    assert ruche(*w, "instance", "create", "amap", "radicale", "--name", "agenda", "--version", "3.1.8").exit_code == 0
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            instance = get_instance(session, "amap/agenda")
+            session.add(Upgrade(instance_id=instance.id, instance_address="amap/agenda", service_id="radicale", server="web-1",
+                                from_version="3.1.8", to_version="3.5.3", status="rolled_back", step="rollback",
+                                requested_by="admin", started_at=utc_now(), finished_at=utc_now(), detail={}))  # fmt: skip
+    finally:
+        store.close()
+    client = signed_in(workspace, links["amap"])
+    page = client.get("/espace").text
+    assert "3.1.8" in page and "mise à jour vers 3.5.3 annulée" in page and "la version 3.1.8 fonctionne" in page
+    assert "update to 3.5.3 cancelled" in client.get("/espace?lang=en").text
+    (listed,) = client.get("/api/v1/instances").json()
+    assert listed["version"] == "3.1.8" and listed["upgrade"]["status"] == "rolled_back"
+    other = signed_in(workspace, links["chorale"])
+    assert "3.5.3" not in other.get("/espace").text

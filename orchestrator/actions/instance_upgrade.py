@@ -1,0 +1,292 @@
+"""``ruche instance upgrade``: move one instance to a newer version of its service, or back where it was.
+
+Order (each recorded in the ``upgrades`` row, the runs and the audit trail):
+
+1. refusals, with nothing changed: an unknown version, a downgrade, a step the entry's rule does not
+   allow, an instance not running or not healthy (checked now), no backup repository, an upgrade
+   of the same instance already running;
+2. the entry's ``upgrade.data_check`` command is run in the app container (its output is kept);
+3. a safety backup (reason ``safety``); the upgrade is refused if it fails;
+4. per step of the path: when the database engine's major changes, ``ruche-backup db-move`` (the
+   engine's own dump, loaded into a new data directory by the new engine; the old one kept aside);
+   the instance's recorded version moves and one ``apply`` of the instance deploys the new images;
+   the entry's ``upgrade.after_start`` commands; the health gate (the entry's check, through Caddy);
+   the data check again, whose output must be the same;
+5. on any failure, the rollback: the kept data directory back, the previous version applied, the
+   safety snapshot restored (files and database), the instance answering again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from orchestrator.actions.apply import apply
+from orchestrator.actions.backup_restore import _restore_into
+from orchestrator.actions.backup_run import back_up, require_backups
+from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.actions.status import check_and_record_health
+from orchestrator.backups import backup_tool
+from orchestrator.catalog import Service, load_catalog
+from orchestrator.errors import Conflict, OperationFailed
+from orchestrator.remote import SshTarget, run_tool
+from orchestrator.state.events import current_actor, record_event
+from orchestrator.state.instances import get_instance
+from orchestrator.state.models import Upgrade, utc_now
+from orchestrator.state.upgrades import running_upgrade, upgrade_as_dict
+
+COMMAND_TIMEOUT = 3600  # one post-start command (a large Nextcloud's `occ upgrade` takes a while)
+
+
+class StepFailed(Exception):
+    """A step of the upgrade failed; ``output`` is what it printed."""
+
+    def __init__(self, step: str, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.step, self.output = step, output
+
+
+def _app_command(target: SshTarget, container: str, user: str | None, command: list[str]) -> tuple[int, str]:
+    argv = ["podman", "exec"] + (["--user", user] if user else []) + [container, *command]
+    return run_tool(target, argv, timeout=COMMAND_TIMEOUT)
+
+
+def _data_check(service: Service, target: SshTarget, container: str) -> str | None:
+    if service.upgrade.data_check is None:
+        return None
+    code, output = _app_command(target, container, service.exec_user, list(service.upgrade.data_check))
+    if code != 0:
+        raise StepFailed("data check", f"the data check exited {code}", output)
+    return output
+
+
+def preview(workspace_path: Path | None, address: str, *, to: str | None = None, check_health: bool = True) -> dict:
+    """Check that ``address`` may be upgraded (to ``to``, default: its service's current version); give the plan.
+
+    Raises InvalidInput (version, downgrade, disallowed step), Conflict (not running, unhealthy, an
+    upgrade already running), MissingPrerequisite (no backups). Nothing is changed, except the
+    instance's recorded health when ``check_health``.
+    """
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        require_backups(workspace)
+        catalog = load_catalog(workspace.catalog_dir)
+        instance = get_instance(session, address)
+        service = catalog.get(instance.service_id)
+        steps = service.upgrade_path(instance.service_version, to)
+        if instance.desired_state != "present" or instance.state != "running":
+            raise Conflict(f"{address} is {instance.state} (desired {instance.desired_state}): only a running instance is upgraded",
+                           hint=f"`ruche instance resume {address}` or `ruche apply --instance {address}` first")  # fmt: skip
+        if running_upgrade(session, address) is not None:
+            raise Conflict(f"{address} is being upgraded already", hint=f"`ruche upgrade history {address}`")
+        if steps and check_health:
+            check_and_record_health(workspace, catalog, [instance])
+            if instance.health != "healthy":
+                raise Conflict(f"{address} is {instance.health} ({instance.health_detail}): an upgrade starts only from a "
+                               "healthy instance, so that a rollback has something good to return to",
+                               hint="`ruche status` and the service's logs; fix it, then upgrade")  # fmt: skip
+        previous = service.release(instance.service_version)
+        planned, before = [], previous
+        for step in steps:
+            planned.append({"from": before.version, "to": step.version, "image": step.image,
+                            "database_move": before.database_major != step.database_major,
+                            "database": f"{before.database_major} -> {step.database_major}" if before.database_major != step.database_major else None,
+                            "notes": step.notes})  # fmt: skip
+            before = step
+        return {"instance": address, "service": service.id, "server": instance.server.name,
+                "from": instance.service_version, "to": steps[-1].version if steps else instance.service_version,
+                "steps": planned, "rule": service.upgrade.rule, "after_start": service.upgrade.after_start,
+                "data_check": service.upgrade.data_check}  # fmt: skip
+
+
+def upgrade_instance(
+    workspace_path: Path | None, address: str, *, to: str | None = None, dry_run: bool = False,
+    progress: Progress = no_progress, actor: str | None = None, fleet: str | None = None,
+) -> dict:  # fmt: skip
+    """Upgrade ``address`` step by step (see the module's docstring); give the plan, or the recorded upgrade.
+
+    ``status`` of the result: ``up to date``, ``would upgrade`` (dry run), ``succeeded``, ``rolled_back``
+    (the instance runs its previous version again, data restored) or ``rollback_failed``. Refusals
+    raise before anything changes; a failure after the safety backup is reported, not raised.
+    """
+    plan = preview(workspace_path, address, to=to)
+    if not plan["steps"]:
+        return {**plan, "status": "up to date"}
+    if dry_run:
+        return {**plan, "status": "would upgrade"}
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        catalog = load_catalog(workspace.catalog_dir)
+        instance = get_instance(session, address)
+        service = catalog.get(instance.service_id)
+        target, identifier = SshTarget.of(instance.server), instance.identifier
+        container = f"ruche-{identifier}-app"
+        timeout = workspace.config.upgrades.start_timeout_seconds
+        record = Upgrade(instance_id=instance.id, instance_address=address, service_id=service.id, server=target.name,
+                         from_version=plan["from"], to_version=plan["to"], status="running", step="data check",
+                         requested_by=_actor(actor), fleet=fleet, started_at=utc_now(), detail={"steps": []})  # fmt: skip
+        record_event(session, kind="instance.upgrade", subject=address, actor=actor,
+                     detail={"from": plan["from"], "to": plan["to"], "fleet": fleet})  # fmt: skip
+        session.add(record)
+        session.flush()
+        upgrade_id = record.id
+    log: list[dict] = []
+
+    def note(step: str, status: str, output: str = "", started: float | None = None, **more) -> None:
+        entry = {"step": step, "status": status, "output": output[-4000:], **more}
+        if started is not None:
+            entry["seconds"] = round(time.monotonic() - started, 2)
+        log.append(entry)
+        _save(workspace_path, upgrade_id, step=step, detail={"steps": list(log)})
+
+    try:
+        started = time.monotonic()
+        progress(f"{address}: data check before the upgrade")
+        before_data = _data_check(service, target, container)
+        note("data check", "ok", before_data or "(the entry has no data check)", started)
+    except (StepFailed, OperationFailed) as error:
+        return _finish(workspace_path, upgrade_id, "refused", f"data check before the upgrade failed: {error}",
+                       getattr(error, "output", ""), actor)  # fmt: skip
+
+    progress(f"{address}: safety backup before upgrading {plan['from']} -> {plan['to']}")
+    started = time.monotonic()
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        (safety,) = back_up(workspace, session, [address], reason="safety", progress=progress)
+    snapshot = safety.get("snapshot_id")
+    if safety["status"] != "success" or not snapshot:
+        return _finish(workspace_path, upgrade_id, "refused",
+                       f"the safety backup failed, nothing was changed: {safety['detail'].get('error')}", "", actor)  # fmt: skip
+    _save(workspace_path, upgrade_id, safety_snapshot=snapshot)
+    note("safety backup", "ok", f"snapshot {snapshot}", started)
+
+    moved_database = False
+    current = service.release(plan["from"])
+    try:
+        for step in plan["steps"]:
+            name = f"{step['from']} -> {step['to']}"
+            new = service.release(step["to"])
+            if step["database_move"]:
+                started = time.monotonic()
+                progress(f"{address}: moving the database {step['database']} (dump, new engine, load)")
+                answer = backup_tool(target, "db-move", identifier, "--image", new.database_image, timeout=7200)
+                if answer.get("status") != "success":
+                    raise StepFailed(f"{name}: database move", f"moving the database failed: {answer.get('error')}")
+                moved_database = True
+                note(f"{name}: database move", "ok", f"{answer.get('dump_bytes')} bytes dumped and loaded, "
+                     f"{len(answer.get('tables') or {})} tables with the same row counts", started)  # fmt: skip
+            started = time.monotonic()
+            progress(f"{address}: deploying {new.version} ({new.image})")
+            _set_version(workspace_path, address, new.version)
+            run = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+            if not run["succeeded"]:
+                raise StepFailed(f"{name}: deploy", f"deploying {new.version} failed (run {run['run_id']}): the new "
+                                 f"version did not start or answer", _failures(run))  # fmt: skip
+            note(f"{name}: deploy", "ok", f"run {run['run_id']}", started, run_id=run["run_id"])
+            for command in service.upgrade.after_start:
+                started = time.monotonic()
+                progress(f"{address}: {' '.join(command)}")
+                code, output = _app_command(target, container, service.exec_user, list(command))
+                if code != 0:
+                    raise StepFailed(f"{name}: {' '.join(command)}", f"`{' '.join(command)}` exited {code}", output)
+                note(f"{name}: {' '.join(command)}", "ok", output, started)
+            started = time.monotonic()
+            progress(f"{address}: waiting for {new.version} to answer healthy")
+            health, detail = _wait_healthy(workspace_path, address, timeout)
+            if health != "healthy":
+                raise StepFailed(f"{name}: health", f"{new.version} is {health} after {timeout} s: {detail}")
+            note(f"{name}: health", "ok", detail, started)
+            if before_data is not None:
+                started = time.monotonic()
+                after_data = _data_check(service, target, container)
+                if after_data != before_data:
+                    raise StepFailed(f"{name}: data check", "the data check differs from before the upgrade",
+                                     f"before:\n{before_data}\nafter:\n{after_data}")
+                note(f"{name}: data check", "ok", after_data, started)
+            current = new
+    except (StepFailed, OperationFailed) as error:
+        step_name = getattr(error, "step", "upgrade")
+        note(step_name, "failed", getattr(error, "output", "") or str(error))
+        progress(f"{address}: FAILED at {step_name}: {error}; rolling back to {plan['from']}")
+        rollback = _roll_back(workspace_path, address, target, identifier, plan["from"], snapshot, moved_database, progress,
+                              timeout)
+        note("rollback", "ok" if rollback["health"] == "healthy" else "failed", rollback.get("detail", ""),
+             health=rollback["health"])  # fmt: skip
+        status = "rolled_back" if rollback["health"] == "healthy" and rollback["restored"] else "rollback_failed"
+        return _finish(workspace_path, upgrade_id, status, f"{step_name}: {error}", "", actor, failed_step=step_name,
+                       reached=current.version)  # fmt: skip
+    if moved_database:
+        answer = backup_tool(target, "db-move-done", identifier, timeout=600)
+        note("drop the old database directory", "ok" if answer.get("status") == "success" else "failed", str(answer))
+    progress(f"{address}: now runs {plan['to']}")
+    return _finish(workspace_path, upgrade_id, "succeeded", "", "", actor)
+
+
+def _actor(actor: str | None) -> str:
+    return actor or current_actor()
+
+
+def _failures(run: dict) -> str:
+    lines = [f"{i['address']}: {i['state']} ({i['health']}: {i['health_detail']})" for i in run.get("instances", [])]
+    return "\n".join(lines + [f"artifacts: {run.get('artifacts')}"])
+
+
+def _set_version(workspace_path: Path | None, address: str, version: str) -> None:
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        get_instance(session, address).service_version = version
+
+
+def _save(workspace_path: Path | None, upgrade_id: int, **values) -> None:
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        record = session.get(Upgrade, upgrade_id)
+        for key, value in values.items():
+            setattr(record, key, value)
+
+
+def _wait_healthy(workspace_path: Path | None, address: str, timeout: float) -> tuple[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with opened(workspace_path) as (workspace, store), store.session() as session:
+            instance = get_instance(session, address)
+            check_and_record_health(workspace, load_catalog(workspace.catalog_dir), [instance])
+            health, detail = instance.health, instance.health_detail
+        if health == "healthy" or time.monotonic() > deadline:
+            return health, detail
+        time.sleep(3)
+
+
+def _roll_back(
+    workspace_path: Path | None, address: str, target: SshTarget, identifier: str, version: str, snapshot: str,
+    moved_database: bool, progress: Progress, timeout: int,
+) -> dict:  # fmt: skip
+    """Bring ``address`` back to ``version`` with the safety snapshot's data; give ``{"health", "restored", "detail"}``."""
+    notes = []
+    if moved_database:
+        answer = backup_tool(target, "db-move-back", identifier, timeout=600)
+        notes.append(f"database directory put back: {answer.get('status')} {answer.get('error') or ''}".strip())
+    _set_version(workspace_path, address, version)
+    progress(f"{address}: deploying {version} again")
+    first = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+    notes.append(f"apply of {version}: run {first['run_id']} {first['status']}")
+    progress(f"{address}: restoring the safety snapshot {snapshot[:8]}")
+    restored = _restore_into(workspace_path, address, address, snapshot, progress)
+    notes.append(f"restore of {snapshot[:8]}: {restored.get('status')} {restored.get('error') or ''}".strip())
+    if not first["succeeded"]:  # the previous version may only start once its data is back
+        again = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+        notes.append(f"apply of {version} after the restore: run {again['run_id']} {again['status']}")
+    health, detail = _wait_healthy(workspace_path, address, timeout)
+    notes.append(f"health: {health} ({detail})")
+    return {"health": health, "restored": restored.get("status") == "success", "detail": "\n".join(notes)}
+
+
+def _finish(workspace_path: Path | None, upgrade_id: int, status: str, error: str, output: str, actor: str | None,
+            **more) -> dict:  # fmt: skip
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        record = session.get(Upgrade, upgrade_id)
+        record.status = status
+        record.finished_at = utc_now()
+        record.detail = {**record.detail, "error": error, **({"output": output[-4000:]} if output else {}), **more}
+        if status == "succeeded":
+            record.step = ""
+        kind = {"succeeded": "instance.upgraded", "refused": "instance.upgrade_refused"}.get(status, "instance.upgrade_failed")
+        record_event(session, kind=kind, subject=record.instance_address, actor=actor,
+                     detail={"from": record.from_version, "to": record.to_version, "status": status, "error": error,
+                             "upgrade": record.id})  # fmt: skip
+        return upgrade_as_dict(record)

@@ -1,0 +1,232 @@
+"""Upgrades on the lab, with real version pairs built from Debian's packages (bookworm's and trixie's):
+Radicale 3.1.8 -> 3.5.3 with an event written through CalDAV before and read back after; MediaWiki
+1.39.17 -> 1.43.9 with its schema update and its PostgreSQL moved from 15 to 17 (pg_dump and psql),
+a page written through its API before and read back after; `backup verify` after both. A version
+whose health check never passes ends rolled back (old version, data intact, answering, the failure
+recorded). A fleet upgrade on two servers: the canary alone first, never two upgrades on one
+server at once, and the stop at the first failure (those upgraded stay upgraded).
+
+Associations: maj (cal on lab-1, wiki on lab-2, broken on lab-2) and flotte (four calendars).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
+from tests.lab.servers import on
+from tests.lab.test_backups import EVENT, EVENT_UID, http
+from tests.lab.test_mediawiki import Wiki
+
+W = "--workspace"
+OLD_RADICALE, NEW_RADICALE = "3.1.8", "3.5.3"
+BROKEN = "3.5.99-never-answers"
+PAGE = f"Statuts_{uuid.uuid4().hex[:6]}"
+PAGE_TEXT = "Article 1 : l'association a pour but de partager des savoirs.\n[[Catégorie:Statuts]]"
+
+
+@pytest.fixture(scope="module")
+def w(lab, ruche_module):
+    """The lab workspace's options, with the associations of this module registered."""
+    options = [W, str(lab)]
+    for slug in ("maj", "flotte"):
+        added = ruche_module(*options, "association", "add", slug, "--name", f"Association {slug}", "--email",
+                             f"contact@{slug}.example", "--offer", "association")  # fmt: skip
+        assert added.exit_code == 0, added.stderr
+    return options
+
+
+def deploy(ruche, w, association: str, service: str, name: str, server: str, version: str, *params: str) -> dict:
+    created = ruche(*w, "instance", "create", association, service, "--name", name, "--server", server, "--version", version,
+                    *[argument for param in params for argument in ("--param", param)])  # fmt: skip
+    assert created.exit_code == 0, created.stdout + created.stderr
+    applied = ruche(*w, "apply", "--instance", f"{association}/{name}", "--json")
+    assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    (outcome,) = json.loads(applied.stdout)["instances"]
+    assert outcome["health"] == "healthy" and outcome["version"] == version, outcome
+    return outcome
+
+
+def calendar(ruche, w, lab, outcome: dict) -> dict:
+    password = json.loads(ruche(*w, "instance", "secrets", outcome["address"], "admin_password", "--json").stdout)["admin_password"]
+    return {"lab": lab, "server": outcome["server"], "domain": outcome["domain"], "user": "admin", "password": password}
+
+
+def caldav(cal: dict, method: str, path: str, **kwargs) -> tuple[int, str]:
+    return http(cal["lab"], cal["server"], cal["domain"], method, path, user=cal["user"], password=cal["password"], **kwargs)
+
+
+MKCALENDAR = ('<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
+              "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>")
+
+
+def put_event(cal: dict) -> None:
+    code, text = caldav(cal, "MKCOL", "/admin/agenda/", body=MKCALENDAR, content_type="application/xml")
+    assert code == 201, text
+    code, text = caldav(cal, "PUT", f"/admin/agenda/{EVENT_UID}.ics", body=EVENT, content_type="text/calendar")
+    assert code == 201, text
+
+
+def event_is_there(cal: dict) -> bool:
+    code, text = caldav(cal, "GET", f"/admin/agenda/{EVENT_UID}.ics")
+    return code == 200 and "Distribution des paniers" in text
+
+
+def image_of(lab, server: str, container: str) -> str:
+    return on(lab, server, "podman", "inspect", "--format", "{{.ImageName}}", container).strip()
+
+
+def upgrade(ruche, w, address: str, *options: str):
+    return ruche(*w, "instance", "upgrade", address, "--yes", "--json", "--quiet", *options)
+
+
+def test_radicale_31_to_35_keeps_what_caldav_wrote_and_verifies(lab, w, ruche):
+    cal = calendar(ruche, w, lab, deploy(ruche, w, "maj", "radicale", "cal", "lab-1", OLD_RADICALE))
+    assert "bookworm" in image_of(lab, "lab-1", "ruche-maj--cal-app")
+    put_event(cal)
+    planned = json.loads(ruche(*w, "plan", "--json").stdout)["upgrades"]
+    assert {"instance": "maj/cal", "version": OLD_RADICALE, "current": NEW_RADICALE, "path": [NEW_RADICALE]}.items() <= next(
+        u for u in planned if u["instance"] == "maj/cal").items()
+    dry = upgrade(ruche, w, "maj/cal", "--dry-run")
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["status"] == "would upgrade"
+    assert "bookworm" in image_of(lab, "lab-1", "ruche-maj--cal-app")  # a dry run changes nothing
+
+    done = upgrade(ruche, w, "maj/cal")
+    assert done.exit_code == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded" and result["safety_snapshot"], result
+    assert [s["step"] for s in result["detail"]["steps"]][:2] == ["data check", "safety backup"]
+    assert "trixie" in image_of(lab, "lab-1", "ruche-maj--cal-app")
+    assert event_is_there(cal)  # written by 3.1 through CalDAV, read by 3.5 through CalDAV
+    shown = json.loads(ruche(*w, "instance", "show", "maj/cal", "--json").stdout)
+    assert shown["version"] == NEW_RADICALE and shown["health"] == "healthy"
+    events = json.loads(ruche(*w, "events", "--json").stdout)
+    assert any(e["kind"] == "instance.upgraded" and e["subject"] == "maj/cal" for e in events)
+
+    downgrade = upgrade(ruche, w, "maj/cal", "--to", OLD_RADICALE)
+    assert downgrade.exit_code == 2 and "older than" in downgrade.stderr
+    unknown = upgrade(ruche, w, "maj/cal", "--to", "9.9.9")
+    assert unknown.exit_code == 2 and "not in the catalogue" in unknown.stderr
+    verified = ruche(*w, "backup", "verify", "maj/cal", "--json")
+    assert verified.exit_code == 0, verified.stdout[-3000:]
+
+
+def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab, w, ruche, tmp_path):
+    outcome = deploy(ruche, w, "maj", "mediawiki-debian", "wiki", "lab-2", "1.39.17", "admin_email=admin@maj.example")
+    password = json.loads(ruche(*w, "instance", "secrets", "maj/wiki", "admin_password", "--json").stdout)["admin_password"]
+    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "15"
+    browser = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "cookies")
+    assert browser.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.39.17"
+    assert browser.sign_in("Admin", password)["status"] == "PASS"
+    edited = browser.api("POST", action="edit", title=PAGE, text=PAGE_TEXT, summary="avant la mise à jour", token=browser.token("csrf"))
+    assert edited["edit"]["result"] == "Success", edited
+
+    done = upgrade(ruche, w, "maj/wiki")
+    assert done.exit_code == 0, done.stdout[-6000:] + done.stderr[-4000:]
+    result = json.loads(done.stdout)
+    steps = {s["step"]: s for s in result["detail"]["steps"]}
+    assert steps["1.39.17 -> 1.43.9: database move"]["status"] == "ok", steps
+    assert steps["1.39.17 -> 1.43.9: /usr/local/bin/mediawiki-maintenance update --quick"]["status"] == "ok"
+    assert steps["1.39.17 -> 1.43.9: data check"]["output"] == steps["data check"]["output"]
+    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "17"
+    assert on(lab, "lab-2", "sh", "-c", "ls -d /srv/ruche/instances/maj/wiki/database.before-upgrade 2>/dev/null || true").strip() == ""
+    reader = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "reader")
+    assert reader.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.43.9"
+    code, body = reader.call("GET", f"/index.php?title={PAGE}&action=raw")
+    assert code == 200 and body == PAGE_TEXT
+    assert Wiki(lab, "lab-2", outcome["domain"], tmp_path / "again").sign_in("Admin", password)["status"] == "PASS"
+    verified = ruche(*w, "backup", "verify", "maj/wiki", "--json")
+    assert verified.exit_code == 0, verified.stdout[-3000:]
+
+
+@pytest.fixture
+def broken_version(lab):
+    """The workspace's catalogue with a Radicale version whose image never answers on Radicale's port (Miniflux's,
+    which exits without its database), and a short start timeout; both undone afterwards."""
+    workspace = open_workspace(lab)
+    saved = workspace.config
+    catalog = workspace.root / "catalog-with-broken-version"
+    shutil.copytree(BUNDLED_CATALOG_DIR, catalog, dirs_exist_ok=True)
+    entry = yaml.safe_load((catalog / "radicale.yaml").read_text())
+    entry["versions"].append({"version": BROKEN, "image": "lab.ruche.invalid/miniflux:trixie", "upgrade_from": ["3.*"]})
+    entry["default_version"] = NEW_RADICALE
+    (catalog / "radicale.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True))
+    workspace.save_config(saved.model_copy(update={
+        "catalog_dir": catalog.name, "upgrades": saved.upgrades.model_copy(update={"start_timeout_seconds": 30})}))
+    yield
+    workspace.save_config(saved)
+
+
+def test_a_version_that_never_answers_is_rolled_back_with_the_data_intact(lab, w, ruche, broken_version):
+    cal = calendar(ruche, w, lab, deploy(ruche, w, "maj", "radicale", "broken", "lab-2", OLD_RADICALE))
+    put_event(cal)
+    failed = upgrade(ruche, w, "maj/broken", "--to", BROKEN)
+    assert failed.exit_code == 1, failed.stdout[-4000:] + failed.stderr[-3000:]
+    result = json.loads(failed.stdout)
+    assert result["status"] == "rolled_back", result
+    assert result["detail"]["failed_step"] == f"{OLD_RADICALE} -> {BROKEN}: deploy"
+    assert "bookworm" in image_of(lab, "lab-2", "ruche-maj--broken-app")
+    assert event_is_there(cal)
+    shown = json.loads(ruche(*w, "instance", "show", "maj/broken", "--json").stdout)
+    assert (shown["version"], shown["state"], shown["health"]) == (OLD_RADICALE, "running", "healthy")
+    (recorded,) = json.loads(ruche(*w, "upgrades", "maj/broken", "--json").stdout)
+    assert recorded["status"] == "rolled_back" and recorded["step"] == "rollback"
+    assert any(s["status"] == "failed" and "deploy" in s["step"] for s in recorded["detail"]["steps"])
+
+
+def test_refusals_change_nothing(lab, w, ruche):
+    on(lab, "lab-2", "systemctl", "stop", "ruche-maj--broken-app.service")
+    try:
+        unhealthy = upgrade(ruche, w, "maj/broken")
+        assert unhealthy.exit_code == 5 and "healthy" in unhealthy.stderr, unhealthy.stderr
+    finally:
+        on(lab, "lab-2", "systemctl", "start", "ruche-maj--broken-app.service")
+    assert ruche(*w, "instance", "suspend", "maj/broken", "--quiet").exit_code == 0
+    suspended = upgrade(ruche, w, "maj/broken")
+    assert suspended.exit_code == 5 and "suspended" in suspended.stderr
+    assert json.loads(ruche(*w, "instance", "show", "maj/broken", "--json").stdout)["version"] == OLD_RADICALE
+    assert not [u for u in json.loads(ruche(*w, "upgrades", "maj/broken", "--json").stdout) if u["status"] != "rolled_back"]
+    assert ruche(*w, "instance", "delete", "maj/broken", "--yes", "--no-final-backup", "--purge", "--quiet").exit_code == 0
+
+
+def _interval(result: dict) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(result["process_started"]), datetime.fromisoformat(result["process_finished"])
+
+
+def test_a_fleet_upgrade_runs_the_canary_alone_one_per_server_and_stops_at_the_first_failure(lab, w, ruche):
+    # flotte/f1 (lab-1, the canary), f2 (lab-2), f3 (lab-1), f4 (lab-2); the maj instances are current already
+    calendars = {}
+    for name, server in (("f1", "lab-1"), ("f2", "lab-2"), ("f3", "lab-1"), ("f4", "lab-2")):
+        calendars[name] = calendar(ruche, w, lab, deploy(ruche, w, "flotte", "radicale", name, server, OLD_RADICALE))
+        put_event(calendars[name])
+    on(lab, "lab-2", "systemctl", "stop", "ruche-flotte--f2-app.service")  # f2 fails: it does not answer
+    first = ruche(*w, "upgrade", "radicale", "--canary", "1", "--parallel", "2", "--yes", "--json", "--quiet")
+    assert first.exit_code == 1, first.stdout[-4000:] + first.stderr[-2000:]
+    result = json.loads(first.stdout)
+    by_name = {r["instance"]: r for r in result["results"]}
+    assert result["results"][0]["instance"] == "flotte/f1" and result["results"][0]["canary"]
+    canary_end = _interval(by_name["flotte/f1"])[1]
+    assert all(_interval(r)[0] >= canary_end for r in result["results"][1:])  # the canary ran alone, first
+    assert by_name["flotte/f1"]["status"] == "succeeded"
+    assert by_name["flotte/f2"]["status"] == "refused" and result["stopped"]
+    assert by_name["flotte/f3"]["status"] == "succeeded"  # already running beside f2 when f2 failed: finished
+    assert result["not_started"] == ["flotte/f4"]
+    versions = {i["address"]: i["version"] for i in json.loads(ruche(*w, "instance", "list", "--json").stdout)}
+    assert (versions["flotte/f1"], versions["flotte/f3"], versions["flotte/f4"]) == (NEW_RADICALE, NEW_RADICALE, OLD_RADICALE)
+
+    on(lab, "lab-2", "systemctl", "start", "ruche-flotte--f2-app.service")
+    second = ruche(*w, "upgrade", "radicale", "--canary", "0", "--parallel", "2", "--yes", "--json", "--quiet")
+    assert second.exit_code == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    result = json.loads(second.stdout)
+    assert sorted(r["instance"] for r in result["results"]) == ["flotte/f2", "flotte/f4"]
+    (a_start, a_end), (b_start, b_end) = sorted(_interval(r) for r in result["results"])
+    assert b_start >= a_end  # both on lab-2: one after the other, although --parallel 2
+    for name, cal in calendars.items():
+        assert event_is_there(cal), name

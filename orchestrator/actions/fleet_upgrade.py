@@ -31,6 +31,8 @@ from orchestrator.quotas import find_offer
 from orchestrator.state.events import current_actor, record_event
 from orchestrator.state.instances import list_instances
 from orchestrator.state.models import utc_now
+from orchestrator.state.queue import enqueue as enqueue_run
+from orchestrator.state.queue import queued_as_dict
 
 
 def select_instances(workspace_path: Path | None, service_id: str, *, to: str | None, ignore_window: bool = False,
@@ -69,8 +71,13 @@ def select_instances(workspace_path: Path | None, service_id: str, *, to: str | 
 def fleet_upgrade(
     workspace_path: Path | None, service_id: str, *, to: str | None = None, canary: int = 1, parallel: int = 1,
     dry_run: bool = False, ignore_window: bool = False, progress: Progress = no_progress, actor: str | None = None,
+    enqueue: bool = False,
 ) -> dict:  # fmt: skip
     """Upgrade the instances of ``service_id`` (see the module's docstring); give what happened to each.
+
+    ``enqueue``: queue one upgrade run per instance for ``ruche worker`` instead (the queue keeps the
+    same rules: canaries alone first, at most ``parallel`` at once, one per server, the rest cancelled
+    after a failure); gives the queued runs under ``queued``.
 
     Gives ``{"fleet", "service", "to", "results": [...], "skipped": [...], "not_started": [...],
     "stopped": bool, "succeeded": bool}``; each result is the instance's recorded upgrade with
@@ -90,7 +97,16 @@ def fleet_upgrade(
         root = workspace.root
         record_event(session, kind="fleet.upgrade", subject=chosen["service"], actor=actor,
                      detail={"fleet": fleet, "to": chosen["to"], "instances": [c["instance"] for c in chosen["candidates"]],
-                             "canary": canary, "parallel": parallel})  # fmt: skip
+                             "canary": canary, "parallel": parallel, "queued": enqueue})  # fmt: skip
+        if enqueue:
+            queued = [enqueue_run(session, server=c["server"], instance_address=c["instance"], requested_by=actor or current_actor(),
+                                  kind="upgrade", payload={"to": chosen["to"], "fleet": fleet, "canary": index < canary,
+                                                           "parallel": parallel})
+                      for index, c in enumerate(chosen["candidates"])]  # fmt: skip
+            session.flush()
+            summary["queued"] = [queued_as_dict(run) for run in queued]
+            summary["succeeded"] = True
+            return summary
     waiting = list(chosen["candidates"])
     canaries, rest = waiting[:canary], waiting[canary:]
     launcher = _Launcher(root, chosen["to"], fleet, actor or current_actor(), progress)

@@ -20,6 +20,7 @@ from typing import Callable
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.actions.instance_upgrade import upgrade_instance
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.models import QueuedRun
 from orchestrator.state.queue import beat, claim_next, finish, has_open_runs, recover_stale
@@ -29,7 +30,14 @@ Executor = Callable[[Path | None, QueuedRun, Progress], tuple[bool, str | None, 
 
 
 def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress) -> tuple[bool, str | None, dict]:
-    """Carry out one queued run with ``ruche apply`` (its server, or its one instance)."""
+    """Carry out one queued run: ``ruche apply`` (its server, or its one instance), or an instance's upgrade."""
+    if run.kind == "upgrade":
+        payload = run.payload or {}
+        upgraded = upgrade_instance(workspace_path, run.instance_address, to=payload.get("to"), fleet=payload.get("fleet"),
+                                    progress=progress, actor=run.requested_by)  # fmt: skip
+        summary = {k: upgraded.get(k) for k in ("id", "status", "from", "to", "step", "safety_snapshot")}
+        summary["error"] = (upgraded.get("detail") or {}).get("error")
+        return upgraded.get("status") in ("succeeded", "up to date"), None, summary
     if run.instance_address is not None:
         result = apply(workspace_path, instance=run.instance_address, progress=progress)
     else:

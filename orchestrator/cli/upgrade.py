@@ -20,13 +20,14 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 @click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
               help="Most upgrades at once after the canaries (never two on one server).")  # fmt: skip
 @click.option("--ignore-window", is_flag=True, help="Upgrade even outside the offers' maintenance windows.")
+@click.option("--enqueue", is_flag=True, help="Queue the upgrades for `ruche worker` (same rules) instead of running them here.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List what would be upgraded and what is skipped; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
-def upgrade(context: Context, service: str, to: str | None, canary: int, parallel: int, ignore_window: bool, yes: bool,
-            dry_run: bool, as_json: bool, quiet: bool) -> None:  # fmt: skip
+def upgrade(context: Context, service: str, to: str | None, canary: int, parallel: int, ignore_window: bool, enqueue: bool,
+            yes: bool, dry_run: bool, as_json: bool, quiet: bool) -> None:  # fmt: skip
     """Upgrade every instance of SERVICE: canaries first, then --parallel at a time, stopping at the first failure.
 
     Each instance is upgraded as `ruche instance upgrade` does (safety backup, steps, automatic
@@ -41,9 +42,12 @@ def upgrade(context: Context, service: str, to: str | None, canary: int, paralle
             return
         click.confirm(f"Upgrade {len(preview['candidates'])} instance(s) of {service} to {preview['to']}?", abort=True, err=True)
     result = fleet_upgrade(context.workspace, service, to=to, canary=canary, parallel=parallel, dry_run=dry_run,
-                           ignore_window=ignore_window, progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+                           ignore_window=ignore_window, enqueue=enqueue, progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
     if as_json:
         emit_json(result)
+    elif "queued" in result:
+        click.echo("\n".join(f"queued upgrade run {q['id']} for {q['instance']}" + (" (canary)" if q["payload"]["canary"] else "")
+                              for q in result["queued"]) + f"\nfleet upgrade {result['fleet']}: `ruche worker` carries it out")
     else:
         click.echo(_text(result))
     if not result["succeeded"]:

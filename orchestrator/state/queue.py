@@ -3,6 +3,10 @@
 Safe with several workers on SQLite and PostgreSQL alike: a claim is one conditional UPDATE
 (``state = 'queued'`` → ``'running'``), and the unique ``running_server`` column refuses a second
 running run on the same server, whichever worker tries.
+
+Runs of kind ``upgrade`` belong to a fleet upgrade (``payload``: to, fleet, canary, parallel): a
+canary runs alone, the others wait until every canary of their fleet is done, at most ``parallel``
+of a fleet run at once, and once one of a fleet failed the fleet's waiting runs are cancelled.
 """
 
 from __future__ import annotations
@@ -20,23 +24,26 @@ from orchestrator.state.models import QueuedRun, ServiceRequest, as_utc, utc_now
 from orchestrator.state.requests import move
 
 OPEN_STATES = ("queued", "running")
+FAILED_STATES = ("failed", "interrupted", "cancelled")
 
 
 def enqueue(session: Session, *, server: str, instance_address: str | None, requested_by: str,
-            request_id: int | None = None) -> QueuedRun:  # fmt: skip
+            request_id: int | None = None, kind: str = "apply", payload: dict | None = None) -> QueuedRun:  # fmt: skip
     """Add a run for ``server`` (only ``instance_address`` on it, if given) to the queue; give it.
 
-    An identical run still waiting is given instead of a second one (applying twice changes nothing).
+    An identical apply still waiting is given instead of a second one (applying twice changes nothing).
+    An upgrade (``kind="upgrade"``, ``payload``: to, fleet, canary, parallel) is tried once.
     """
     waiting = session.scalars(
-        select(QueuedRun).where(QueuedRun.state == "queued", QueuedRun.server == server,
+        select(QueuedRun).where(QueuedRun.state == "queued", QueuedRun.server == server, QueuedRun.kind == kind,
                                 QueuedRun.instance_address.is_(None) if instance_address is None
                                 else QueuedRun.instance_address == instance_address)  # fmt: skip
     ).first()
-    if waiting is not None and waiting.request_id == request_id:
+    if waiting is not None and waiting.request_id == request_id and kind == "apply":
         return waiting
     run = QueuedRun(server=server, instance_address=instance_address, state="queued", requested_by=requested_by,
-                    request_id=request_id, result={}, created_at=utc_now())  # fmt: skip
+                    request_id=request_id, result={}, created_at=utc_now(), kind=kind, payload=payload,
+                    max_attempts=1 if kind == "upgrade" else 3)  # fmt: skip
     session.add(run)
     session.flush()
     return run
@@ -54,6 +61,9 @@ def claim_next(store: StateStore, worker: str) -> QueuedRun | None:
         ))  # fmt: skip
     for run_id in candidates:
         now = utc_now()
+        with store.session() as session:
+            if _fleet_gate(session, session.get(QueuedRun, run_id)) != "go":
+                continue
         try:
             with store.session() as session:
                 server = session.scalar(select(QueuedRun.server).where(QueuedRun.id == run_id))
@@ -70,6 +80,27 @@ def claim_next(store: StateStore, worker: str) -> QueuedRun | None:
         with store.session() as session:
             return session.get(QueuedRun, run_id)
     return None
+
+
+def _fleet_gate(session: Session, run: QueuedRun | None) -> str:
+    """Say whether ``run`` may start now ("go"), must wait ("wait"), or was cancelled (its fleet stopped)."""
+    if run is None or run.state != "queued":
+        return "wait"
+    if run.kind != "upgrade" or not (run.payload or {}).get("fleet"):
+        return "go"
+    fleet = run.payload["fleet"]
+    siblings = [r for r in session.scalars(select(QueuedRun).where(QueuedRun.kind == "upgrade"))
+                if (r.payload or {}).get("fleet") == fleet and r.id != run.id]  # fmt: skip
+    if any(r.state in FAILED_STATES for r in siblings):
+        run.state, run.finished_at = "cancelled", utc_now()
+        run.progress = "not started: the fleet upgrade stopped at its first failure"
+        return "cancelled"
+    running = [r for r in siblings if r.state == "running"]
+    if run.payload.get("canary"):
+        return "wait" if running else "go"  # a canary runs alone
+    if any((r.payload or {}).get("canary") and r.state != "done" for r in siblings):
+        return "wait"  # after every canary succeeded
+    return "wait" if len(running) >= int(run.payload.get("parallel") or 1) else "go"
 
 
 def beat(store: StateStore, run_id: int, worker: str, progress: str | None = None) -> bool:
@@ -171,7 +202,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def queued_as_dict(run: QueuedRun) -> dict:
     return {
-        "id": run.id, "server": run.server, "instance": run.instance_address, "state": run.state,
+        "id": run.id, "kind": run.kind, "payload": run.payload, "server": run.server, "instance": run.instance_address,
+        "state": run.state,
         "attempts": run.attempts, "requested_by": run.requested_by, "request_id": run.request_id,
         "claimed_by": run.claimed_by, "run_id": run.run_id, "progress": run.progress, "result": run.result,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at),

@@ -55,3 +55,39 @@ def test_a_maintenance_window_spans_midnight():
     assert offer.in_maintenance_window(at(23)) and offer.in_maintenance_window(at(5, 59))
     assert not offer.in_maintenance_window(at(6)) and not offer.in_maintenance_window(at(12))
     assert Offer(label=offer.label, max_instances=1, memory_mb=1, disk_gb=1).in_maintenance_window(at(12))
+
+
+def test_a_queued_fleet_upgrade_keeps_the_canary_parallel_and_stop_rules(fleet, workspace, ruche):
+    from orchestrator.state.database import StateStore
+    from orchestrator.state.instances import list_instances
+    from orchestrator.state.queue import claim_next, finish
+    from orchestrator.workspace import open_workspace
+
+    w = fleet
+    for name in ("two", "three"):
+        assert ruche(*w, "server", "add", name, "--address", f"192.0.2.{len(name)}", "--memory", "8G", "--disk", "200G").exit_code == 0
+    for index, server in enumerate(["one", "two", "three", "one", "two"]):
+        assert ruche(*w, "instance", "create", "amap", "radicale", "--name", f"c{index}", "--server", server,
+                     "--version", "3.1.8").exit_code == 0  # fmt: skip
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            for instance in list_instances(session):
+                instance.state = "running"  # as if applied
+        queued = json.loads(ruche(*w, "upgrade", "radicale", "--canary", "1", "--parallel", "2", "--enqueue", "--yes",
+                                  "--json").stdout)["queued"]  # fmt: skip
+        ids = {q["instance"]: q["id"] for q in queued}
+        assert [q["payload"]["canary"] for q in queued] == [True, False, False, False, False]
+        canary = claim_next(store, "w1")
+        assert canary.instance_address == "amap/c0" and claim_next(store, "w2") is None  # the canary runs alone
+        finish(store, canary.id, "w1", succeeded=True, run_identifier=None, result={})
+        first, second = claim_next(store, "w1"), claim_next(store, "w2")
+        assert {first.instance_address, second.instance_address} == {"amap/c1", "amap/c2"}
+        assert claim_next(store, "w3") is None  # --parallel 2 (c3's server is free, but two run already)
+        finish(store, first.id, "w1", succeeded=False, run_identifier=None, result={"status": "rolled_back"})
+        assert claim_next(store, "w3") is None  # stopped at the first failure: the waiting ones are cancelled
+        states = {q["instance"]: q["state"] for q in json.loads(ruche(*w, "queue", "list", "--json").stdout)}
+        assert states["amap/c3"] == states["amap/c4"] == "cancelled" and states["amap/c0"] == "done"
+        assert ids["amap/c3"] and states[second.instance_address] == "running"  # already running: it finishes
+    finally:
+        store.close()

@@ -67,6 +67,7 @@ def apply(
     progress: Progress = no_progress,
     check_health: bool = True,
     start_timeout: int | None = None,
+    upgrading: bool = False,
 ) -> dict:
     """Export the inventory and converge the servers (``server`` only, or the server of ``instance``).
 
@@ -75,6 +76,8 @@ def apply(
     MissingPrerequisite without a vault password when instances have secrets. A failed run is
     reported in the result, not raised. ``start_timeout``: seconds an instance may take to answer
     (the role's default otherwise; upgrades use ruche.toml's [upgrades] start_timeout_seconds).
+    ``upgrading``: the run deploying an upgrade's new version (the role does not wait for it to
+    answer nor run its setup commands: the upgrade's post-start commands come first).
     """
     with opened(workspace_path) as (workspace, store):
         catalog = load_catalog(workspace.catalog_dir)
@@ -101,7 +104,8 @@ def apply(
         result = run_playbook(
             "site.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=limit,
             extravars=({"ruche_instance_only": only.identifier} if only is not None else {})
-            | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {}) or None,
+            | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {})
+            | ({"ruche_instance_upgrading": True} if upgrading else {}) or None,
             vault_password=workspace.vault_password() if needs_vault else None,
             on_event=_progress_from_events(progress),
         )  # fmt: skip

@@ -51,6 +51,18 @@ def _app_command(target: SshTarget, container: str, user: str | None, command: l
     return run_tool(target, argv, timeout=COMMAND_TIMEOUT)
 
 
+def _app_command_when_up(target: SshTarget, container: str, user: str | None, command: list[str],
+                         timeout: float) -> tuple[int, str]:  # fmt: skip
+    """Run ``command`` once the new version's container runs and its service can take it: a command
+    that fails is tried again every 5 s within ``timeout`` (its database may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, output = _app_command(target, container, user, command)
+        if code == 0 or time.monotonic() > deadline:
+            return code, output
+        time.sleep(5)
+
+
 def _data_check(service: Service, target: SshTarget, container: str) -> str | None:
     if service.upgrade.data_check is None:
         return None
@@ -175,15 +187,14 @@ def upgrade_instance(
             started = time.monotonic()
             progress(f"{address}: deploying {new.version} ({new.image})")
             _set_version(workspace_path, address, new.version)
-            run = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+            run = apply(workspace_path, instance=address, progress=progress, check_health=False, upgrading=True)
             if not run["succeeded"]:
-                raise StepFailed(f"{name}: deploy", f"deploying {new.version} failed (run {run['run_id']}): the new "
-                                 f"version did not start or answer", _failures(run))  # fmt: skip
+                raise StepFailed(f"{name}: deploy", f"deploying {new.version} failed (run {run['run_id']})", _failures(run))
             note(f"{name}: deploy", "ok", f"run {run['run_id']}", started, run_id=run["run_id"])
             for command in service.upgrade.after_start:
                 started = time.monotonic()
                 progress(f"{address}: {' '.join(command)}")
-                code, output = _app_command(target, container, service.exec_user, list(command))
+                code, output = _app_command_when_up(target, container, service.exec_user, list(command), timeout)
                 if code != 0:
                     raise StepFailed(f"{name}: {' '.join(command)}", f"`{' '.join(command)}` exited {code}", output)
                 note(f"{name}: {' '.join(command)}", "ok", output, started)
@@ -193,6 +204,13 @@ def upgrade_instance(
             if health != "healthy":
                 raise StepFailed(f"{name}: health", f"{new.version} is {health} after {timeout} s: {detail}")
             note(f"{name}: health", "ok", detail, started)
+            if service.setup:  # the offer's settings, through the new version's own commands
+                started = time.monotonic()
+                run = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+                if not run["succeeded"]:
+                    raise StepFailed(f"{name}: settings", f"applying the settings to {new.version} failed (run "
+                                     f"{run['run_id']})", _failures(run))  # fmt: skip
+                note(f"{name}: settings", "ok", f"run {run['run_id']}", started, run_id=run["run_id"])
             if before_data is not None:
                 started = time.monotonic()
                 after_data = _data_check(service, target, container)

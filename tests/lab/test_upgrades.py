@@ -171,14 +171,14 @@ def test_a_version_that_never_answers_is_rolled_back_with_the_data_intact(lab, w
     assert failed.exit_code == 1, failed.stdout[-4000:] + failed.stderr[-3000:]
     result = json.loads(failed.stdout)
     assert result["status"] == "rolled_back", result
-    assert result["detail"]["failed_step"] == f"{OLD_RADICALE} -> {BROKEN}: deploy"
+    assert result["detail"]["failed_step"] == f"{OLD_RADICALE} -> {BROKEN}: health"
     assert "bookworm" in image_of(lab, "lab-2", "ruche-maj--broken-app")
     assert event_is_there(cal)
     shown = json.loads(ruche(*w, "instance", "show", "maj/broken", "--json").stdout)
     assert (shown["version"], shown["state"], shown["health"]) == (OLD_RADICALE, "running", "healthy")
     (recorded,) = json.loads(ruche(*w, "upgrades", "maj/broken", "--json").stdout)
     assert recorded["status"] == "rolled_back" and recorded["step"] == "rollback"
-    assert any(s["status"] == "failed" and "deploy" in s["step"] for s in recorded["detail"]["steps"])
+    assert any(s["status"] == "failed" and s["step"].endswith(": health") for s in recorded["detail"]["steps"])
 
 
 def test_refusals_change_nothing(lab, w, ruche):

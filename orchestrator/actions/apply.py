@@ -68,6 +68,7 @@ def apply(
     check_health: bool = True,
     start_timeout: int | None = None,
     upgrading: bool = False,
+    restoring: bool = False,
 ) -> dict:
     """Export the inventory and converge the servers (``server`` only, or the server of ``instance``).
 
@@ -78,6 +79,8 @@ def apply(
     (the role's default otherwise; upgrades use ruche.toml's [upgrades] start_timeout_seconds).
     ``upgrading``: the run deploying an upgrade's new version (the role does not wait for it to
     answer nor run its setup commands: the upgrade's post-start commands come first).
+    ``restoring``: the run deploying a new instance that a snapshot will fill (only its database is
+    started: the restore starts the application with its data; no wait, no setup commands).
     """
     with opened(workspace_path) as (workspace, store):
         catalog = load_catalog(workspace.catalog_dir)
@@ -105,7 +108,8 @@ def apply(
             "site.yml", inventory=Path(exported["directory"]), runs_dir=workspace.root / "runs", limit=limit,
             extravars=({"ruche_instance_only": only.identifier} if only is not None else {})
             | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {})
-            | ({"ruche_instance_upgrading": True} if upgrading else {}) or None,
+            | ({"ruche_instance_upgrading": True} if upgrading else {})
+            | ({"ruche_instance_restoring": True} if restoring else {}) or None,
             vault_password=workspace.vault_password() if needs_vault else None,
             on_event=_progress_from_events(progress),
         )  # fmt: skip

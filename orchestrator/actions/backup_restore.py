@@ -107,6 +107,7 @@ def restore(
             raise Conflict(f"{address} is {source.state}: restore into a running instance",
                            hint=f"`ruche instance resume {address}`, or restore --into a new instance")  # fmt: skip
     safety = None
+    created = False
     target = into or address
     snapshot = _resolve_snapshot(workspace_path, address, snapshot)  # before the safety backup becomes "latest"
     if into is None:
@@ -121,10 +122,12 @@ def restore(
         create_instance(
             workspace_path, association=source_view["association"], service=source_view["service"], name=name,
             size=source_view["size"], parameters=tuple(f"{k}={v}" for k, v in source_view["parameters"].items()),
-            server=server,
+            server=server, version=source_view["version"],
         )  # fmt: skip
+        created = True
         carried = _carry_application_secrets(workspace_path, address, into)
-        run = apply(workspace_path, instance=into, progress=progress, check_health=False)
+        # its application starts with the snapshot's data, never installing itself first
+        run = apply(workspace_path, instance=into, progress=progress, check_health=False, restoring=True)
         if not run["succeeded"]:
             raise OperationFailed(f"{into}: deploying it failed (run {run['run_id']}); nothing restored")
     else:
@@ -139,6 +142,11 @@ def restore(
             if not run["succeeded"]:
                 raise OperationFailed(f"{into}: redeploying it with {address}'s secrets failed (run {run['run_id']}); nothing restored")
     answer = _restore_into(workspace_path, address, target, snapshot, progress)
+    if created and answer.get("status") == "success":
+        progress(f"{into}: converging it with its data (its settings commands)")
+        run = apply(workspace_path, instance=into, progress=progress)
+        if not run["succeeded"]:
+            answer["converge_error"] = f"the run after the restore failed (run {run['run_id']}): `ruche apply --instance {into}`"
     restored = {k: v for k, v in answer.items() if k != "manifest"}
     if into is not None:
         restored["secrets_carried_over"] = carried
@@ -197,10 +205,10 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
             create_instance(
                 workspace_path, association=view["association"], service=view["service"], name=scratch_name,
                 size=view["size"], parameters=tuple(f"{k}={v}" for k, v in view["parameters"].items()),
-                server=None, check_quota=False,
+                server=None, check_quota=False, version=view["version"],
             )  # fmt: skip
             _carry_application_secrets(workspace_path, address, scratch)
-            run = apply(workspace_path, instance=scratch, progress=progress, check_health=False)
+            run = apply(workspace_path, instance=scratch, progress=progress, check_health=False, restoring=True)
             if not run["succeeded"]:
                 problems.append(f"the scratch instance could not be deployed (run {run['run_id']})")
             else:

@@ -5,6 +5,9 @@ Every change is recorded in the audit trail (``events``, kind ``request.STATE``)
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -69,11 +72,33 @@ def list_requests(session: Session, *, state: str | None = None, association: As
     return list(session.scalars(query))
 
 
+class RequestView(BaseModel):
+    """A service request as shown outside the state: `ruche request list --json` and the web API."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    association: str = Field(description="The association's short name.")
+    service: str = Field(description="Catalogue id of the service.")
+    name: str = Field(description="Name of the instance asked for.")
+    size: str = Field(description="small, medium or large.")
+    parameters: dict[str, str] = Field(description="The service's parameters, as given.")
+    state: Literal["pending", "approved", "rejected", "provisioning", "done", "failed"]
+    reason: str | None = Field(description="Why it was rejected or failed, if it was.")
+    requested_by: str
+    instance: str | None = Field(description="Address of the instance once placed (ASSOCIATION/NAME).")
+    created_at: str = Field(description="ISO 8601, to the second, UTC.")
+    updated_at: str = Field(description="ISO 8601, to the second, UTC.")
+
+
+def request_view(request: ServiceRequest) -> RequestView:
+    return RequestView(
+        id=request.id, association=request.association.slug, service=request.service_id, name=request.name,
+        size=request.size, parameters=dict(request.parameters), state=request.state, reason=request.reason,
+        requested_by=request.requested_by, instance=request.instance_address,
+        created_at=request.created_at.isoformat(timespec="seconds"),
+        updated_at=request.updated_at.isoformat(timespec="seconds"),
+    )  # fmt: skip
+
+
 def request_as_dict(request: ServiceRequest) -> dict:
-    return {
-        "id": request.id, "association": request.association.slug, "service": request.service_id, "name": request.name,
-        "size": request.size, "parameters": dict(request.parameters), "state": request.state, "reason": request.reason,
-        "requested_by": request.requested_by, "instance": request.instance_address,
-        "created_at": request.created_at.isoformat(timespec="seconds"),
-        "updated_at": request.updated_at.isoformat(timespec="seconds"),
-    }  # fmt: skip
+    return request_view(request).model_dump()

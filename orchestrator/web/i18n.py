@@ -1,171 +1,100 @@
-"""French first, English too: the pages' texts, and the language of a request."""
+"""French first, English too: the pages' texts as gettext catalogs, and the language of a request.
+
+Texts are written in English in the templates (``{{ _("Your services") }}``) and the code
+(``_("Page not found.")``, or ``N_(...)`` where a text is only named and translated later); Babel
+extracts them into ``locale/messages.pot`` and each language has its catalog,
+``locale/LANG/LC_MESSAGES/messages.po`` (English's repeats the source texts, so that both
+languages are held to the same completeness check). The ``.po`` files are the only source: they
+are compiled in memory the first time a language is used, so there is no compile step to forget.
+``scripts/translations`` extracts and updates the catalogs; docs/translations.md says how a
+translator adds a language.
+"""
 
 from __future__ import annotations
 
-LANGUAGES = ("fr", "en")
+from functools import lru_cache
+from gettext import GNUTranslations
+from io import BytesIO
+from pathlib import Path
 
-TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "site": "Services de {collective}",
-        "skip": "Aller au contenu",
-        "home": "Accueil",
-        "signin_failed": "Ce lien de connexion n'est pas (ou plus) valable. Demandez-en un nouveau aux admins de {collective}.",
-        "signed_out": "Vous êtes déconnecté·e.",
-        "signout": "Se déconnecter",
-        "dashboard": "Espace de {association}",
-        "instances": "Vos services",
-        "no_instances": "Aucun service pour l'instant.",
-        "service": "Service",
-        "address": "Adresse",
-        "state": "État",
-        "health": "Santé",
-        "last_backup": "Dernière sauvegarde",
-        "never": "jamais",
-        "version": "Version",
-        "update": "Mise à jour",
-        "upgrade_running": "mise à jour en cours vers {to}",
-        "upgrade_succeeded": "mise à jour vers {to} le {at}",
-        "upgrade_rolled_back": "mise à jour vers {to} annulée le {at} : la version {version} fonctionne, vos données sont intactes",
-        "upgrade_rollback_failed": "mise à jour vers {to} en échec le {at} : les admins sont prévenus",
-        "upgrade_refused": "mise à jour vers {to} reportée le {at}",
-        "quota": "Votre offre",
-        "quota_line": "{instances} service(s) sur {max_instances} ; mémoire {memory} Mio sur {max_memory} ; disque {disk} Gio sur {max_disk}",
-        "no_offer": "Pas d'offre : les admins fixent vos limites.",
-        "requests": "Vos demandes",
-        "no_requests": "Aucune demande.",
-        "request_new": "Demander un service",
-        "request_for": "Demander {service}",
-        "name": "Nom du service (lettres minuscules, chiffres, tirets)",
-        "size": "Taille",
-        "send": "Envoyer la demande",
-        "sent": "Demande envoyée : les admins vont l'examiner.",
-        "required": "obligatoire",
-        "errors": "La demande n'a pas été envoyée :",
-        "reason": "Motif",
-        "progress": "Avancement",
-        "progress_started": "démarrage de l'installation",
-        "progress_step": "étape : {step}",
-        "progress_health": "vérification que le service répond",
-        "progress_finished": "terminé",
-        "progress_failed": "arrêté sur une erreur : les admins la verront",
-        "progress_interrupted": "interrompu, l'installation va reprendre",
-        "progress_working": "en cours",
-        "request": "Demande n°{id}",
-        "back": "Retour à votre espace",
-        "small": "petite", "medium": "moyenne", "large": "grande",
-        "pending": "en attente", "approved": "acceptée", "rejected": "refusée", "provisioning": "en cours d'installation",
-        "done": "installée", "failed": "échec", "running": "en service", "planned": "prévue", "suspended": "suspendue",
-        "deleted": "supprimée", "healthy": "répond", "unhealthy": "ne répond pas", "unknown": "inconnue", "stopped": "arrêtée",
-        "not_found": "Page introuvable.",
-        "too_large": "Requête trop volumineuse.",
-        "too_many": "Trop de tentatives : réessayez dans une minute.",
-        "bad_form": "Le formulaire a expiré : rechargez la page et recommencez.",
-        "language": "English",
-        "admin_signin": "Connexion des admins",
-        "admin_name": "Identifiant",
-        "password": "Mot de passe",
-        "signin": "Se connecter",
-        "wrong_password": "Identifiant ou mot de passe incorrect.",
-        "review": "Demandes à examiner",
-        "recent": "Demandes traitées récemment",
-        "approve": "Accepter",
-        "reject": "Refuser",
-        "reason_needed": "Indiquez un motif de refus (1000 caractères au plus) : l'association le lira.",
-        "association": "Association",
-        "parameters": "Paramètres",
-        "join": "Demander à rejoindre {collective}",
-        "join_intro": "Votre association n'est pas encore hébergée ? Présentez-la : les admins vous répondront par e-mail.",
-        "join_slug": "Nom court (lettres minuscules, chiffres, tirets ; il apparaîtra dans vos adresses)",
-        "join_name": "Nom de l'association",
-        "join_email": "Adresse e-mail de contact",
-        "join_message": "Quelques mots sur vos besoins (facultatif)",
-        "join_send": "Envoyer",
-        "applied": "Merci ! Les admins de {collective} vont étudier votre demande.",
-        "applications": "Associations qui demandent à rejoindre",
-        "accept": "Accepter",
-        "offer": "Offre",
-    },
-    "en": {
-        "site": "{collective}'s services",
-        "skip": "Skip to content",
-        "home": "Home",
-        "signin_failed": "This sign-in link is not (or no longer) valid. Ask {collective}'s admins for a new one.",
-        "signed_out": "You are signed out.",
-        "signout": "Sign out",
-        "dashboard": "{association}'s space",
-        "instances": "Your services",
-        "no_instances": "No service yet.",
-        "service": "Service",
-        "address": "Address",
-        "state": "State",
-        "health": "Health",
-        "last_backup": "Last backup",
-        "never": "never",
-        "version": "Version",
-        "update": "Update",
-        "upgrade_running": "update to {to} in progress",
-        "upgrade_succeeded": "updated to {to} on {at}",
-        "upgrade_rolled_back": "update to {to} cancelled on {at}: version {version} runs, your data is intact",
-        "upgrade_rollback_failed": "update to {to} failed on {at}: the admins know",
-        "upgrade_refused": "update to {to} postponed on {at}",
-        "quota": "Your offer",
-        "quota_line": "{instances} of {max_instances} service(s); memory {memory} of {max_memory} MiB; disk {disk} of {max_disk} GiB",
-        "no_offer": "No offer: the admins set your limits.",
-        "requests": "Your requests",
-        "no_requests": "No request.",
-        "request_new": "Request a service",
-        "request_for": "Request {service}",
-        "name": "Name of the service (lower-case letters, digits, dashes)",
-        "size": "Size",
-        "send": "Send the request",
-        "sent": "Request sent: the admins will review it.",
-        "required": "required",
-        "errors": "The request was not sent:",
-        "reason": "Reason",
-        "progress": "Progress",
-        "progress_started": "starting the set-up",
-        "progress_step": "step: {step}",
-        "progress_health": "checking that the service answers",
-        "progress_finished": "finished",
-        "progress_failed": "stopped on an error: the admins will see it",
-        "progress_interrupted": "interrupted, the set-up will start again",
-        "progress_working": "in progress",
-        "request": "Request #{id}",
-        "back": "Back to your space",
-        "small": "small", "medium": "medium", "large": "large",
-        "pending": "pending", "approved": "approved", "rejected": "rejected", "provisioning": "being set up",
-        "done": "set up", "failed": "failed", "running": "running", "planned": "planned", "suspended": "suspended",
-        "deleted": "deleted", "healthy": "answers", "unhealthy": "does not answer", "unknown": "unknown", "stopped": "stopped",
-        "not_found": "Page not found.",
-        "too_large": "Request too large.",
-        "too_many": "Too many attempts: try again in a minute.",
-        "bad_form": "The form expired: reload the page and try again.",
-        "language": "Français",
-        "admin_signin": "Admins' sign-in",
-        "admin_name": "Name",
-        "password": "Password",
-        "signin": "Sign in",
-        "wrong_password": "Wrong name or password.",
-        "review": "Requests to review",
-        "recent": "Recently handled requests",
-        "approve": "Approve",
-        "reject": "Reject",
-        "reason_needed": "Give a reason for the rejection (1000 characters at most): the association reads it.",
-        "association": "Association",
-        "parameters": "Parameters",
-        "join": "Ask to join {collective}",
-        "join_intro": "Your association is not hosted yet? Introduce it: the admins will answer by e-mail.",
-        "join_slug": "Short name (lower-case letters, digits, dashes; it appears in your addresses)",
-        "join_name": "Name of the association",
-        "join_email": "Contact e-mail address",
-        "join_message": "A few words on what you need (optional)",
-        "join_send": "Send",
-        "applied": "Thank you! {collective}'s admins will review your application.",
-        "applications": "Associations asking to join",
-        "accept": "Accept",
-        "offer": "Offer",
-    },
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
+# The first is the default (ruche is French first); each has a catalog under LOCALE_DIR.
+LANGUAGES = ("fr", "en")
+# How the link to a language names it: in that language.
+LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it here (it is translated where shown)."""
+    return message
+
+
+# What members read of a value the state records (requests' and instances' states, health, sizes).
+LABELS = {
+    "small": N_("small"), "medium": N_("medium"), "large": N_("large"),
+    "pending": N_("pending"), "approved": N_("approved"), "rejected": N_("rejected"),
+    "provisioning": N_("being set up"), "done": N_("set up"), "failed": N_("failed"), "running": N_("running"),
+    "planned": N_("planned"), "suspended": N_("suspended"), "deleted": N_("deleted"), "stopped": N_("stopped"),
+    "healthy": N_("answers"), "unhealthy": N_("does not answer"), "unknown": N_("unknown"),
+}  # fmt: skip
+# What an instance's last upgrade did, by its status (placeholders: to, at, version).
+UPGRADE_TEXTS = {
+    "running": N_("update to %(to)s in progress"),
+    "succeeded": N_("updated to %(to)s on %(at)s"),
+    "rolled_back": N_("update to %(to)s cancelled on %(at)s: version %(version)s runs, your data is intact"),
+    "rollback_failed": N_("update to %(to)s failed on %(at)s: the admins know"),
+    "refused": N_("update to %(to)s postponed on %(at)s"),
 }
+# The phases of a run as members read them (see members_progress).
+PHASES = {
+    "started": N_("starting the set-up"),
+    "checking health through Caddy": N_("checking that the service answers"),
+    "finished": N_("finished"),
+    "failed": N_("stopped on an error: the admins will see it"),
+}
+
+
+@lru_cache(maxsize=None)
+def catalog(language: str) -> GNUTranslations:
+    """The compiled catalog of ``language`` (read from its .po file once per process)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no catalog for language {language!r}")
+    with (LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as po:
+        messages = read_po(po, locale=language, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, messages)  # fuzzy entries are left out: they show the English text
+    compiled.seek(0)
+    return GNUTranslations(compiled)
+
+
+class Translator:
+    """The texts of one language: ``_("Request #%(id)s", id=3)``; values are filled in after translation."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self._catalog = catalog(language)
+
+    def __call__(self, message: str, **values) -> str:
+        translated = self._catalog.gettext(message)
+        return translated % values if values else translated
+
+    def label(self, value: str) -> str:
+        """A recorded value (state, health, size) in words; an unknown value as it is."""
+        return self(LABELS[value]) if value in LABELS else value
+
+    def upgrade_text(self, upgrade) -> str:
+        """What an instance's last upgrade did (``upgrade``: status, to, at, version)."""
+        fields = upgrade if isinstance(upgrade, dict) else upgrade.model_dump()
+        text = UPGRADE_TEXTS.get(fields["status"])
+        return "" if text is None else self(text, to=fields["to"], at=fields["at"], version=fields["version"])
+
+
+def translator(language: str) -> Translator:
+    return Translator(language)
 
 
 def choose_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
@@ -177,19 +106,10 @@ def choose_language(query: str | None, cookie: str | None, accept_language: str 
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:
             return code
-    return "fr"
+    return LANGUAGES[0]
 
 
-def translator(language: str):
-    texts = TEXTS[language]
-
-    def t(key: str, **values) -> str:
-        return texts.get(key, key).format(**values) if values else texts.get(key, key)
-
-    return t
-
-
-def members_progress(line: str, t) -> str:
+def members_progress(line: str, _: Translator) -> str:
     """Give what a member reads of a run's progress ``line``: the step's name or a translated phase.
 
     The worker's lines are written for admins and may name paths, servers or error messages; a
@@ -198,9 +118,7 @@ def members_progress(line: str, t) -> str:
     if not line:
         return ""
     if line.startswith("task: "):
-        return t("progress_step", step=line.removeprefix("task: ")[:200])
+        return _("step: %(step)s", step=line.removeprefix("task: ")[:200])
     if line.startswith("interrupted"):
-        return t("progress_interrupted")
-    phases = {"started": "progress_started", "checking health through Caddy": "progress_health",
-              "finished": "progress_finished", "failed": "progress_failed"}  # fmt: skip
-    return t(phases.get(line, "progress_working"))
+        return _("interrupted, the set-up will start again")
+    return _(PHASES.get(line, N_("in progress")))

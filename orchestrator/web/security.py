@@ -6,7 +6,10 @@ import threading
 import time
 from collections import deque
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.web.i18n import N_
 
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -90,3 +93,11 @@ class RateLimiter:
             if len(self.hits) > 100_000:  # a flood of addresses must not exhaust memory
                 self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
             return True
+
+
+TOO_MANY = N_("Too many attempts: try again in a minute.")
+
+
+def over_the_limit(limiter: RateLimiter, request: Request) -> bool:
+    """Count a hit of the client's address on ``limiter``; tell whether it is over the rate (then answer 429)."""
+    return not limiter.allow(request.client.host if request.client else "unknown")

@@ -1,0 +1,131 @@
+"""What a route declares it needs: the app's shared parts, a state session, who is signed in, a checked form.
+
+A route reaches its body only once its dependencies are met: ``signed_in: Member`` redirects a
+browser without a member's session to the landing page, ``Admin`` to the admins' sign-in,
+``ApiMember`` answers 401, ``MemberForm`` / ``AdminForm`` refuse a form without the session's
+CSRF token (400), ``ApiWriter`` an API write without X-CSRF-Token (403). The state session is
+committed when the route's function returns, before the response leaves (``scope="function"``),
+and rolled back if it raises.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from orchestrator.catalog import Catalog
+from orchestrator.state.access import session_for_token
+from orchestrator.state.database import StateStore
+from orchestrator.state.models import WebSession
+from orchestrator.web.errors import ApiError, BadForm, SignInNeeded
+from orchestrator.web.pages import COOKIE, Pages
+from orchestrator.web.security import RateLimiter
+from orchestrator.workspace import Workspace
+
+
+@dataclass
+class WebApp:
+    """What every route shares for the app's life (``request.app.state.web``)."""
+
+    workspace: Workspace
+    store: StateStore
+    catalog: Catalog
+    pages: Pages
+    sign_in_limit: RateLimiter  # invite links and admins' passwords, per client address
+    join_limit: RateLimiter  # the public join page, per client address
+
+
+def web_app(request: Request) -> WebApp:
+    return request.app.state.web
+
+
+Web = Annotated[WebApp, Depends(web_app)]
+
+
+def state_session(web: Web) -> Iterator[Session]:
+    with web.store.session() as session:
+        yield session
+
+
+StateSession = Annotated[Session, Depends(state_session, scope="function")]
+
+
+def signed_in_session(request: Request, session: StateSession) -> WebSession | None:
+    """The browser's session, member's or admin's, if its cookie names one still valid."""
+    return session_for_token(session, request.cookies.get(COOKIE))
+
+
+AnySession = Annotated[WebSession | None, Depends(signed_in_session)]
+
+
+def _member_or_none(found: AnySession) -> WebSession | None:
+    # an admin's session does not open members' pages
+    return found if found is not None and found.association_id is not None else None
+
+
+def member(found: Annotated[WebSession | None, Depends(_member_or_none)]) -> WebSession:
+    if found is None:
+        raise SignInNeeded("/")
+    return found
+
+
+def member_of_a_part(found: Annotated[WebSession | None, Depends(_member_or_none)]) -> WebSession:
+    """The same, for the part of a page a script fetches again: 401 alone, no redirect to follow."""
+    if found is None:
+        raise SignInNeeded(None)
+    return found
+
+
+def admin(found: AnySession) -> WebSession:
+    if found is None or found.admin_id is None:
+        raise SignInNeeded("/admin/connexion")
+    return found
+
+
+def api_member(found: Annotated[WebSession | None, Depends(_member_or_none)]) -> WebSession:
+    if found is None:
+        raise ApiError(401, "sign in with your invite link first")
+    return found
+
+
+Member = Annotated[WebSession, Depends(member)]
+MemberOfAPart = Annotated[WebSession, Depends(member_of_a_part)]
+Admin = Annotated[WebSession, Depends(admin)]
+ApiMember = Annotated[WebSession, Depends(api_member)]
+
+
+def csrf_matches(form: FormData, signed_in: WebSession) -> bool:
+    sent = form.get("csrf_token", "")
+    return isinstance(sent, str) and secrets.compare_digest(sent, signed_in.csrf_token)
+
+
+async def member_form(request: Request, signed_in: Member) -> FormData:
+    """The posted form of a signed-in member, once its CSRF token is the session's."""
+    form = await request.form()
+    if not csrf_matches(form, signed_in):
+        raise BadForm()
+    return form
+
+
+async def admin_form(request: Request, signed_in: Admin) -> FormData:
+    form = await request.form()
+    if not csrf_matches(form, signed_in):
+        raise BadForm()
+    return form
+
+
+def api_writer(request: Request, signed_in: ApiMember) -> WebSession:
+    """A signed-in member whose API write carries the session's CSRF token in X-CSRF-Token."""
+    if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), signed_in.csrf_token):
+        raise ApiError(403, "missing or wrong X-CSRF-Token")
+    return signed_in
+
+
+MemberForm = Annotated[FormData, Depends(member_form)]
+AdminForm = Annotated[FormData, Depends(admin_form)]
+ApiWriter = Annotated[WebSession, Depends(api_writer)]

@@ -1,0 +1,69 @@
+"""How the web app answers what stops a route: no session, a stale form, an API error, a missing page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from orchestrator.web.i18n import N_
+
+
+class ApiError(Exception):
+    """An API answer other than success: ``status`` and a ``detail`` for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class ApiErrorBody(BaseModel):
+    """What every API error answers."""
+
+    detail: str
+
+
+# The error answers each API route may give, for its OpenAPI description.
+API_ERRORS = {401: {"model": ApiErrorBody, "description": "Not signed in"},
+              404: {"model": ApiErrorBody, "description": "Not found (or another association's)"}}  # fmt: skip
+API_WRITE_ERRORS = {**API_ERRORS,
+                    400: {"model": ApiErrorBody, "description": "Refused: the request is not valid"},
+                    403: {"model": ApiErrorBody, "description": "Missing or wrong X-CSRF-Token"},
+                    409: {"model": ApiErrorBody, "description": "Refused: conflicts with the state"}}  # fmt: skip
+
+
+class SignInNeeded(Exception):
+    """A page that needs a session other than the browser's: back to where one signs in (a part of a
+    page fetched by a script, ``location`` None, answers 401 alone)."""
+
+    def __init__(self, location: str | None) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class BadForm(Exception):
+    """A posted form without the session's CSRF token (or an expired page)."""
+
+
+def install_error_answers(app: FastAPI) -> None:
+    pages = app.state.web.pages
+
+    @app.exception_handler(404)
+    async def _missing(request: Request, _error) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return pages.not_found(request)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status)
+
+    @app.exception_handler(SignInNeeded)
+    async def _sign_in(request: Request, error: SignInNeeded) -> Response:
+        if error.location is None:
+            return Response(status_code=401)
+        return RedirectResponse(error.location, status_code=303)
+
+    @app.exception_handler(BadForm)
+    async def _bad_form(request: Request, _error: BadForm) -> Response:
+        return pages.message(request, N_("The form expired: reload the page and try again."), 400)

@@ -1,0 +1,113 @@
+"""Admins' pages (/admin): password sign-in (Argon2id, rate-limited), the review page and its decisions.
+
+Every route but the sign-in needs an admin's session (``Admin``); a member's session does not open them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from orchestrator.actions.request_review import approve_in_session
+from orchestrator.errors import InvalidInput, RucheError
+from orchestrator.state.access import check_admin, open_admin_session
+from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
+from orchestrator.state.models import WebSession
+from orchestrator.state.requests import checked_reason, get_request, list_requests, move, request_view
+from orchestrator.web.dependencies import Admin, AdminForm, StateSession, Web
+from orchestrator.web.errors import BadForm
+from orchestrator.web.i18n import N_
+from orchestrator.web.pages import form_token_matches, texts_of
+from orchestrator.web.security import TOO_MANY, over_the_limit
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def sign_in_form(request: Request, web: Web, status: int = 200, error: str | None = None) -> Response:
+    return web.pages.with_form_token(request, "admin_signin.html", "/admin", status, error=error)
+
+
+@router.get("/connexion", response_class=HTMLResponse)
+def admin_sign_in_page(request: Request, web: Web) -> Response:
+    return sign_in_form(request, web)
+
+
+@router.post("/connexion")
+async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Response:
+    _ = texts_of(request)
+    if over_the_limit(web.sign_in_limit, request):
+        return web.pages.message(request, TOO_MANY, 429)
+    form = await request.form()
+    if not form_token_matches(request, form):
+        return sign_in_form(request, web, 400, _("The form expired: reload the page and try again."))
+    name, password = form.get("name", ""), form.get("password", "")
+    found = check_admin(session, name, password) if isinstance(name, str) and isinstance(password, str) else None
+    if found is None:
+        return sign_in_form(request, web, 401, _("Wrong name or password."))
+    _opened, cookie = open_admin_session(session, found)
+    return web.pages.signed_in_to("/admin", cookie)
+
+
+@router.get("", response_class=HTMLResponse)
+def admin_page(request: Request, web: Web, session: StateSession, signed_in: Admin) -> Response:
+    requests = [request_view(r) for r in list_requests(session)]
+    return web.pages.render(
+        request, "admin.html", csrf=signed_in.csrf_token, admin=signed_in.admin.name,
+        open_requests=[r for r in requests if r.state in ("pending", "provisioning", "failed")],
+        done_requests=[r for r in requests if r.state in ("done", "rejected")][:20],
+        applications=[application_as_dict(a) for a in list_applications(session, state="pending")],
+        offers=sorted(web.workspace.config.offers), notice=request.query_params.get("info", ""),
+    )  # fmt: skip
+
+
+def carry_out(session: Session, signed_in: WebSession, act) -> Response:
+    """Run ``act(actor)`` in a savepoint; back to the review page, with the refusal's message if any."""
+    try:
+        with session.begin_nested():
+            act(f"admin {signed_in.admin.name}")
+    except RucheError as error:
+        return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
+    return RedirectResponse("/admin", status_code=303)
+
+
+def text_field(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+@router.post("/candidatures/{application_id}/{decision}")
+def admin_application(application_id: int, decision: str, web: Web, session: StateSession, signed_in: Admin,
+                      form: AdminForm) -> Response:  # fmt: skip
+    if decision not in ("accepter", "refuser"):
+        raise BadForm()
+    offer = text_field(form, "offer") or None
+
+    def act(actor: str) -> None:
+        if offer is not None and offer not in web.workspace.config.offers:
+            raise InvalidInput(f"offer {offer!r} does not exist")
+        decide(session, get_application(session, application_id), accept=decision == "accepter", actor=actor,
+               offer=offer, reason=text_field(form, "reason"))  # fmt: skip
+
+    return carry_out(session, signed_in, act)
+
+
+@router.post("/demandes/{request_id}/{decision}")
+def admin_decide(request: Request, request_id: int, decision: str, web: Web, session: StateSession, signed_in: Admin,
+                 form: AdminForm) -> Response:  # fmt: skip
+    if decision not in ("approuver", "refuser"):
+        raise BadForm()
+
+    def act(actor: str) -> None:
+        found = get_request(session, request_id)
+        if decision == "approuver":
+            approve_in_session(web.workspace, session, found, actor=actor)
+            return
+        reason = checked_reason(text_field(form, "reason"), message=texts_of(request)(
+            N_("Give a reason for the rejection (1000 characters at most): the association reads it.")))  # fmt: skip
+        move(session, found, "rejected", actor=actor, reason=reason)
+
+    return carry_out(session, signed_in, act)

@@ -1,0 +1,50 @@
+"""The JSON API (/api/v1): the same session cookie as the pages; writes want the session's CSRF token in
+X-CSRF-Token. Bodies are the pydantic models of ``orchestrator.web.models``, published at /api/openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from orchestrator.actions.request_submit import submit_in_session
+from orchestrator.errors import RucheError
+from orchestrator.state.requests import RequestView
+from orchestrator.web.dependencies import ApiMember, ApiWriter, StateSession, Web
+from orchestrator.web.errors import API_ERRORS, API_WRITE_ERRORS, ApiError
+from orchestrator.web.models import InstanceView, RequestDetail, RequestIn
+from orchestrator.web.pages import texts_of
+from orchestrator.web.views import follow_request, members_instances, members_request, members_requests
+
+router = APIRouter(prefix="/api/v1", tags=["member"], responses=API_ERRORS)
+
+
+@router.get("/instances", summary="Your association's services")
+def api_instances(session: StateSession, signed_in: ApiMember) -> list[InstanceView]:
+    return members_instances(session, signed_in)
+
+
+@router.get("/requests", summary="Your association's requests, newest first")
+def api_requests(session: StateSession, signed_in: ApiMember) -> list[RequestView]:
+    return members_requests(session, signed_in)
+
+
+@router.get("/requests/{request_id}",
+            summary="One of your requests, with its run's progress and, once deployed, its service's URL and health")
+def api_request(request: Request, request_id: int, session: StateSession, signed_in: ApiMember) -> RequestDetail:
+    found = members_request(session, signed_in, request_id)
+    if found is None:
+        raise ApiError(404, "not found")
+    return follow_request(session, found, texts_of(request)).detail()
+
+
+@router.post("/requests", summary="Request a service", status_code=201, responses=API_WRITE_ERRORS)
+def api_submit(body: RequestIn, web: Web, session: StateSession, signed_in: ApiWriter) -> RequestView:
+    try:
+        with session.begin_nested():
+            created = submit_in_session(
+                web.workspace, session, association=signed_in.association.slug, service=body.service, name=body.name,
+                size=body.size, parameters=body.parameters,
+                requested_by=f"member of {signed_in.association.slug} (invite {signed_in.invite_id})",
+            )  # fmt: skip
+    except RucheError as error:
+        raise ApiError(400 if error.exit_code in (2, 4) else 409, error.message) from None
+    return RequestView(**created)

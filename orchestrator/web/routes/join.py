@@ -1,0 +1,42 @@
+"""The public join page: an association not hosted yet applies (rate-limited); an admin decides."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from orchestrator.errors import RucheError
+from orchestrator.state.applications import submit_application
+from orchestrator.web.dependencies import StateSession, Web
+from orchestrator.web.i18n import N_
+from orchestrator.web.pages import form_token_matches, texts_of
+from orchestrator.web.security import TOO_MANY, over_the_limit
+
+router = APIRouter(prefix="/rejoindre", include_in_schema=False)
+
+
+def join_form(request: Request, web: Web, status: int = 200, errors=(), values=None) -> Response:
+    return web.pages.with_form_token(request, "join.html", "/rejoindre", status, errors=list(errors), values=values or {})
+
+
+@router.get("", response_class=HTMLResponse)
+def join_page(request: Request, web: Web) -> Response:
+    return join_form(request, web)
+
+
+@router.post("")
+async def join(request: Request, web: Web, session: StateSession) -> Response:
+    if over_the_limit(web.join_limit, request):
+        return web.pages.message(request, TOO_MANY, 429)
+    form = await request.form()
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not form_token_matches(request, form):
+        return join_form(request, web, 400, [texts_of(request)(N_("The form expired: reload the page and try again."))], values)
+    try:
+        with session.begin_nested():
+            submit_application(session, slug=values.get("slug", ""), name=values.get("name", ""),
+                               email=values.get("email", ""), message=values.get("message", ""))  # fmt: skip
+    except RucheError as error:
+        return join_form(request, web, 400, [error.message], values)
+    return web.pages.message(request, N_("Thank you! %(collective)s's admins will review your application."),
+                             collective=web.pages.collective)  # fmt: skip

@@ -1,0 +1,90 @@
+"""Members' pages (/espace): their association's services and requests, the request form, a request's page.
+
+Every route needs a member's session (``Member``); another association's object answers 404,
+exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from orchestrator.actions.request_submit import SIZES, submit_in_session
+from orchestrator.errors import RucheError
+from orchestrator.state.models import WebSession
+from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, StateSession, Web
+from orchestrator.web.pages import texts_of
+from orchestrator.web.views import follow_request, members_instances, members_quota, members_request, members_requests
+
+router = APIRouter(prefix="/espace", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request, web: Web, session: StateSession, signed_in: Member) -> Response:
+    quota = members_quota(web.workspace, session, signed_in)
+    return web.pages.render(request, "dashboard.html", csrf=signed_in.csrf_token,
+                            association={"slug": signed_in.association.slug, "name": signed_in.association.name},
+                            instances=members_instances(session, signed_in), requests=members_requests(session, signed_in),
+                            quota=None if quota is None else quota.model_dump())  # fmt: skip
+
+
+@router.get("/demande", response_class=HTMLResponse)
+def services(request: Request, web: Web, signed_in: Member) -> Response:
+    return web.pages.render(request, "services.html", csrf=signed_in.csrf_token, services=list(web.catalog.services.values()))
+
+
+def form_page(request: Request, web: Web, signed_in: WebSession, service, status: int = 200, errors=(), values=None) -> Response:
+    return web.pages.render(request, "form.html", status, csrf=signed_in.csrf_token, service=service, sizes=SIZES,
+                            errors=list(errors), values=values or {})  # fmt: skip
+
+
+@router.get("/demande/{service_id}", response_class=HTMLResponse)
+def request_form(request: Request, service_id: str, web: Web, signed_in: Member) -> Response:
+    if service_id not in web.catalog.services:
+        return web.pages.not_found(request)
+    return form_page(request, web, signed_in, web.catalog.services[service_id])
+
+
+@router.post("/demande/{service_id}")
+def send_request(request: Request, service_id: str, web: Web, session: StateSession, signed_in: Member,
+                 form: MemberForm) -> Response:  # fmt: skip
+    if service_id not in web.catalog.services:
+        return web.pages.not_found(request)
+    service = web.catalog.services[service_id]
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+    parameters = {p.name: values[f"param_{p.name}"] for p in service.parameters if values.get(f"param_{p.name}", "") != ""}
+    try:
+        with session.begin_nested():
+            created = submit_in_session(
+                web.workspace, session, association=signed_in.association.slug, service=service_id,
+                name=values.get("name") or None, size=values.get("size", "small"), parameters=parameters,
+                requested_by=f"member of {signed_in.association.slug} (invite {signed_in.invite_id})",
+            )  # fmt: skip
+    except RucheError as error:
+        return form_page(request, web, signed_in, service, 400, [error.message], values)
+    return RedirectResponse(f"/espace/demandes/{created['id']}?envoyee=1", status_code=303)
+
+
+@router.get("/demandes/{request_id}", response_class=HTMLResponse)
+def request_page(request: Request, request_id: int, web: Web, session: StateSession, signed_in: Member) -> Response:
+    found = members_request(session, signed_in, request_id)
+    if found is None:
+        return web.pages.not_found(request)
+    followed = follow_request(session, found, texts_of(request))
+    return web.pages.render(request, "request.html", csrf=signed_in.csrf_token, sent=request.query_params.get("envoyee") == "1",
+                            request_entry=followed.request, progress=followed.progress, instance=followed.deployed,
+                            final=followed.final)  # fmt: skip
+
+
+@router.get("/demandes/{request_id}/suivi", response_class=HTMLResponse)
+def request_status_part(request: Request, request_id: int, web: Web, session: StateSession, signed_in: MemberOfAPart) -> Response:
+    """The status part of a request's page alone, fetched again by /static/suivi.js while the request moves."""
+    found = members_request(session, signed_in, request_id)
+    if found is None:
+        return HTMLResponse("", status_code=404)
+    followed = follow_request(session, found, texts_of(request))
+    response = web.pages.render(request, "request_status.html", request_entry=followed.request, progress=followed.progress,
+                                instance=followed.deployed, final=followed.final)  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Ruche-Final"] = "1" if followed.final else "0"
+    return response

@@ -13,7 +13,7 @@ def add(workspace_path: Path | None, name: str, password: str) -> dict:
     """Register admin ``name`` (password hashed with Argon2id); raises InvalidInput or Conflict."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         admin = add_admin(session, name, password)
-        record_event(session, kind="admin.added", subject=name, detail={})
+        record_event(session, kind="admin.added", subject=f"admin/{name}", detail={})
         return {"name": admin.name, "created_at": admin.created_at.isoformat(timespec="seconds")}
 
 
@@ -25,4 +25,4 @@ def admins(workspace_path: Path | None) -> list[dict]:
 def remove(workspace_path: Path | None, name: str) -> None:
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         remove_admin(session, name)
-        record_event(session, kind="admin.removed", subject=name, detail={})
+        record_event(session, kind="admin.removed", subject=f"admin/{name}", detail={})

@@ -33,6 +33,6 @@ def set_offer(workspace_path: Path | None, slug: str, offer_name: str, *, over_q
             )
         previous = association.offer
         association.offer = offer_name
-        record_event(session, kind="offer.set", subject=slug,
+        record_event(session, kind="offer.set", subject=slug, association=slug,
                      detail={"from": previous, "to": offer_name, "excesses": [e.as_dict() for e in over]})  # fmt: skip
         return association_as_dict(association)

@@ -11,6 +11,7 @@ from orchestrator.backups import backup_tool
 from orchestrator.errors import OperationFailed
 from orchestrator.quotas import find_offer
 from orchestrator.remote import SshTarget, for_each_server
+from orchestrator.state.audit import acting_as
 from orchestrator.state.backups import backup_run_as_dict, runs_of, sync_tool_log
 from orchestrator.state.instances import get_instance, list_instances
 from orchestrator.state.models import as_utc, utc_now
@@ -60,8 +61,9 @@ def backup_status(workspace_path: Path | None, *, sync: bool = True) -> dict:
                 if isinstance(found, Exception):
                     unreachable[instance.server.name] = str(found)
                 elif isinstance(found, dict) and isinstance(found.get(instance.identifier), list):
-                    sync_tool_log(session, instance, instance.server.name, found[instance.identifier])
-            session.flush()
+                    with acting_as(f"backup timer on {instance.server.name}"):  # who made them, for the audit trail
+                        sync_tool_log(session, instance, instance.server.name, found[instance.identifier])
+                        session.flush()
         now = utc_now()
         entries = []
         for instance in instances:

@@ -60,7 +60,7 @@ def submit_in_session(
                              state="pending", requested_by=requested_by[:120], created_at=now, updated_at=now)  # fmt: skip
     session.add(request)
     session.flush()
-    record_event(session, kind="request.pending", subject=f"request/{request.id}", actor=requested_by,
+    record_event(session, kind="request.pending", subject=f"request/{request.id}", actor=requested_by, association=association,
                  detail={"association": association, "service": service, "name": instance_name})  # fmt: skip
     offer = find_offer(workspace.config.offers, owner.offer)
     resources = getattr(definition.sizes, size)

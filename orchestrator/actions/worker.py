@@ -22,6 +22,7 @@ from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.instance_upgrade import upgrade_instance
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
+from orchestrator.state.audit import acting_as
 from orchestrator.state.models import QueuedRun
 from orchestrator.state.queue import beat, claim_next, finish, has_open_runs, recover_stale
 
@@ -108,9 +109,13 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
     outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
     active: dict[int, threading.Thread] = {}
     lock = threading.Lock()
-    with opened(workspace_path) as (_workspace, store):
+    with opened(workspace_path) as (_workspace, store), acting_as(f"worker {name}"):
 
         def carry_out(run: QueuedRun) -> None:
+            with acting_as(f"worker {name} for {run.requested_by}"):  # the audit trail's actor, in this thread
+                carry_out_as_actor(run)
+
+        def carry_out_as_actor(run: QueuedRun) -> None:
             beating = threading.Event()
 
             def heartbeat() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import ConfigError, OperationFailed
+from orchestrator.state.audit import record_changes
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -55,6 +56,8 @@ class StateStore:
         self.engine = make_engine(url)
         upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # every change of state becomes a chained event (state/audit.py)
+        event.listen(self._sessions, "after_flush", record_changes)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

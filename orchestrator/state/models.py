@@ -132,16 +132,30 @@ class Run(Base):
 
 
 class Event(Base):
-    """The audit trail: who did what to which subject, and when (quota overrides, offer changes, ...)."""
+    """The audit trail: who did what to which subject, and when; a hash chain (see state/audit.py)."""
 
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True, index=True)  # place in the chain, from 1
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     actor: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(120))
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    association: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # its slug, if any
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # changes: {"before": {...}, "after": {...}}
+    previous_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class EventChain(Base):
+    """The one row that every append takes first (so writers never fork the chain) and the chain's head."""
+
+    __tablename__ = "event_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    length: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64))
 
 
 class UsageSample(Base):

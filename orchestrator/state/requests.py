@@ -49,7 +49,7 @@ def move(session: Session, request: ServiceRequest, state: str, *, actor: str, r
     request.updated_at = utc_now()
     if reason:
         request.reason = reason[:REASON_MAX_LENGTH]
-    record_event(session, kind=f"request.{state}", subject=f"request/{request.id}", actor=actor,
+    record_event(session, kind=f"request.{state}", subject=f"request/{request.id}", actor=actor, association=request.association.slug,
                  detail={"association": request.association.slug, "service": request.service_id, "name": request.name,
                          **({"reason": reason} if reason else {}), **(detail or {})})  # fmt: skip
 

@@ -49,6 +49,7 @@ Web = Annotated[WebApp, Depends(web_app)]
 
 def state_session(web: Web) -> Iterator[Session]:
     with web.store.session() as session:
+        session.info["actor"] = "web visitor"  # until a session says who (the audit trail's actor)
         yield session
 
 
@@ -56,8 +57,18 @@ StateSession = Annotated[Session, Depends(state_session, scope="function")]
 
 
 def signed_in_session(request: Request, session: StateSession) -> WebSession | None:
-    """The browser's session, member's or admin's, if its cookie names one still valid."""
-    return session_for_token(session, request.cookies.get(COOKIE))
+    """The browser's session, member's or admin's, if its cookie names one still valid (then its changes of
+    state are recorded as that member's or admin's)."""
+    found = session_for_token(session, request.cookies.get(COOKIE))
+    if found is not None:
+        session.info["actor"] = actor_of_web_session(found)
+    return found
+
+
+def actor_of_web_session(found: WebSession) -> str:
+    if found.admin_id is not None:
+        return f"admin {found.admin.name}"
+    return f"member of {found.association.slug} (invite {found.invite_id})"
 
 
 AnySession = Annotated[WebSession | None, Depends(signed_in_session)]

@@ -48,6 +48,7 @@ async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Re
     found = check_admin(session, name, password) if isinstance(name, str) and isinstance(password, str) else None
     if found is None:
         return sign_in_form(request, web, 401, _("Wrong name or password."))
+    session.info["actor"] = f"admin {found.name}"
     _opened, cookie = open_admin_session(session, found)
     return web.pages.signed_in_to("/admin", cookie)
 

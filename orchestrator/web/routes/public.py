@@ -30,6 +30,7 @@ def sign_in(request: Request, token: str, web: Web, session: StateSession) -> Re
     if invite is None:
         return web.pages.message(request, N_("This sign-in link is not (or no longer) valid. Ask %(collective)s's "
                                              "admins for a new one."), 403, collective=web.pages.collective)  # fmt: skip
+    session.info["actor"] = f"member of {invite.association.slug} (invite {invite.id})"
     _opened, cookie = open_session(session, invite)
     return web.pages.signed_in_to("/espace", cookie)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from orchestrator.actions.backup_run import ensure_repositories
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.inventory_export import deployment_variables, write_inventory
+from orchestrator.actions.inventory_export import deployment_variables, record_history, write_inventory
 from orchestrator.actions.status import check_and_record_health
 from orchestrator.catalog import load_catalog
 from orchestrator.deployment import fingerprint
-from orchestrator.runner import RunResult, run_playbook
+from orchestrator.runner import RunResult, inventory_lock, run_playbook
 from orchestrator.state.associations import ensure_backup_password
 from orchestrator.state.instances import ACTIVE_STATES, get_instance, instance_as_dict, list_instances
 from orchestrator.state.models import Instance
@@ -130,4 +130,8 @@ def apply(
                 progress("checking health through Caddy")
                 check_and_record_health(workspace, catalog, [i for i in rows if i.state != "deleted"])
             summary["instances"] = [instance_as_dict(i) for i in rows]
+        # one commit of the inventories' history per apply, tagged with its run id (even when unchanged)
+        with inventory_lock(Path(exported["directory"])):
+            recorded = record_history(workspace, what="apply", run_id=result.run_id, always=True)
+        summary["inventory_commit"] = recorded["commit"] if recorded else None
     return summary

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from orchestrator import inventory_history
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import WorkspaceConfig
@@ -18,6 +19,7 @@ from orchestrator.backups import backup_variables
 from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.runner import inventory_lock
+from orchestrator.state.audit import acting_actor
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import list_servers
@@ -25,16 +27,18 @@ from orchestrator.workspace import Workspace
 
 
 def export_inventory(workspace_path: Path | None) -> dict:
-    """Write the inventory of the whole fleet and give ``{"directory", "files", "changed"}``."""
+    """Write the inventory of the whole fleet and give ``{"directory", "files", "changed", "commit"}``
+    (the commit of the inventories' history when something changed)."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
-        return write_inventory(workspace, session)
+        return write_inventory(workspace, session, history="inventory export")
 
 
-def write_inventory(workspace: Workspace, session: Session) -> dict:
+def write_inventory(workspace: Workspace, session: Session, *, history: str | None = None) -> dict:
     """Write ``inventories/ENVIRONMENT/`` from the state in ``session``; give what ``export_inventory`` gives.
 
     The directory is replaced as a whole (written beside it, then swapped), so a reader never
-    sees half an inventory; unchanged state gives byte-identical files.
+    sees half an inventory; unchanged state gives byte-identical files (and touches none). With
+    ``history`` (what writes it), a change is committed to the inventories' history.
     """
     servers = [
         ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
@@ -57,7 +61,15 @@ def write_inventory(workspace: Workspace, session: Session) -> dict:
     files = render_inventory(servers, instances, fleet_variables)
     with inventory_lock(target):
         changed = _replace_directory(target, files)
-    return {"directory": str(target), "files": sorted(files), "changed": changed}
+        recorded = record_history(workspace, what=history) if history and changed else None
+    return {"directory": str(target), "files": sorted(files), "changed": changed,
+            "commit": recorded["commit"] if recorded else None}  # fmt: skip
+
+
+def record_history(workspace: Workspace, *, what: str, run_id: str | None = None, always: bool = False) -> dict | None:
+    """Commit the inventories to their history (call it holding the inventory's lock); see inventory_history."""
+    return inventory_history.record(workspace.inventories_dir, workspace.config.environment, what=what,
+                                    actor=acting_actor(), run_id=run_id, always=always)  # fmt: skip
 
 
 def deployment_variables(instance: Instance, catalog: Catalog, config: WorkspaceConfig) -> dict:

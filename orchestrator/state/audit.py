@@ -62,9 +62,14 @@ def acting_as(actor: str) -> Iterator[None]:
 
 
 def actor_of(session: Session) -> str:
+    return (session.info.get("actor") or acting_actor())[:120]
+
+
+def acting_actor() -> str:
+    """Who acts here outside a web session: the ``acting_as`` context, else the shell's user."""
     from orchestrator.state.events import current_actor
 
-    return (session.info.get("actor") or _ACTOR.get() or current_actor())[:120]
+    return (_ACTOR.get() or current_actor())[:120]
 
 
 # --- the chain ---------------------------------------------------------------------------------

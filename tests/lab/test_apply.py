@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 from orchestrator.idranges import POOL_SIZE, POOL_START
@@ -32,6 +33,19 @@ def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab,
     assert [r["id"] for r in recorded[:2]] == [second["run_id"], run["run_id"]]
     assert recorded[0]["changed"] == 0 and recorded[1]["changed"] == run["changed"] > 0
     assert recorded[1]["artifacts"] == run["artifacts"]
+
+    # the inventories' history: one commit per apply, tagged with its run id, the second one empty
+    inventories = open_workspace(lab).inventories_dir
+    log = subprocess.run(["git", "-C", str(inventories), "log", "--format=%H %s"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()  # fmt: skip
+    assert log[0].split(" ", 1)[1].startswith(f"apply {second['run_id']} by ") and log[0].endswith(": no change")
+    assert log[1].split(" ", 1)[1].startswith(f"apply {run['run_id']} by ")
+    assert (second["inventory_commit"], run["inventory_commit"]) == (log[0].split()[0], log[1].split()[0])
+    tagged = subprocess.run(["git", "-C", str(inventories), "rev-parse", f"run/{run['run_id']}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert tagged == run["inventory_commit"]
+    between = json.loads(ruche("--workspace", str(lab), "inventory", "diff", run["run_id"], second["run_id"], "--json").stdout)
+    assert between["summary"] == "no change"
 
 
 def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, ruche):

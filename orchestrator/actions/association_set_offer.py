@@ -36,3 +36,13 @@ def set_offer(workspace_path: Path | None, slug: str, offer_name: str, *, over_q
         record_event(session, kind="offer.set", subject=slug, association=slug,
                      detail={"from": previous, "to": offer_name, "excesses": [e.as_dict() for e in over]})  # fmt: skip
         return association_as_dict(association)
+
+
+def set_listing(workspace_path: Path | None, slug: str, *, listed: bool) -> dict:
+    """Record whether association ``slug`` agreed to be named in the transparency report; give the association."""
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        association = get_association(session, slug)
+        association.listed = listed
+        record_event(session, kind="listing.agreed" if listed else "listing.withdrawn", subject=slug, association=slug,
+                     detail={})  # fmt: skip
+        return association_as_dict(association)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.orm import object_session
+
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.health import HealthTarget, check_all
 from orchestrator.state.instances import ACTIVE_STATES, instance_as_dict, list_instances
-from orchestrator.state.models import Instance, utc_now
+from orchestrator.state.models import HealthCheck, Instance, utc_now
 from orchestrator.workspace import Workspace
 
 
 def check_and_record_health(workspace: Workspace, catalog: Catalog, instances: list[Instance]) -> None:
     """Check the instances that should answer (desired present) and record each one's health.
 
-    Others are recorded as ``stopped`` (suspended) or ``unknown``. The session commits the rows.
+    Others are recorded as ``stopped`` (suspended) or ``unknown``. Each check is also kept in
+    ``health_checks`` (availability over a period). The session commits the rows.
     """
     answering = [i for i in instances if i.desired_state == "present" and i.state in ("running", "failed")]
     targets = []
@@ -34,6 +37,8 @@ def check_and_record_health(workspace: Workspace, catalog: Catalog, instances: l
         result = results.get(instance.address)
         if result is not None:
             instance.health, instance.health_detail = result.health, result.detail
+            object_session(instance).add(HealthCheck(instance_address=instance.address, service_id=instance.service_id, at=now,
+                                    health=result.health))  # fmt: skip
         elif instance.state == "suspended":
             instance.health, instance.health_detail = "stopped", "suspended: its containers are stopped"
         else:

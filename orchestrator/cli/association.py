@@ -12,7 +12,7 @@ from orchestrator.actions.association_applications import decline as decline_app
 from orchestrator.actions.association_invite import invite as make_invite
 from orchestrator.actions.association_invite import invites as list_invites
 from orchestrator.actions.association_invite import revoke as revoke_invite
-from orchestrator.actions.association_set_offer import set_offer
+from orchestrator.actions.association_set_offer import set_listing, set_offer
 from orchestrator.actions.association_list import associations as list_associations
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import emit_json, table
@@ -73,6 +73,21 @@ def set_offer_(context: Context, slug: str, offer: str, over_quota: bool, as_jso
     """Move association SLUG to OFFER (recorded in the audit trail)."""
     entry = set_offer(context.workspace, slug, offer, over_quota=over_quota)
     emit_json(entry) if as_json else click.echo(f"association {entry['slug']} is on offer {entry['offer']}")
+
+
+@association.command("listing")
+@click.argument("slug")
+@click.argument("choice", type=click.Choice(["agreed", "withdrawn"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the association as JSON.")
+@pass_context
+def listing_(context: Context, slug: str, choice: str, as_json: bool) -> None:
+    """Record whether SLUG agreed to be named in the collective's transparency report (`ruche report`);
+    associations that did not are only counted."""
+    entry = set_listing(context.workspace, slug, listed=choice == "agreed")
+    if as_json:
+        emit_json(entry)
+    else:
+        click.echo(f"association {slug} is {'named' if entry['listed'] else 'only counted'} in the transparency report")
 
 
 @association.command("invite")

@@ -46,7 +46,7 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, request, runs, serve, server, status, upgrade, usage, worker,
+        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, report, request, runs, serve, server, status, upgrade, usage, worker,
     )  # fmt: skip
 
     cli.add_command(admin.admin)
@@ -62,6 +62,7 @@ def _register_commands() -> None:
     cli.add_command(lab.lab)
     cli.add_command(mail.mail)
     cli.add_command(offer.offer)
+    cli.add_command(report.report)
     cli.add_command(request.request)
     cli.add_command(runs.runs)
     cli.add_command(serve.serve)

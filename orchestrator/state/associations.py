@@ -74,7 +74,8 @@ def get_association(session: Session, slug: str) -> Association:
 
 
 def association_as_dict(association: Association) -> dict:
-    return {"slug": association.slug, "name": association.name, "email": association.email, "offer": association.offer}
+    return {"slug": association.slug, "name": association.name, "email": association.email, "offer": association.offer,
+            "listed": association.listed}  # fmt: skip
 
 
 def ensure_backup_password(association: Association, vault) -> bool:

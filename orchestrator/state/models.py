@@ -57,6 +57,8 @@ class Association(Base):
     backup_password: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Its restic repository was found or created by ruche (`ruche-backup init`): no need to ask again.
     backup_repository_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    # agreed to be named in the collective's transparency report (`ruche association listing`)
+    listed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -156,6 +158,18 @@ class EventChain(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     length: Mapped[int] = mapped_column(Integer, default=0)
     head: Mapped[str] = mapped_column(String(64))
+
+
+class HealthCheck(Base):
+    """One health check of an instance, kept for availability over a period (the transparency report)."""
+
+    __tablename__ = "health_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_address: Mapped[str] = mapped_column(String(80))
+    service_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    health: Mapped[str] = mapped_column(String(16))  # healthy | unhealthy
 
 
 class UsageSample(Base):

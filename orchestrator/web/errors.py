@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from orchestrator.web.i18n import N_
+from orchestrator.i18n import N_
 
 
 class ApiError(Exception):

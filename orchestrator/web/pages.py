@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from orchestrator.web.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, choose_language, translator
+from orchestrator.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, choose_language, translator
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 COOKIE = "ruche_session"

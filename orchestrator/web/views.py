@@ -14,7 +14,7 @@ from orchestrator.state.models import ServiceRequest, WebSession
 from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, RequestView, get_request, list_requests, request_view
 from orchestrator.state.upgrades import latest_upgrades
-from orchestrator.web.i18n import Translator, members_progress
+from orchestrator.i18n import Translator, members_progress
 from orchestrator.web.models import DeployedView, InstanceView, QuotaView, RequestDetail, UpgradeView
 from orchestrator.workspace import Workspace
 

@@ -11,18 +11,18 @@ from babel.messages.pofile import read_po
 from orchestrator.actions.request_submit import SIZES
 from orchestrator.state.instances import ACTIVE_STATES
 from orchestrator.state.requests import NEXT_STATES
-from orchestrator.web import i18n
-from orchestrator.web.i18n import LABELS, LANGUAGES, LOCALE_DIR, UPGRADE_TEXTS, translator
+from orchestrator import i18n
+from orchestrator.i18n import LABELS, LANGUAGES, LOCALE_DIR, UPGRADE_TEXTS, translator
 
-WEB_DIR = LOCALE_DIR.parent
+PACKAGE_DIR = LOCALE_DIR.parent
 KEYWORDS = {"_": None, "gettext": None, "N_": None}
 
 
 def extracted_texts() -> set[str]:
-    with (WEB_DIR / "babel.cfg").open() as config:
+    with (PACKAGE_DIR / "babel.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config)
     texts = {message for _file, _line, message, _comments, _context in
-             extract_from_dir(WEB_DIR, method_map, options_map, keywords=KEYWORDS)}  # fmt: skip
+             extract_from_dir(PACKAGE_DIR, method_map, options_map, keywords=KEYWORDS)}  # fmt: skip
     assert all(isinstance(text, str) for text in texts), "no plural forms are used yet"
     return texts
 

@@ -1,6 +1,6 @@
 """What members read of the worker's progress lines: step names and translated phases, nothing else."""
 
-from orchestrator.web.i18n import members_progress, translator
+from orchestrator.i18n import members_progress, translator
 
 
 def test_progress_lines_become_step_names_or_phases_in_the_members_language():

@@ -20,7 +20,7 @@ from orchestrator.state.models import WebSession
 from orchestrator.state.requests import checked_reason, get_request, list_requests, move, request_view
 from orchestrator.web.dependencies import Admin, AdminForm, StateSession, Web
 from orchestrator.web.errors import BadForm
-from orchestrator.web.i18n import N_
+from orchestrator.i18n import N_
 from orchestrator.web.pages import form_token_matches, texts_of
 from orchestrator.web.security import TOO_MANY, over_the_limit
 

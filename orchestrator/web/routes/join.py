@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from orchestrator.errors import RucheError
 from orchestrator.state.applications import submit_application
 from orchestrator.web.dependencies import StateSession, Web
-from orchestrator.web.i18n import N_
+from orchestrator.i18n import N_
 from orchestrator.web.pages import form_token_matches, texts_of
 from orchestrator.web.security import TOO_MANY, over_the_limit
 

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator.state.access import close_session, invite_for_token, open_session
 from orchestrator.web.dependencies import AnySession, StateSession, Web, csrf_matches
-from orchestrator.web.i18n import N_
+from orchestrator.i18n import N_
 from orchestrator.web.pages import COOKIE
 from orchestrator.web.security import TOO_MANY, over_the_limit
 

@@ -1,0 +1,31 @@
+"""``ruche report``: the collective's transparency report, from the state (see reports/transparency.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.actions.common import opened
+from orchestrator.catalog import load_catalog
+from orchestrator.errors import InvalidInput
+from orchestrator.reports.transparency import FORMATS, gather, render
+from orchestrator.i18n import LANGUAGES
+
+
+def transparency_report(workspace_path: Path | None, *, language: str = "fr", format: str = "md", days: int = 30,
+                        output: Path | None = None) -> dict:  # fmt: skip
+    """Give the report's text (and write it to ``output`` when given, replacing the file whole)."""
+    if language not in LANGUAGES:
+        raise InvalidInput(f"--lang {language!r}: one of {', '.join(LANGUAGES)}")
+    if format not in FORMATS:
+        raise InvalidInput(f"--format {format!r}: one of {', '.join(FORMATS)}")
+    if not 1 <= days <= 3660:
+        raise InvalidInput(f"--days {days}: between 1 and 3660")
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        report = gather(session, workspace.config, load_catalog(workspace.catalog_dir), days=days, language=language)
+    text = render(report, language=language, format=format)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial = output.with_name(f".{output.name}.partial")
+        partial.write_text(text)
+        partial.replace(output)
+    return {"language": language, "format": format, "days": days, "output": str(output) if output else None, "text": text}

@@ -1,0 +1,28 @@
+"""``ruche report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator.actions.report import transparency_report
+from orchestrator.cli.main import Context, pass_context
+
+
+@click.command()
+@click.option("--lang", "language", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help="Language of the report.")
+@click.option("--format", "format_", type=click.Choice(["md", "html"]), default="md", show_default=True,
+              help="Markdown, or a single static HTML page (no script, no outside resource).")
+@click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True, help="The period it covers, ending now.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it to this file (default: print it).")
+@pass_context
+def report(context: Context, language: str, format_: str, days: int, output: Path | None) -> None:
+    """The collective's transparency report, for its public page: services and versions, associations hosted
+    (named only if they agreed: `ruche association listing`), where the data lives (servers and their labels),
+    backups and their verification, availability from recorded health checks, incidents, the software used."""
+    result = transparency_report(context.workspace, language=language, format=format_, days=days, output=output)
+    if output is None:
+        click.echo(result["text"], nl=False)
+    else:
+        click.echo(f"transparency report ({language}, {format_}, {days} days) written to {output}")

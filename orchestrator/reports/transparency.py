@@ -1,0 +1,169 @@
+"""The collective's transparency report, for its public page: what it offers, for how many associations,
+where the data lives, how it is backed up and how well that was checked, how available the services
+were over the period, what went wrong, and the software it all runs on. Read from the state only.
+
+Associations are counted; only those that agreed (`ruche association listing SLUG agreed`) are named.
+Nothing secret or internal goes in: no address, no e-mail, no repository credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import metadata
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.catalog import Catalog
+from orchestrator.config import WorkspaceConfig
+from orchestrator.i18n import LANGUAGES, translator
+from orchestrator.state.models import Association, BackupRun, HealthCheck, Instance, Run, Server, Upgrade, as_utc, utc_now
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+FORMATS = ("md", "html")
+
+
+@dataclass
+class ServiceLine:
+    name: str
+    description: str
+    version: str
+    instances: int
+    checks: int = 0
+    healthy: int = 0
+
+    @property
+    def availability(self) -> float | None:
+        return round(100 * self.healthy / self.checks, 2) if self.checks else None
+
+
+@dataclass
+class Report:
+    collective: str
+    generated_at: str
+    period_start: str
+    period_end: str
+    period_days: int
+    services: list[ServiceLine]
+    associations_hosted: int
+    associations_named: list[str]
+    servers: list[dict]
+    backups: dict
+    incidents: list[dict]
+    software: list[dict]
+    overall_availability: float | None = None
+    checks: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def backup_target(repository: str | None) -> str | None:
+    """Where snapshots go, without path or account: ``SFTP (backup.example.org)``, ``S3 (s3.example.org)``."""
+    if repository is None:
+        return None
+    sftp = re.match(r"^sftp:[^@]+@([^:]+):", repository)
+    if sftp:
+        return f"SFTP ({sftp.group(1)})"
+    s3 = re.match(r"^s3:https?://([^/]+)/", repository)
+    if s3:
+        return f"S3 ({s3.group(1)})"
+    return "local"
+
+
+def _version_of(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days: int, language: str) -> Report:
+    end = utc_now()
+    start = end - timedelta(days=days)
+    instances = [i for i in session.scalars(select(Instance)) if i.state in ("running", "suspended", "failed")]
+    services = {sid: ServiceLine(name=s.name.model_dump()[language], description=s.description.model_dump()[language],
+                                 version=s.version, instances=sum(1 for i in instances if i.service_id == sid))
+                for sid, s in catalog.services.items()}  # fmt: skip
+    checks = session.execute(select(HealthCheck.service_id, HealthCheck.health).where(HealthCheck.at >= start)).all()
+    for service_id, health in checks:
+        if service_id in services:
+            services[service_id].checks += 1
+            services[service_id].healthy += health == "healthy"
+    hosted_ids = {i.association_id for i in instances}
+    associations = [a for a in session.scalars(select(Association).order_by(Association.name)) if a.id in hosted_ids]
+    servers = []
+    for server in session.scalars(select(Server).order_by(Server.name)):
+        servers.append({"name": server.name, "role": server.role, "labels": dict(sorted(server.labels.items())),
+                        "instances": sum(1 for i in instances if i.server_id == server.id)})  # fmt: skip
+    verifications = list(session.scalars(select(BackupRun).where(BackupRun.kind == "verify", BackupRun.started_at >= start)))
+    backups_done = list(session.scalars(select(BackupRun).where(BackupRun.kind == "backup", BackupRun.started_at >= start)))
+    last_verify = max(verifications, key=lambda r: as_utc(r.started_at), default=None)
+    retention = sorted({(o.backup_retention.daily, o.backup_retention.weekly, o.backup_retention.monthly)
+                        for o in config.offers.values()})  # fmt: skip
+    backups = {
+        "enabled": config.backup.repository is not None,
+        "schedule": config.backup.schedule,
+        "target": backup_target(config.backup.repository),
+        "retention": [{"daily": d, "weekly": w, "monthly": m} for d, w, m in retention],
+        "backups": len(backups_done), "backups_failed": sum(1 for r in backups_done if r.status != "success"),
+        "verifications": len(verifications), "verifications_failed": sum(1 for r in verifications if r.status != "success"),
+        "last_verification": None if last_verify is None else {
+            "at": as_utc(last_verify.started_at).strftime("%Y-%m-%d"), "ok": last_verify.status == "success"},
+    }  # fmt: skip
+    incidents = []
+    for run in session.scalars(select(Run).where(Run.started >= start, Run.status != "successful").order_by(Run.started)):
+        incidents.append({"at": as_utc(run.started).strftime("%Y-%m-%d %H:%M"), "kind": "run", "what": run.playbook})
+    for restore in session.scalars(select(BackupRun).where(BackupRun.kind == "restore", BackupRun.started_at >= start)):
+        incidents.append({"at": as_utc(restore.started_at).strftime("%Y-%m-%d %H:%M"), "kind": "restore",
+                          "what": catalog_name(catalog, restore.instance_address, instances, language)})  # fmt: skip
+    for upgrade in session.scalars(select(Upgrade).where(Upgrade.started_at >= start,
+                                                         Upgrade.status.in_(("rolled_back", "rollback_failed")))):  # fmt: skip
+        incidents.append({"at": as_utc(upgrade.started_at).strftime("%Y-%m-%d %H:%M"), "kind": upgrade.status,
+                          "what": f"{services[upgrade.service_id].name if upgrade.service_id in services else upgrade.service_id}"
+                                  f" {upgrade.from_version} → {upgrade.to_version}"})  # fmt: skip
+    incidents.sort(key=lambda i: i["at"])
+    total = sum(s.checks for s in services.values())
+    healthy = sum(s.healthy for s in services.values())
+    software = [{"name": "ruche", "version": _version_of("ruche"), "licence": "AGPL-3.0-or-later"},
+                {"name": "Ansible (ansible-core)", "version": _version_of("ansible-core"), "licence": "GPL-3.0-or-later"},
+                {"name": "Podman", "version": "", "licence": "Apache-2.0"},
+                {"name": "Caddy", "version": "", "licence": "Apache-2.0"},
+                {"name": "restic", "version": "", "licence": "BSD-2-Clause"},
+                {"name": "Debian GNU/Linux", "version": "", "licence": "DFSG"}]  # fmt: skip
+    return Report(
+        collective=config.collective, generated_at=end.strftime("%Y-%m-%d %H:%M UTC"), period_start=start.strftime("%Y-%m-%d"),
+        period_end=end.strftime("%Y-%m-%d"), period_days=days, services=[s for s in services.values()],
+        associations_hosted=len(associations), associations_named=[a.name for a in associations if a.listed],
+        servers=servers, backups=backups, incidents=incidents, software=software,
+        overall_availability=round(100 * healthy / total, 2) if total else None, checks=total,
+    )  # fmt: skip
+
+
+def catalog_name(catalog: Catalog, address: str, instances: list[Instance], language: str) -> str:
+    """The service of an instance by its catalogue name (the instance's own name is the association's business)."""
+    found = next((i for i in instances if i.address == address), None)
+    if found is None or found.service_id not in catalog.services:
+        return "-"
+    return catalog.services[found.service_id].name.model_dump()[language]
+
+
+def render(report: Report, *, language: str, format: str) -> str:
+    if language not in LANGUAGES:
+        raise ValueError(f"language {language!r}: one of {', '.join(LANGUAGES)}")
+    if format not in FORMATS:
+        raise ValueError(f"format {format!r}: one of {', '.join(FORMATS)}")
+    environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]),
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
+    _ = translator(language)
+    return environment.get_template(f"transparency.{format}").render(r=report, _=_, gettext=_, lang=language,
+                                                                     number=lambda v: _format_number(v, language))
+
+
+def _format_number(value: float | None, language: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",") if language == "fr" else text

@@ -194,6 +194,11 @@ class ServiceVersion(Strict):
               "`upgrade_from: ['33.*']` on each 34.x."),
     ] = None
     notes: Annotated[str, Field(description="What an admin should know about this version (end of support, ...).")] = ""
+    end_of_support: Annotated[
+        date | None,
+        Field(description="The day upstream stops supporting this version: from then on, `ruche audit` flags the instances "
+              "that still run it."),
+    ] = None
 
 
 class UpgradeSpec(Strict):

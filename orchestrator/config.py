@@ -154,6 +154,13 @@ class UpgradeSettings(StrictModel):
     ] = 300
 
 
+class AuditSettings(StrictModel):
+    verify_max_age_days: Annotated[
+        int, Field(ge=1, le=3660, description="`ruche audit`: a running instance's last passed `backup verify` may be at "
+                   "most this old.")
+    ] = 35
+
+
 def default_offers() -> dict[str, Offer]:
     """The offers a new workspace starts with (edit them in ruche.toml)."""
     return {
@@ -297,6 +304,7 @@ class WorkspaceConfig(StrictModel):
     upgrades: Annotated[UpgradeSettings, Field(description="How instances are upgraded (`ruche instance upgrade`).")] = (
         UpgradeSettings()
     )
+    audit: Annotated[AuditSettings, Field(description="What `ruche audit` holds the fleet to.")] = AuditSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

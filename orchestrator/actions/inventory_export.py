@@ -40,6 +40,17 @@ def write_inventory(workspace: Workspace, session: Session, *, history: str | No
     sees half an inventory; unchanged state gives byte-identical files (and touches none). With
     ``history`` (what writes it), a change is committed to the inventories' history.
     """
+    target = workspace.inventories_dir / workspace.config.environment
+    files = inventory_files(workspace, session)
+    with inventory_lock(target):
+        changed = _replace_directory(target, files)
+        recorded = record_history(workspace, what=history) if history and changed else None
+    return {"directory": str(target), "files": sorted(files), "changed": changed,
+            "commit": recorded["commit"] if recorded else None}  # fmt: skip
+
+
+def inventory_files(workspace: Workspace, session: Session) -> dict[str, str]:
+    """The inventory's files as the state gives them now, by path inside inventories/ENVIRONMENT/."""
     servers = [
         ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
         for s in list_servers(session)
@@ -57,13 +68,7 @@ def write_inventory(workspace: Workspace, session: Session, *, history: str | No
         "ruche_base_domain": workspace.config.base_domain,
         **backup_variables(workspace.config.backup),
     }
-    target = workspace.inventories_dir / workspace.config.environment
-    files = render_inventory(servers, instances, fleet_variables)
-    with inventory_lock(target):
-        changed = _replace_directory(target, files)
-        recorded = record_history(workspace, what=history) if history and changed else None
-    return {"directory": str(target), "files": sorted(files), "changed": changed,
-            "commit": recorded["commit"] if recorded else None}  # fmt: skip
+    return render_inventory(servers, instances, fleet_variables)
 
 
 def record_history(workspace: Workspace, *, what: str, run_id: str | None = None, always: bool = False) -> dict | None:

@@ -46,12 +46,13 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
 
 def _register_commands() -> None:
     from orchestrator.cli import (
-        admin, apply, association, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, report, request, runs, serve, server, status, upgrade, usage, worker,
+        admin, apply, association, audit, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, report, request, runs, serve, server, status, upgrade, usage, worker,
     )  # fmt: skip
 
     cli.add_command(admin.admin)
     cli.add_command(apply.apply)
     cli.add_command(association.association)
+    cli.add_command(audit.audit)
     cli.add_command(backup.backup)
     cli.add_command(catalog.catalog)
     cli.add_command(events.events)

@@ -1,0 +1,248 @@
+"""``ruche audit``: read-only checks that the fleet keeps the rules the collective publishes.
+
+Each finding names its rule, the object, the evidence and how to fix it. The rules read the state,
+the inventories on disk, the run artifacts and the audit trail (never changing any of them):
+
+- ``inventory.matches-state``: the inventories on disk are what the state generates (a hand edit is found);
+- ``secrets.never-in-clear``: no secret of the workspace appears in clear in the inventories, the run
+  artifacts or the audit trail (needs the vault password to know the secrets; said when it is missing);
+- ``isolation.nothing-shared``: no two live instances share an ID range, a server port or a domain;
+- ``backups.inside-window``: every running instance has a good backup inside its offer's window;
+- ``backups.verified``: and a passed `backup verify` younger than [audit] verify_max_age_days;
+- ``quota.within-offer``: no association over its offer without a recorded override;
+- ``versions.supported``: no instance runs a version its catalogue entry no longer lists or whose
+  end of support has passed;
+- ``audit-trail.intact``: the events' hash chain holds.
+
+What runs on the servers (units, containers, sites, firewall, timers) is compared in a later step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.actions.common import opened
+from orchestrator.actions.inventory_export import inventory_files
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.errors import RucheError
+from orchestrator.inventory_history import files_at
+from orchestrator.quotas import excesses, find_offer
+from orchestrator.state.audit import verify_chain
+from orchestrator.state.backups import runs_of
+from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
+from orchestrator.state.models import Association, Event, Instance, as_utc, utc_now
+from orchestrator.workspace import Workspace
+
+DEFAULT_BACKUP_WINDOW_HOURS = 26
+# secrets shorter than this are not searched for (they would match by chance)
+SHORTEST_SECRET = 8
+
+
+@dataclass
+class Finding:
+    rule: str
+    object: str
+    evidence: str
+    fix: str
+
+
+def audit(workspace_path: Path | None) -> dict:
+    """Run every rule; give ``{"findings": [...], "checked": {...}, "notes": [...], "ok": bool}``."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        catalog = load_catalog(workspace.catalog_dir)
+        instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
+        findings: list[Finding] = []
+        notes: list[str] = []
+        findings += inventories_match_state(workspace, session)
+        found, note = secrets_in_clear(workspace, session, instances)
+        findings += found
+        notes += [note] if note else []
+        findings += nothing_shared(instances)
+        findings += backups_kept(workspace, session, instances)
+        findings += quotas_kept(workspace, session)
+        findings += versions_supported(catalog, instances)
+        checked = verify_chain(session)
+        if checked.problem is not None:
+            findings.append(Finding("audit-trail.intact", f"event {checked.first_bad_seq}", checked.problem,
+                                    "compare the state database with a backup; `ruche events verify --head` with a head "
+                                    "kept outside ruche tells up to where history holds"))  # fmt: skip
+        summary = {"instances": len(instances), "events": checked.length}
+    return {"ok": not findings, "findings": [asdict(f) for f in findings], "checked": summary, "notes": notes}
+
+
+def inventories_match_state(workspace: Workspace, session: Session) -> list[Finding]:
+    environment = workspace.config.environment
+    try:
+        expected = inventory_files(workspace, session)
+    except RucheError as error:
+        return [Finding("inventory.matches-state", f"inventories/{environment}", f"the state cannot generate the "
+                        f"inventories: {error.message}", error.hint or "fix what the error names, then `ruche inventory export`")]
+    on_disk = files_at(workspace.inventories_dir, None, environment)
+    fix = ("`ruche inventory export` (or the next `ruche apply`) writes it again from the state; make changes "
+           "through ruche, not in the files (`git -C inventories diff` shows the edit)")  # fmt: skip
+    findings = []
+    for path in sorted(expected.keys() | on_disk.keys()):
+        shown = f"inventories/{environment}/{path}"
+        if path not in on_disk:
+            findings.append(Finding("inventory.matches-state", shown, "missing on disk", fix))
+        elif path not in expected:
+            findings.append(Finding("inventory.matches-state", shown, "a file the state does not generate", fix))
+        elif on_disk[path] != expected[path]:
+            changed = [line for line in difflib.unified_diff(expected[path].splitlines(), on_disk[path].splitlines(),
+                                                              lineterm="", n=0)
+                       if line[:1] in "+-" and not line.startswith(("+++", "---"))]  # fmt: skip
+            generated = next((line[1:] for line in changed if line.startswith("-")), None)
+            edited = next((line[1:] for line in changed if line.startswith("+")), None)
+            evidence = (f"{len(changed)} line(s) differ from what the state generates; the state gives "
+                        f"{generated[:120]!r} where the file has {edited[:120]!r}" if generated is not None and edited is not None
+                        else f"{len(changed)} line(s) differ from what the state generates")  # fmt: skip
+            findings.append(Finding("inventory.matches-state", shown, evidence, fix))
+    return findings
+
+
+def secrets_in_clear(workspace: Workspace, session: Session, instances: list[Instance]) -> tuple[list[Finding], str | None]:
+    """Look for every secret's clear value in the inventories, the run artifacts and the audit trail."""
+    try:
+        vault = workspace.vault()
+    except RucheError as error:
+        return [], f"secrets were not searched for: {error.message}"
+    clear: dict[str, str] = {}  # value -> what it is (never printed)
+    for instance in instances:
+        for name, ciphertext in (instance.secrets or {}).items():
+            clear[vault.decrypt(ciphertext)] = f"{instance.address}'s {name}"
+    for association in session.scalars(select(Association)):
+        if association.backup_password:
+            clear[vault.decrypt(association.backup_password)] = f"{association.slug}'s backup repository password"
+    if workspace.config.mail is not None and workspace.config.mail.password:
+        clear[vault.decrypt(workspace.config.mail.password)] = "the mail relay's password"
+    clear = {value: what for value, what in clear.items() if len(value) >= SHORTEST_SECRET}
+    findings = []
+    fix = ("remove the file or row, then find how it got there: ruche writes secrets only as vault ciphertext, "
+           "and rotate the secret (it has been exposed)")  # fmt: skip
+    places = [workspace.inventories_dir, workspace.root / "runs"]
+    for root in places:
+        for directory, _dirs, names in os.walk(root):
+            if "/.git" in directory:
+                continue
+            for name in names:
+                path = Path(directory) / name
+                try:
+                    text = path.read_text(errors="replace")
+                except OSError:
+                    continue
+                for value, what in clear.items():
+                    if value in text:
+                        findings.append(Finding("secrets.never-in-clear", str(path.relative_to(workspace.root)),
+                                                f"{what} appears in clear", fix))  # fmt: skip
+    for event in session.scalars(select(Event)):
+        text = f"{event.actor} {event.subject} {event.detail}"
+        for value, what in clear.items():
+            if value in text:
+                findings.append(Finding("secrets.never-in-clear", f"event {event.seq}", f"{what} appears in clear", fix))
+    return findings, None
+
+
+def nothing_shared(instances: list[Instance]) -> list[Finding]:
+    findings = []
+    for label, key in (("ID range slot", lambda i: i.id_slot), ("port", lambda i: (i.server_id, i.http_port)),
+                       ("domain", lambda i: i.domain)):  # fmt: skip
+        holders: dict = defaultdict(list)
+        for instance in instances:
+            if key(instance) is not None:
+                holders[key(instance)].append(instance.address)
+        for value, addresses in holders.items():
+            if len(addresses) > 1:
+                shown = value[1] if isinstance(value, tuple) else value
+                findings.append(Finding("isolation.nothing-shared", ", ".join(sorted(addresses)), f"they share {label} {shown}",
+                                        "delete and create one of them again (ruche allocates each once); find who edited the state"))
+    return findings
+
+
+def backups_kept(workspace: Workspace, session: Session, instances: list[Instance]) -> list[Finding]:
+    if workspace.config.backup.repository is None:
+        return []
+    now = utc_now()
+    findings = []
+    max_age = timedelta(days=workspace.config.audit.verify_max_age_days)
+    for instance in (i for i in instances if i.state == "running"):
+        offer = find_offer(workspace.config.offers, instance.association.offer)
+        window = timedelta(hours=offer.backup_window_hours if offer else DEFAULT_BACKUP_WINDOW_HOURS)
+        good = next((r for r in runs_of(session, instance.address, kind="backup") if r.status == "success"), None)
+        if good is None or now - as_utc(good.finished_at or good.started_at) > window:
+            when = "never" if good is None else f"last on {as_utc(good.finished_at or good.started_at):%Y-%m-%d %H:%M}"
+            findings.append(Finding("backups.inside-window", instance.address,
+                                    f"no good backup in the last {window.total_seconds() / 3600:g} h ({when})",
+                                    f"`ruche backup run {instance.address}`; check its server's timer (`ruche backup status`)"))
+        verified = next((r for r in runs_of(session, instance.address, kind="verify") if r.status == "success"), None)
+        if verified is None or now - as_utc(verified.started_at) > max_age:
+            when = "never" if verified is None else f"last on {as_utc(verified.started_at):%Y-%m-%d}"
+            findings.append(Finding("backups.verified", instance.address,
+                                    f"no passed restore check in the last {max_age.days} days ({when})",
+                                    f"`ruche backup verify {instance.address}`"))
+    return findings
+
+
+def quotas_kept(workspace: Workspace, session: Session) -> list[Finding]:
+    findings = []
+    for association in session.scalars(select(Association).order_by(Association.slug)):
+        offer = find_offer(workspace.config.offers, association.offer)
+        over = excesses(offer, allocation(session, association.id), instances=0)
+        if not over:
+            continue
+        recorded = session.scalars(select(Event.id).where(Event.association == association.slug,
+                                                          Event.kind.in_(("quota.override", "offer.set")))).first()  # fmt: skip
+        if recorded is None:
+            findings.append(Finding("quota.within-offer", association.slug,
+                                    "; ".join(e.describe() for e in over) + "; no override recorded",
+                                    f"move it to a larger offer (`ruche association set-offer {association.slug} OFFER`), "
+                                    "or delete instances; an exception is recorded with --over-quota"))
+    return findings
+
+
+def versions_supported(catalog: Catalog, instances: list[Instance]) -> list[Finding]:
+    findings = []
+    today = date.today()
+    for instance in instances:
+        service = catalog.services.get(instance.service_id)
+        if service is None:
+            findings.append(Finding("versions.supported", instance.address, f"service {instance.service_id!r} is gone from "
+                                    "the catalogue", "bring its entry back or move the association to another service"))
+            continue
+        release = next((v for v in service.versions if v.version == instance.service_version), None)
+        if release is None:
+            findings.append(Finding("versions.supported", instance.address,
+                                    f"{instance.service_id} {instance.service_version} is not a version the catalogue lists "
+                                    f"({', '.join(v.version for v in service.versions)})",
+                                    f"`ruche instance upgrade {instance.address}`"))
+        elif release.end_of_support is not None and release.end_of_support < today:
+            findings.append(Finding("versions.supported", instance.address,
+                                    f"{instance.service_id} {instance.service_version}: upstream support ended on "
+                                    f"{release.end_of_support}", f"`ruche instance upgrade {instance.address}`"))
+    return findings
+
+
+def render_findings(result: dict, *, format: str) -> str:
+    """The audit as a page readable without ruche: Markdown, or one static HTML page."""
+    from html import escape
+
+    rows = result["findings"]
+    if format == "md":
+        lines = ["# ruche audit", "", f"{len(rows)} finding(s); checked: "
+                 + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["checked"].items()), ""]  # fmt: skip
+        lines += [f"- **{f['rule']}** `{f['object']}`: {f['evidence']}. Fix: {f['fix']}" for f in rows]
+        lines += [f"- note: {n}" for n in result["notes"]]
+        return "\n".join(lines) + "\n"
+    items = "".join(f"<tr><td>{escape(f['rule'])}</td><td>{escape(f['object'])}</td><td>{escape(f['evidence'])}</td>"
+                    f"<td>{escape(f['fix'])}</td></tr>" for f in rows)  # fmt: skip
+    notes = "".join(f"<li>{escape(n)}</li>" for n in result["notes"])
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruche audit</title></head><body><main>"
+            f"<h1>ruche audit</h1><p>{len(rows)} finding(s)</p><table><thead><tr><th>Rule</th><th>Object</th>"
+            f"<th>Evidence</th><th>Fix</th></tr></thead><tbody>{items}</tbody></table><ul>{notes}</ul></main></body></html>\n")

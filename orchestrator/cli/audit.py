@@ -1,0 +1,45 @@
+"""``ruche audit``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.actions.audit import audit as run_audit
+from orchestrator.actions.audit import render_findings
+from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import emit_json
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--format", "format_", type=click.Choice(["md", "html"]), help="Write a report readable without ruche (with -o).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where --format writes the report.")
+@pass_context
+def audit(context: Context, as_json: bool, format_: str | None, output: Path | None) -> None:
+    """Check, read-only, that the fleet keeps the collective's rules; exit 1 on any finding.
+
+    Inventories on disk equal what the state generates; no secret in clear in inventories, runs or
+    events; no two instances share an ID range, port or domain; every running instance has a good
+    backup inside its offer's window and a recent passed `backup verify`; no association over its
+    offer without a recorded override; no instance on a version its entry no longer supports; the
+    audit trail's chain holds. Each finding: rule, object, evidence, how to fix it."""
+    if (format_ is None) != (output is None):
+        raise click.UsageError("--format and -o go together")
+    result = run_audit(context.workspace)
+    if output is not None:
+        output.write_text(render_findings(result, format=format_))
+    if as_json:
+        emit_json(result)
+    else:
+        for finding in result["findings"]:
+            click.echo(f"{finding['rule']}: {finding['object']}: {finding['evidence']}")
+            click.echo(f"  fix: {finding['fix']}")
+        for note in result["notes"]:
+            click.echo(f"note: {note}")
+        checked = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["checked"].items())
+        click.echo(f"{len(result['findings'])} finding(s) ({checked} checked)" + (f"; report: {output}" if output else ""))
+    if not result["ok"]:
+        sys.exit(1)

@@ -118,11 +118,17 @@ def restore(
             raise OperationFailed(f"{address}: the safety backup failed, nothing was restored: {safety['detail'].get('error')}")
     elif not _instance_exists(workspace_path, into):
         _association, name = parse_address(into)
-        progress(f"{into}: creating it from {address}'s settings")
+        with opened(workspace_path) as (workspace, store), store.session() as session:
+            found = get_instance(session, address)
+            source_server, source_identifier = SshTarget.of(found.server), found.identifier
+            service = load_catalog(workspace.catalog_dir).get(source_view["service"])
+        manifest = backup_tool(source_server, "manifest", source_identifier, "--snapshot", snapshot, timeout=600)
+        version = version_for_snapshot(service, manifest, source_view["version"])
+        progress(f"{into}: creating it from {address}'s settings, at {version} (the snapshot's version)")
         create_instance(
             workspace_path, association=source_view["association"], service=source_view["service"], name=name,
             size=source_view["size"], parameters=tuple(f"{k}={v}" for k, v in source_view["parameters"].items()),
-            server=server, version=source_view["version"],
+            server=server, version=version,
         )  # fmt: skip
         created = True
         carried = _carry_application_secrets(workspace_path, address, into)
@@ -155,6 +161,15 @@ def restore(
     return {"restore": restored, "safety_backup": safety, "target": target}
 
 
+def version_for_snapshot(service, manifest: dict, current: str) -> str:
+    """The version a new instance that a snapshot will fill starts at: the one the snapshot was taken at
+    (its data's schema), if the catalogue still lists it; else ``current``. A newer version would find
+    an older schema in the restored data and change it (update.php, occ upgrade), so the restored
+    data would no longer be the snapshot's; `ruche instance upgrade` moves it on afterwards."""
+    taken_at = manifest.get("version") if isinstance(manifest, dict) else None
+    return taken_at if taken_at and any(v.version == taken_at for v in service.versions) else current
+
+
 def _resolve_snapshot(workspace_path: Path | None, address: str, snapshot: str) -> str:
     """Give the full id of ``snapshot`` of ``address`` ("latest": its newest); raises NotFound if there is none."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
@@ -184,7 +199,8 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
         source = get_instance(session, address)
         view = instance_as_dict(source)
         server, identifier = SshTarget.of(source.server), source.identifier
-        volatile = tuple(load_catalog(workspace.catalog_dir).get(view["service"]).backup.volatile_tables)
+        service = load_catalog(workspace.catalog_dir).get(view["service"])
+        volatile = tuple(service.backup.volatile_tables)
     problems: list[str] = []
     result = {"instance": address, "status": "failed", "snapshot_id": None, "scratch": None}
     scratch = None
@@ -205,7 +221,7 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
             create_instance(
                 workspace_path, association=view["association"], service=view["service"], name=scratch_name,
                 size=view["size"], parameters=tuple(f"{k}={v}" for k, v in view["parameters"].items()),
-                server=None, check_quota=False, version=view["version"],
+                server=None, check_quota=False, version=version_for_snapshot(service, manifest, view["version"]),
             )  # fmt: skip
             _carry_application_secrets(workspace_path, address, scratch)
             run = apply(workspace_path, instance=scratch, progress=progress, check_health=False, restoring=True)

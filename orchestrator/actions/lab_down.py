@@ -37,7 +37,7 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
                     removed["links"] += 1
                 root = Path(machine_record.rootfs).parent
                 if root.exists() and layout.owns(root):
-                    shutil.rmtree(root)
+                    machine.remove_root(root)
             if record.registry is not None:
                 progress("stopping the lab registry")
                 machine.stop(record.registry, timeout=10)

@@ -147,7 +147,18 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
 
 
 def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
-    return [images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir) for image in images.LAB_IMAGES]
+    """Build and push every lab image: one thread per Debian release (each starts from its own container
+    base, built first), so that two package downloads and installs overlap; give their references."""
+    suites: dict[str, list] = {}
+    for image in images.LAB_IMAGES:
+        suites.setdefault(image.suite, []).append(image)
+
+    def build_suite(suite_images: list) -> list[str]:
+        return [images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir) for image in suite_images]
+
+    with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders:
+        built = list(builders.map(build_suite, suites.values()))
+    return [reference for references in built for reference in references]
 
 
 def _ensure_ssh_key(layout: LabLayout) -> str:

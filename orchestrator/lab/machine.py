@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -107,3 +108,39 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def remove_root(root: Path, *, attempts: int = 30) -> None:
+    """Delete a stopped server's directory. A server killed after its power-off timed out may leave
+    processes (a container, its conmon) that still write into its root file system for a moment:
+    those are killed, and the removal is tried again until nothing is left."""
+    for _attempt in range(attempts - 1):
+        kill_processes_inside(root)
+        try:
+            shutil.rmtree(root)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(1)
+    shutil.rmtree(root)
+
+
+def kill_processes_inside(root: Path) -> list[int]:
+    """SIGKILL every process whose root directory lies under ``root``; give their PIDs."""
+    inside = str(root.resolve())
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            process_root = os.readlink(entry / "root")
+        except OSError:
+            continue
+        if process_root == inside or process_root.startswith(inside + "/"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed

@@ -43,6 +43,7 @@ REDACTED = frozenset({"secrets", "backup_password", "password_hash", "token_hash
 # What is measured rather than decided: not recorded (None: the whole table).
 IGNORED: dict[str, frozenset[str] | None] = {
     "events": None, "event_chain": None, "usage_samples": None, "health_checks": None, "alembic_version": None,
+    "rate_limit_keys": None, "rate_limit_hits": None,
     "instances": frozenset({"health", "health_detail", "health_checked_at"}),
     "queued_runs": frozenset({"heartbeat_at", "progress"}),
     "invites": frozenset({"last_used_at"}),

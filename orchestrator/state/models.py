@@ -160,6 +160,25 @@ class EventChain(Base):
     head: Mapped[str] = mapped_column(String(64))
 
 
+class RateLimitKey(Base):
+    """A rate limiter's key (e.g. a client address), locked by each hit (see state/rate_limits.py)."""
+
+    __tablename__ = "rate_limit_keys"
+    __table_args__ = (UniqueConstraint("name", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+
+
+class RateLimitHit(Base):
+    __tablename__ = "rate_limit_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("rate_limit_keys.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class HealthCheck(Base):
     """One health check of an instance, kept for availability over a period (the transparency report)."""
 

@@ -8,6 +8,7 @@ the answers to refusals in ``errors.py``, headers and limits in ``security.py``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,7 +34,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     app.state.web = WebApp(
         workspace=workspace, store=StateStore(workspace.state_url), catalog=load_catalog(workspace.catalog_dir),
         pages=Pages(workspace.config.collective, secure_cookies=settings.secure_cookies),
-        sign_in_limit=RateLimiter(limit=10, window=60), join_limit=RateLimiter(limit=5, window=600),
+        sign_in_limit=RateLimiter("sign-in", limit=10, window=60), join_limit=RateLimiter("join", limit=5, window=600),
     )  # fmt: skip
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hsts=settings.secure_cookies)
@@ -41,3 +42,8 @@ def create_app(workspace_path: Path | None) -> FastAPI:
         app.include_router(area.router)
     install_error_answers(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the workspace named by $RUCHE_WORKSPACE: what each process of `ruche serve --workers N` runs."""
+    return create_app(Path(os.environ["RUCHE_WORKSPACE"]))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
+from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.i18n import N_
+from orchestrator.state.rate_limits import hit
 
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -73,31 +73,26 @@ class BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
 class RateLimiter:
-    """At most ``limit`` hits per ``window`` seconds per key (e.g. a client address), in this process."""
+    """At most ``limit`` hits per ``window`` seconds per key (a client address), counted in the state
+    database: every `ruche serve` process shares them (state/rate_limits.py)."""
 
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self.hits: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
+    name: str
+    limit: int
+    window: float
 
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            recent = self.hits.setdefault(key, deque())
-            while recent and recent[0] <= now - self.window:
-                recent.popleft()
-            if len(recent) >= self.limit:
-                return False
-            recent.append(now)
-            if len(self.hits) > 100_000:  # a flood of addresses must not exhaust memory
-                self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
-            return True
+    def allow(self, session: Session, key: str) -> bool:
+        return hit(session, name=self.name, key=key, limit=self.limit, window_seconds=self.window)
 
 
 TOO_MANY = N_("Too many attempts: try again in a minute.")
 
 
-def over_the_limit(limiter: RateLimiter, request: Request) -> bool:
-    """Count a hit of the client's address on ``limiter``; tell whether it is over the rate (then answer 429)."""
-    return not limiter.allow(request.client.host if request.client else "unknown")
+def over_the_limit(limiter: RateLimiter, session: Session, request: Request) -> bool:
+    """Count a hit of the client's address on ``limiter``; tell whether it is over the rate (then answer 429).
+
+    The hit is committed at once, in its own transaction, whatever the route does next."""
+    allowed = limiter.allow(session, request.client.host if request.client else "unknown")
+    session.commit()
+    return not allowed

@@ -175,13 +175,15 @@ def test_security_headers_sign_in_rate_limit_and_revocation(fleet, workspace, ru
     for header in ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy",
                    "strict-transport-security"):  # fmt: skip
         assert header in page.headers
-    stranger = client_for(workspace)
-    answers = [stranger.get(f"/connexion/not-a-token-{n}").status_code for n in range(12)]
-    assert answers[:10] == [403] * 10 and answers[-1] == 429
     (invite,) = json.loads(ruche(*w, "association", "invites", "amap", "--json").stdout)
     assert ruche(*w, "association", "revoke-invite", str(invite["id"])).exit_code == 0
     assert client.get("/espace", follow_redirects=False).status_code == 303  # signed out
     assert client_for(workspace).get(links["amap"].split("8080", 1)[1], follow_redirects=False).status_code == 403
+    # 10 sign-in attempts a minute per address, counted in the state database: another app (process)
+    # shares them, so the two attempts above count too
+    stranger = client_for(workspace)
+    answers = [stranger.get(f"/connexion/not-a-token-{n}").status_code for n in range(12)]
+    assert answers[:8] == [403] * 8 and answers[8:] == [429] * 4
 
 
 def test_the_api_is_described_by_openapi(fleet, workspace):

@@ -39,7 +39,7 @@ def admin_sign_in_page(request: Request, web: Web) -> Response:
 @router.post("/connexion")
 async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Response:
     _ = texts_of(request)
-    if over_the_limit(web.sign_in_limit, request):
+    if over_the_limit(web.sign_in_limit, session, request):
         return web.pages.message(request, TOO_MANY, 429)
     form = await request.form()
     if not form_token_matches(request, form):

@@ -26,7 +26,7 @@ def join_page(request: Request, web: Web) -> Response:
 
 @router.post("")
 async def join(request: Request, web: Web, session: StateSession) -> Response:
-    if over_the_limit(web.join_limit, request):
+    if over_the_limit(web.join_limit, session, request):
         return web.pages.message(request, TOO_MANY, 429)
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}

@@ -24,7 +24,7 @@ def landing(request: Request, web: Web, signed_in: AnySession) -> Response:
 @router.get("/connexion/{token}")
 def sign_in(request: Request, token: str, web: Web, session: StateSession) -> Response:
     """A member's personal link (`ruche association invite`): opens a session, rate-limited per address."""
-    if over_the_limit(web.sign_in_limit, request):
+    if over_the_limit(web.sign_in_limit, session, request):
         return web.pages.message(request, TOO_MANY, 429)
     invite = invite_for_token(session, token)
     if invite is None:

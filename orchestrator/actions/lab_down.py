@@ -28,20 +28,22 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
             running = [m for m in record.machines.values() if m.process is not None]
             if running:
                 progress(f"powering off {len(running)} server(s)")
-            with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-                list(pool.map(lambda m: machine.stop(m.process), running))
-            removed["servers"] = len(running)
-            for machine_record in record.machines.values():
-                if machine_record.host_link and network.link_exists(machine_record.host_link):
-                    network.delete_link(machine_record.host_link)
-                    removed["links"] += 1
-                root = Path(machine_record.rootfs).parent
-                if root.exists() and layout.owns(root):
-                    machine.remove_root(root)
-            if record.registry is not None:
-                progress("stopping the lab registry")
-                machine.stop(record.registry, timeout=10)
-                removed["registry"] = 1
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+                    list(pool.map(lambda m: machine.stop(m.process), running))
+                removed["servers"] = len(running)
+                for machine_record in record.machines.values():
+                    if machine_record.host_link and network.link_exists(machine_record.host_link):
+                        network.delete_link(machine_record.host_link)
+                        removed["links"] += 1
+                    root = Path(machine_record.rootfs).parent
+                    if root.exists() and layout.owns(root):
+                        machine.remove_root(root)
+            finally:  # whatever failed above, the registry never outlives the lab (it would hold its address)
+                if record.registry is not None:
+                    progress("stopping the lab registry")
+                    machine.stop(record.registry, timeout=10)
+                    removed["registry"] = 1
             if record.bridge and network.link_exists(record.bridge):
                 network.delete_link(record.bridge)
                 removed["links"] += 1

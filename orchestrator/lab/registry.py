@@ -53,9 +53,16 @@ def wait_until_answering(address: str, process: ProcessRecord, log: Path, *, tim
     """Return once the registry answers; raises OperationFailed/TimedOut with its log's path."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if is_answering(address):
-            return
+        # its own process must be the one answering: a registry left behind by an earlier lab on the
+        # same address would answer while this one exits at once (address in use)
         if not is_same_process(process.pid, process.start_time):
-            raise OperationFailed(f"the lab registry stopped; see {log}")
+            raise OperationFailed(f"the lab registry stopped; see {log}",
+                                  hint="another process may hold its address (a registry an earlier lab left behind: "
+                                       f"`ss -ltnp 'sport = :{address.rsplit(':', 1)[-1]}'`)")  # fmt: skip
+        if is_answering(address):
+            time.sleep(0.5)
+            if is_same_process(process.pid, process.start_time):
+                return
+            continue
         time.sleep(0.2)
     raise TimedOut(f"the lab registry did not answer at {address} within {timeout:.0f} s; see {log}")

@@ -12,6 +12,7 @@ import requests
 
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_up import bring_up
+from orchestrator.processes import is_same_process
 from orchestrator.errors import Conflict, TimedOut
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.machine import wait_for_ssh
@@ -111,6 +112,9 @@ def test_an_image_from_the_lab_registry_runs_and_answers_http_from_the_host(lab,
 def test_up_again_changes_nothing(lab):
     record_path = LabLayout(open_workspace(lab).lab_dir).record_path
     before = LabRecord.load(record_path)
+    processes = {"registry": before.registry, **{name: m.process for name, m in before.machines.items()}}
+    gone = [name for name, p in processes.items() if p is None or not is_same_process(p.pid, p.start_time)]
+    assert gone == [], f"the lab's processes that are gone before `lab up` runs again: {gone}"
     status = bring_up(lab, app_servers=2)
     assert status["up"] is True
     assert LabRecord.load(record_path) == before

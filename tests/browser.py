@@ -39,19 +39,23 @@ def use_loopback_web_settings(workspace_path: Path, port: int) -> None:
 
 
 @contextlib.contextmanager
-def served(workspace_path: Path, log: Path):
-    """Run `ruche serve` for the workspace (its [web] settings) until the block ends; give its base URL."""
+def served(workspace_path: Path, log: Path, *options: str, port: int | None = None):
+    """Run `ruche serve` for the workspace until the block ends; give its base URL.
+
+    On the workspace's [web] settings, or on 127.0.0.1:``port``; ``options``: more `serve` options (--workers N).
+    """
     from orchestrator.workspace import open_workspace
 
-    base = open_workspace(workspace_path).config.web.base_url
-    process = subprocess.Popen([sys.executable, "-m", "orchestrator", "--workspace", str(workspace_path), "serve"],
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    address = ["--host", "127.0.0.1", "--port", str(port)] if port is not None else []
+    base = f"http://127.0.0.1:{port}" if port is not None else open_workspace(workspace_path).config.web.base_url
+    process = subprocess.Popen([sys.executable, "-m", "orchestrator", "--workspace", str(workspace_path), "serve", *address,
+                                *options], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while True:
             assert process.poll() is None, f"ruche serve stopped:\n{log.read_text()[-3000:]}"
             try:
-                if requests.get(f"{base}/", timeout=1).status_code == 200:
+                if requests.get(f"{base}/", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass

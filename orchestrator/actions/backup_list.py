@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.actions.backup_run import require_backups
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_tool
 from orchestrator.errors import OperationFailed
-from orchestrator.quotas import find_offer
 from orchestrator.remote import SshTarget, for_each_server
 from orchestrator.state.audit import acting_as
-from orchestrator.state.backups import backup_run_as_dict, runs_of, sync_tool_log
+from orchestrator.state.backups import backup_run_as_dict, backup_window, last_success, runs_of, sync_tool_log
 from orchestrator.state.instances import get_instance, list_instances
-from orchestrator.state.models import as_utc, utc_now
-
-DEFAULT_WINDOW_HOURS = 26
-
+from orchestrator.state.models import utc_now
 
 def snapshots(workspace_path: Path | None, address: str) -> dict:
     """Give the restic snapshots of instance ``address`` (read from its repository through its server).
@@ -67,12 +62,10 @@ def backup_status(workspace_path: Path | None, *, sync: bool = True) -> dict:
         now = utc_now()
         entries = []
         for instance in instances:
-            offer = find_offer(workspace.config.offers, instance.association.offer)
-            window = timedelta(hours=offer.backup_window_hours if offer else DEFAULT_WINDOW_HOURS)
+            window = backup_window(workspace.config.offers, instance.association.offer)
             history = runs_of(session, instance.address, kind="backup")
-            good = next((r for r in history if r.status == "success"), None)
+            good, good_at = last_success(session, instance.address)
             last = history[0] if history else None
-            good_at = as_utc(good.finished_at or good.started_at) if good else None
             problem = None
             if good is None:
                 problem = "no successful backup"

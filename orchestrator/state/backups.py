@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.state.models import BackupRun, Instance
+from orchestrator.quotas import find_offer
+from orchestrator.state.models import BackupRun, Instance, as_utc
+
+# An instance's backups are expected at least this often when its offer sets no backup_window_hours.
+DEFAULT_WINDOW_HOURS = 26
 
 
 def _time(text: str | None) -> datetime | None:
@@ -66,3 +70,15 @@ def backup_run_as_dict(run: BackupRun) -> dict:
         "duration_seconds": run.duration_seconds, "data_added_bytes": run.data_added_bytes,
         "total_bytes": run.total_bytes, "detail": run.detail,
     }  # fmt: skip
+
+
+def backup_window(offers: dict, offer_name: str | None) -> timedelta:
+    """How old an instance's last good backup may be under offer ``offer_name`` (else 26 h)."""
+    offer = find_offer(offers, offer_name)
+    return timedelta(hours=offer.backup_window_hours if offer else DEFAULT_WINDOW_HOURS)
+
+
+def last_success(session: Session, address: str, *, kind: str = "backup") -> tuple[BackupRun | None, datetime | None]:
+    """The last successful run of ``kind`` of instance ``address`` and when it finished (None, None if none)."""
+    good = next((r for r in runs_of(session, address, kind=kind) if r.status == "success"), None)
+    return good, (as_utc(good.finished_at or good.started_at) if good else None)

@@ -115,19 +115,21 @@ def csrf_matches(form: FormData, signed_in: WebSession) -> bool:
     return isinstance(sent, str) and secrets.compare_digest(sent, signed_in.csrf_token)
 
 
-async def member_form(request: Request, signed_in: Member) -> FormData:
-    """The posted form of a signed-in member, once its CSRF token is the session's."""
+async def _checked_form(request: Request, signed_in: WebSession) -> FormData:
     form = await request.form()
     if not csrf_matches(form, signed_in):
         raise BadForm()
     return form
+
+
+async def member_form(request: Request, signed_in: Member) -> FormData:
+    """The posted form of a signed-in member, once its CSRF token is the session's."""
+    return await _checked_form(request, signed_in)
 
 
 async def admin_form(request: Request, signed_in: Admin) -> FormData:
-    form = await request.form()
-    if not csrf_matches(form, signed_in):
-        raise BadForm()
-    return form
+    """The posted form of a signed-in admin, once its CSRF token is the session's."""
+    return await _checked_form(request, signed_in)
 
 
 def api_writer(request: Request, signed_in: ApiMember) -> WebSession:

@@ -15,7 +15,6 @@ import json
 import shutil
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import yaml

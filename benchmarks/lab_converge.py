@@ -1,7 +1,10 @@
-"""Benchmark on the lab: `ruche apply` with 10 instances on one server — first converge, no-op
-converge, a one-instance change — with the Ansible settings used, then the no-op and the change
-again with Mitogen's strategy when it is installed (`pip install mitogen==0.3.54`).
-Prints figures; asserts nothing.  Needs root.
+"""Benchmark on the lab: `ruche apply` with 10 instances on one server (and a second server with
+none) — first converge, no-op converge, a one-instance change applied to the whole fleet, the same
+with --instance — as a fresh install runs them (instances whose server holds what ruche would apply,
+undrifted, are skipped), each beside its baseline in the same run: `--full`, which converges every
+instance as ruche did before. Ratios are to the first converge (targets: no-op <= 20%, whole-fleet
+one change <= 25%). Then the same again with Mitogen's strategy if it is installed
+(`pip install mitogen==0.3.54`, not a default). Prints figures; asserts nothing. Needs root.
 
 Run: python3 benchmarks/lab_converge.py [--instances N] [--keep]   (lab on 10.213.53.0/24, then down)
 """
@@ -30,11 +33,22 @@ from orchestrator.state.instances import get_instance  # noqa: E402
 from orchestrator.workspace import open_workspace  # noqa: E402
 
 
-def timed_apply(workspace: Path, label: str, **options) -> None:
+def timed_apply(workspace: Path, label: str, **options) -> float:
     started = time.perf_counter()
     run = apply(workspace, check_health=False, **options)
     elapsed = time.perf_counter() - started
-    print(f"{label}: {elapsed:.1f} s, {run['changed']} changed, status {run['status']}", flush=True)
+    print(f"{label}: {elapsed:.1f} s, {run['changed']} changed, {len(run['unchanged'])} skipped as unchanged, "
+          f"status {run['status']}", flush=True)  # fmt: skip
+    if not run["succeeded"]:
+        raise SystemExit(f"{label}: the run failed ({run['artifacts']})")
+    return elapsed
+
+
+def ratio(label: str, value: float, first: float, baseline: float | None = None, against: str = "with --full") -> None:
+    line = f"  {label}: {value / first:.0%} of the first converge"
+    if baseline is not None:
+        line += f", {value / baseline:.0%} of the same {against} ({baseline:.1f} s)"
+    print(line, flush=True)
 
 
 def change_one_instance(workspace: Path, address: str, value: str) -> None:
@@ -75,17 +89,26 @@ def main() -> None:
             )  # fmt: skip
         print(f"{arguments.instances} radicale instances on lab-1 (lab-2 holds none)")
         print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(runner.ANSIBLE_SETTINGS.items()) if k != "ANSIBLE_ROLES_PATH"))
-        timed_apply(workspace, "first converge")
-        timed_apply(workspace, "no-op converge")
+        first = timed_apply(workspace, "first converge")
+        noop = timed_apply(workspace, "no-op converge")
+        noop_full = timed_apply(workspace, "no-op converge, --full (baseline)", full=True)
         change_one_instance(workspace, "asso-00/radicale", "changed-1")
-        timed_apply(workspace, "one-instance change, whole fleet")
+        change = timed_apply(workspace, "one-instance change, whole fleet")
         change_one_instance(workspace, "asso-00/radicale", "changed-2")
-        timed_apply(workspace, "one-instance change, --instance", instance="asso-00/radicale")
+        change_full = timed_apply(workspace, "one-instance change, whole fleet, --full (baseline)", full=True)
+        change_one_instance(workspace, "asso-00/radicale", "changed-3")
+        single = timed_apply(workspace, "one-instance change, --instance", instance="asso-00/radicale")
+        print("ratios:")
+        ratio("no-op converge", noop, first, noop_full)
+        ratio("one-instance change, whole fleet", change, first, change_full)
+        ratio("one-instance change, --instance", single, first)
         if use_mitogen():
             print("with Mitogen: ANSIBLE_STRATEGY=mitogen_linear")
-            timed_apply(workspace, "no-op converge (Mitogen)")
-            change_one_instance(workspace, "asso-00/radicale", "changed-3")
-            timed_apply(workspace, "one-instance change, whole fleet (Mitogen)")
+            mitogen_noop = timed_apply(workspace, "no-op converge (Mitogen)")
+            change_one_instance(workspace, "asso-00/radicale", "changed-4")
+            mitogen_change = timed_apply(workspace, "one-instance change, whole fleet (Mitogen)")
+            ratio("no-op converge (Mitogen)", mitogen_noop, first, noop, "without Mitogen")
+            ratio("one-instance change, whole fleet (Mitogen)", mitogen_change, first, change, "without Mitogen")
         else:
             print("Mitogen not installed: pip install mitogen==0.3.54 to measure it")
     finally:

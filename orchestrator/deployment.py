@@ -9,14 +9,12 @@ and no plaintext secret is ever written on the control machine.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from secrets import token_hex
 from dataclasses import dataclass, field
 
 from orchestrator.catalog import REFERENCE, Service
 from orchestrator.idranges import RANGE_SIZE
-from orchestrator.inventory import Unsafe, Vaulted
+from orchestrator.inventory import Unsafe, Vaulted, fingerprint  # noqa: F401 (fingerprint: used from here)
 from orchestrator.secrets import generate_secret
 
 # The database sidecar of each engine: its image's environment interface, data directory, port.
@@ -248,9 +246,3 @@ def _all_secrets(record: InstanceRecord) -> dict[str, str]:
 def _substitute(argument: str, variables: dict[str, dict[str, str]]) -> str:
     """Replace ${limit.X} and ${param.X} once, as plain text (an unset optional parameter is empty)."""
     return REFERENCE.sub(lambda match: variables[match.group(1)].get(match.group(2), ""), argument)
-
-
-def fingerprint(variables: dict) -> str:
-    """Give a digest of an instance's variables: it changes exactly when its deployment would."""
-    text = json.dumps(variables, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -9,6 +9,8 @@ ciphertext (``!vault``), taken as recorded, so the output stays byte-identical.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -47,6 +49,12 @@ _Dumper.add_representer(Vaulted, _represent_vaulted)
 def dump_yaml(data) -> str:
     """Give YAML text of ``data`` with sorted keys, block style, ``!unsafe`` for Unsafe strings."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+def fingerprint(variables: dict) -> str:
+    """Give a digest of an instance's variables: it changes exactly when its deployment would."""
+    text = json.dumps(variables, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,14 @@ def render_inventory(
         hosted = sorted((i for i in instances if i.server == server.name), key=lambda i: (i.association, i.name))
         # Secrets stay apart from the instances: Ansible echoes loop items in its results (job
         # events), and only the env-file task, which is no_log, reads ruche_secrets.
-        listed = [{k: v for k, v in i.variables.items() if k != "secrets"} for i in hosted]
+        # fingerprint: a digest of everything the instance's deployment is made of (its variables,
+        # its secrets' ciphertext, the fleet's settings); the role skips an instance whose server
+        # holds this fingerprint as applied and did not drift (see ruche-applied)
+        listed = [
+            {**{k: v for k, v in i.variables.items() if k != "secrets"},
+             "fingerprint": fingerprint({"instance": i.variables, "fleet": fleet_variables or {}})}
+            for i in hosted
+        ]  # fmt: skip
         secrets = {i.variables["id"]: i.variables["secrets"] for i in hosted if i.variables.get("secrets")}
         variables = {
             "ansible_host": server.address,

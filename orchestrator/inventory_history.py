@@ -47,13 +47,17 @@ def has_commits(inventories: Path) -> bool:
     return (inventories / ".git").exists() and _git(inventories, "rev-parse", "--verify", "--quiet", "HEAD", check=False) != ""
 
 
+def read_tree(directory: Path) -> dict[str, str]:
+    """The text of every file under ``directory`` by relative path (empty when it does not exist)."""
+    if not directory.is_dir():
+        return {}
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
 def files_at(inventories: Path, revision: str | None, environment: str) -> dict[str, str]:
     """The files of ``environment`` at ``revision`` (None: as they are on disk now), by path inside it."""
     if revision is None:
-        directory = inventories / environment
-        if not directory.is_dir():
-            return {}
-        return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+        return read_tree(inventories / environment)
     listed = _git(inventories, "ls-tree", "-r", "--name-only", revision, "--", environment, check=False)
     return {str(PurePosixPath(name).relative_to(environment)): _git(inventories, "show", f"{revision}:{name}")
             for name in listed.splitlines() if name}  # fmt: skip
@@ -129,6 +133,7 @@ def _fleet(files: dict[str, str]) -> dict:
             secrets = variables.pop("ruche_secrets", {}) or {}
             for entry in variables.pop("ruche_instances", []) or []:
                 address = f"{entry.get('association')}/{entry.get('name')}"
+                entry.pop("fingerprint", None)  # derived from the rest: it changes with whatever changed
                 instances[address] = {**entry, "server": name, "secrets": secrets.get(entry.get("id"), {})}
             servers[name] = variables
     settings = yaml.load(files.get("group_vars/all.yml", "") or "{}", Loader=_InventoryLoader) or {}

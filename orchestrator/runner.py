@@ -11,6 +11,7 @@ settings after the run, and the vault password reaches Ansible only through a pa
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -21,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
-
-import ansible_runner
 
 from orchestrator.secrets import PASSWORD_ENV, VaultPasswordSource
 
@@ -40,6 +39,16 @@ ANSIBLE_SETTINGS = {
     "ANSIBLE_RETRY_FILES_ENABLED": "False",
     "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
 }
+
+
+def roles_digest() -> str:
+    """Give a digest of ruche's roles (every file): each run passes it as ``ruche_roles_digest``, and
+    an instance applied by other roles (another ruche) is converged again, not skipped."""
+    hashed = hashlib.sha256()
+    roles = PLAYBOOKS_DIR / "roles"
+    for path in sorted(p for p in roles.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        hashed.update(str(path.relative_to(roles)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return hashed.hexdigest()
 
 
 @dataclass
@@ -175,13 +184,15 @@ def run_playbook(
 
     try:
         with _without_environment_variable(PASSWORD_ENV):
+            import ansible_runner  # loaded by runs only: every other command starts faster
+
             runner = ansible_runner.run(
                 private_data_dir=str(private_dir),
                 project_dir=str(PLAYBOOKS_DIR),
                 playbook=playbook,
                 inventory=str(copy),
                 limit=limit,
-                extravars=extravars or None,
+                extravars={"ruche_roles_digest": roles_digest(), **(extravars or {})},
                 envvars=environment,
                 ident="run",
                 artifact_dir=str(private_dir / "artifacts"),

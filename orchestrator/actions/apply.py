@@ -69,6 +69,7 @@ def apply(
     start_timeout: int | None = None,
     upgrading: bool = False,
     restoring: bool = False,
+    full: bool = False,
 ) -> dict:
     """Export the inventory and converge the servers (``server`` only, or the server of ``instance``).
 
@@ -81,6 +82,9 @@ def apply(
     answer nor run its setup commands: the upgrade's post-start commands come first).
     ``restoring``: the run deploying a new instance that a snapshot will fill (only its database is
     started: the restore starts the application with its data; no wait, no setup commands).
+    An instance whose server holds its fingerprint as applied and which did not drift is skipped
+    (listed in ``unchanged``; ``drift``: what was found changed on the servers, by instance id, and
+    converged again); ``full`` converges every targeted instance all the same.
     """
     with opened(workspace_path) as (workspace, store):
         catalog = load_catalog(workspace.catalog_dir)
@@ -109,13 +113,16 @@ def apply(
             extravars=({"ruche_instance_only": only.identifier} if only is not None else {})
             | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {})
             | ({"ruche_instance_upgrading": True} if upgrading else {})
-            | ({"ruche_instance_restoring": True} if restoring else {}) or None,
+            | ({"ruche_instance_restoring": True} if restoring else {})
+            | ({"ruche_instance_full": True} if full else {}) or None,
             vault_password=workspace.vault_password() if needs_vault else None,
             on_event=_progress_from_events(progress),
         )  # fmt: skip
         summary = asdict(result)
         summary["changed"] = result.changed
         summary["succeeded"] = result.succeeded
+        summary["unchanged"] = sorted(result.custom_stats.get("ruche_unchanged") or [])
+        summary["drift"] = dict(sorted((result.custom_stats.get("ruche_drift") or {}).items()))
         with store.session() as session:
             record_run(session, summary, target=instance or server or "all")
             rows = [get_instance(session, address) for address in addresses]

@@ -14,7 +14,9 @@ the inventories on disk, the run artifacts and the audit trail (never changing a
   end of support has passed;
 - ``audit-trail.intact``: the events' hash chain holds.
 
-What runs on the servers (units, containers, sites, firewall, timers) is compared in a later step.
+And, over SSH, read-only, what runs on each server against its inventory (``server.*`` rules, see
+orchestrator.actions.audit_servers): what was applied and what drifted since, images, unknown
+containers and sites, the firewall table, the ID pool.
 """
 
 from __future__ import annotations
@@ -22,40 +24,37 @@ from __future__ import annotations
 import difflib
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.actions.audit_servers import server_findings
 from orchestrator.actions.common import opened
 from orchestrator.actions.inventory_export import inventory_files
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import RucheError
+from orchestrator.findings import Finding
 from orchestrator.inventory_history import files_at
 from orchestrator.quotas import excesses, find_offer
 from orchestrator.state.audit import verify_chain
-from orchestrator.state.backups import runs_of
+from orchestrator.state.backups import backup_window, last_success
 from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
-from orchestrator.state.models import Association, Event, Instance, as_utc, utc_now
+from orchestrator.state.models import Association, Event, Instance, utc_now
 from orchestrator.workspace import Workspace
 
-DEFAULT_BACKUP_WINDOW_HOURS = 26
 # secrets shorter than this are not searched for (they would match by chance)
 SHORTEST_SECRET = 8
 
 
-@dataclass
-class Finding:
-    rule: str
-    object: str
-    evidence: str
-    fix: str
+def audit(workspace_path: Path | None, *, servers: bool = True, server: str | None = None) -> dict:
+    """Run every rule; give ``{"findings": [...], "checked": {...}, "notes": [...], "ok": bool}``.
 
-
-def audit(workspace_path: Path | None) -> dict:
-    """Run every rule; give ``{"findings": [...], "checked": {...}, "notes": [...], "ok": bool}``."""
+    ``servers``: also compare every application server (``server`` only, if given) with its inventory
+    over SSH (see orchestrator.actions.audit_servers); without, only the state-level rules run.
+    """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         catalog = load_catalog(workspace.catalog_dir)
         instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
@@ -75,6 +74,12 @@ def audit(workspace_path: Path | None) -> dict:
                                     "compare the state database with a backup; `ruche events verify --head` with a head "
                                     "kept outside ruche tells up to where history holds"))  # fmt: skip
         summary = {"instances": len(instances), "events": checked.length}
+        if servers or server is not None:
+            found_on_servers, inspected = server_findings(workspace, session, catalog, only=server)
+            findings += found_on_servers
+            summary["servers"] = inspected
+        else:
+            notes.append("servers not inspected (--no-servers)")
     return {"ok": not findings, "findings": [asdict(f) for f in findings], "checked": summary, "notes": notes}
 
 
@@ -173,17 +178,16 @@ def backups_kept(workspace: Workspace, session: Session, instances: list[Instanc
     findings = []
     max_age = timedelta(days=workspace.config.audit.verify_max_age_days)
     for instance in (i for i in instances if i.state == "running"):
-        offer = find_offer(workspace.config.offers, instance.association.offer)
-        window = timedelta(hours=offer.backup_window_hours if offer else DEFAULT_BACKUP_WINDOW_HOURS)
-        good = next((r for r in runs_of(session, instance.address, kind="backup") if r.status == "success"), None)
-        if good is None or now - as_utc(good.finished_at or good.started_at) > window:
-            when = "never" if good is None else f"last on {as_utc(good.finished_at or good.started_at):%Y-%m-%d %H:%M}"
+        window = backup_window(workspace.config.offers, instance.association.offer)
+        good, good_at = last_success(session, instance.address)
+        if good_at is None or now - good_at > window:
+            when = "never" if good_at is None else f"last on {good_at:%Y-%m-%d %H:%M}"
             findings.append(Finding("backups.inside-window", instance.address,
                                     f"no good backup in the last {window.total_seconds() / 3600:g} h ({when})",
                                     f"`ruche backup run {instance.address}`; check its server's timer (`ruche backup status`)"))
-        verified = next((r for r in runs_of(session, instance.address, kind="verify") if r.status == "success"), None)
-        if verified is None or now - as_utc(verified.started_at) > max_age:
-            when = "never" if verified is None else f"last on {as_utc(verified.started_at):%Y-%m-%d}"
+        _verified, verified_at = last_success(session, instance.address, kind="verify")
+        if verified_at is None or now - verified_at > max_age:
+            when = "never" if verified_at is None else f"last on {verified_at:%Y-%m-%d}"
             findings.append(Finding("backups.verified", instance.address,
                                     f"no passed restore check in the last {max_age.days} days ({when})",
                                     f"`ruche backup verify {instance.address}`"))

@@ -61,14 +61,18 @@ def inventory_files(workspace: Workspace, session: Session) -> dict[str, str]:
         for i in list_instances(session)
         if i.state in ACTIVE_STATES
     ]
-    fleet_variables = {
-        "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(workspace.config.registry)),
-        "ruche_server_tls": workspace.config.proxy_tls,
-        "ruche_instance_resource_limits": workspace.config.resource_limits,
-        "ruche_base_domain": workspace.config.base_domain,
-        **backup_variables(workspace.config.backup),
+    return render_inventory(servers, instances, fleet_variables(workspace.config))
+
+
+def fleet_variables(config: WorkspaceConfig) -> dict:
+    """The collective's settings every server and instance gets (``group_vars/all.yml``; no secret)."""
+    return {
+        "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(config.registry)),
+        "ruche_server_tls": config.proxy_tls,
+        "ruche_instance_resource_limits": config.resource_limits,
+        "ruche_base_domain": config.base_domain,
+        **backup_variables(config.backup),
     }
-    return render_inventory(servers, instances, fleet_variables)
 
 
 def record_history(workspace: Workspace, *, what: str, run_id: str | None = None, always: bool = False) -> dict | None:
@@ -101,14 +105,8 @@ def mail_relay(config: WorkspaceConfig) -> MailRelay | None:
                      username=mail.username, password=mail.password)  # fmt: skip
 
 
-def _read_tree(directory: Path) -> dict[str, str]:
-    if not directory.is_dir():
-        return {}
-    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
 def _replace_directory(target: Path, files: dict[str, str]) -> bool:
-    if _read_tree(target) == files:
+    if inventory_history.read_tree(target) == files:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -16,18 +16,25 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table,
 @click.option("--server", help="Only this server (and its instances).")
 @click.option("--instance", metavar="ASSOCIATION/NAME", help="Only this instance (on its server).")
 @click.option("--no-health", is_flag=True, help="Skip the health checks through Caddy after the run.")
+@click.option("--full", is_flag=True,
+              help="Converge every instance, even those whose server holds what ruche would apply, undrifted.")
 @click.option("--enqueue", is_flag=True, help="Queue the run (one per server) for `ruche worker` instead of running it here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
-def apply(context: Context, server: str | None, instance: str | None, no_health: bool, enqueue: bool, as_json: bool,
-          quiet: bool) -> None:  # fmt: skip
+def apply(context: Context, server: str | None, instance: str | None, no_health: bool, full: bool, enqueue: bool,
+          as_json: bool, quiet: bool) -> None:  # fmt: skip
     """Converge the servers and their instances through ansible-runner.
 
     The server base (Podman, Caddy, directories, registry mirror), then each instance: its network,
     quadlet units, environment files, volumes and Caddy site; suspended instances stopped, deleted
     ones removed. Then each running instance is checked through Caddy. `ruche plan` shows what
     would change first.
+
+    An instance is skipped when its server holds, as applied, exactly what ruche would apply now
+    (its fingerprint and ruche's roles) and nothing drifted since: its unit, env, site and backup
+    files are those ruche wrote, its containers and backup timer in the state ruche left them.
+    Drift is reported and the instance converged again; --full converges everything.
 
     Exits 1 when the run failed (the failed instances are marked with the run id; the next apply
     retries them); its artifacts stay in the workspace's runs/RUN_ID/.
@@ -42,7 +49,7 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
             click.echo("\n".join(f"queued run {q['id']} for {q['instance'] or q['server']}" for q in queued) or "no server to run")
         return
     run = apply_action(
-        context.workspace, server=server, instance=instance, check_health=not no_health,
+        context.workspace, server=server, instance=instance, check_health=not no_health, full=full,
         progress=ProgressPrinter(not quiet and not as_json),
     )  # fmt: skip
     if as_json:
@@ -50,7 +57,11 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
     else:
         rows = [(h, c["ok"], c["changed"], c["failed"], c["unreachable"]) for h, c in run["hosts"].items()]
         click.echo(table(rows, ["SERVER", "OK", "CHANGED", "FAILED", "UNREACHABLE"]))
-        click.echo(f"run {run['run_id']}: {run['status']}, {run['changed']} changed (artifacts in {run['artifacts']})")
+        for identifier, found in run["drift"].items():
+            click.echo(f"drift on {identifier} (converged again): "
+                       + "; ".join(f"{d['kind']} {d['object']}" for d in found))  # fmt: skip
+        click.echo(f"run {run['run_id']}: {run['status']}, {run['changed']} changed, "
+                   f"{len(run['unchanged'])} instance(s) needed nothing (artifacts in {run['artifacts']})")  # fmt: skip
         if run["instances"]:
             click.echo(instances_table(run["instances"]))
     if not run["succeeded"]:

@@ -34,7 +34,7 @@ def kept(workspace, ruche):
 
 
 def audited(ruche, w) -> tuple[int, list[dict]]:
-    answer = ruche(*w, "audit", "--json")
+    answer = ruche(*w, "audit", "--no-servers", "--json")
     return answer.exit_code, json.loads(answer.stdout)["findings"]
 
 
@@ -58,7 +58,7 @@ def test_a_kept_fleet_passes_and_an_inventory_edited_by_hand_is_found_until_expo
     code, findings = audited(ruche, kept)
     assert code == 1 and rules(findings) == {("inventory.matches-state", "inventories/production/host_vars/web-1.yml")}
     assert "ansible_port: 2222" in findings[0]["evidence"] and "ruche inventory export" in findings[0]["fix"]
-    text = ruche(*kept, "audit")
+    text = ruche(*kept, "audit", "--no-servers")
     assert text.exit_code == 1 and "1 finding(s)" in text.stdout
     assert ruche(*kept, "inventory", "export").exit_code == 0
     assert audited(ruche, kept) == (0, [])
@@ -69,7 +69,7 @@ def test_a_secret_in_clear_in_a_run_artifact_is_found_without_being_shown(kept, 
     leaked = workspace / "runs" / "r-1" / "artifacts" / "job_events" / "1.json"
     leaked.parent.mkdir(parents=True)
     leaked.write_text(json.dumps({"stdout": f"password={secret}"}))
-    answer = ruche(*kept, "audit", "--json")
+    answer = ruche(*kept, "audit", "--no-servers", "--json")
     findings = json.loads(answer.stdout)["findings"]
     assert answer.exit_code == 1 and rules(findings) == {("secrets.never-in-clear", "runs/r-1/artifacts/job_events/1.json")}
     assert "amap/agenda's admin_password appears in clear" == findings[0]["evidence"] and secret not in answer.stdout
@@ -128,6 +128,16 @@ def test_running_instances_need_a_recent_backup_and_a_recent_verification(kept, 
     code, findings = audited(ruche, kept)
     assert rules(findings) == {("backups.verified", "amap/agenda")}  # its only check failed
     report = tmp_path / "audit.html"
-    written = ruche(*kept, "audit", "--format", "html", "-o", str(report))
+    written = ruche(*kept, "audit", "--no-servers", "--format", "html", "-o", str(report))
     assert written.exit_code == 1 and "<td>backups.verified</td><td>amap/agenda</td>" in report.read_text()
     assert ruche(*kept, "audit", "--format", "md").exit_code == 2  # -o is needed
+
+
+def test_servers_are_inspected_by_default_and_one_that_does_not_answer_is_a_finding(kept, ruche):
+    answer = ruche(*kept, "audit", "--json")
+    assert answer.exit_code == 1
+    result = json.loads(answer.stdout)
+    assert rules(result["findings"]) == {("server.reachable", "web-1")} and result["checked"]["servers"] == 1
+    assert "ruche server check web-1" in result["findings"][0]["fix"]
+    assert ruche(*kept, "audit", "--server", "nowhere").exit_code != 0
+    assert ruche(*kept, "audit", "--server", "web-1", "--no-servers").exit_code == 2

@@ -1,0 +1,95 @@
+"""ruche-applied (the servers' record of what was applied to each instance): drift found in files
+and unit states, never a file's content printed; and the inventory's per-instance fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.inventory import InstanceEntry, ServerEntry, Vaulted, render_inventory
+from tests.unit.test_idranges import load_script
+
+import yaml
+
+
+def test_a_manifest_finds_files_changed_removed_or_appeared_and_units_in_another_state(tmp_path, monkeypatch):
+    applied = load_script("ruche-applied")
+    states = {"a.service": "active", "b.timer": "inactive"}
+    monkeypatch.setattr(applied, "unit_states", lambda units: {u: states.get(u, "unknown") for u in units})
+    unit, env, site = tmp_path / "a.container", tmp_path / "app.env", tmp_path / "a.caddy"
+    unit.write_text("[Container]\nImage=x\n")
+    env.write_text("PASSWORD=very-secret\n")
+    manifests = tmp_path / "applied"
+    applied.record(manifests, "asso--app", "stamp-1", [str(unit), str(env)], [str(site)], ["a.service"], ["b.timer"])
+    report = applied.status(manifests)["instances"]["asso--app"]
+    assert report["stamp"] == "stamp-1" and report["drift"] == []
+
+    unit.write_text("[Container]\nImage=y\n")  # edited by hand
+    env.unlink()
+    site.write_text("example.org {}\n")  # a site where ruche withdrew it
+    states.update({"a.service": "failed", "b.timer": "active"})
+    drift = applied.status(manifests)["instances"]["asso--app"]["drift"]
+    assert [(d["kind"], d["object"]) for d in drift] == [
+        ("file-appeared", str(site)), ("file-changed", str(unit)), ("file-missing", str(env)),
+        ("unit-state", "a.service"), ("unit-state", "b.timer"),
+    ]  # fmt: skip
+    assert "very-secret" not in json.dumps(drift) and "Image=y" not in json.dumps(drift)
+
+
+def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_path):
+    applied = load_script("ruche-applied")
+    assert applied.status(tmp_path / "none") == {"instances": {}}
+    (tmp_path / "asso--app.json").write_text("{not json")
+    assert applied.status(tmp_path)["instances"]["asso--app"]["stamp"] is None
+
+
+def _listed(instances, fleet):
+    files = render_inventory([ServerEntry("s1", "10.0.0.1", "root", 22, "apps", False)], instances, fleet)
+    return {i["id"]: i["fingerprint"] for i in yaml.safe_load(files["host_vars/s1.yml"].split("\n", 1)[1].replace("!vault", "").replace("!unsafe", ""))["ruche_instances"]}
+
+
+def test_the_fingerprint_changes_with_the_instance_its_secrets_or_the_fleet_settings_only():
+    def entry(name, port=20001, secret="$ANSIBLE_VAULT;1.1;AES256\n3131"):
+        return InstanceEntry("asso", name, "s1", {"id": f"asso--{name}", "http_port": port, "secrets": {"db": Vaulted(secret)}})
+
+    base = _listed([entry("a"), entry("b")], {"ruche_backup_repository": ""})
+    assert base == _listed([entry("a"), entry("b")], {"ruche_backup_repository": ""})
+    moved = _listed([entry("a", port=20002), entry("b")], {"ruche_backup_repository": ""})
+    assert moved["asso--a"] != base["asso--a"] and moved["asso--b"] == base["asso--b"]
+    rotated = _listed([entry("a", secret="$ANSIBLE_VAULT;1.1;AES256\n3232"), entry("b")], {"ruche_backup_repository": ""})
+    assert rotated["asso--a"] != base["asso--a"] and rotated["asso--b"] == base["asso--b"]
+    backed_up = _listed([entry("a"), entry("b")], {"ruche_backup_repository": "sftp:backup@host:/srv"})
+    assert all(backed_up[i] != base[i] for i in base)
+
+
+def test_a_servers_report_is_compared_with_what_its_inventory_lists():
+    from orchestrator.actions.audit_servers import Expected, compare_server
+    from orchestrator.idranges import POOL_SIZE, POOL_START
+
+    expected = [
+        Expected("asso--app", "asso/app", "s1", True, {"ruche-asso--app-app": "docker.io/library/radicale:3"}),
+        Expected("asso--off", "asso/off", "s2", False, {"ruche-asso--off-app": "radicale:3"}),
+    ]
+    pool = f"ruche:{POOL_START}:{POOL_SIZE}"
+    report = {
+        "instances": {"asso--app": {"stamp": "s1", "drift": []}, "asso--off": {"stamp": "s2", "drift": []}},
+        "containers": [{"name": "ruche-asso--app-app", "image": "radicale:3", "state": "running"},
+                       {"name": "ruche-asso--off-app", "image": "radicale:3", "state": "exited"}],
+        "sites": ["asso--app.caddy"], "firewall": {"loaded": True}, "subid": {"subuid": [pool], "subgid": [pool]},
+    }  # fmt: skip
+    assert compare_server("s", expected, report) == []
+    changed = json.loads(json.dumps(report))
+    changed["instances"]["asso--app"]["stamp"] = "old"
+    changed["instances"]["gone--app"] = {"stamp": "x", "drift": []}
+    changed["instances"]["asso--off"]["drift"] = [{"kind": "file-changed", "object": "/e/u", "expected": "a" * 64, "found": "b" * 64}]
+    changed["containers"][1]["image"] = "radicale:2"
+    changed["containers"].append({"name": "intruder", "image": "alpine", "state": "running"})
+    changed["sites"].append("asso--off.caddy")
+    changed["firewall"]["loaded"] = False
+    changed["subid"]["subgid"] = []
+    found = [(f.rule, f.object) for f in compare_server("s", expected, changed)]
+    assert found == [
+        ("server.applied", "s: asso/app"), ("server.drift", "s: asso/off"), ("server.unknown", "s: instance gone--app"),
+        ("server.image", "s: container ruche-asso--off-app"), ("server.unknown", "s: container intruder"),
+        ("server.unknown", "s: site /etc/caddy/sites/asso--off.caddy"), ("server.firewall", "s"),
+        ("server.id-pool", "s: /etc/subgid"),
+    ]  # fmt: skip

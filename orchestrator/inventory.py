@@ -90,20 +90,33 @@ def _ssh_variables(server: ServerEntry) -> dict:
     return variables
 
 
+def host_vars_path(server_name: str) -> str:
+    return str(PurePosixPath("host_vars") / f"{server_name}.yml")
+
+
 def render_inventory(
-    servers: list[ServerEntry], instances: list[InstanceEntry], fleet_variables: dict | None = None
+    servers: list[ServerEntry], instances: list[InstanceEntry], fleet_variables: dict | None = None,
+    reused: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Give the inventory's files as ``{relative path: text}``, identical for identical input.
 
     ``fleet_variables`` (the collective's settings, no secret) go to ``group_vars/all.yml``.
+    ``reused``: the host_vars text of servers known unchanged, by server name (their instances need
+    not be given; see actions.inventory_export).
     """
     groups: dict[str, dict] = {"apps": {"hosts": {}}, "backup": {"hosts": {}}, "draining": {"hosts": {}}}
     files: dict[str, str] = {}
+    by_server: dict[str, list[InstanceEntry]] = {}
+    for instance in instances:
+        by_server.setdefault(instance.server, []).append(instance)
     for server in sorted(servers, key=lambda s: s.name):
         groups[server.role]["hosts"][server.name] = None
         if server.draining:
             groups["draining"]["hosts"][server.name] = None
-        hosted = sorted((i for i in instances if i.server == server.name), key=lambda i: (i.association, i.name))
+        if reused is not None and server.name in reused:
+            files[host_vars_path(server.name)] = reused[server.name]
+            continue
+        hosted = sorted(by_server.get(server.name, []), key=lambda i: (i.association, i.name))
         # Secrets stay apart from the instances: Ansible echoes loop items in its results (job
         # events), and only the env-file task, which is no_log, reads ruche_secrets.
         # fingerprint: a digest of everything the instance's deployment is made of (its variables,
@@ -124,7 +137,7 @@ def render_inventory(
             "ruche_instances": listed,
             "ruche_secrets": secrets,
         }
-        files[str(PurePosixPath("host_vars") / f"{server.name}.yml")] = HEADER + dump_yaml(variables)
+        files[host_vars_path(server.name)] = HEADER + dump_yaml(variables)
     files["hosts.yml"] = HEADER + dump_yaml({"all": {"children": groups}})
     files["group_vars/all.yml"] = HEADER + dump_yaml(fleet_variables or {})
     return files

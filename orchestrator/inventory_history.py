@@ -10,6 +10,7 @@ secret changed, as the digest of its ciphertext, never its value.
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from pathlib import Path, PurePosixPath
 
@@ -21,11 +22,15 @@ GITIGNORE = "# written by ruche: its locks and the directories it swaps in\n.*\n
 EMAIL = "ruche@localhost"
 
 
-def _git(repository: Path, *arguments: str, check: bool = True, author: str = "ruche") -> str:
+# A commit message lists at most this many changes (then says how many more).
+MESSAGE_LINES = 2000
+
+
+def _git(repository: Path, *arguments: str, check: bool = True, author: str = "ruche", stdin: str | None = None) -> str:
     command = ["git", "-C", str(repository), "-c", f"user.name={author}", "-c", f"user.email={EMAIL}",
                "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *arguments]  # fmt: skip
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, input=stdin)
     except FileNotFoundError:
         raise OperationFailed("git is not installed: the inventories' history needs it", hint="apt-get install git") from None
     if check and done.returncode != 0:
@@ -71,17 +76,29 @@ def record(inventories: Path, environment: str, *, what: str, actor: str, run_id
     id); an export only when something did. Call it holding the inventory's lock. Gives the commit
     and the changes, or None when nothing was committed."""
     ensure_repository(inventories)
-    before = files_at(inventories, "HEAD", environment) if has_commits(inventories) else {}
-    changes = describe_changes(before, files_at(inventories, None, environment))
     _git(inventories, "add", "--all", "--", ".")
-    staged = _git(inventories, "diff", "--cached", "--name-only").strip()
+    staged = _git(inventories, "diff", "--cached", "--name-only").split()
     if not staged and not always:
         return None
+    # the files as committed before: those git finds unchanged are as on disk, only the others are read
+    now = read_tree(inventories / environment)
+    before = dict(now)
+    differing = [name for name in staged if name.startswith(f"{environment}/")]
+    for name in differing:
+        before.pop(name.removeprefix(f"{environment}/"), None)
+    if differing and has_commits(inventories):
+        for name in _git(inventories, "ls-tree", "-r", "--name-only", "HEAD", "--", *differing).split():
+            before[name.removeprefix(f"{environment}/")] = _git(inventories, "show", f"HEAD:{name}")
+    changes = describe_changes(before, now)
     title = f"{what}{f' {run_id}' if run_id else ''} by {actor}: {summary_line(changes)}"
-    body = "\n".join(change_lines(changes)) or "no change to the inventories"
+    lines = change_lines(changes)
+    if len(lines) > MESSAGE_LINES:
+        lines = lines[:MESSAGE_LINES] + [f"... and {len(lines) - MESSAGE_LINES} more (git show --stat)"]
+    body = "\n".join(lines) or "no change to the inventories"
     trailers = f"Actor: {actor}" + (f"\nRun: {run_id}" if run_id else "")
-    _git(inventories, "commit", "--quiet", "--allow-empty", "--author", f"{actor} <{EMAIL}>", "-m", title[:200],
-         "-m", body, "-m", trailers, author=actor)  # fmt: skip
+    # the message goes through standard input: a fleet's first commit lists more than a command line holds
+    _git(inventories, "commit", "--quiet", "--allow-empty", "--author", f"{actor} <{EMAIL}>", "--file=-",
+         author=actor, stdin=f"{title[:200]}\n\n{body}\n\n{trailers}\n")  # fmt: skip
     commit = _git(inventories, "rev-parse", "HEAD").strip()
     if run_id:
         _git(inventories, "tag", "--force", f"run/{run_id}", commit)
@@ -151,9 +168,18 @@ def _compare(before: dict, after: dict) -> dict:
 def describe_changes(before_files: dict[str, str], after_files: dict[str, str]) -> dict:
     """What differs between two inventories: servers, instances (with the variables that changed),
     associations (hosted or not any more), the collective's settings."""
-    before, after = _fleet(before_files), _fleet(after_files)
+    # only the files that differ are read as YAML (a fleet's inventory is a hundred megabytes)
+    differing = {p for p in before_files.keys() | after_files.keys() if before_files.get(p) != after_files.get(p)}
+    before = _fleet({p: t for p, t in before_files.items() if p in differing})
+    after = _fleet({p: t for p, t in after_files.items() if p in differing})
     associations_before = {a.split("/")[0] for a in before["instances"]}
     associations_after = {a.split("/")[0] for a in after["instances"]}
+    unchanged = [t for p, t in after_files.items() if p not in differing]
+    for slug in associations_before ^ associations_after:
+        hosted = re.compile(rf"^[ -]*association: (!unsafe )?'?{re.escape(slug)}'?$", re.MULTILINE)
+        if any(hosted.search(text) for text in unchanged):  # still hosted on another server
+            associations_before.discard(slug)
+            associations_after.discard(slug)
     settings = sorted(k for k in before["settings"].keys() | after["settings"].keys()
                       if before["settings"].get(k) != after["settings"].get(k))  # fmt: skip
     return {

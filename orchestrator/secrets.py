@@ -14,8 +14,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansible.errors import AnsibleError
-from ansible.parsing.vault import VaultLib, VaultSecret
 
 from orchestrator.errors import ConfigError, MissingPrerequisite
 
@@ -94,6 +92,8 @@ class Vault:
     """Encrypts and decrypts values with one vault password."""
 
     def __init__(self, password: bytes) -> None:
+        from ansible.parsing.vault import VaultLib, VaultSecret  # loaded when secrets are handled, not at every start
+
         self._vault = VaultLib([("default", VaultSecret(password))])
 
     def encrypt(self, plaintext: str) -> str:
@@ -102,6 +102,8 @@ class Vault:
 
     def decrypt(self, ciphertext: str) -> str:
         """Give the plaintext of ``ciphertext``; raises ConfigError when the password does not open it."""
+        from ansible.errors import AnsibleError
+
         try:
             return self._vault.decrypt(ciphertext).decode("utf-8")
         except AnsibleError:

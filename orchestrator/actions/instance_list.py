@@ -6,12 +6,12 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.errors import NotFound
-from orchestrator.state.instances import get_instance, instance_as_dict, list_instances
+from orchestrator.state.instances import get_instance, instance_as_dict, instance_views
 
 
 def instances(workspace_path: Path | None, association: str | None = None) -> list[dict]:
     with opened(workspace_path) as (_workspace, store), store.session() as session:
-        return [instance_as_dict(i) for i in list_instances(session, association=association)]
+        return instance_views(session, association=association)
 
 
 def instance(workspace_path: Path | None, address: str) -> dict:

@@ -8,16 +8,23 @@ Instances behind their service's current version are listed apart, with the path
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from orchestrator.actions.common import opened
-from orchestrator.actions.inventory_export import deployment_variables
+from orchestrator.actions.inventory_export import deployment_variables, read_cache, render_context, write_cache
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.deployment import fingerprint
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.instances import ACTIVE_STATES
+from orchestrator.state.models import Association, Instance, Server
+from orchestrator.state.render_keys import instance_render_keys
 from orchestrator.state.runs import list_runs
 from orchestrator.state.servers import list_servers
+from orchestrator.workspace import Workspace
 
 
 def _change(instance, current: str) -> str | None:
@@ -35,6 +42,21 @@ def _change(instance, current: str) -> str | None:
     return "retry" if applied == current else "update"
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What plan reads of an instance (a plain row: plans read every instance of the fleet)."""
+
+    id: int
+    server_id: int
+    server: str
+    address: str
+    service_id: str
+    service_version: str
+    desired_state: str
+    state: str
+    applied_fingerprint: str | None
+
+
 def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
     """Give ``{"servers": [{"server", "base", "changes": [{"instance", "service", "change"}]}], "changes": N}``.
 
@@ -47,23 +69,50 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
             for host, counts in run.hosts.items():
                 if counts.get("failed", 0) == 0 and counts.get("unreachable", 0) == 0:
                     converged.add(host)
+        live = [Planned(identifier, server_id, server_name, f"{slug}/{name}", *rest) for identifier, server_id, server_name, slug, name, *rest
+                in session.execute(select(Instance.id, Instance.server_id, Server.name, Association.slug, Instance.name,
+                                          Instance.service_id, Instance.service_version, Instance.desired_state, Instance.state,
+                                          Instance.applied_fingerprint)
+                                   .join(Association, Instance.association).join(Server, Instance.server)
+                                   .where(Instance.state.in_(ACTIVE_STATES)).order_by(Association.slug, Instance.name))]  # fmt: skip
+        if server is not None:
+            live = [i for i in live if i.server == server]
+        current = current_fingerprints(workspace, session, catalog, [i.id for i in live])
+        by_server: dict[int, list[Planned]] = {}
+        for instance in live:
+            by_server.setdefault(instance.server_id, []).append(instance)
         servers = []
         for entry in list_servers(session):
             if server is not None and entry.name != server or entry.role != "apps":
                 continue
             changes = []
-            for instance in list_instances(session):
-                if instance.server_id != entry.id or instance.state not in ACTIVE_STATES:
-                    continue
-                change = _change(instance, fingerprint(deployment_variables(instance, catalog, workspace.config)))
+            for instance in by_server.get(entry.id, []):
+                change = _change(instance, current[instance.id])
                 if change is not None:
                     changes.append({"instance": instance.address, "service": instance.service_id, "change": change})
             base = "up to date" if entry.name in converged else "first converge"
             servers.append({"server": entry.name, "base": base, "changes": changes})
         count = sum(len(s["changes"]) + (s["base"] != "up to date") for s in servers)
-        upgrades = behind(catalog, [i for i in list_instances(session) if i.state in ACTIVE_STATES
-                                    and (server is None or i.server.name == server)])  # fmt: skip
-        return {"servers": servers, "changes": count, "upgrades": upgrades}
+        return {"servers": servers, "changes": count, "upgrades": behind(catalog, live)}
+
+
+def current_fingerprints(workspace: Workspace, session: Session, catalog: Catalog, ids: list[int]) -> dict[int, str]:
+    """The fingerprint of each instance's deployment as the state gives it now, by id. One computed
+    before is reused while the instance's deployment columns, ruche's code, the catalogue and the
+    configuration are unchanged (state/render_keys.py; kept in the workspace's cache/): computing
+    30,000 takes seconds, reading their keys a fraction of one."""
+    cache_file = workspace.root / "cache" / f"fingerprints-{workspace.config.environment}.json"
+    keys = instance_render_keys(session, ACTIVE_STATES, render_context(workspace))
+    cached = read_cache(cache_file)
+    found = {i: cached[str(i)][1] for i in ids if str(i) in cached and cached[str(i)][0] == keys.get(i)}
+    missing = [i for i in ids if i not in found]
+    for start in range(0, len(missing), 1000):
+        for instance in session.scalars(select(Instance).where(Instance.id.in_(missing[start:start + 1000]))):
+            found[instance.id] = fingerprint(deployment_variables(instance, catalog, workspace.config))
+    if missing:
+        kept = {key: value for key, value in cached.items() if int(key) in keys and value[0] == keys[int(key)]}
+        write_cache(cache_file, kept | {str(i): [keys[i], found[i]] for i in missing if i in keys})
+    return found
 
 
 def behind(catalog: Catalog, instances) -> list[dict]:
@@ -76,7 +125,7 @@ def behind(catalog: Catalog, instances) -> list[dict]:
             continue
         if instance.service_version == service.version:
             continue
-        entry = {"instance": instance.address, "service": service.id, "server": instance.server.name,
+        entry = {"instance": instance.address, "service": service.id, "server": instance.server,
                  "version": instance.service_version, "current": service.version, "path": None, "blocked": None}  # fmt: skip
         try:
             entry["path"] = [step.version for step in service.upgrade_path(instance.service_version)]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from orchestrator.actions.common import opened
 from orchestrator.quotas import find_offer
-from orchestrator.state.associations import list_associations
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
-from orchestrator.state.models import UsageSample
+from orchestrator.state.instances import ACTIVE_STATES
+from orchestrator.state.models import Association, Instance, UsageSample
 from orchestrator.state.servers import list_servers
 
 GIB = 1024**3
@@ -50,10 +50,17 @@ def quota_report(workspace_path: Path | None) -> dict:
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         samples = _latest_samples(session)
-        active = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
+        by_association: dict[int, list] = defaultdict(list)
+        by_server: dict[int, list] = defaultdict(list)
+        # plain rows (no ORM objects): this reads every instance and association of the fleet
+        held_rows = session.execute(select(Instance.id, Instance.association_id, Instance.server_id, Instance.cpu,
+                                           Instance.memory_mb, Instance.disk_gb).where(Instance.state.in_(ACTIVE_STATES)))  # fmt: skip
+        for instance in held_rows:
+            by_association[instance.association_id].append(instance)
+            by_server[instance.server_id].append(instance)
         associations = []
-        for association in list_associations(session):
-            held = [i for i in active if i.association_id == association.id]
+        for association in session.execute(select(Association.id, Association.slug, Association.offer).order_by(Association.slug)):
+            held = by_association[association.id]
             offer = find_offer(workspace.config.offers, association.offer)
             measured = [samples.get(i.id) for i in held]
             disk = _sum(s.disk_bytes if s else None for s in measured)
@@ -82,7 +89,7 @@ def quota_report(workspace_path: Path | None) -> dict:
         servers = []
         ratios = workspace.config.placement
         for server in list_servers(session):
-            held = [i for i in active if i.server_id == server.id]
+            held = by_server[server.id]
             measured = [samples.get(i.id) for i in held]
             disk = _sum(s.disk_bytes if s else None for s in measured)
             memory = _sum(s.memory_bytes if s else None for s in measured)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import object_session
 from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.health import HealthTarget, check_all
-from orchestrator.state.instances import ACTIVE_STATES, instance_as_dict, list_instances
+from orchestrator.state.instances import ACTIVE_STATES, instance_as_dict, instance_views, list_instances
 from orchestrator.state.models import HealthCheck, Instance, utc_now
 from orchestrator.workspace import Workspace
 
@@ -46,9 +46,14 @@ def check_and_record_health(workspace: Workspace, catalog: Catalog, instances: l
         instance.health_checked_at = now
 
 
-def status(workspace_path: Path | None, *, association: str | None = None) -> list[dict]:
-    """Check and give every instance (or one association's) with server, state and health."""
+def status(workspace_path: Path | None, *, association: str | None = None, check: bool = True) -> list[dict]:
+    """Check and give every instance (or one association's) with server, state and health.
+
+    ``check=False``: give the health last recorded (by an apply, a status, the worker), checking nothing.
+    """
     with opened(workspace_path) as (workspace, store), store.session() as session:
+        if not check:
+            return instance_views(session, association=association, states=ACTIVE_STATES)
         instances = [i for i in list_instances(session, association=association) if i.state in ACTIVE_STATES]
         check_and_record_health(workspace, load_catalog(workspace.catalog_dir), instances)
         return [instance_as_dict(i) for i in instances]

@@ -6,16 +6,11 @@ import sys
 
 import click
 
-from orchestrator.actions.instance_create import create_instance
-from orchestrator.actions.instance_upgrade import preview as upgrade_preview
-from orchestrator.actions.instance_upgrade import upgrade_instance
-from orchestrator.actions.instance_list import instance as show_instance
-from orchestrator.actions.instance_list import instance_secrets
-from orchestrator.actions.instance_lifecycle import change_instance
-from orchestrator.actions.instance_list import instances as list_instances
-from orchestrator.actions.server_add import parse_labels
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
+
+# Each command imports its action when it runs: `ruche instance list` loads what a listing needs, not
+# what creating or upgrading does (start-up counts when the fleet is large, see benchmarks/).
 
 
 @click.group()
@@ -41,6 +36,9 @@ def instance() -> None:
 @pass_context
 def create(context: Context, association: str, service: str, labels: tuple[str, ...], as_json: bool, **options) -> None:
     """Plan a new instance of SERVICE for ASSOCIATION on a server with room for it."""
+    from orchestrator.actions.instance_create import create_instance
+    from orchestrator.actions.server_add import parse_labels
+
     result = create_instance(context.workspace, association=association, service=service, labels=parse_labels(labels), **options)
     if as_json:
         emit_json(result)
@@ -61,6 +59,8 @@ def create(context: Context, association: str, service: str, labels: tuple[str, 
 @pass_context
 def list_(context: Context, association: str | None, as_json: bool) -> None:
     """List instances."""
+    from orchestrator.actions.instance_list import instances as list_instances
+
     entries = list_instances(context.workspace, association)
     if as_json:
         emit_json(entries)
@@ -75,6 +75,8 @@ def list_(context: Context, association: str | None, as_json: bool) -> None:
 @pass_context
 def show(context: Context, address: str, as_json: bool) -> None:
     """Show instance ASSOCIATION/NAME."""
+    from orchestrator.actions.instance_list import instance as show_instance
+
     entry = show_instance(context.workspace, address)
     if as_json:
         emit_json(entry)
@@ -95,6 +97,8 @@ def _readable(key: str, value) -> str:
 def _lifecycle(
     context: Context, address: str, action: str, *, dry_run: bool, as_json: bool, quiet: bool, final_backup: bool = True
 ) -> None:
+    from orchestrator.actions.instance_lifecycle import change_instance
+
     result = change_instance(
         context.workspace, address, action, dry_run=dry_run, final_backup=final_backup,
         progress=ProgressPrinter(not quiet and not as_json),
@@ -156,6 +160,8 @@ def delete(context: Context, address: str, purge: bool, no_final_backup: bool, y
     Its data goes to a dated directory in the server's trash (/srv/ruche/trash), unless --purge.
     With backups configured, a final backup is taken first and kept in the association's repository.
     """
+    from orchestrator.actions.instance_lifecycle import change_instance
+
     action = "purge" if purge else "delete"
     if not dry_run and not yes:
         preview = change_instance(context.workspace, address, action, dry_run=True, final_backup=not no_final_backup)
@@ -176,6 +182,8 @@ def secrets_(context: Context, address: str, names: tuple[str, ...], as_json: bo
 
     The only command that prints secrets in clear; it needs the vault password.
     """
+    from orchestrator.actions.instance_list import instance_secrets
+
     revealed = instance_secrets(context.workspace, address, names)
     if as_json:
         emit_json(revealed)
@@ -204,6 +212,9 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     before anything changed: 2 unknown version, downgrade or a step the entry does not allow, 5 the
     instance is not running or not healthy, 6 no backup repository.
     """
+    from orchestrator.actions.instance_upgrade import preview as upgrade_preview
+    from orchestrator.actions.instance_upgrade import upgrade_instance
+
     plan = upgrade_preview(context.workspace, address, to=to)
     if not plan["steps"]:
         emit_json({**plan, "status": "up to date"}) if as_json else click.echo(f"{address} already runs {plan['from']}")

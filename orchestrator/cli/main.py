@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +24,33 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Commands by name -> "module:attribute" under orchestrator.cli, imported when run (or listed in
+# --help): `ruche instance list` loads what listing instances needs, not the web app nor Ansible.
+COMMANDS = {
+    "admin": "admin:admin", "apply": "apply:apply", "association": "association:association", "audit": "audit:audit",
+    "backup": "backup:backup", "catalog": "catalog:catalog", "events": "events:events", "export": "export:export",
+    "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
+    "mail": "mail:mail", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
+    "report": "report:report", "request": "request:request", "runs": "runs:runs", "serve": "serve:serve",
+    "server": "server:server", "status": "status:status", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",
+    "usage": "usage:usage", "worker": "worker:worker",
+}  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when one is used or listed (Click's lazy loading)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        return getattr(importlib.import_module(f"orchestrator.cli.{module}"), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ruche")
 @click.option(
     "--workspace",
@@ -42,43 +69,6 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
     A local lab:  ruche lab up   (then `ruche lab status`, `ruche lab down`)
     """
     click_context.obj = Context(workspace, debug)
-
-
-def _register_commands() -> None:
-    from orchestrator.cli import (
-        admin, apply, association, audit, backup, catalog, events, export, init, instance, inventory, lab, mail, offer, plan, report, request, runs, serve, server, status, upgrade, usage, worker,
-    )  # fmt: skip
-
-    cli.add_command(admin.admin)
-    cli.add_command(apply.apply)
-    cli.add_command(association.association)
-    cli.add_command(audit.audit)
-    cli.add_command(backup.backup)
-    cli.add_command(catalog.catalog)
-    cli.add_command(events.events)
-    cli.add_command(export.export)
-    cli.add_command(instance.instance)
-    cli.add_command(inventory.inventory)
-    cli.add_command(init.init)
-    cli.add_command(lab.lab)
-    cli.add_command(mail.mail)
-    cli.add_command(offer.offer)
-    cli.add_command(report.report)
-    cli.add_command(request.request)
-    cli.add_command(runs.runs)
-    cli.add_command(serve.serve)
-    cli.add_command(plan.plan)
-    cli.add_command(server.server)
-    cli.add_command(status.status)
-    cli.add_command(usage.usage)
-    cli.add_command(usage.quota)
-    cli.add_command(upgrade.upgrade)
-    cli.add_command(upgrade.upgrades)
-    cli.add_command(worker.worker)
-    cli.add_command(worker.queue)
-
-
-_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

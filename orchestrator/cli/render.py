@@ -11,8 +11,29 @@ import click
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` as indented, key-sorted JSON on standard output."""
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """Print ``data`` as key-sorted JSON on standard output: indented, except long lists (a listing, or
+    a listing inside an answer), written one item per line with the C encoder: 30,000 instances take a
+    fraction of a second (indenting is pure Python), `grep` finds an item, `jq` reads it all."""
+    click.echo(_long_lists_json(data) if _has_long_list(data) else json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+LONG_LIST = 50
+
+
+def _has_long_list(data: Any) -> bool:
+    values = data.values() if isinstance(data, dict) else [data]
+    return any(isinstance(value, list) and len(value) > LONG_LIST for value in values)
+
+
+def _long_lists_json(data: Any) -> str:
+    def encoded(value: Any) -> str:
+        if isinstance(value, list) and value:
+            return "[\n" + ",\n".join(json.dumps(item, sort_keys=True, default=str) for item in value) + "\n]"
+        return json.dumps(value, sort_keys=True, default=str)
+
+    if isinstance(data, dict):
+        return "{\n" + ",\n".join(f"{json.dumps(key)}: {encoded(data[key])}" for key in sorted(data)) + "\n}"
+    return encoded(data)
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -14,14 +14,16 @@ from orchestrator.cli.render import emit_json, instances_table
 
 @click.command()
 @click.option("--association", help="Only this association's instances.")
+@click.option("--no-check", is_flag=True, help="Check nothing: show the health last recorded and when (health_checked_at in --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
-def status(context: Context, association: str | None, as_json: bool) -> None:
+def status(context: Context, association: str | None, no_check: bool, as_json: bool) -> None:
     """Check every instance through Caddy now; show its server, state and health.
 
-    Exits 1 when an instance that should run does not answer as its catalogue entry expects.
+    Exits 1 when an instance that should run does not answer as its catalogue entry expects (with
+    --no-check: was not answering when last checked).
     """
-    entries = status_action(context.workspace, association=association)
+    entries = status_action(context.workspace, association=association, check=not no_check)
     if as_json:
         emit_json(entries)
     else:

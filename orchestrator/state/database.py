@@ -6,9 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,8 +35,27 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def head_revision() -> str:
+    """The newest migration's revision: migrations are named and numbered NNNN_what.py, revision "NNNN"."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def _is_current(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+    except SQLAlchemyError:
+        return False  # a new database (no alembic_version yet), or unreachable: Alembic says which
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Apply every pending Alembic migration to the database behind ``engine``."""
+    """Apply every pending Alembic migration to the database behind ``engine`` (Alembic is loaded only
+    when the database is not at the newest revision: most commands find it current)."""
+    if _is_current(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord, MailRelay
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.idranges import id_range
 from orchestrator.placement import Capacity
 from orchestrator.quotas import Allocation
-from orchestrator.state.models import Association, Instance
+from orchestrator.state.models import Association, Instance, Server
 from orchestrator.state.servers import list_servers
 
 # Every state but "deleted": such instances hold room on their server and appear in the inventory.
 ACTIVE_STATES = ("planned", "running", "suspended", "failed")
 
 
-def list_instances(session: Session, *, association: str | None = None) -> list[Instance]:
-    """Give instances (all, or one association's) sorted by address."""
-    query = select(Instance).join(Association).order_by(Association.slug, Instance.name)
+def list_instances(session: Session, *, association: str | None = None, servers: list[str] | None = None) -> list[Instance]:
+    """Give instances (all, or one association's, or those on ``servers``) sorted by address."""
+    # one query: each instance's association and server come with it (no query per instance)
+    query = (
+        select(Instance).join(Association).options(contains_eager(Instance.association), selectinload(Instance.server))
+        .order_by(Association.slug, Instance.name)
+    )  # fmt: skip
     if association is not None:
         query = query.where(Association.slug == association)
+    if servers is not None:
+        query = query.where(Instance.server_id.in_(select(Server.id).where(Server.name.in_(servers))))
     return list(session.scalars(query))
 
 
@@ -90,6 +96,37 @@ def instance_as_dict(instance: Instance) -> dict:
         "id_range": id_range(instance.id_slot).as_dict() if instance.id_slot is not None else None,
     }
 
+
+
+# The columns instance_views reads: what instance_as_dict shows, without loading ORM objects.
+_VIEW_COLUMNS = (
+    Association.slug, Instance.name, Instance.service_id, Instance.service_version, Instance.size, Instance.cpu,
+    Instance.memory_mb, Instance.disk_gb, Server.name, Instance.parameters, Instance.domain, Instance.desired_state,
+    Instance.state, Instance.health, Instance.health_detail, Instance.health_checked_at, Instance.last_run_id,
+    Instance.secrets, Instance.id_slot,
+)  # fmt: skip
+
+
+def instance_views(session: Session, *, association: str | None = None, states: tuple[str, ...] | None = None) -> list[dict]:
+    """What ``instance_as_dict`` gives for every instance (or one association's, or in ``states``), sorted by
+    address: one query of plain rows, no ORM object (listings of 30,000 instances; see benchmarks/)."""
+    query = select(*_VIEW_COLUMNS).join(Association, Instance.association).join(Server, Instance.server)
+    if association is not None:
+        query = query.where(Association.slug == association)
+    if states is not None:
+        query = query.where(Instance.state.in_(states))
+    views = []
+    for (slug, name, service, version, size, cpu, memory_mb, disk_gb, server, parameters, domain, desired_state, state,
+         health, health_detail, checked_at, run_id, secrets, slot) in session.execute(query.order_by(Association.slug, Instance.name)):  # fmt: skip
+        views.append({
+            "address": f"{slug}/{name}", "association": slug, "name": name, "service": service, "version": version,
+            "size": size, "cpu": cpu, "memory_mb": memory_mb, "disk_gb": disk_gb, "server": server,
+            "parameters": dict(sorted(parameters.items())), "domain": domain, "url": f"https://{domain}/",
+            "desired_state": desired_state, "state": state, "health": health, "health_detail": health_detail,
+            "health_checked_at": checked_at.isoformat() if checked_at else None, "last_run_id": run_id,
+            "secrets": sorted(secrets), "id_range": id_range(slot).as_dict() if slot is not None else None,
+        })  # fmt: skip
+    return views
 
 
 def deployment_record(

@@ -147,3 +147,54 @@ def test_plan_lists_new_instances_and_never_converged_servers(pool, ruche):
     assert by_server["big"]["changes"] == [{"instance": "amap/miniflux", "service": "miniflux", "change": "create"}]
     assert by_server["big"]["base"] == "first converge" and "vault" not in by_server  # backup servers run no instance
     assert plan["changes"] == 3
+
+
+def test_listings_read_plain_rows_and_give_what_show_gives(pool, workspace, ruche):
+    """`instance list` and `status --no-check` read rows without ORM objects (fleet scale): same views."""
+    w = pool
+    assert ruche(*w, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr").exit_code == 0
+    assert ruche(*w, "instance", "create", "chorale", "radicale").exit_code == 0
+    listed = instances(ruche, w)
+    shown = [json.loads(ruche(*w, "instance", "show", i["address"], "--json").stdout) for i in listed]
+    assert listed == shown and [i["address"] for i in listed] == ["amap/nextcloud", "chorale/radicale"]
+    assert json.loads(ruche(*w, "instance", "list", "--association", "chorale", "--json").stdout) == shown[1:]
+    recorded = ruche(*w, "status", "--no-check", "--json")
+    assert recorded.exit_code == 1  # planned instances were never checked: not answering, as far as ruche knows
+    assert [(e["address"], e["health"], e["health_checked_at"]) for e in json.loads(recorded.stdout)] == [
+        ("amap/nextcloud", "unknown", None), ("chorale/radicale", "unknown", None)]  # fmt: skip
+
+
+def test_an_export_renders_again_only_what_changed_and_never_trusts_an_edited_file(pool, ruche, workspace, monkeypatch):
+    """Servers whose inputs and file are unchanged are reused from disk (state/render_keys.py); an
+    instance, its association's offer, the configuration or a hand edit makes its file rendered again."""
+    import orchestrator.actions.inventory_export as export
+    from orchestrator.workspace import open_workspace
+
+    assert ruche(*pool, "instance", "create", "amap", "radicale", "--server", "big").exit_code == 0
+    assert ruche(*pool, "instance", "create", "chorale", "radicale", "--server", "small").exit_code == 0
+    assert ruche(*pool, "inventory", "export").exit_code == 0
+    rendered: list[str] = []
+    real_render = export.render_inventory
+
+    def recording(servers, instances, fleet, reused=None):
+        rendered.extend(sorted(s.name for s in servers if s.name not in (reused or {})))
+        return real_render(servers, instances, fleet, reused=reused)
+
+    monkeypatch.setattr(export, "render_inventory", recording)
+    directory = workspace / "inventories" / "production" / "host_vars"
+
+    def export_again() -> list[str]:
+        rendered.clear()
+        assert ruche(*pool, "inventory", "export").exit_code == 0
+        return rendered
+
+    assert export_again() == []  # nothing changed: every server's file reused
+    assert ruche(*pool, "association", "set-offer", "chorale", "decouverte").exit_code == 0
+    assert export_again() == ["small"] and "daily: 7" in (directory / "small.yml").read_text()  # the offer's retention
+    (directory / "big.yml").write_text((directory / "big.yml").read_text().replace("radicale", "evil"))
+    assert export_again() == ["big"] and "evil" not in (directory / "big.yml").read_text()
+    opened = open_workspace(workspace)
+    opened.save_config(opened.config.model_copy(update={"base_domain": "other.example.org"}))
+    assert export_again() == ["big", "small", "vault"]
+    assert "radicale.amap.other.example.org" not in (directory / "big.yml").read_text()  # domains are recorded at creation
+    assert export_again() == []

@@ -93,3 +93,18 @@ def test_a_servers_report_is_compared_with_what_its_inventory_lists():
         ("server.unknown", "s: site /etc/caddy/sites/asso--off.caddy"), ("server.firewall", "s"),
         ("server.id-pool", "s: /etc/subgid"),
     ]  # fmt: skip
+
+
+def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hosted_elsewhere():
+    from orchestrator.inventory_history import describe_changes
+
+    servers = [ServerEntry("a", "10.0.0.1", "root", 22, "apps", False), ServerEntry("b", "10.0.0.2", "root", 22, "apps", False)]
+
+    def entry(association, name, server):
+        return InstanceEntry(association, name, server, {"id": f"{association}--{name}", "association": association, "name": name})
+
+    before = render_inventory(servers, [entry("amap", "x", "a"), entry("amap", "y", "b"), entry("gone", "z", "a")], {})
+    after = render_inventory(servers, [entry("amap", "y", "b")], {})
+    changes = describe_changes(before, after)
+    assert changes["instances"]["removed"] == ["amap/x", "gone/z"]
+    assert changes["associations"] == {"added": [], "removed": ["gone"]}  # amap is still hosted on b

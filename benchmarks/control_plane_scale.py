@@ -3,10 +3,12 @@ collective of this size runs) with ASSOCIATIONS associations, 3 instances each a
 through ruche's own functions (`add_server`, `add_association`, instances built with the helpers
 `plan_instance` uses: see `fill`), then times the commands an
 admin runs, each as its own `ruche` process (start-up included), with its peak memory:
-`instance list --json`, `quota report`, `plan`, `status --no-check`, `inventory export` (first,
-then unchanged: it must write nothing, so files keep their modification times and the inventories'
-history gets no commit), and, as the baseline in the same run, `ansible-inventory --list` reading
-the exported inventory. Target: each ruche command under 2 s. Prints figures; asserts nothing.
+`instance list --json`, `quota report`, `plan` (its fingerprint cache removed first, then again),
+`status --no-check`, `inventory export` (everything rendered: the first, or with its cache removed as
+after an upgrade of ruche; then after one association's offer changed; then unchanged: it must write
+nothing, so files keep their modification times and the inventories' history gets no commit), and,
+as the baseline in the same run, `ansible-inventory --list` reading the exported inventory. Target:
+each ruche command under 2 s. Prints figures; asserts nothing.
 
 Run: python3 benchmarks/control_plane_scale.py [--associations 10000] [--servers 300] [--state-url URL]
      (default: a fresh database on scripts/postgresql-for-tests' server; --state-url sqlite:///... works too)
@@ -149,6 +151,9 @@ def main() -> None:
     timed("ruche --version (start-up only)", [*ruche, "--version"], environment=environment)
     timed("instance list --json", [*ruche, "instance", "list", "--json"], environment=environment)
     timed("quota report", [*ruche, "quota", "report"], environment=environment)
+    workspace = open_workspace(workspace_path)
+    caches = workspace.root / "cache"
+    (caches / f"fingerprints-{workspace.config.environment}.json").unlink(missing_ok=True)
     timed("plan (fingerprints computed)", [*ruche, "plan"], environment=environment)
     timed("plan (again)", [*ruche, "plan"], environment=environment)
     timed("status --no-check", [*ruche, "status", "--no-check"], environment=environment)
@@ -156,9 +161,10 @@ def main() -> None:
     timed("instance create (one more)", [*ruche, "instance", "create", "asso-00000", "radicale", "--name", name,
                                          "--over-quota"], environment=environment)  # fmt: skip
     timed("instance delete --dry-run", [*ruche, "instance", "delete", f"asso-00000/{name}", "--dry-run"], environment=environment)
-    workspace = open_workspace(workspace_path)
     inventory = workspace.inventories_dir / workspace.config.environment
-    timed("inventory export (first)", [*ruche, "inventory", "export"], environment=environment)
+    first = "inventory export (first)" if not inventory.exists() else "inventory export (all rendered)"
+    (caches / f"inventory-{workspace.config.environment}.json").unlink(missing_ok=True)  # as after an upgrade of ruche
+    timed(first, [*ruche, "inventory", "export"], environment=environment)
     offers = ("decouverte", "association")
     moved = subprocess.run([*ruche, "association", "show", "asso-00002", "--json"], capture_output=True, text=True, env=environment)
     offer = offers[1] if '"offer": "decouverte"' in moved.stdout else offers[0]

@@ -93,7 +93,12 @@ class InstanceRecord:
 
     @property
     def identifier(self) -> str:
-        return f"{self.association}--{self.name}"
+        return instance_identifier(self.association, self.name)
+
+
+def instance_identifier(association: str, name: str) -> str:
+    """An instance's id: its containers, directories, units and inventory entries are named after it."""
+    return f"{association}--{name}"
 
 
 def instance_domain(association: str, name: str, base_domain: str) -> str:

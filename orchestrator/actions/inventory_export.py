@@ -16,14 +16,15 @@ from orchestrator.actions.common import opened
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
-from orchestrator.inventory import InstanceEntry, ServerEntry, Unsafe, host_vars_path, render_inventory
+from orchestrator.inventory import (InstanceEntry, RenderedInstance, Rendering, ServerEntry, Unsafe, host_vars_path, render_fleet,
+                                    split_host_vars)
 from orchestrator.backups import backup_variables
 from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.runner import inventory_lock
 from orchestrator.state.audit import acting_actor
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
-from orchestrator.state.render_keys import server_render_keys
+from orchestrator.state import render_keys
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import list_servers
 from orchestrator.workspace import Workspace
@@ -41,50 +42,113 @@ def write_inventory(workspace: Workspace, session: Session, *, history: str | No
 
     The directory is replaced as a whole (written beside it, then swapped), so a reader never
     sees half an inventory; unchanged state gives byte-identical files (and touches none). With
-    ``history`` (what writes it), a change is committed to the inventories' history. A server whose
-    inputs did not change since the last write, and whose file is still the one written, is not
-    rendered again (see state/render_keys.py; the cache of keys lives in the workspace's cache/).
+    ``history`` (what writes it), a change is committed to the inventories' history. What did not
+    change since the last write is not rendered again (see ``_render``).
     """
     target = workspace.inventories_dir / workspace.config.environment
     cache_file = workspace.root / "cache" / f"inventory-{workspace.config.environment}.json"
     with inventory_lock(target):
-        files, keys = _render(workspace, session, target, read_cache(cache_file))
-        changed = _replace_directory(target, files)
-        write_cache(cache_file, {name: {"key": key, "sha256": _digest(files[host_vars_path(name)])} for name, key in keys.items()})
+        cache = read_cache(cache_file)
+        rendering, keys, reused = _render(workspace, session, target, cache)
+        changed = _replace_directory(target, rendering.files, same={host_vars_path(name) for name in reused})
+        write_cache(cache_file, _cache_entries(rendering, keys, cache))
         recorded = record_history(workspace, what=history) if history and changed else None
-    return {"directory": str(target), "files": sorted(files), "changed": changed,
+    return {"directory": str(target), "files": sorted(rendering.files), "changed": changed,
             "commit": recorded["commit"] if recorded else None}  # fmt: skip
 
 
 def inventory_files(workspace: Workspace, session: Session) -> dict[str, str]:
     """The inventory's files as the state gives them now (every server rendered), by path inside
     inventories/ENVIRONMENT/."""
-    return _render(workspace, session, None, {})[0]
+    return _render(workspace, session, None, {})[0].files
 
 
-def _render(workspace: Workspace, session: Session, target: Path | None, cache: dict) -> tuple[dict[str, str], dict[str, str]]:
-    """Render the inventory, reusing from ``target`` the host_vars of servers whose key ``cache`` holds
-    and whose file there has the digest it records; give the files and every server's key."""
-    keys = server_render_keys(session, ACTIVE_STATES, render_context(workspace))
-    reused = {}
-    for name, key in keys.items():
-        known = cache.get(name) or {}
-        path = target / host_vars_path(name) if target is not None else None
-        if known.get("key") == key and path is not None and path.is_file():
-            text = path.read_text()
-            if _digest(text) == known.get("sha256"):
-                reused[name] = text
+def _render(workspace: Workspace, session: Session, target: Path | None, cache: dict) -> tuple[Rendering, dict, set[str]]:
+    """Render the inventory, doing again only what changed since the last write (``cache``, kept in the
+    workspace's cache/, and the files in ``target``): a server whose key (state/render_keys.py) and
+    file are the ones recorded is reused as it is; in a server's file that changed, an instance whose
+    key is the one recorded keeps its text (cut out of the file, see inventory.split_host_vars). At
+    30,000 instances rendering everything takes minutes, one changed instance a fraction of a second.
+    Give the rendering, the keys (server and instance) and the servers reused whole."""
+    context = render_context(workspace)
+    instance_keys = render_keys.instance_keys(session, ACTIVE_STATES, context)
+    server_keys = render_keys.server_render_keys(session, context, instance_keys)
+    current = {k.id: k.key for k in instance_keys}
+    reused: dict[str, str] = {}
+    kept: dict[str, RenderedInstance] = {}
+    for name, key in server_keys.items():
+        text = _recorded_text(target, name, cache.get(name) or {})
+        if text is None:
+            continue
+        if cache[name].get("key") == key:
+            reused[name] = text
+            continue
+        kept.update({r.id: r for r in _recorded_instances(text, cache[name]) if current.get(r.id) == cache[name]["keys"][r.id]})
+    rows = list_servers(session)
     servers = [
         ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
-        for s in list_servers(session)
+        for s in rows
     ]
-    catalog = load_catalog(workspace.catalog_dir)
-    instances = [
-        InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config))
-        for i in list_instances(session, servers=[s.name for s in servers if s.name not in reused])
-        if i.state in ACTIVE_STATES
-    ]
-    return render_inventory(servers, instances, fleet_variables(workspace.config), reused=reused), keys
+    server_names = {s.id: s.name for s in rows}
+    pending = [k for k in instance_keys if server_names[k.server_row] not in reused]
+    instances = [InstanceEntry(k.association, k.name, server_names[k.server_row], rendered=kept[k.id])
+                 for k in pending if k.id in kept]  # fmt: skip
+    to_render = {k.row for k in pending if k.id not in kept}
+    if to_render:
+        catalog = load_catalog(workspace.catalog_dir)
+        instances += [
+            InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config))
+            for i in _load_instances(session, to_render, {server_names[k.server_row] for k in pending if k.row in to_render})
+        ]
+    rendering = render_fleet(servers, instances, fleet_variables(workspace.config), reused=reused)
+    return rendering, {"servers": server_keys, "instances": current}, set(reused)
+
+
+def _load_instances(session: Session, rows: set[int], servers: set[str]) -> list[Instance]:
+    """The instances of ``rows`` (on ``servers``), with their association and server."""
+    if len(rows) <= 500:
+        return list_instances(session, rows=sorted(rows))
+    return [i for i in list_instances(session, servers=sorted(servers)) if i.id in rows]
+
+
+def _recorded_text(target: Path | None, name: str, recorded: dict) -> str | None:
+    """The server's file in ``target`` when it is the one the last write recorded (its digest), else None."""
+    path = target / host_vars_path(name) if target is not None else None
+    if not recorded or path is None or not path.is_file():
+        return None
+    text = path.read_text()
+    return text if _digest(text) == recorded.get("sha256") else None
+
+
+def _recorded_instances(text: str, recorded: dict) -> list[RenderedInstance]:
+    """The instances' texts in a server's file as recorded at its last write (none when it cannot be cut
+    as recorded)."""
+    parts = split_host_vars(text)
+    items, secrets = recorded.get("items"), recorded.get("secrets")
+    if parts is None or items is None or secrets is None or "keys" not in recorded:
+        return []
+    if len(parts.items) != len(items) or len(parts.secrets) != len(secrets):
+        return []
+    entries = dict(zip(secrets, parts.secrets))
+    return [RenderedInstance(identifier, item, entries.get(identifier, "")) for identifier, item in zip(items, parts.items)]
+
+
+def _cache_entries(rendering: Rendering, keys: dict, previous: dict) -> dict:
+    """What the next write needs to know of this one, by server: its key, its file's digest, and for a
+    server rendered now its instances' ids and keys in the order of the file (``previous``: the cache
+    this write started from, whose entries hold for the servers reused)."""
+    entries = {}
+    for name, key in keys["servers"].items():
+        path = host_vars_path(name)
+        if name in rendering.layout:
+            layout = rendering.layout[name]
+            entries[name] = {"key": key, "sha256": _digest(rendering.files[path]), **layout,
+                             "keys": {i: keys["instances"][i] for i in layout["items"]}}  # fmt: skip
+        elif name in previous and previous[name].get("key") == key:
+            entries[name] = previous[name]
+        else:
+            entries[name] = {"key": key, "sha256": _digest(rendering.files[path])}
+    return entries
 
 
 def render_context(workspace: Workspace) -> str:
@@ -156,15 +220,23 @@ def mail_relay(config: WorkspaceConfig) -> MailRelay | None:
                      username=mail.username, password=mail.password)  # fmt: skip
 
 
-def _replace_directory(target: Path, files: dict[str, str]) -> bool:
-    if inventory_history.read_tree(target) == files:
+def _replace_directory(target: Path, files: dict[str, str], *, same: set[str] = frozenset()) -> bool:
+    """Make ``target`` hold exactly ``files``; give whether anything changed. ``same``: files known to be
+    on disk as given (read from there). The new directory is written beside it and swapped in, with
+    unchanged files linked (not copied), so they keep their inode and time (Git sees them unchanged)."""
+    on_disk = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()} if target.is_dir() else set()
+    unchanged = {p for p in files if p in on_disk and (p in same or (target / p).read_text() == files[p])}
+    if on_disk == set(files) and unchanged == on_disk:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     for relative, text in files.items():
         path = staging / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if relative in unchanged:
+            os.link(target / relative, path)
+        else:
+            path.write_text(text)
     os.chmod(staging, 0o755)
     if target.exists():
         retired = target.with_name(f".{target.name}.old")

@@ -17,8 +17,9 @@ from orchestrator.state.servers import list_servers
 ACTIVE_STATES = ("planned", "running", "suspended", "failed")
 
 
-def list_instances(session: Session, *, association: str | None = None, servers: list[str] | None = None) -> list[Instance]:
-    """Give instances (all, or one association's, or those on ``servers``) sorted by address."""
+def list_instances(session: Session, *, association: str | None = None, servers: list[str] | None = None,
+                   rows: list[int] | None = None) -> list[Instance]:  # fmt: skip
+    """Give instances (all, or one association's, or those on ``servers``, or of these row ids) sorted by address."""
     # one query: each instance's association and server come with it (no query per instance)
     query = (
         select(Instance).join(Association).options(contains_eager(Instance.association), selectinload(Instance.server))
@@ -28,6 +29,8 @@ def list_instances(session: Session, *, association: str | None = None, servers:
         query = query.where(Association.slug == association)
     if servers is not None:
         query = query.where(Instance.server_id.in_(select(Server.id).where(Server.name.in_(servers))))
+    if rows is not None:
+        query = query.where(Instance.id.in_(rows))
     return list(session.scalars(query))
 
 

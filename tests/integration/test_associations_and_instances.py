@@ -165,36 +165,42 @@ def test_listings_read_plain_rows_and_give_what_show_gives(pool, workspace, ruch
 
 
 def test_an_export_renders_again_only_what_changed_and_never_trusts_an_edited_file(pool, ruche, workspace, monkeypatch):
-    """Servers whose inputs and file are unchanged are reused from disk (state/render_keys.py); an
-    instance, its association's offer, the configuration or a hand edit makes its file rendered again."""
-    import orchestrator.actions.inventory_export as export
+    """Servers whose inputs and file are unchanged are reused from disk, and in a server that changed the
+    instances whose inputs did not keep their text (state/render_keys.py, inventory.split_host_vars);
+    an instance, its association's offer, the configuration or a hand edit makes its text rendered again."""
+    import orchestrator.inventory as inventory
     from orchestrator.workspace import open_workspace
 
     assert ruche(*pool, "instance", "create", "amap", "radicale", "--server", "big").exit_code == 0
     assert ruche(*pool, "instance", "create", "chorale", "radicale", "--server", "small").exit_code == 0
     assert ruche(*pool, "inventory", "export").exit_code == 0
     rendered: list[str] = []
-    real_render = export.render_inventory
+    real_render = inventory.render_instance
 
-    def recording(servers, instances, fleet, reused=None):
-        rendered.extend(sorted(s.name for s in servers if s.name not in (reused or {})))
-        return real_render(servers, instances, fleet, reused=reused)
+    def recording(variables, fleet):
+        rendered.append(str(variables["id"]))
+        return real_render(variables, fleet)
 
-    monkeypatch.setattr(export, "render_inventory", recording)
+    monkeypatch.setattr(inventory, "render_instance", recording)
     directory = workspace / "inventories" / "production" / "host_vars"
 
     def export_again() -> list[str]:
         rendered.clear()
         assert ruche(*pool, "inventory", "export").exit_code == 0
-        return rendered
+        return sorted(rendered)
 
     assert export_again() == []  # nothing changed: every server's file reused
+    before = (directory / "big.yml").read_text()
+    assert ruche(*pool, "instance", "create", "amap", "radicale", "--name", "agenda", "--server", "big").exit_code == 0
+    assert export_again() == ["amap--agenda"]  # big changed: its other instance kept its text
+    after = (directory / "big.yml").read_text()
+    assert inventory.split_host_vars(after).items[1] in before  # amap--radicale's text, unchanged
     assert ruche(*pool, "association", "set-offer", "chorale", "decouverte").exit_code == 0
-    assert export_again() == ["small"] and "daily: 7" in (directory / "small.yml").read_text()  # the offer's retention
+    assert export_again() == ["chorale--radicale"] and "daily: 7" in (directory / "small.yml").read_text()  # the offer's retention
     (directory / "big.yml").write_text((directory / "big.yml").read_text().replace("radicale", "evil"))
-    assert export_again() == ["big"] and "evil" not in (directory / "big.yml").read_text()
+    assert export_again() == ["amap--agenda", "amap--radicale"] and "evil" not in (directory / "big.yml").read_text()
     opened = open_workspace(workspace)
     opened.save_config(opened.config.model_copy(update={"base_domain": "other.example.org"}))
-    assert export_again() == ["big", "small", "vault"]
+    assert export_again() == ["amap--agenda", "amap--radicale", "chorale--radicale"]
     assert "radicale.amap.other.example.org" not in (directory / "big.yml").read_text()  # domains are recorded at creation
     assert export_again() == []

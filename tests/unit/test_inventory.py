@@ -47,3 +47,27 @@ def test_ssh_settings_and_fleet_variables():
     assert host_vars["ansible_ssh_private_key_file"] == "/ws/lab/ssh/id_ed25519"
     assert host_vars["ansible_ssh_common_args"] == "-o UserKnownHostsFile=/ws/lab/ssh/known_hosts -o StrictHostKeyChecking=yes"
     assert yaml.safe_load(files["group_vars/all.yml"]) == {"ruche_server_tls": "internal"}
+
+
+def test_a_server_file_is_cut_into_its_instances_and_joined_back_as_written():
+    """What the export reuses: each instance's text in its server's file, as the whole file's YAML has it."""
+    from orchestrator.inventory import HEADER, dump_yaml, fingerprint, join_host_vars, split_host_vars
+    from orchestrator.yaml_text import Vaulted
+
+    vault = Vaulted("$ANSIBLE_VAULT;1.1;AES256\n" + "\n".join(["3061626364656667"] * 3))
+    instances = [instance("b", "x", "web-1", title="it's\nseveral\n\n  lines"), instance("a", "y", "web-1"),
+                 instance_entry("a-b", "z", "web-1", secrets={"admin_password": vault})]  # fmt: skip
+    files = render_inventory(SERVERS, instances, {"ruche_base_domain": "example.org"})
+    text = files["host_vars/web-1.yml"]
+    hosted = sorted(instances, key=lambda i: (i.association, i.name))
+    listed = [{**{k: v for k, v in i.variables.items() if k != "secrets"},
+               "fingerprint": fingerprint({"instance": i.variables, "fleet": {"ruche_base_domain": "example.org"}})} for i in hosted]
+    whole = {"ansible_host": "192.0.2.1", "ansible_user": "admin", "ansible_port": 2222, "ruche_server_role": "apps",
+             "ruche_instances": listed, "ruche_secrets": {hosted[1].variables["id"]: {"admin_password": vault}}}  # fmt: skip
+    assert text == HEADER + dump_yaml(whole)  # the same bytes as one dump of the whole file
+    parts = split_host_vars(text)
+    assert len(parts.items) == 3 and len(parts.secrets) == 1 and join_host_vars(parts) == text
+    assert [yaml.safe_load(item.replace("!unsafe ", ""))[0]["name"] for item in parts.items] == ["y", "z", "x"]
+    empty = split_host_vars(files["host_vars/web-2.yml"])
+    assert empty.items == [] and empty.secrets == [] and join_host_vars(empty) == files["host_vars/web-2.yml"]
+    assert split_host_vars("ansible_host: x\n") is None

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from orchestrator.actions.backup_run import ensure_repositories
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.inventory_export import deployment_variables, record_history, write_inventory
+from orchestrator.actions.inventory_export import record_history, write_inventory
+from orchestrator.actions.plan import current_fingerprints
 from orchestrator.actions.status import check_and_record_health
 from orchestrator.catalog import load_catalog
-from orchestrator.deployment import fingerprint
 from orchestrator.runner import RunResult, inventory_lock, run_playbook
 from orchestrator.state.associations import ensure_backup_password
 from orchestrator.state.instances import ACTIVE_STATES, get_instance, instance_as_dict, list_instances
@@ -101,7 +101,8 @@ def apply(
                 for association in {i.association.slug: i.association for i in list_instances(session) if i.state in ACTIVE_STATES}.values():
                     ensure_backup_password(association, workspace.vault())
                 session.flush()
-            fingerprints = {i.address: fingerprint(deployment_variables(i, catalog, workspace.config)) for i in targeted}
+            computed = current_fingerprints(workspace, session, catalog, [i.id for i in targeted])
+            fingerprints = {i.address: computed[i.id] for i in targeted}
             addresses = [i.address for i in targeted]
             needs_vault = any(i.secrets for i in list_instances(session) if i.state in ACTIVE_STATES) or (
                 workspace.config.backup.repository is not None and bool(targeted)

@@ -29,7 +29,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.errors import NotFound
 from orchestrator.findings import Finding
 from orchestrator.idranges import POOL_SIZE, POOL_START
-from orchestrator.inventory import fingerprint
+from orchestrator.inventory import instance_fingerprint
 from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.runner import roles_digest
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
@@ -58,9 +58,9 @@ class Expected:
     images: dict[str, str]  # container -> image
 
 
-def stamp(instance_fingerprint: str, digest: str) -> str:
+def stamp(listed_fingerprint: str, digest: str) -> str:
     """The stamp the role records after applying (see the ruche_instance role's install.yml)."""
-    return hashlib.sha256((instance_fingerprint + digest).encode()).hexdigest()
+    return hashlib.sha256((listed_fingerprint + digest).encode()).hexdigest()
 
 
 def expected_instances(workspace: Workspace, session: Session, catalog: Catalog) -> dict[str, list[Expected]]:
@@ -75,7 +75,7 @@ def expected_instances(workspace: Workspace, session: Session, catalog: Catalog)
         containers = [variables["app"], *variables["sidecars"]] + ([variables["database"]] if variables["database"] else [])
         by_server.setdefault(instance.server.name, []).append(Expected(
             identifier=str(variables["id"]), address=instance.address,
-            stamp=stamp(fingerprint({"instance": variables, "fleet": fleet}), digest),
+            stamp=stamp(instance_fingerprint(variables, fleet), digest),
             running=instance.desired_state == "present",
             images={c["container"]: c["image"] for c in containers},
         ))  # fmt: skip

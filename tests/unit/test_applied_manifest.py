@@ -108,3 +108,19 @@ def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hoste
     changes = describe_changes(before, after)
     assert changes["instances"]["removed"] == ["amap/x", "gone/z"]
     assert changes["associations"] == {"added": [], "removed": ["gone"]}  # amap is still hosted on b
+
+
+def test_the_stamp_the_audit_expects_is_the_one_the_role_records_and_compares():
+    """The stamp is written twice, in the role's Jinja (install.yml records it, main.yml compares it)
+    and in Python (actions/audit_servers.stamp): both must stay sha256(fingerprint ~ roles digest)."""
+    from pathlib import Path
+
+    from ansible.plugins.filter.core import get_hash
+
+    from orchestrator.actions.audit_servers import stamp
+
+    tasks = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "ruche_instance" / "tasks"
+    assert "ruche_instance.fingerprint | default('') ~ ruche_roles_digest) | hash('sha256')" in (tasks / "install.yml").read_text()
+    assert "(candidate.fingerprint ~ ruche_roles_digest) | hash('sha256')" in (tasks / "main.yml").read_text()
+    fingerprint, digest = "9bd57ea2310f7bb3854c6fb747ddded9009330a46df8d52551f01871ba64393e", "0f" * 32
+    assert stamp(fingerprint, digest) == get_hash(fingerprint + digest, "sha256")

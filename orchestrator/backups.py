@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from orchestrator.config import BackupSettings
 from orchestrator.errors import OperationFailed
 from orchestrator.inventory import Unsafe
-from orchestrator.remote import SshTarget, run_tool
+
+if TYPE_CHECKING:  # Fabric and paramiko load only when a backup tool runs (not for an inventory export)
+    from orchestrator.remote import SshTarget
 
 SFTP = re.compile(r"^sftp:(?P<user>[^@]+)@(?P<host>[^:]+):(?P<path>/.*)$")
 BACKUP_CONFIG_DIR = "/etc/ruche/backup"
@@ -74,6 +77,8 @@ def backup_tool(target: SshTarget, command: str, identifier: str, *options: str,
     The tool answers JSON even when it fails (``{"status": "failed", "error": ...}``). Raises
     OperationFailed when the server cannot be reached or the answer is not JSON.
     """
+    from orchestrator.remote import run_tool
+
     code, output = run_tool(target, [BACKUP_TOOL, command, identifier, *options], timeout=timeout)
     try:
         return json.loads(output.strip().splitlines()[-1])

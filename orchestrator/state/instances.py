@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord, MailRelay
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.idranges import id_range
+from orchestrator.idranges import POOL_START, RANGE_SIZE, id_range
 from orchestrator.placement import Capacity
 from orchestrator.quotas import Allocation
 from orchestrator.state.models import Association, Instance, Server
@@ -113,21 +115,29 @@ _VIEW_COLUMNS = (
 def instance_views(session: Session, *, association: str | None = None, states: tuple[str, ...] | None = None) -> list[dict]:
     """What ``instance_as_dict`` gives for every instance (or one association's, or in ``states``), sorted by
     address: one query of plain rows, no ORM object (listings of 30,000 instances; see benchmarks/)."""
-    query = select(*_VIEW_COLUMNS).join(Association, Instance.association).join(Server, Instance.server)
+    # the JSON columns come as their text and are parsed in one call (a call per value cost a third)
+    columns = [cast(c, String) if c in (Instance.parameters, Instance.secrets) else c for c in _VIEW_COLUMNS]
+    query = select(*columns).join(Association, Instance.association).join(Server, Instance.server)
     if association is not None:
         query = query.where(Association.slug == association)
     if states is not None:
         query = query.where(Instance.state.in_(states))
+    rows = session.execute(query.order_by(Association.slug, Instance.name)).all()
+    parsed = json.loads("[" + ",".join(f"{row[9] or '{}'},{row[17] or '{}'}" for row in rows) + "]") if rows else []
     views = []
-    for (slug, name, service, version, size, cpu, memory_mb, disk_gb, server, parameters, domain, desired_state, state,
-         health, health_detail, checked_at, run_id, secrets, slot) in session.execute(query.order_by(Association.slug, Instance.name)):  # fmt: skip
+    for n, (slug, name, service, version, size, cpu, memory_mb, disk_gb, server, _parameters, domain, desired_state,
+            state, health, health_detail, checked_at, run_id, _secrets, slot) in enumerate(rows):  # fmt: skip
+        parameters, secrets = parsed[2 * n] or {}, parsed[2 * n + 1] or {}
+        start = POOL_START + slot * RANGE_SIZE if slot is not None else None
         views.append({
             "address": f"{slug}/{name}", "association": slug, "name": name, "service": service, "version": version,
             "size": size, "cpu": cpu, "memory_mb": memory_mb, "disk_gb": disk_gb, "server": server,
             "parameters": dict(sorted(parameters.items())), "domain": domain, "url": f"https://{domain}/",
             "desired_state": desired_state, "state": state, "health": health, "health_detail": health_detail,
             "health_checked_at": checked_at.isoformat() if checked_at else None, "last_run_id": run_id,
-            "secrets": sorted(secrets), "id_range": id_range(slot).as_dict() if slot is not None else None,
+            "secrets": sorted(secrets),
+            # as id_range(slot).as_dict() (a test holds them equal), without an object per row
+            "id_range": {"slot": slot, "start": start, "size": RANGE_SIZE, "end": start + RANGE_SIZE - 1} if start is not None else None,
         })  # fmt: skip
     return views
 

@@ -204,3 +204,23 @@ def test_an_export_renders_again_only_what_changed_and_never_trusts_an_edited_fi
     assert export_again() == ["amap--agenda", "amap--radicale", "chorale--radicale"]
     assert "radicale.amap.other.example.org" not in (directory / "big.yml").read_text()  # domains are recorded at creation
     assert export_again() == []
+
+
+def test_listings_read_as_plain_rows_give_what_each_instance_shows(pool, ruche, workspace):
+    """instance_views (instance list, status --no-check: plain rows, JSON parsed at once) gives exactly
+    instance_as_dict of each instance."""
+    from orchestrator.state.database import StateStore
+    from orchestrator.state.instances import instance_as_dict, instance_views, list_instances
+    from orchestrator.workspace import open_workspace
+
+    assert ruche(*pool, "instance", "create", "amap", "radicale", "--param", "admin_user=zoé").exit_code == 0
+    assert ruche(*pool, "instance", "create", "chorale", "radicale", "--name", "agenda").exit_code == 0
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            expected = [instance_as_dict(i) for i in list_instances(session)]
+            assert instance_views(session) == expected and len(expected) == 2
+            assert instance_views(session, association="chorale") == expected[1:]
+            assert expected[0]["parameters"] == {"admin_user": "zoé"} and expected[0]["id_range"]["size"] == 65536
+    finally:
+        store.close()

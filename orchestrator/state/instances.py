@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from orchestrator.deployment import DEFAULT_RETENTION, InstanceRecord, MailRelay
@@ -56,20 +56,25 @@ def get_instance(session: Session, address: str) -> Instance:
 
 
 def capacities(session: Session, association_id: int) -> list[Capacity]:
-    """Give every server with what its active instances already hold, for placement."""
-    held_by_server: dict[int, list[Instance]] = {}
-    for instance in session.scalars(select(Instance).where(Instance.state.in_(ACTIVE_STATES))):
-        held_by_server.setdefault(instance.server_id, []).append(instance)
+    """Give every server with what its active instances already hold, for placement (summed by the
+    database: at 30,000 instances loading them took most of an `instance create`)."""
+    held = {
+        server_id: (cpu, memory_mb, disk_gb, own)
+        for server_id, cpu, memory_mb, disk_gb, own in session.execute(
+            select(Instance.server_id, func.sum(Instance.cpu), func.sum(Instance.memory_mb), func.sum(Instance.disk_gb),
+                   func.sum(case((Instance.association_id == association_id, 1), else_=0)))
+            .where(Instance.state.in_(ACTIVE_STATES)).group_by(Instance.server_id)
+        )
+    }  # fmt: skip
     result = []
     for server in list_servers(session):
-        held = held_by_server.get(server.id, [])
+        cpu, memory_mb, disk_gb, own = held.get(server.id, (0.0, 0, 0, 0))
         result.append(
             Capacity(
                 name=server.name, role=server.role, draining=server.draining, labels=dict(server.labels),
                 cpu=server.cpu, memory_mb=server.memory_mb, disk_gb=server.disk_gb,
-                allocated_cpu=sum(i.cpu for i in held), allocated_memory_mb=sum(i.memory_mb for i in held),
-                allocated_disk_gb=sum(i.disk_gb for i in held),
-                association_instances=sum(1 for i in held if i.association_id == association_id),
+                allocated_cpu=float(cpu or 0), allocated_memory_mb=int(memory_mb or 0), allocated_disk_gb=int(disk_gb or 0),
+                association_instances=int(own or 0),
             )
         )  # fmt: skip
     return result

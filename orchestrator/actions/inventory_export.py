@@ -83,7 +83,8 @@ def _render(workspace: Workspace, session: Session, target: Path | None, cache: 
         if cache[name].get("key") == key:
             reused[name] = text
             continue
-        kept.update({r.id: r for r in _recorded_instances(text, cache[name]) if current.get(r.id) == cache[name]["keys"][r.id]})
+        recorded = cache[name].get("keys") or {}
+        kept.update({r.id: r for r in _recorded_instances(text, cache[name]) if r.id in current and current[r.id] == recorded.get(r.id)})
     rows = list_servers(session)
     servers = [
         ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)

@@ -53,6 +53,21 @@ def deploy(ruche, w, association: str, service: str, name: str, server: str, ver
     return outcome
 
 
+def deploy_together(ruche, w, association: str, service: str, placed: list[tuple[str, str]], version: str) -> dict[str, dict]:
+    """Create the instances ``placed`` (name, server) and converge them in one apply (one run for the
+    servers, the lab's other instances skipped as unchanged); give their outcomes by name."""
+    for name, server in placed:
+        created = ruche(*w, "instance", "create", association, service, "--name", name, "--server", server, "--version", version)
+        assert created.exit_code == 0, created.stdout + created.stderr
+    applied = ruche(*w, "apply", "--json")
+    assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    outcomes = {o["address"]: o for o in json.loads(applied.stdout)["instances"]}
+    found = {name: outcomes[f"{association}/{name}"] for name, _server in placed}
+    for outcome in found.values():
+        assert outcome["health"] == "healthy" and outcome["version"] == version, outcome
+    return found
+
+
 def calendar(ruche, w, lab, outcome: dict) -> dict:
     password = json.loads(ruche(*w, "instance", "secrets", outcome["address"], "admin_password", "--json").stdout)["admin_password"]
     return {"lab": lab, "server": outcome["server"], "domain": outcome["domain"], "user": "admin", "password": password}
@@ -201,10 +216,11 @@ def _interval(result: dict) -> tuple[datetime, datetime]:
 
 def test_a_fleet_upgrade_runs_the_canary_alone_one_per_server_and_stops_at_the_first_failure(lab, w, ruche):
     # flotte/f1 (lab-1, the canary), f2 (lab-2), f3 (lab-1), f4 (lab-2); the maj instances are current already
-    calendars = {}
-    for name, server in (("f1", "lab-1"), ("f2", "lab-2"), ("f3", "lab-1"), ("f4", "lab-2")):
-        calendars[name] = calendar(ruche, w, lab, deploy(ruche, w, "flotte", "radicale", name, server, OLD_RADICALE))
-        put_event(calendars[name])
+    placed = [("f1", "lab-1"), ("f2", "lab-2"), ("f3", "lab-1"), ("f4", "lab-2")]
+    calendars = {name: calendar(ruche, w, lab, outcome)
+                 for name, outcome in deploy_together(ruche, w, "flotte", "radicale", placed, OLD_RADICALE).items()}  # fmt: skip
+    for cal in calendars.values():
+        put_event(cal)
     on(lab, "lab-2", "systemctl", "stop", "ruche-flotte--f2-app.service")  # f2 fails: it does not answer
     first = ruche(*w, "upgrade", "radicale", "--canary", "1", "--parallel", "2", "--yes", "--json", "--quiet")
     assert first.exit_code == 1, first.stdout[-4000:] + first.stderr[-2000:]

@@ -5,10 +5,11 @@ PyYAML's representer builds a node for every value before libyaml writes it: at 
 is most of an inventory export that renders everything (40 of 60 seconds). This writer walks the
 values once and writes them the way PyYAML does with ruche's settings (sorted keys, block style,
 indentation 2, indentless sequences in mappings, no anchors, ``!unsafe`` single-quoted, ``!vault |``).
-It only writes what it is sure of: a string it cannot place with certainty (several lines, very
-long, a key not in identifier form) or a type it does not know raises ``Unsure``, and the caller
-writes that part with PyYAML instead. A scalar PyYAML styles in a way this module does not predict
-is asked of PyYAML once (and remembered). tests/unit/test_block_yaml.py holds it to PyYAML's output.
+It only writes what it is sure of: a one-line scalar whose style it does not predict is asked of
+PyYAML once (and remembered); an entry holding a value it cannot place (several lines, very long, a
+key not in identifier form, a type it does not know) is written by PyYAML at the same column; what
+even that cannot give raises ``Unsure``, and the caller writes the whole with PyYAML.
+tests/unit/test_yaml_text.py holds it to PyYAML's output byte for byte.
 """
 
 from __future__ import annotations

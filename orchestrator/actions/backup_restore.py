@@ -37,21 +37,28 @@ def _instance_exists(workspace_path: Path | None, address: str) -> bool:
             return False
 
 
-def _restore_into(workspace_path: Path | None, source: str, target: str, snapshot: str, progress: Progress) -> dict:
-    """Run the restore on the target's server, record it, check the target's health; give the tool's answer."""
+def _restore_into(
+    workspace_path: Path | None, source: str, target: str, snapshot: str, progress: Progress, *, inspect: bool = False,
+) -> dict:  # fmt: skip
+    """Run the restore on the target's server, check the target's health, record it; give the tool's answer.
+
+    The tool leaves the snapshot's quiet state (the entry's "after" commands, then its after-restore ones);
+    a restore after which the instance does not answer its health check within RESTART_TIMEOUT is failed.
+    ``inspect``: the answer's ``inspected`` is what was restored, read before the service started."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         source_id = get_instance(session, source).identifier
         instance = get_instance(session, target)
         server, identifier = SshTarget.of(instance.server), instance.identifier
     progress(f"{target}: restoring snapshot {snapshot} of {source} on {server.name}")
+    arguments = ["--inspect"] if inspect else []
     try:
-        answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id)
+        answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id, *arguments)
     except OperationFailed as error:
         answer = {"status": "failed", "error": str(error), "started_at": utc_now().isoformat(timespec="seconds")}
     answer["source"] = source
+    answer["data_restored"] = answer.get("status") == "success"  # the snapshot's files and database are back
     with opened(workspace_path) as (workspace, store), store.session() as session:
         instance = get_instance(session, target)
-        record_tool_result(session, instance, server.name, answer, kind="restore")
         if answer.get("status") == "success":
             progress(f"{target}: waiting for it to answer")
             catalog = load_catalog(workspace.catalog_dir)
@@ -61,6 +68,12 @@ def _restore_into(workspace_path: Path | None, source: str, target: str, snapsho
                 if instance.health == "healthy" or time.monotonic() > deadline:
                     break
                 time.sleep(2)
+            if instance.health != "healthy":
+                answer["status"] = "failed"
+                answer["error"] = (f"restored, but it does not answer its health check after {RESTART_TIMEOUT} s: "
+                                   f"{instance.health_detail}")  # fmt: skip
+        record_tool_result(session, instance, server.name, {k: v for k, v in answer.items() if k != "inspected"},
+                           kind="restore")  # fmt: skip
         answer["health"] = instance.health
         answer["health_detail"] = instance.health_detail
     return answer
@@ -228,17 +241,13 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
             if not run["succeeded"]:
                 problems.append(f"the scratch instance could not be deployed (run {run['run_id']})")
             else:
-                answer = _restore_into(workspace_path, address, scratch, manifest["snapshot_id"], progress)
+                answer = _restore_into(workspace_path, address, scratch, manifest["snapshot_id"], progress, inspect=True)
                 if answer.get("status") != "success":
                     problems.append(f"restore failed: {answer.get('error')}")
-                else:
-                    if answer["health"] != "healthy":
-                        problems.append(f"the restored instance is {answer['health']}: {answer['health_detail']}")
-                    with opened(workspace_path) as (_workspace, store), store.session() as session:
-                        scratch_instance = get_instance(session, scratch)
-                        scratch_server, scratch_id = SshTarget.of(scratch_instance.server), scratch_instance.identifier
-                    current = backup_tool(scratch_server, "inspect", scratch_id, timeout=3600)
-                    problems += compare_with_manifest(manifest, current, volatile)
+                if answer.get("inspected"):
+                    # what the snapshot gave back, read before the service started: the service then leaves the
+                    # snapshot's quiet state (maintenance or read-only mode), which changes its files
+                    problems += compare_with_manifest(manifest, answer["inspected"], volatile)
                     result["tables"] = (manifest.get("database") or {}).get("tables")
                     result["files"] = sum(len(files) for files in (manifest.get("volumes") or {}).values())
     except OperationFailed as error:

@@ -32,8 +32,10 @@ $wgEnableUploads = true;
 $wgUploadDirectory = '/var/lib/mediawiki-data/images';
 $wgJobRunRate = 0;
 $wgCacheDirectory = '/var/lib/mediawiki/cache';
-# `ruche backup` writes this file (read-only mode) around the dump and the file snapshot only.
-$wgReadOnlyFile = '/tmp/ruche-read-only';
+# `ruche backup` writes this file (read-only mode) around the dump and the file snapshot only. It lives
+# in the volume, which the job-runner sidecar shares (its /tmp is its own), so the sidecar stops
+# writing too; a snapshot therefore holds it, and a restore removes it (the entry's "after" command).
+$wgReadOnlyFile = '/var/lib/mediawiki-data/state/read-only';
 
 # Mail through the collective's relay.
 $wgEnableEmail = true;

@@ -63,6 +63,26 @@ def _app_command_when_up(target: SshTarget, container: str, user: str | None, co
         time.sleep(5)
 
 
+# each image: present on the server, else pulled (through its registries.conf mirror); the first that cannot be
+# pulled ends the script with podman's own error
+PULL_SCRIPT = ('for image do podman image exists "$image" && { echo "present: $image"; continue; }; '
+               'podman pull --quiet "$image" 2>&1 >/dev/null || { echo "cannot pull $image"; exit 1; }; '
+               'echo "pulled: $image"; done')  # fmt: skip
+
+
+def _pull_images(service: Service, target: SshTarget, steps: list[dict]) -> str:
+    """Have every image the upgrade's steps deploy on the server before anything stops (application and its
+    sidecars, database); raises StepFailed with the registry's answer when one cannot be pulled."""
+    images: list[str] = []
+    for step in steps:
+        release = service.release(step["to"])
+        images += [release.image] + ([release.database_image] if release.database_image else [])
+    code, output = run_tool(target, ["sh", "-c", PULL_SCRIPT, "sh", *dict.fromkeys(images)], timeout=3600)
+    if code != 0:
+        raise StepFailed("images", f"an image of the new version cannot be had on {target.name}", output.strip())
+    return output.strip()
+
+
 def _data_check(service: Service, target: SshTarget, container: str) -> str | None:
     if service.upgrade.data_check is None:
         return None
@@ -157,6 +177,15 @@ def upgrade_instance(
     except (StepFailed, OperationFailed) as error:
         return _finish(workspace_path, upgrade_id, "refused", f"data check before the upgrade failed: {error}",
                        getattr(error, "output", ""), actor)  # fmt: skip
+    try:  # prepared while the running version still serves: a registry that refuses changes nothing
+        started = time.monotonic()
+        progress(f"{address}: pulling the images of {plan['to']} on {target.name} before anything stops")
+        note("images", "ok", _pull_images(service, target, plan["steps"]), started)
+    except (StepFailed, OperationFailed) as error:
+        output = getattr(error, "output", "")
+        note("images", "failed", output or str(error), started)
+        return _finish(workspace_path, upgrade_id, "refused", f"{error}; nothing was stopped or changed"
+                       + (f": {output.splitlines()[-1]}" if output else ""), output, actor)  # fmt: skip
 
     progress(f"{address}: safety backup before upgrading {plan['from']} -> {plan['to']}")
     started = time.monotonic()
@@ -291,7 +320,7 @@ def _roll_back(
         notes.append(f"apply of {version} after the restore: run {again['run_id']} {again['status']}")
     health, detail = _wait_healthy(workspace_path, address, timeout)
     notes.append(f"health: {health} ({detail})")
-    return {"health": health, "restored": restored.get("status") == "success", "detail": "\n".join(notes)}
+    return {"health": health, "restored": bool(restored.get("data_restored")), "detail": "\n".join(notes)}
 
 
 def _finish(workspace_path: Path | None, upgrade_id: int, status: str, error: str, output: str, actor: str | None,

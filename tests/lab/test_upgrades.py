@@ -1,7 +1,8 @@
 """Upgrades on the lab, with real version pairs built from Debian's packages (bookworm's and trixie's):
 Radicale 3.1.8 -> 3.5.3 with an event written through CalDAV before and read back after; MediaWiki
 1.39.17 -> 1.43.9 with its schema update and its PostgreSQL moved from 15 to 17 (pg_dump and psql),
-a page written through its API before and read back after; `backup verify` after both. A version
+a page written through its API before and read back after (and, first, the same upgrade refused at once
+when the new image cannot be pulled, nothing stopped); `backup verify` after both. A version
 whose health check never passes ends rolled back (old version, data intact, answering, the failure
 recorded). A fleet upgrade on two servers: the canary alone first, never two upgrades on one
 server at once, and the stop at the first failure (those upgraded stay upgraded).
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -142,6 +145,26 @@ def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab
     edited = browser.api("POST", action="edit", title=PAGE, text=PAGE_TEXT, summary="avant la mise à jour", token=browser.token("csrf"))
     assert edited["edit"]["result"] == "Success", edited
 
+    # 1.43.9's image cannot be pulled (a tag the registry does not have: a mistyped tag or a registry outage
+    # does the same): the upgrade is refused before anything stops, at once, and the wiki still serves 1.39
+    with catalog_with_image(lab, "mediawiki-debian", "1.43.9", f"lab.ruche.invalid/mediawiki:absent-{uuid.uuid4().hex[:8]}"):
+        started = time.monotonic()
+        refused = upgrade(ruche, w, "maj/wiki")
+        elapsed = time.monotonic() - started
+    print(f"upgrade with an image that cannot be pulled: refused in {elapsed:.1f} s")
+    assert refused.exit_code == 1, refused.stdout[-4000:] + refused.stderr[-3000:]
+    result = json.loads(refused.stdout)
+    assert result["status"] == "refused" and "nothing was stopped or changed" in result["detail"]["error"], result
+    assert "cannot pull lab.ruche.invalid/mediawiki:absent-" in result["detail"]["output"], result
+    assert elapsed < 120
+    steps = [s["step"] for s in result["detail"]["steps"]]
+    assert steps == ["data check", "images"], steps  # no safety backup, no database move, no deploy
+    assert on(lab, "lab-2", "systemctl", "is-active", "ruche-maj--wiki-app.service", "ruche-maj--wiki-db.service").split() == ["active", "active"]
+    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "15"
+    still = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "still")
+    assert still.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.39.17"
+    assert still.call("GET", f"/index.php?title={PAGE}&action=raw") == (200, PAGE_TEXT)
+
     done = upgrade(ruche, w, "maj/wiki")
     assert done.exit_code == 0, done.stdout[-6000:] + done.stderr[-4000:]
     result = json.loads(done.stdout)
@@ -158,6 +181,25 @@ def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab
     assert Wiki(lab, "lab-2", outcome["domain"], tmp_path / "again").sign_in("Admin", password)["status"] == "PASS"
     verified = ruche(*w, "backup", "verify", "maj/wiki", "--json")
     assert verified.exit_code == 0, verified.stdout[-3000:]
+
+
+@contextmanager
+def catalog_with_image(lab, service: str, version: str, image: str):
+    """The lab workspace's catalogue with ``version`` of ``service`` on ``image``, undone afterwards."""
+    workspace = open_workspace(lab)
+    saved = workspace.config
+    catalog = workspace.root / f"catalog-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(BUNDLED_CATALOG_DIR, catalog)
+    entry = yaml.safe_load((catalog / f"{service}.yaml").read_text())
+    (release,) = [v for v in entry["versions"] if v["version"] == version]
+    release["image"] = image
+    (catalog / f"{service}.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True))
+    workspace.save_config(saved.model_copy(update={"catalog_dir": catalog.name}))
+    try:
+        yield
+    finally:
+        workspace.save_config(saved)
+        shutil.rmtree(catalog)
 
 
 @pytest.fixture

@@ -201,6 +201,20 @@ class ServiceVersion(Strict):
     ] = None
 
 
+# a version whose upstream support ends within this many days is announced (`ruche audit`, `catalog outdated`)
+SUPPORT_WARNING_DAYS = 90
+
+
+def support_status(release: ServiceVersion, today: date) -> tuple[str, int] | None:
+    """``("ended", days since)`` or ``("ending", days left)`` (within SUPPORT_WARNING_DAYS); None otherwise."""
+    if release.end_of_support is None:
+        return None
+    left = (release.end_of_support - today).days
+    if left < 0:
+        return "ended", -left
+    return ("ending", left) if left <= SUPPORT_WARNING_DAYS else None
+
+
 class UpgradeSpec(Strict):
     """How an instance moves from one version to the next (``ruche instance upgrade``)."""
 

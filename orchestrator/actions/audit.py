@@ -12,6 +12,8 @@ the inventories on disk, the run artifacts and the audit trail (never changing a
 - ``quota.within-offer``: no association over its offer without a recorded override;
 - ``versions.supported``: no instance runs a version its catalogue entry no longer lists or whose
   end of support has passed;
+- ``versions.support-ending`` (a warning: it does not fail the audit): an instance's version leaves
+  upstream support within SUPPORT_WARNING_DAYS (90) days;
 - ``audit-trail.intact``: the events' hash chain holds.
 
 And, over SSH, read-only, what runs on each server against its inventory (``server.*`` rules, see
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from orchestrator.actions.audit_servers import server_findings
 from orchestrator.actions.common import opened
 from orchestrator.actions.inventory_export import inventory_files
-from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.catalog import Catalog, load_catalog, support_status
 from orchestrator.errors import RucheError
 from orchestrator.findings import Finding
 from orchestrator.inventory_history import files_at
@@ -50,7 +52,10 @@ SHORTEST_SECRET = 8
 
 
 def audit(workspace_path: Path | None, *, servers: bool = True, server: str | None = None) -> dict:
-    """Run every rule; give ``{"findings": [...], "checked": {...}, "notes": [...], "ok": bool}``.
+    """Run every rule; give ``{"findings": [...], "warnings": [...], "checked": {...}, "notes": [...], "ok": bool}``.
+
+    Warnings have the findings' shape and announce one (a version near its end of support): they do not
+    make ``ok`` false.
 
     ``servers``: also compare every application server (``server`` only, if given) with its inventory
     over SSH (see orchestrator.actions.audit_servers); without, only the state-level rules run.
@@ -68,6 +73,7 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
         findings += backups_kept(workspace, session, instances)
         findings += quotas_kept(workspace, session)
         findings += versions_supported(catalog, instances)
+        warnings = support_ending(catalog, instances)
         checked = verify_chain(session)
         if checked.problem is not None:
             findings.append(Finding("audit-trail.intact", f"event {checked.first_bad_seq}", checked.problem,
@@ -80,7 +86,8 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
             summary["servers"] = inspected
         else:
             notes.append("servers not inspected (--no-servers)")
-    return {"ok": not findings, "findings": [asdict(f) for f in findings], "checked": summary, "notes": notes}
+    return {"ok": not findings, "findings": [asdict(f) for f in findings], "warnings": [asdict(w) for w in warnings],
+            "checked": summary, "notes": notes}  # fmt: skip
 
 
 def inventories_match_state(workspace: Workspace, session: Session) -> list[Finding]:
@@ -211,9 +218,9 @@ def quotas_kept(workspace: Workspace, session: Session) -> list[Finding]:
     return findings
 
 
-def versions_supported(catalog: Catalog, instances: list[Instance]) -> list[Finding]:
+def versions_supported(catalog: Catalog, instances: list[Instance], today: date | None = None) -> list[Finding]:
     findings = []
-    today = date.today()
+    today = today or date.today()
     for instance in instances:
         service = catalog.services.get(instance.service_id)
         if service is None:
@@ -233,6 +240,23 @@ def versions_supported(catalog: Catalog, instances: list[Instance]) -> list[Find
     return findings
 
 
+def support_ending(catalog: Catalog, instances: list[Instance], today: date | None = None) -> list[Finding]:
+    """Instances whose version leaves upstream support within SUPPORT_WARNING_DAYS days (not yet past it)."""
+    today = today or date.today()
+    warnings = []
+    for instance in instances:
+        service = catalog.services.get(instance.service_id)
+        release = next((v for v in service.versions if v.version == instance.service_version), None) if service else None
+        status = support_status(release, today) if release is not None else None
+        if status is not None and status[0] == "ending":
+            warnings.append(Finding("versions.support-ending", instance.address,
+                                    f"{instance.service_id} {instance.service_version}: upstream support ends on "
+                                    f"{release.end_of_support} (in {status[1]} days)",
+                                    f"`ruche instance upgrade {instance.address}` (the catalogue's newest: "
+                                    f"{service.versions[-1].version}; `ruche plan` shows the path)"))  # fmt: skip
+    return warnings
+
+
 def render_findings(result: dict, *, format: str) -> str:
     """The audit as a page readable without ruche: Markdown, or one static HTML page."""
     from html import escape
@@ -242,10 +266,14 @@ def render_findings(result: dict, *, format: str) -> str:
         lines = ["# ruche audit", "", f"{len(rows)} finding(s); checked: "
                  + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["checked"].items()), ""]  # fmt: skip
         lines += [f"- **{f['rule']}** `{f['object']}`: {f['evidence']}. Fix: {f['fix']}" for f in rows]
+        lines += [f"- warning **{w['rule']}** `{w['object']}`: {w['evidence']}. Fix: {w['fix']}"
+                  for w in result.get("warnings", [])]  # fmt: skip
         lines += [f"- note: {n}" for n in result["notes"]]
         return "\n".join(lines) + "\n"
     items = "".join(f"<tr><td>{escape(f['rule'])}</td><td>{escape(f['object'])}</td><td>{escape(f['evidence'])}</td>"
                     f"<td>{escape(f['fix'])}</td></tr>" for f in rows)  # fmt: skip
+    items += "".join(f"<tr><td>warning: {escape(w['rule'])}</td><td>{escape(w['object'])}</td><td>{escape(w['evidence'])}"
+                     f"</td><td>{escape(w['fix'])}</td></tr>" for w in result.get("warnings", []))  # fmt: skip
     notes = "".join(f"<li>{escape(n)}</li>" for n in result["notes"])
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruche audit</title></head><body><main>"
             f"<h1>ruche audit</h1><p>{len(rows)} finding(s)</p><table><thead><tr><th>Rule</th><th>Object</th>"

@@ -27,8 +27,9 @@ def audit(context: Context, server: str | None, no_servers: bool, as_json: bool,
     Inventories on disk equal what the state generates; no secret in clear in inventories, runs or
     events; no two instances share an ID range, port or domain; every running instance has a good
     backup inside its offer's window and a recent passed `backup verify`; no association over its
-    offer without a recorded override; no instance on a version its entry no longer supports; the
-    audit trail's chain holds.
+    offer without a recorded override; no instance on a version its entry no longer supports (a
+    warning, which does not fail the audit, 90 days before its end of support); the audit trail's
+    chain holds.
 
     Then each application server over SSH (read-only, one command): every instance runs what the
     inventory describes, no file ruche wrote (units, env files by digest only, Caddy site, backup
@@ -48,9 +49,13 @@ def audit(context: Context, server: str | None, no_servers: bool, as_json: bool,
         for finding in result["findings"]:
             click.echo(f"{finding['rule']}: {finding['object']}: {finding['evidence']}")
             click.echo(f"  fix: {finding['fix']}")
+        for warning in result["warnings"]:
+            click.echo(f"warning: {warning['rule']}: {warning['object']}: {warning['evidence']}")
+            click.echo(f"  fix: {warning['fix']}")
         for note in result["notes"]:
             click.echo(f"note: {note}")
         checked = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result["checked"].items())
-        click.echo(f"{len(result['findings'])} finding(s) ({checked} checked)" + (f"; report: {output}" if output else ""))
+        click.echo(f"{len(result['findings'])} finding(s), {len(result['warnings'])} warning(s) ({checked} checked)"
+                   + (f"; report: {output}" if output else ""))  # fmt: skip
     if not result["ok"]:
         sys.exit(1)

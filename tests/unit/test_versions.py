@@ -90,4 +90,30 @@ def test_bundled_lab_entries_have_the_version_pairs_upgrades_are_tested_with():
     assert (wiki.release("1.39.17").database_major, step.database_major) == ("15", "17")
     assert [v.version for v in catalog.get("radicale").upgrade_path("3.1.8")] == ["3.5.3"]
     nextcloud = catalog.get("nextcloud")
-    assert [v.version for v in nextcloud.upgrade_path("33.0.7")] == ["34.0.2"]
+    assert [v.version for v in nextcloud.upgrade_path("33.0.7")] == [nextcloud.version]
+
+
+def test_audit_warns_ninety_days_before_a_versions_end_of_support_and_flags_it_after(tmp_path):
+    from datetime import date
+    from types import SimpleNamespace
+
+    from orchestrator.actions.audit import support_ending, versions_supported
+    from orchestrator.catalog import SUPPORT_WARNING_DAYS, Catalog
+
+    service = entry(tmp_path, [
+        {"version": "3.1.8", "image": image("a"), "end_of_support": "2027-03-01"},
+        {"version": "3.5.3", "image": image("b"), "upgrade_from": ["3.*"]},
+    ])  # fmt: skip
+    catalog = Catalog(services={"radicale": service})
+    old = SimpleNamespace(service_id="radicale", service_version="3.1.8", address="amap/agendas")
+    new = SimpleNamespace(service_id="radicale", service_version="3.5.3", address="amap/notes")
+    assert SUPPORT_WARNING_DAYS == 90
+    assert support_ending(catalog, [old, new], today=date(2026, 11, 30)) == []  # 91 days ahead
+    (warning,) = support_ending(catalog, [old, new], today=date(2026, 12, 1))
+    assert (warning.rule, warning.object) == ("versions.support-ending", "amap/agendas")
+    assert "2027-03-01 (in 90 days)" in warning.evidence and "ruche instance upgrade amap/agendas" in warning.fix
+    assert "3.5.3" in warning.fix
+    assert versions_supported(catalog, [old], today=date(2027, 3, 1)) == []
+    assert support_ending(catalog, [old], today=date(2027, 3, 2)) == []  # past: a finding, no longer a warning
+    (finding,) = versions_supported(catalog, [old, new], today=date(2027, 3, 2))
+    assert (finding.rule, finding.object) == ("versions.supported", "amap/agendas")

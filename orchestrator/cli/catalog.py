@@ -47,3 +47,37 @@ def validate(context: Context, path: Path | None) -> None:
     """Check a catalogue entry or directory; every error is reported with its file and path."""
     ids = actions.validate(path, context.workspace)
     click.echo(f"valid: {', '.join(ids)}")
+
+
+def _support(row: dict) -> str:
+    if row["support"] == "ended":
+        return f"ENDED {row['end_of_support']}"
+    if row["support"] == "ending":
+        return f"ends {row['end_of_support']} (in {row['support_days']} days)"
+    return row["end_of_support"] or "?"
+
+
+@catalog.command()
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def outdated(context: Context, services: tuple[str, ...], as_json: bool) -> None:
+    """Newer versions of each entry's images, and versions past or near their end of support.
+
+    Each listed version's image repository is read in its registry (through the workspace's mirror when
+    it serves that registry, as the servers pull): the newer versions of the same major, then the newer
+    majors beside the entry's newest version. Run it monthly, then update the entries (pin the new
+    version, with its upgrade rule) and `ruche upgrade SERVICE`. Exit 1 when a registry could not be read."""
+    result = actions.outdated(context.workspace, services)
+    if as_json:
+        emit_json(result)
+    else:
+        rows = [(r["service"], r["version"] + (" *" if r["default"] else ""), ", ".join(r["newer_same_major"][:5]) or "-",
+                 ", ".join(r["newer_majors"][:5]) or "-", _support(r)) for r in result["versions"]]  # fmt: skip
+        click.echo(table(rows, ["SERVICE", "VERSION", "NEWER (SAME MAJOR)", "NEWER MAJORS", "SUPPORT"]))
+        click.echo("* the version new instances get")
+        for row in result["versions"]:
+            if row["error"]:
+                click.echo(f"{row['service']} {row['version']}: not read: {row['error']}", err=True)
+    if result["errors"]:
+        raise SystemExit(1)

@@ -24,8 +24,15 @@ SECRET_BYTES = 24
 
 
 def generate_secret() -> str:
-    """Give a new random secret (32 URL-safe characters)."""
-    return secrets.token_urlsafe(SECRET_BYTES)
+    """Give a new random secret (32 URL-safe characters), never starting with "-".
+
+    A value starting with "-" is read as an option by command-line tools that take it as an argument (the
+    Nextcloud image's `occ maintenance:install --admin-pass "$NEXTCLOUD_ADMIN_PASSWORD"`, nextcloud/docker
+    PR #2586): about one secret in 64 would fail a first start. Drawing again keeps the others uniform."""
+    while True:
+        value = secrets.token_urlsafe(SECRET_BYTES)
+        if not value.startswith("-"):
+            return value
 
 
 @dataclass(frozen=True)

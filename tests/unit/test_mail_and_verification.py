@@ -65,3 +65,11 @@ def test_setup_commands_take_parameters_literally_as_arguments():
 
     with pytest.raises(ValidationError):
         Service(**data)
+
+
+def test_a_secret_never_starts_with_a_dash_which_tools_would_take_for_an_option(monkeypatch):
+    import orchestrator.secrets as module
+
+    drawn = iter(["-looks-like-an-option", "--again", "a-fine-secret"])
+    monkeypatch.setattr(module.secrets, "token_urlsafe", lambda _size: next(drawn))
+    assert module.generate_secret() == "a-fine-secret"

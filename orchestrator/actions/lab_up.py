@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
@@ -104,7 +107,8 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         progress("building service images in the background (cached after the first time)")
         pushed: Future = image_builder.submit(_push_images, lab_network.registry_address, cache_dir)
         progress("preparing the server base root file system (cached after the first time)")
-        base = rootfs.server_base(cache_dir)
+        with cache_lock(cache_dir, "server-base"):
+            base = rootfs.server_base(cache_dir)
         _boot_servers(layout, record, lab_network, base, app_servers, render_mirror_drop_in(mirror), progress)
         progress("waiting for the images")
         for reference in pushed.result():
@@ -156,9 +160,22 @@ def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
     def build_suite(suite_images: list) -> list[str]:
         return [images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir) for image in suite_images]
 
-    with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders:
+    with cache_lock(cache_dir, "images"), ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders:
         built = list(builders.map(build_suite, suites.values()))
     return [reference for references in built for reference in references]
+
+
+@contextmanager
+def cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``name`` in the lab cache: two labs brought up at once (the test tiers run in
+    parallel, each with its own lab) build a missing image or base once, the second then finds it."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ensure_ssh_key(layout: LabLayout) -> str:

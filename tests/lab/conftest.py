@@ -18,7 +18,15 @@ from orchestrator.lab.record import LabRecord
 from orchestrator.processes import is_same_process
 from orchestrator.workspace import open_workspace
 
-SESSION_SUBNET = "10.213.49.0/24"
+SESSION_SUBNET = "10.213.49.0/24"  # short-lived labs of test_lab.py use .50 and .51
+
+
+def session_subnet() -> str:
+    """The session lab's subnet: .49 for the first (or only) pytest process, .53, .54... for the other
+    pytest-xdist workers, each of which brings up a lab of its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    return SESSION_SUBNET if index == 0 else f"10.213.{52 + index}.0/24"
 
 
 def make_lab_workspace(path: Path, subnet: str) -> Path:
@@ -46,7 +54,7 @@ def lab(tmp_path_factory) -> Path:
     """The path of a workspace whose lab (2 application servers, 1 backup server) is up."""
     if os.geteuid() != 0:
         pytest.fail("the lab tier needs root: run scripts/test as root (or select -m 'not lab')")
-    path = make_lab_workspace(tmp_path_factory.mktemp("lab") / "workspace", SESSION_SUBNET)
+    path = make_lab_workspace(tmp_path_factory.mktemp("lab") / "workspace", session_subnet())
     layout = LabLayout(open_workspace(path).lab_dir)
     try:
         bring_up(path, app_servers=2, progress=lambda message: print(f"lab up: {message}", flush=True))

@@ -20,7 +20,7 @@ from orchestrator.web.dependencies import WebApp
 from orchestrator.web.errors import install_error_answers
 from orchestrator.web.pages import Pages
 from orchestrator.web.routes import admin, api, join, member, public
-from orchestrator.web.security import Guard, RateLimiter
+from orchestrator.web.security import Guard, RateLimiter, redact_access_log
 from orchestrator.workspace import open_workspace
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,6 +41,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     for area in (public, member, join, admin, api):
         app.include_router(area.router)
     install_error_answers(app)
+    redact_access_log()
     return app
 
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -45,6 +45,11 @@ def web_app(request: Request) -> WebApp:
 
 
 Web = Annotated[WebApp, Depends(web_app)]
+
+# A row id in a path (/espace/demandes/N): what the state's BIGINT/INTEGER columns hold; beyond, the database
+# driver overflows (a 500). Outside the bounds (or not a number): a 404 page, or the API's 422.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def state_session(web: Web) -> Iterator[Session]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
@@ -57,6 +58,19 @@ def install_error_answers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        """A value that does not fit a route's declared type. The API answers 422 with where and why, never the
+        value sent (a NaN or 1e999 would not even encode as JSON: a 500); a page whose path names no row
+        (``/espace/demandes/abc``, an id past 2^63) is a missing page, any other a refused form."""
+        if request.url.path.startswith("/api/"):
+            detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                      for e in error.errors()]  # fmt: skip
+            return JSONResponse({"detail": detail}, status_code=422)
+        if any(e.get("loc", ("",))[0] == "path" for e in error.errors()):
+            return pages.not_found(request)
+        return pages.message(request, N_("The form expired: reload the page and try again."), 400)
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, error: SignInNeeded) -> Response:

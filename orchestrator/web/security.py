@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -21,6 +23,27 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+# pages and API answers hold personal data (a member's services, requests, an admin's lists): never kept by a
+# browser's or a proxy's cache; only /static/ files may be
+NO_STORE = (b"cache-control", b"no-store")
+SIGN_IN_PATH = re.compile(r"^/connexion/[^?\s]+")
+
+
+class RedactSignInLinks(logging.Filter):
+    """Keep a member's sign-in token out of uvicorn's access log: `/connexion/<token>` is written
+    `/connexion/(hidden)` (whoever reads the log could otherwise sign in as that member)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            record.args = record.args[:2] + (SIGN_IN_PATH.sub("/connexion/(hidden)", record.args[2]),) + record.args[3:]
+        return True
+
+
+def redact_access_log() -> None:
+    """Install RedactSignInLinks on uvicorn's access logger (once per process)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSignInLinks) for f in logger.filters):
+        logger.addFilter(RedactSignInLinks())
 
 
 class Guard:
@@ -51,9 +74,12 @@ class Guard:
                     raise BodyTooLarge()
             return message
 
+        cacheable = scope.get("path", "").startswith("/static/")
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + self.headers
+                headers = [h for h in message.get("headers", []) if cacheable or h[0].lower() != b"cache-control"]
+                message["headers"] = headers + self.headers + ([] if cacheable else [NO_STORE])
             await send(message)
 
         try:
@@ -65,7 +91,7 @@ class Guard:
         body = b"Request too large / Requete trop volumineuse.\n"
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-                    + self.headers})  # fmt: skip
+                    + self.headers + [NO_STORE]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
 

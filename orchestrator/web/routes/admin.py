@@ -18,7 +18,7 @@ from orchestrator.state.access import check_admin, open_admin_session
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
 from orchestrator.state.models import WebSession
 from orchestrator.state.requests import checked_reason, get_request, list_requests, move, request_view
-from orchestrator.web.dependencies import Admin, AdminForm, StateSession, Web
+from orchestrator.web.dependencies import Admin, AdminForm, RowId, StateSession, Web
 from orchestrator.web.errors import BadForm
 from orchestrator.i18n import N_
 from orchestrator.web.pages import form_token_matches, texts_of
@@ -81,7 +81,7 @@ def text_field(form: FormData, name: str) -> str:
 
 
 @router.post("/candidatures/{application_id}/{decision}")
-def admin_application(application_id: int, decision: str, web: Web, session: StateSession, signed_in: Admin,
+def admin_application(application_id: RowId, decision: str, web: Web, session: StateSession, signed_in: Admin,
                       form: AdminForm) -> Response:  # fmt: skip
     if decision not in ("accepter", "refuser"):
         raise BadForm()
@@ -97,7 +97,7 @@ def admin_application(application_id: int, decision: str, web: Web, session: Sta
 
 
 @router.post("/demandes/{request_id}/{decision}")
-def admin_decide(request: Request, request_id: int, decision: str, web: Web, session: StateSession, signed_in: Admin,
+def admin_decide(request: Request, request_id: RowId, decision: str, web: Web, session: StateSession, signed_in: Admin,
                  form: AdminForm) -> Response:  # fmt: skip
     if decision not in ("approuver", "refuser"):
         raise BadForm()

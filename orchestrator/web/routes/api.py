@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from orchestrator.actions.request_submit import submit_in_session
 from orchestrator.errors import RucheError
 from orchestrator.state.requests import RequestView
-from orchestrator.web.dependencies import ApiMember, ApiWriter, StateSession, Web
+from orchestrator.web.dependencies import ApiMember, ApiWriter, RowId, StateSession, Web
 from orchestrator.web.errors import API_ERRORS, API_WRITE_ERRORS, ApiError
 from orchestrator.web.models import InstanceView, RequestDetail, RequestIn
 from orchestrator.web.pages import texts_of
@@ -29,7 +29,7 @@ def api_requests(session: StateSession, signed_in: ApiMember) -> list[RequestVie
 
 @router.get("/requests/{request_id}",
             summary="One of your requests, with its run's progress and, once deployed, its service's URL and health")
-def api_request(request: Request, request_id: int, session: StateSession, signed_in: ApiMember) -> RequestDetail:
+def api_request(request: Request, request_id: RowId, session: StateSession, signed_in: ApiMember) -> RequestDetail:
     found = members_request(session, signed_in, request_id)
     if found is None:
         raise ApiError(404, "not found")

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from orchestrator.actions.request_submit import SIZES, submit_in_session
 from orchestrator.errors import RucheError
 from orchestrator.state.models import WebSession
-from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, StateSession, Web
+from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.pages import texts_of
 from orchestrator.web.views import follow_request, members_instances, members_quota, members_request, members_requests
 
@@ -66,7 +66,7 @@ def send_request(request: Request, service_id: str, web: Web, session: StateSess
 
 
 @router.get("/demandes/{request_id}", response_class=HTMLResponse)
-def request_page(request: Request, request_id: int, web: Web, session: StateSession, signed_in: Member) -> Response:
+def request_page(request: Request, request_id: RowId, web: Web, session: StateSession, signed_in: Member) -> Response:
     found = members_request(session, signed_in, request_id)
     if found is None:
         return web.pages.not_found(request)
@@ -77,7 +77,7 @@ def request_page(request: Request, request_id: int, web: Web, session: StateSess
 
 
 @router.get("/demandes/{request_id}/suivi", response_class=HTMLResponse)
-def request_status_part(request: Request, request_id: int, web: Web, session: StateSession, signed_in: MemberOfAPart) -> Response:
+def request_status_part(request: Request, request_id: RowId, web: Web, session: StateSession, signed_in: MemberOfAPart) -> Response:
     """The status part of a request's page alone, fetched again by /static/suivi.js while the request moves."""
     found = members_request(session, signed_in, request_id)
     if found is None:

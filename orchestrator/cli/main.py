@@ -71,9 +71,39 @@ def cli(click_context: click.Context, workspace: Path | None, debug: bool) -> No
     click_context.obj = Context(workspace, debug)
 
 
+GLOBAL_FLAGS = {"--debug"}
+GLOBAL_WITH_VALUE = {"--workspace", "-w"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--workspace DIR`` (``-w DIR``, ``--workspace=DIR``) and ``--debug`` given after a subcommand to the
+    front, where Click reads them: `ruche server list -w DIR` works as `ruche -w DIR server list`. Nothing
+    after ``--`` moves, and the value of another option never does (no subcommand takes these names)."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            rest += argv[index:]
+            break
+        if token in GLOBAL_FLAGS:
+            front.append(token)
+        elif token in GLOBAL_WITH_VALUE and index + 1 < len(argv):
+            front += [token, argv[index + 1]]
+            index += 1
+        elif token.startswith("--workspace="):
+            front.append(token)
+        else:
+            rest.append(token)
+        index += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every RucheError becomes a message on stderr and its exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = hoist_global_options(list(argv if argv is not None else sys.argv[1:]))
+    debug = "--debug" in argv
     try:
         cli.main(args=argv, prog_name="ruche", standalone_mode=False)
     except RucheError as error:

@@ -70,3 +70,9 @@ def test_commands_outside_a_workspace_say_how_to_make_one(tmp_path, ruche):
     assert result.exit_code == 4
     assert "is not a ruche workspace" in result.stderr and "ruche init" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workspace_given_after_the_subcommand_is_the_one_used(workspace, ruche):
+    assert ruche("server", "add", "web-1", "--address", "192.0.2.10", "--workspace", str(workspace)).exit_code == 0
+    listed = ruche("server", "list", "--json", "-w", str(workspace))
+    assert listed.exit_code == 0 and [s["name"] for s in json.loads(listed.stdout)] == ["web-1"], listed.stderr

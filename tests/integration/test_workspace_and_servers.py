@@ -76,3 +76,15 @@ def test_workspace_given_after_the_subcommand_is_the_one_used(workspace, ruche):
     assert ruche("server", "add", "web-1", "--address", "192.0.2.10", "--workspace", str(workspace)).exit_code == 0
     listed = ruche("server", "list", "--json", "-w", str(workspace))
     assert listed.exit_code == 0 and [s["name"] for s in json.loads(listed.stdout)] == ["web-1"], listed.stderr
+
+
+def test_a_missing_ssh_key_file_is_refused_at_add_and_nothing_is_stored(workspace, ruche, tmp_path):
+    w = ["--workspace", str(workspace)]
+    refused = ruche(*w, "server", "add", "web-1", "--address", "192.0.2.10", "--ssh-key", str(tmp_path / "absent"))
+    assert refused.exit_code == 2 and "--ssh-key" in refused.stderr and "no such file" in refused.stderr
+    assert json.loads(ruche(*w, "server", "list", "--json").stdout) == []
+    key = tmp_path / "id_ed25519"
+    key.write_text("a key\n")
+    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.10", "--ssh-key", str(key)).exit_code == 0
+    (server,) = json.loads(ruche(*w, "server", "list", "--json").stdout)
+    assert server["ssh_key_path"] == str(key.resolve())

@@ -29,22 +29,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
+
 from benchmarks.postgresql import fresh_database_url  # noqa: E402
 from orchestrator.actions.init import init_workspace  # noqa: E402
 from orchestrator.actions.inventory_export import deployment_variables  # noqa: E402
+from orchestrator.catalog import load_catalog, resolve_parameters  # noqa: E402
 from orchestrator.deployment import fingerprint, free_http_port, generate_secrets, instance_domain  # noqa: E402
 from orchestrator.idranges import free_slot  # noqa: E402
 from orchestrator.secrets import generate_secret  # noqa: E402
-from orchestrator.state.models import Instance, Server  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from orchestrator.catalog import load_catalog, resolve_parameters  # noqa: E402
 from orchestrator.state.associations import add_association, validate_association_spec  # noqa: E402
 from orchestrator.state.database import StateStore  # noqa: E402
+from orchestrator.state.models import Instance, Server  # noqa: E402
 from orchestrator.state.servers import add_server, validate_server_spec  # noqa: E402
 from orchestrator.workspace import open_workspace  # noqa: E402
 
 # services and sizes of the generated instances (the catalogue's, with their required parameters)
-MIX = (("radicale", "small"), ("miniflux", "small"), ("mediawiki", "medium"), ("nextcloud", "medium"), ("radicale", "medium"))
+MIX = (
+    ("radicale", "small"),
+    ("miniflux", "small"),
+    ("mediawiki", "medium"),
+    ("nextcloud", "medium"),
+    ("radicale", "medium"),
+)
 PARAMETERS = {"radicale": {}, "miniflux": {}, "mediawiki": {"admin_email": "admin@example.org"},
               "nextcloud": {"admin_email": "admin@example.org"}}  # fmt: skip
 
@@ -104,7 +111,9 @@ def fill(workspace_path: Path, associations: int, servers: int) -> float:
                             secrets={n: ciphertexts[n] for n in generate_secrets(definition)}, id_slot=slot,
                         )  # fmt: skip
                         session.add(instance)
-                        instance.applied_fingerprint = fingerprint(deployment_variables(instance, catalog, workspace.config))
+                        instance.applied_fingerprint = fingerprint(
+                            deployment_variables(instance, catalog, workspace.config)
+                        )
             done = min(first + batch, associations)
             if done % 1000 == 0 or done == associations:
                 print(f"  {done} associations filled ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -135,7 +144,9 @@ def main() -> None:
     parser.add_argument("--associations", type=int, default=10000)
     parser.add_argument("--servers", type=int, default=300)
     parser.add_argument("--state-url", help="the state database (default: a fresh PostgreSQL database)")
-    parser.add_argument("--keep", type=Path, metavar="WORKSPACE", help="fill this workspace once and keep it (reused if it exists)")
+    parser.add_argument(
+        "--keep", type=Path, metavar="WORKSPACE", help="fill this workspace once and keep it (reused if it exists)"
+    )
     arguments = parser.parse_args()
     workspace_path = arguments.keep or Path(tempfile.mkdtemp(prefix="ruche-scale-")) / "workspace"
     if not (workspace_path / "ruche.toml").exists():
@@ -160,15 +171,23 @@ def main() -> None:
     name = f"bench-{int(time.time())}"
     timed("instance create (one more)", [*ruche, "instance", "create", "asso-00000", "radicale", "--name", name,
                                          "--over-quota"], environment=environment)  # fmt: skip
-    timed("instance delete --dry-run", [*ruche, "instance", "delete", f"asso-00000/{name}", "--dry-run"], environment=environment)
+    timed(
+        "instance delete --dry-run",
+        [*ruche, "instance", "delete", f"asso-00000/{name}", "--dry-run"],
+        environment=environment,
+    )
     inventory = workspace.inventories_dir / workspace.config.environment
     first = "inventory export (first)" if not inventory.exists() else "inventory export (all rendered)"
     (caches / f"inventory-{workspace.config.environment}.json").unlink(missing_ok=True)  # as after an upgrade of ruche
     timed(first, [*ruche, "inventory", "export"], environment=environment)
     offers = ("decouverte", "association")
-    moved = subprocess.run([*ruche, "association", "show", "asso-00002", "--json"], capture_output=True, text=True, env=environment)
+    moved = subprocess.run(
+        [*ruche, "association", "show", "asso-00002", "--json"], capture_output=True, text=True, env=environment
+    )
     offer = offers[1] if '"offer": "decouverte"' in moved.stdout else offers[0]
-    subprocess.run([*ruche, "association", "set-offer", "asso-00002", offer, "--over-quota"], capture_output=True, env=environment)
+    subprocess.run(
+        [*ruche, "association", "set-offer", "asso-00002", offer, "--over-quota"], capture_output=True, env=environment
+    )
     timed("inventory export (one offer changed)", [*ruche, "inventory", "export"], environment=environment)
     before = snapshot(workspace.inventories_dir)
     log = ["git", "-C", str(workspace.inventories_dir), "rev-list", "--count", "HEAD"]

@@ -27,7 +27,9 @@ SERVICES = ("nextcloud", "mattermost", "limesurvey", "radicale", "miniflux")
 
 def fleet(associations: int, servers: int, per_association: int = 3):
     rng = random.Random(42)
-    server_entries = [ServerEntry(f"web-{n:03d}", f"10.0.{n // 250}.{n % 250 + 1}", "root", 22, "apps", False) for n in range(servers)]
+    server_entries = [
+        ServerEntry(f"web-{n:03d}", f"10.0.{n // 250}.{n % 250 + 1}", "root", 22, "apps", False) for n in range(servers)
+    ]
     catalog = load_catalog(BUNDLED_CATALOG_DIR)
     # One real ciphertext reused: encrypting 60,000 secrets would time the KDF, not the export.
     ciphertext = Vault(b"benchmark").encrypt("x" * 32)

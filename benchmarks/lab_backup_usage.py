@@ -75,8 +75,8 @@ def main() -> None:
         print(f"{'servers':>8} {'parallel s':>11} {'serial s':>9}")
         for count in sorted({1, 2, arguments.servers // 2, arguments.servers} - {0}):
             subset = dict(list(requests.items())[:count])
-            parallel = best_of(3, lambda: measure_servers(subset, parallel=32))
-            serial = best_of(3, lambda: measure_servers(subset, parallel=1))
+            parallel = best_of(3, lambda subset=subset: measure_servers(subset, parallel=32))
+            serial = best_of(3, lambda subset=subset: measure_servers(subset, parallel=1))
             print(f"{count:>8} {parallel:>11.2f} {serial:>9.2f}", flush=True)
 
         target = next(iter(requests))
@@ -90,7 +90,10 @@ def main() -> None:
             (result,) = run_backups(workspace, instance="bench/agenda-1")["results"]
             elapsed = time.perf_counter() - started
             figures.append((elapsed, result["data_added_bytes"] or 0))
-            print(f"{label}: {elapsed:.1f} s, {result['data_added_bytes'] / 1e6:.2f} MB added, status {result['status']}", flush=True)
+            print(
+                f"{label}: {elapsed:.1f} s, {result['data_added_bytes'] / 1e6:.2f} MB added, status {result['status']}",
+                flush=True,
+            )
         (first_time, first_added), (second_time, second_added) = figures
         print(f"second/first: time {second_time / first_time:.2f}, data added {second_added / max(first_added, 1):.5f}")
     finally:

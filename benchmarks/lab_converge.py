@@ -82,13 +82,18 @@ def main() -> None:
         bring_up(workspace, app_servers=2)
         for number in range(arguments.instances):
             slug = f"asso-{number:02d}"
-            register_association(workspace, slug=slug, name=f"Association {number}", email=f"contact@{slug}.example", offer=None)
+            register_association(
+                workspace, slug=slug, name=f"Association {number}", email=f"contact@{slug}.example", offer=None
+            )
             create_instance(
                 workspace, association=slug, service="radicale", name=None, size="small", parameters=("admin_user=admin",),
                 server="lab-1",
             )  # fmt: skip
         print(f"{arguments.instances} radicale instances on lab-1 (lab-2 holds none)")
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(runner.ANSIBLE_SETTINGS.items()) if k != "ANSIBLE_ROLES_PATH"))
+        print(
+            "settings: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(runner.ANSIBLE_SETTINGS.items()) if k != "ANSIBLE_ROLES_PATH")
+        )
         first = timed_apply(workspace, "first converge")
         noop = timed_apply(workspace, "no-op converge")
         noop_full = timed_apply(workspace, "no-op converge, --full (baseline)", full=True)

@@ -56,7 +56,7 @@ class Poller(threading.Thread):
     def outages(self) -> tuple[float, float]:
         """Give (seconds not answering in total, the longest outage)."""
         total = longest = current = 0.0
-        for (moment, answered), (following, _) in zip(self.samples, self.samples[1:]):
+        for (moment, answered), (following, _) in zip(self.samples, self.samples[1:], strict=False):
             if answered:
                 current = 0.0
                 continue
@@ -100,7 +100,9 @@ def main() -> None:
                                   f"for i in $(seq 1 {arguments.wiki_pages}); do echo \"Page $i du banc d'essai\" | "
                                   "/usr/local/bin/mediawiki-maintenance edit --quiet \"Banc_$i\"; done"], timeout=3600)  # fmt: skip
         print(f"{arguments.wiki_pages} pages written into bench/wiki", flush=True)
-        print(f"\n{'instance':<14} {'upgrade':<22} {'status':<11} {'total s':>8} {'not answering s':>16} {'longest outage s':>17}")
+        print(
+            f"\n{'instance':<14} {'upgrade':<22} {'status':<11} {'total s':>8} {'not answering s':>16} {'longest outage s':>17}"
+        )
         for address, service in (("bench/agenda", "radicale"), ("bench/wiki", "mediawiki-debian")):
             server_address, domain, _ = target_of(workspace, address)
             health = catalog.get(service).health

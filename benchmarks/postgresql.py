@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def fresh_database_url(prefix: str) -> str | None:
     """Create an empty database named PREFIX_xxxxxxxx; give its URL (None without a PostgreSQL server)."""
     try:
-        found = subprocess.run([str(ROOT / "scripts" / "postgresql-for-tests")], capture_output=True, text=True, check=True)
+        found = subprocess.run(
+            [str(ROOT / "scripts" / "postgresql-for-tests")], capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     url = found.stdout.strip().splitlines()[-1]

@@ -49,7 +49,9 @@ def members_of(workspace: Path, sites: dict[str, tuple[str, list[int]]], members
     try:
         for number in range(members):
             slug = slugs[number % len(slugs)]
-            made = json.loads(ruche(*w, "association", "invite", slug, "--email", f"member-{number}@{slug}.example", "--json"))
+            made = json.loads(
+                ruche(*w, "association", "invite", slug, "--email", f"member-{number}@{slug}.example", "--json")
+            )
             token = made["link"].rstrip("/").rsplit("/", 1)[1]
             with store.session() as session:
                 _web_session, cookie = open_session(session, invite_for_token(session, token))
@@ -108,7 +110,9 @@ def main() -> None:
     parser.add_argument("--associations", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="Seconds of polling per configuration.")
     parser.add_argument("--workers", type=int, default=4, help="The second configuration's `serve --workers`.")
-    parser.add_argument("--postgresql-url", help="A PostgreSQL database (default: a fresh one from scripts/postgresql-for-tests).")
+    parser.add_argument(
+        "--postgresql-url", help="A PostgreSQL database (default: a fresh one from scripts/postgresql-for-tests)."
+    )
     arguments = parser.parse_args()
     os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="ruche-bench-config-"))
     states = [("SQLite", None)]
@@ -116,7 +120,9 @@ def main() -> None:
     states += [("PostgreSQL", postgresql)] if postgresql else []
     print(f"{arguments.members} members of {arguments.associations} associations, each polling every {INTERVAL:g} s "
           f"for {arguments.duration:g} s; {os.cpu_count()} cores shared by server and clients")  # fmt: skip
-    print(f"{'state':<11} {'processes':>9} {'polls':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7} {'late':>6}")
+    print(
+        f"{'state':<11} {'processes':>9} {'polls':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7} {'late':>6}"
+    )
     for label, state_url in states:
         with tempfile.TemporaryDirectory(prefix="ruche-bench-") as directory:
             workspace = Path(directory) / "workspace"

@@ -46,18 +46,42 @@ def ruche(*arguments: str) -> str:
     return out.getvalue()
 
 
-def set_up(workspace: Path, associations: int, per_association: int, state_url: str | None) -> dict[str, tuple[str, list[int]]]:
+def set_up(
+    workspace: Path, associations: int, per_association: int, state_url: str | None
+) -> dict[str, tuple[str, list[int]]]:
     """Create the workspace and its requests; give {association: (invite link, [request ids])}."""
     init = ["init", str(workspace), "--collective", "Bench", "--domain", "bench.example.org"]
     ruche(*init, *(["--state-url", state_url] if state_url else []))
     use_loopback_web_settings(workspace, free_port())
     w = ["--workspace", str(workspace)]
     for number in range(max(2, associations // 4)):
-        ruche(*w, "server", "add", f"web-{number}", "--address", f"192.0.2.{number + 1}", "--memory", "64G", "--disk", "2000G")
+        ruche(
+            *w,
+            "server",
+            "add",
+            f"web-{number}",
+            "--address",
+            f"192.0.2.{number + 1}",
+            "--memory",
+            "64G",
+            "--disk",
+            "2000G",
+        )
     sites: dict[str, tuple[str, list[int]]] = {}
     for number in range(associations):
         slug = f"asso-{number:03d}"
-        ruche(*w, "association", "add", slug, "--name", f"Association {number}", "--email", f"c@{slug}.example", "--offer", "association")
+        ruche(
+            *w,
+            "association",
+            "add",
+            slug,
+            "--name",
+            f"Association {number}",
+            "--email",
+            f"c@{slug}.example",
+            "--offer",
+            "association",
+        )
         ids = []
         for index in range(per_association):
             entry = submit_request(workspace, association=slug, service="radicale", name=f"agenda-{index}", size="small",
@@ -125,7 +149,9 @@ def load(base: str, sessions: list, concurrency: int, duration: float) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # (sign-in is limited to 10 per minute per address, and every client signs in from loopback)
-    parser.add_argument("--associations", type=int, default=8, help="Associations, each with its signed-in client (10 at most).")
+    parser.add_argument(
+        "--associations", type=int, default=8, help="Associations, each with its signed-in client (10 at most)."
+    )
     parser.add_argument("--requests", type=int, default=5, help="Requests per association.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds of load per concurrency level.")
@@ -142,7 +168,9 @@ def main() -> None:
               f"(state: {'PostgreSQL' if arguments.state_url else 'SQLite'})")  # fmt: skip
         with served(workspace, Path(directory) / "serve.log") as base:
             sessions = sign_in(sites)
-            print(f"{'clients':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}")
+            print(
+                f"{'clients':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+            )
             for concurrency in arguments.concurrency:
                 latencies, errors = load(base, sessions, concurrency, arguments.duration)
                 ordered = sorted(latencies)
@@ -151,7 +179,9 @@ def main() -> None:
                       f"{percentile(ordered, 0.99) * 1000:>8.1f} {ordered[-1] * 1000:>8.1f} {len(errors):>7}")  # fmt: skip
                 for error in sorted(set(errors))[:5]:
                     print(f"         e.g. {error}")
-            print(f"(mean {statistics.mean(latencies) * 1000:.1f} ms at the last level; {os.cpu_count()} cores shared by server and clients)")
+            print(
+                f"(mean {statistics.mean(latencies) * 1000:.1f} ms at the last level; {os.cpu_count()} cores shared by server and clients)"
+            )
 
 
 if __name__ == "__main__":

@@ -106,10 +106,14 @@ def compare_with_manifest(manifest: dict, current: dict, volatile_tables: tuple[
     for volume, expected in (manifest.get("owners") or {}).items():  # as the containers see them (UID:GID in the range)
         restored = ((current.get("owners") or {}).get(volume)) or {}
         moved = sorted(path for path in set(expected) & set(restored) if expected[path] != restored[path])
-        problems += [f"{volume}/{path}: owner {restored[path]}, {expected[path]} in the snapshot" for path in moved[:20]]
+        problems += [
+            f"{volume}/{path}: owner {restored[path]}, {expected[path]} in the snapshot" for path in moved[:20]
+        ]
     expected_tables = ((manifest.get("database") or {}).get("tables")) or {}
     restored_tables = ((current.get("database") or {}).get("tables")) or {}
     for table in sorted((set(expected_tables) | set(restored_tables)) - set(volatile_tables)):
         if expected_tables.get(table) != restored_tables.get(table):
-            problems.append(f"table {table}: {expected_tables.get(table)} rows in the snapshot, {restored_tables.get(table)} restored")
+            problems.append(
+                f"table {table}: {expected_tables.get(table)} rows in the snapshot, {restored_tables.get(table)} restored"
+            )
     return problems

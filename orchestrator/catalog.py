@@ -42,12 +42,16 @@ class Texts(Strict):
 
 
 class Sidecar(Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,20}$", description="Name of the sidecar container (e.g. cron).")]
+    name: Annotated[
+        str, Field(pattern=r"^[a-z][a-z0-9-]{0,20}$", description="Name of the sidecar container (e.g. cron).")
+    ]
     image: Annotated[
         str | None,
-        Field(pattern=IMAGE_REFERENCE,
-              description="Image of the sidecar; omitted: the application's image of the instance's version (a cron "
-              "runner or job queue then follows the application through upgrades)."),
+        Field(
+            pattern=IMAGE_REFERENCE,
+            description="Image of the sidecar; omitted: the application's image of the instance's version (a cron "
+            "runner or job queue then follows the application through upgrades).",
+        ),
     ] = None
     command: Annotated[list[str], Field(description="Command run by the sidecar, as an argument list.")] = []
     shares_volumes: Annotated[bool, Field(description="Whether the sidecar mounts the app's volumes.")] = True
@@ -58,8 +62,10 @@ class Volume(Strict):
     mount: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$", description="Absolute path inside the container.")]
     seed_from_image: Annotated[
         bool,
-        Field(description="Copy what the image holds at `mount` into the volume when it is created empty (a bind "
-              "mount hides the image's content, e.g. LimeSurvey's upload/ skeleton)."),
+        Field(
+            description="Copy what the image holds at `mount` into the volume when it is created empty (a bind "
+            "mount hides the image's content, e.g. LimeSurvey's upload/ skeleton)."
+        ),
     ] = False
 
     @model_validator(mode="after")
@@ -75,8 +81,11 @@ class HealthCheck(Strict):
     timeout_seconds: Annotated[int, Field(ge=1, le=600, description="How long one check may take.")] = 10
     body_contains: Annotated[
         str | None,
-        Field(min_length=1, max_length=200,
-              description="Text the answer must hold to count as healthy, e.g. '\"maintenance\":false' of a status page."),
+        Field(
+            min_length=1,
+            max_length=200,
+            description="Text the answer must hold to count as healthy, e.g. '\"maintenance\":false' of a status page.",
+        ),
     ] = None
 
 
@@ -101,13 +110,17 @@ class BackupSpec(Strict):
     after: Annotated[list[list[str]], Field(description="Commands run in the app container after the backup.")] = []
     volatile_tables: Annotated[
         list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")]],
-        Field(description="Tables (schema.table) whose rows the service changes by itself (caches, job queues): "
-              "`backup verify` does not compare their row counts."),
+        Field(
+            description="Tables (schema.table) whose rows the service changes by itself (caches, job queues): "
+            "`backup verify` does not compare their row counts."
+        ),
     ] = []
     after_restore: Annotated[
         list[list[str]],
-        Field(description="Commands run in the app container once a restore has started it again "
-              "(e.g. Nextcloud's `occ maintenance:data-fingerprint`, so clients resynchronise)."),
+        Field(
+            description="Commands run in the app container once a restore has started it again "
+            "(e.g. Nextcloud's `occ maintenance:data-fingerprint`, so clients resynchronise)."
+        ),
     ] = []
 
 
@@ -179,25 +192,32 @@ class ServiceVersion(Strict):
     version: Annotated[str, Field(pattern=VERSION, description="The upstream version, e.g. 34.0.2 or 1.43.9.")]
     image: Annotated[str, Field(pattern=IMAGE_REFERENCE, description="The application's image for this version.")]
     database_image: Annotated[
-        str | None, Field(pattern=IMAGE_REFERENCE, description="The database's image with this version (when it has one).")
+        str | None,
+        Field(pattern=IMAGE_REFERENCE, description="The database's image with this version (when it has one)."),
     ] = None
     database_major: Annotated[
         str | None,
-        Field(pattern=r"^[0-9]+$",
-              description="Major version of the database engine in database_image: when an upgrade changes it, the data "
-              "is moved with the engine's own dump and restore (a new engine never opens the old data directory)."),
+        Field(
+            pattern=r"^[0-9]+$",
+            description="Major version of the database engine in database_image: when an upgrade changes it, the data "
+            "is moved with the engine's own dump and restore (a new engine never opens the old data directory).",
+        ),
     ] = None
     upgrade_from: Annotated[
         list[Annotated[str, Field(pattern=r"^[0-9*][A-Za-z0-9.~*?-]{0,40}$")]] | None,
-        Field(description="Versions (shell-style patterns, e.g. '33.*') an instance may upgrade from to this one in one "
-              "step; omitted: only the version listed just before it. One major at a time is written as "
-              "`upgrade_from: ['33.*']` on each 34.x."),
+        Field(
+            description="Versions (shell-style patterns, e.g. '33.*') an instance may upgrade from to this one in one "
+            "step; omitted: only the version listed just before it. One major at a time is written as "
+            "`upgrade_from: ['33.*']` on each 34.x."
+        ),
     ] = None
     notes: Annotated[str, Field(description="What an admin should know about this version (end of support, ...).")] = ""
     end_of_support: Annotated[
         date | None,
-        Field(description="The day upstream stops supporting this version: from then on, `ruche audit` flags the instances "
-              "that still run it."),
+        Field(
+            description="The day upstream stops supporting this version: from then on, `ruche audit` flags the instances "
+            "that still run it."
+        ),
     ] = None
 
 
@@ -223,13 +243,17 @@ class UpgradeSpec(Strict):
     ] = ""
     after_start: Annotated[
         list[list[str]],
-        Field(description="Commands (argument lists) run in the app container once a new version answers, in order "
-              "(e.g. `occ upgrade`, `occ db:add-missing-indices`, MediaWiki's `update.php`); a failure rolls back."),
+        Field(
+            description="Commands (argument lists) run in the app container once a new version answers, in order "
+            "(e.g. `occ upgrade`, `occ db:add-missing-indices`, MediaWiki's `update.php`); a failure rolls back."
+        ),
     ] = []
     data_check: Annotated[
         list[str] | None,
-        Field(description="A command run in the app container before and after each upgrade whose output must not "
-              "change (e.g. counts of pages, users, calendars): the data written before is still there."),
+        Field(
+            description="A command run in the app container before and after each upgrade whose output must not "
+            "change (e.g. counts of pages, users, calendars): the data written before is still there."
+        ),
     ] = None
 
 
@@ -239,7 +263,9 @@ class Service(Strict):
     description: Annotated[Texts, Field(description="One or two sentences on what it is for.")]
     versions: Annotated[
         list[ServiceVersion],
-        Field(min_length=1, description="The versions ruche can run, oldest first; an upgrade only ever moves forward."),
+        Field(
+            min_length=1, description="The versions ruche can run, oldest first; an upgrade only ever moves forward."
+        ),
     ]
     default_version: Annotated[
         str | None, Field(pattern=VERSION, description="The version new instances get (default: the last listed).")
@@ -250,16 +276,23 @@ class Service(Strict):
     port: Annotated[int, Field(ge=1, le=65535, description="Port the app listens on inside its container.")]
     environment: Annotated[
         dict[str, str],
-        Field(description="Environment variables; values may use ${param.X}, ${instance.X}, ${db.X}, ${secret.X}, ${limit.X}, ${mail.X}."),
+        Field(
+            description="Environment variables; values may use ${param.X}, ${instance.X}, ${db.X}, ${secret.X}, ${limit.X}, ${mail.X}."
+        ),
     ] = {}
     secrets: Annotated[
         list[Annotated[str, Field(pattern=VARIABLE_NAME)]],
         Field(description="Names of random secrets generated per instance, usable as ${secret.NAME}."),
     ] = []
     secret_formats: Annotated[
-        dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Annotated[str, Field(pattern=r"^(password|hex(16|24|32|64))$")]],
-        Field(description="How a secret is generated when the service needs a key of a given form: 'password' "
-              "(default, 32 URL-safe characters) or 'hexN' (N random bytes as hexadecimal, e.g. libsodium keys)."),
+        dict[
+            Annotated[str, Field(pattern=VARIABLE_NAME)],
+            Annotated[str, Field(pattern=r"^(password|hex(16|24|32|64))$")],
+        ],
+        Field(
+            description="How a secret is generated when the service needs a key of a given form: 'password' "
+            "(default, 32 URL-safe characters) or 'hexN' (N random bytes as hexadecimal, e.g. libsodium keys)."
+        ),
     ] = {}
     volumes: Annotated[list[Volume], Field(description="Persistent volumes.")] = []
     health: Annotated[HealthCheck, Field(description="How ruche checks the instance answers.")]
@@ -267,7 +300,9 @@ class Service(Strict):
     backup: Annotated[BackupSpec, Field(description="What a backup of an instance holds.")] = BackupSpec()
     limits: Annotated[
         dict[Annotated[str, Field(pattern=VARIABLE_NAME)], ServiceLimit],
-        Field(description="Per-service limits an offer may set (e.g. a storage quota per user), usable as ${limit.NAME}."),
+        Field(
+            description="Per-service limits an offer may set (e.g. a storage quota per user), usable as ${limit.NAME}."
+        ),
     ] = {}
     setup: Annotated[
         list[list[str]],
@@ -278,11 +313,16 @@ class Service(Strict):
     ] = []
     exec_user: Annotated[
         str | None,
-        Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="User that setup and backup commands run as in the app container."),
+        Field(
+            pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+            description="User that setup and backup commands run as in the app container.",
+        ),
     ] = None
     parameters: Annotated[list[Parameter], Field(description="Values an association gives when requesting it.")] = []
     notes: Annotated[str, Field(description="Anything an admin should know (licence limits, upgrades).")] = ""
-    verification: Annotated[Verification, Field(description="How this entry is known to work (shown by `ruche catalog list`).")]
+    verification: Annotated[
+        Verification, Field(description="How this entry is known to work (shown by `ruche catalog list`).")
+    ]
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Service:
@@ -305,8 +345,10 @@ class Service(Strict):
                 unknown = [name for kind, name in REFERENCE.findall(argument) if name not in {"limit": set(self.limits),
                            "param": names["param"]}.get(kind, set())]  # fmt: skip
                 if unknown or "${" in REFERENCE.sub("", argument):
-                    raise ValueError(f"setup[{index}]: only ${{limit.NAME}} and ${{param.NAME}} of this service may appear "
-                                     "in commands (they are passed as arguments, never through a shell)")
+                    raise ValueError(
+                        f"setup[{index}]: only ${{limit.NAME}} and ${{param.NAME}} of this service may appear "
+                        "in commands (they are passed as arguments, never through a shell)"
+                    )
         unknown_formats = [name for name in self.secret_formats if name not in self.secrets]
         if unknown_formats:
             raise ValueError(f"secret_formats names unknown secrets: {', '.join(unknown_formats)}")
@@ -321,7 +363,6 @@ class Service(Strict):
             raise ValueError("volume names must be unique")
         return self
 
-
     def _check_versions(self) -> None:
         seen: set[str] = set()
         for index, entry in enumerate(self.versions):
@@ -329,8 +370,10 @@ class Service(Strict):
                 raise ValueError(f"versions[{index}]: {entry.version} is listed twice")
             seen.add(entry.version)
             if (self.database == "none") != (entry.database_image is None):
-                raise ValueError(f"versions[{index}] ({entry.version}): database_image is required exactly when "
-                                 "database is not 'none'")
+                raise ValueError(
+                    f"versions[{index}] ({entry.version}): database_image is required exactly when "
+                    "database is not 'none'"
+                )
             if (entry.database_image is None) != (entry.database_major is None):
                 raise ValueError(f"versions[{index}] ({entry.version}): give database_major with database_image")
             if index == 0 and entry.upgrade_from:
@@ -349,8 +392,9 @@ class Service(Strict):
         for entry in self.versions:
             if entry.version == wanted:
                 return entry
-        raise NotFound(f"{self.id} has no version {wanted} in the catalogue (known: "
-                       f"{', '.join(v.version for v in self.versions)})")
+        raise NotFound(
+            f"{self.id} has no version {wanted} in the catalogue (known: {', '.join(v.version for v in self.versions)})"
+        )
 
     def sidecar_image(self, sidecar: Sidecar, version: str | None = None) -> str:
         return sidecar.image or self.release(version).image
@@ -369,8 +413,10 @@ class Service(Strict):
                 raise InvalidInput(f"{self.id}: {what} {name} is not in the catalogue (known: {', '.join(names)})")
         start, end = names.index(current), names.index(target)
         if end < start:
-            raise InvalidInput(f"{self.id}: {target} is older than {current}: ruche does not downgrade "
-                               "(restore a backup taken before the upgrade instead)")
+            raise InvalidInput(
+                f"{self.id}: {target} is older than {current}: ruche does not downgrade "
+                "(restore a backup taken before the upgrade instead)"
+            )
         steps, position = [], start
         while position < end:
             candidates = [index for index in range(end, position, -1) if self._accepts(index, names[position])]
@@ -379,7 +425,8 @@ class Service(Strict):
                 allowed = ", ".join(nxt.upgrade_from or [names[position]])
                 raise InvalidInput(
                     f"{self.id}: no allowed step from {names[position]} towards {target}: {nxt.version} accepts "
-                    f"upgrades from {allowed} only ({self.upgrade.rule or 'see the entry'})")
+                    f"upgrades from {allowed} only ({self.upgrade.rule or 'see the entry'})"
+                )
             position = candidates[0]
             steps.append(self.versions[position])
         return steps
@@ -429,7 +476,9 @@ def resolve_parameters(service: Service, given: dict[str, str]) -> dict[str, str
         value = given.get(parameter.name, parameter.default)
         if value is None:
             if parameter.required:
-                problems.append(f"missing required parameter {parameter.name!r} ({parameter.label.en}): add --param {parameter.name}=VALUE")
+                problems.append(
+                    f"missing required parameter {parameter.name!r} ({parameter.label.en}): add --param {parameter.name}=VALUE"
+                )
             continue
         try:
             values[parameter.name] = validate_parameter_value(parameter, value)

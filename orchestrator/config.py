@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -134,9 +134,11 @@ class Offer(StrictModel):
     ] = False
     maintenance_window: Annotated[
         str | None,
-        Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
-              description="When fleet upgrades (`ruche upgrade`) may touch this offer's instances, as HH:MM-HH:MM in "
-              "UTC (may span midnight, e.g. 22:00-06:00); unset: any time."),
+        Field(
+            pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+            description="When fleet upgrades (`ruche upgrade`) may touch this offer's instances, as HH:MM-HH:MM in "
+            "UTC (may span midnight, e.g. 22:00-06:00); unset: any time.",
+        ),
     ] = None
 
     def in_maintenance_window(self, moment) -> bool:
@@ -144,20 +146,27 @@ class Offer(StrictModel):
         if self.maintenance_window is None:
             return True
         start, end = (int(part[:2]) * 60 + int(part[3:]) for part in self.maintenance_window.split("-"))
-        minute = moment.astimezone(timezone.utc).hour * 60 + moment.astimezone(timezone.utc).minute
+        minute = moment.astimezone(UTC).hour * 60 + moment.astimezone(UTC).minute
         return start <= minute < end if start <= end else (minute >= start or minute < end)
 
 
 class UpgradeSettings(StrictModel):
     start_timeout_seconds: Annotated[
-        int, Field(ge=10, le=3600, description="How long a new version may take to answer healthy before it is rolled back.")
+        int,
+        Field(
+            ge=10, le=3600, description="How long a new version may take to answer healthy before it is rolled back."
+        ),
     ] = 300
 
 
 class AuditSettings(StrictModel):
     verify_max_age_days: Annotated[
-        int, Field(ge=1, le=3660, description="`ruche audit`: a running instance's last passed `backup verify` may be at "
-                   "most this old.")
+        int,
+        Field(
+            ge=1,
+            le=3660,
+            description="`ruche audit`: a running instance's last passed `backup verify` may be at most this old.",
+        ),
     ] = 35
 
 
@@ -191,11 +200,14 @@ class BackupSettings(StrictModel):
         ),
     ] = None
     schedule: Annotated[
-        str, Field(pattern=r"^[A-Za-z0-9*:,./ -]{1,64}$", description="systemd OnCalendar expression of scheduled backups.")
+        str,
+        Field(pattern=r"^[A-Za-z0-9*:,./ -]{1,64}$", description="systemd OnCalendar expression of scheduled backups."),
     ] = "*-*-* 02:30:00"
     s3_credentials_file: Annotated[
         str | None,
-        Field(description="File outside the workspace holding AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines."),
+        Field(
+            description="File outside the workspace holding AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines."
+        ),
     ] = None
 
     @field_validator("repository")
@@ -203,7 +215,10 @@ class BackupSettings(StrictModel):
     def _known_backend(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        if not re.match(r"^(/[A-Za-z0-9._/-]+|sftp:[A-Za-z0-9._-]+@[A-Za-z0-9.:-]+:/[A-Za-z0-9._/-]+|s3:https?://[A-Za-z0-9.:-]+/[A-Za-z0-9._/-]+)$", value):
+        if not re.match(
+            r"^(/[A-Za-z0-9._/-]+|sftp:[A-Za-z0-9._-]+@[A-Za-z0-9.:-]+:/[A-Za-z0-9._/-]+|s3:https?://[A-Za-z0-9.:-]+/[A-Za-z0-9._/-]+)$",
+            value,
+        ):
             raise ValueError(
                 "expected an absolute path, sftp:USER@HOST:/PATH or s3:https://HOST/BUCKET (letters, digits, . _ - /)"
             )
@@ -217,7 +232,9 @@ class MailSettings(StrictModel):
     port: Annotated[int, Field(ge=1, le=65535, description="SMTP port: 587 (STARTTLS), 465 (TLS) or 25.")] = 587
     security: Annotated[
         Literal["starttls", "tls", "none"],
-        Field(description="How the connection is protected: 'starttls' (587), 'tls' (implicit TLS, 465) or 'none' (a local relay only)."),
+        Field(
+            description="How the connection is protected: 'starttls' (587), 'tls' (implicit TLS, 465) or 'none' (a local relay only)."
+        ),
     ] = "starttls"
     sender_domain: Annotated[
         str, Field(description="Domain of the senders: each instance sends as NAME-ASSOCIATION@sender_domain.")
@@ -227,7 +244,9 @@ class MailSettings(StrictModel):
     ] = None
     password: Annotated[
         str | None,
-        Field(description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."),
+        Field(
+            description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."
+        ),
     ] = None
 
     _sender_domain_is_valid = field_validator("sender_domain")(lambda value: dns_name(value))
@@ -243,10 +262,14 @@ class MailSettings(StrictModel):
 class WebSettings(StrictModel):
     base_url: Annotated[
         str,
-        Field(pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$",
-              description="Public address of `ruche serve`, used in invite links (https in production)."),
+        Field(
+            pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$",
+            description="Public address of `ruche serve`, used in invite links (https in production).",
+        ),
     ] = "http://127.0.0.1:8080"
-    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]+$", description="Address `ruche serve` listens on.")] = "127.0.0.1"
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]+$", description="Address `ruche serve` listens on.")] = (
+        "127.0.0.1"
+    )
     port: Annotated[int, Field(ge=1, le=65535, description="Port `ruche serve` listens on.")] = 8080
     secure_cookies: Annotated[
         bool, Field(description="Send the session cookie over HTTPS only (turn off only for a loopback test).")
@@ -296,14 +319,16 @@ class WorkspaceConfig(StrictModel):
         Field(description="Quota packages associations sign up for, by name."),
     ] = {}
     backup: Annotated[BackupSettings, Field(description="Where and when instances are backed up.")] = BackupSettings()
-    web: Annotated[WebSettings, Field(description="The web app (`ruche serve`) for associations and admins.")] = WebSettings()
+    web: Annotated[WebSettings, Field(description="The web app (`ruche serve`) for associations and admins.")] = (
+        WebSettings()
+    )
     mail: Annotated[
         MailSettings | None,
         Field(description="Outgoing mail relay of every instance; unset: services are given no mail settings."),
     ] = None
-    upgrades: Annotated[UpgradeSettings, Field(description="How instances are upgraded (`ruche instance upgrade`).")] = (
-        UpgradeSettings()
-    )
+    upgrades: Annotated[
+        UpgradeSettings, Field(description="How instances are upgraded (`ruche instance upgrade`).")
+    ] = UpgradeSettings()
     audit: Annotated[AuditSettings, Field(description="What `ruche audit` holds the fleet to.")] = AuditSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))

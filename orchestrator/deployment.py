@@ -9,8 +9,8 @@ and no plaintext secret is ever written on the control machine.
 
 from __future__ import annotations
 
-from secrets import token_hex
 from dataclasses import dataclass, field
+from secrets import token_hex
 
 from orchestrator.catalog import REFERENCE, Service
 from orchestrator.idranges import RANGE_SIZE
@@ -29,7 +29,9 @@ DATABASE_ENGINES = {
         "port": 3306,
         "data_mount": "/var/lib/mysql",
         "environment": {
-            "MARIADB_USER": "app", "MARIADB_DATABASE": "app", "MARIADB_PASSWORD": "${secret.db_password}",
+            "MARIADB_USER": "app",
+            "MARIADB_DATABASE": "app",
+            "MARIADB_PASSWORD": "${secret.db_password}",
             "MARIADB_ROOT_PASSWORD": "${secret.db_root_password}",
         },  # fmt: skip
         "secrets": ["db_password", "db_root_password"],
@@ -205,12 +207,26 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         # every container of the instance: container IDs 0..size-1 are host IDs start..start+size-1
         "ids": {"start": record.id_start, "size": RANGE_SIZE} if record.id_start is not None else None,
         # the directories its containers own (relative to its directory), and the image whose default user owns each
-        "id_volumes": [{"path": f"volumes/{v.name}", "image": release.image, "mount": v.mount,
-                        "seed": v.seed_from_image} for v in service.volumes]
-        + ([{"path": "database", "image": release.database_image, "mount": DATABASE_ENGINES[service.database]["data_mount"]}]
-           if service.database != "none" else []),
-        "health": {"path": service.health.path, "status": service.health.expected_status,
-                   "body_contains": service.health.body_contains},
+        "id_volumes": [
+            {"path": f"volumes/{v.name}", "image": release.image, "mount": v.mount, "seed": v.seed_from_image}
+            for v in service.volumes
+        ]
+        + (
+            [
+                {
+                    "path": "database",
+                    "image": release.database_image,
+                    "mount": DATABASE_ENGINES[service.database]["data_mount"],
+                }
+            ]
+            if service.database != "none"
+            else []
+        ),
+        "health": {
+            "path": service.health.path,
+            "status": service.health.expected_status,
+            "body_contains": service.health.body_contains,
+        },
         "app": {
             "image": release.image,
             "container": _container(identifier, "app"),
@@ -218,12 +234,19 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
             "environment": _environment(service.environment, values),
             "exec_user": service.exec_user,
-            "setup": [[Unsafe(_substitute(argument, {"limit": limits, "param": values["param"]})) for argument in command]
-                      for command in service.setup],
+            "setup": [
+                [Unsafe(_substitute(argument, {"limit": limits, "param": values["param"]})) for argument in command]
+                for command in service.setup
+            ],
         },
         "sidecars": [
-            {"name": s.name, "image": service.sidecar_image(s, release.version), "container": _container(identifier, s.name), "command": list(s.command),
-             "shares_volumes": s.shares_volumes}
+            {
+                "name": s.name,
+                "image": service.sidecar_image(s, release.version),
+                "container": _container(identifier, s.name),
+                "command": list(s.command),
+                "shares_volumes": s.shares_volumes,
+            }
             for s in service.sidecars
         ],  # fmt: skip
         "database": database,

@@ -66,7 +66,9 @@ def check(target: HealthTarget, *, verify_tls: bool = True) -> HealthResult:
                 verify=verify_tls, allow_redirects=False,
             )  # fmt: skip
     except requests.RequestException as error:
-        return HealthResult(target.key, False, f"no answer from https://{target.domain}{target.path}: {type(error).__name__}")
+        return HealthResult(
+            target.key, False, f"no answer from https://{target.domain}{target.path}: {type(error).__name__}"
+        )
     finally:
         session.close()
     elapsed = time.monotonic() - started

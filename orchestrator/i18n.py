@@ -12,7 +12,7 @@ translator adds a language.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from gettext import GNUTranslations
 from io import BytesIO
 from pathlib import Path
@@ -58,7 +58,7 @@ PHASES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(language: str) -> GNUTranslations:
     """The compiled catalog of ``language`` (read from its .po file once per process)."""
     if language not in LANGUAGES:

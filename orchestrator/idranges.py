@@ -68,7 +68,7 @@ def overlapping(ranges: dict[str, IdRange]) -> list[tuple[str, str]]:
     """Give the pairs of names whose ranges overlap (none when the allocation is sound)."""
     ordered = sorted(ranges.items(), key=lambda item: item[1].start)
     pairs = []
-    for (name_a, a), (name_b, b) in zip(ordered, ordered[1:]):
+    for (name_a, a), (name_b, b) in zip(ordered, ordered[1:], strict=False):
         if a.overlaps(b):
             pairs.append((name_a, name_b))
     return pairs

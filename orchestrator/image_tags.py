@@ -118,7 +118,7 @@ def versions_in_tags(tags: list[str], current_tag: str | None, version: str) -> 
     for tag in tags:
         if not (tag.startswith(prefix) and tag.endswith(suffix)) or len(tag) <= len(prefix) + len(suffix):
             continue
-        middle = tag[len(prefix):len(tag) - len(suffix)]
+        middle = tag[len(prefix) : len(tag) - len(suffix)]
         if not prefix and middle.startswith("v"):
             middle = middle[1:]
         if version_key(middle) is not None:

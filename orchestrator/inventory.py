@@ -154,8 +154,8 @@ def split_host_vars(text: str) -> HostVars | None:
             pieces[-1].append(line)
         return ["".join(piece) for piece in pieces]
 
-    items = cut(lines[first + 1:second], lambda line: line.startswith("- "))
-    secrets = cut(lines[second + 1:end], lambda line: line.startswith("  ") and line[2:3] not in (" ", "\n", ""))
+    items = cut(lines[first + 1 : second], lambda line: line.startswith("- "))
+    secrets = cut(lines[second + 1 : end], lambda line: line.startswith("  ") and line[2:3] not in (" ", "\n", ""))
     if items is None or secrets is None:
         return None
     return HostVars("".join(lines[:first]), items, secrets, "".join(lines[end:]))
@@ -171,7 +171,9 @@ class Rendering:
 
 
 def render_inventory(
-    servers: list[ServerEntry], instances: list[InstanceEntry], fleet_variables: dict | None = None,
+    servers: list[ServerEntry],
+    instances: list[InstanceEntry],
+    fleet_variables: dict | None = None,
     reused: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Give the inventory's files as ``{relative path: text}``, identical for identical input.
@@ -184,7 +186,9 @@ def render_inventory(
 
 
 def render_fleet(
-    servers: list[ServerEntry], instances: list[InstanceEntry], fleet_variables: dict | None = None,
+    servers: list[ServerEntry],
+    instances: list[InstanceEntry],
+    fleet_variables: dict | None = None,
     reused: dict[str, str] | None = None,
 ) -> Rendering:
     """``render_inventory``, with each rendered server's layout. An instance given with ``rendered``
@@ -205,7 +209,10 @@ def render_fleet(
         hosted = sorted(by_server.get(server.name, []), key=lambda i: (i.association, i.name))
         rendered = [i.rendered or render_instance(i.variables, fleet_variables) for i in hosted]
         files[host_vars_path(server.name)] = host_vars_text(server, rendered)
-        layout[server.name] = {"items": [r.id for r in rendered], "secrets": sorted(r.id for r in rendered if r.secrets)}
+        layout[server.name] = {
+            "items": [r.id for r in rendered],
+            "secrets": sorted(r.id for r in rendered if r.secrets),
+        }
     files["hosts.yml"] = HEADER + dump_yaml({"all": {"children": groups}})
     files["group_vars/all.yml"] = HEADER + dump_yaml(fleet_variables or {})
     return Rendering(files, layout)

@@ -34,7 +34,9 @@ def _git(repository: Path, *arguments: str, check: bool = True, author: str = "r
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, input=stdin)
     except FileNotFoundError:
-        raise OperationFailed("git is not installed: the inventories' history needs it", hint="apt-get install git") from None
+        raise OperationFailed(
+            "git is not installed: the inventories' history needs it", hint="apt-get install git"
+        ) from None
     if check and done.returncode != 0:
         raise OperationFailed(f"git {' '.join(arguments[:2])} in {repository}: {done.stderr.strip()[:500]}")
     return done.stdout
@@ -51,7 +53,9 @@ def ensure_repository(inventories: Path) -> None:
 
 
 def has_commits(inventories: Path) -> bool:
-    return (inventories / ".git").exists() and _git(inventories, "rev-parse", "--verify", "--quiet", "HEAD", check=False) != ""
+    return (inventories / ".git").exists() and _git(
+        inventories, "rev-parse", "--verify", "--quiet", "HEAD", check=False
+    ) != ""
 
 
 def read_tree(directory: Path) -> dict[str, str]:
@@ -110,7 +114,9 @@ def record(inventories: Path, environment: str, *, what: str, actor: str, run_id
 def resolve(inventories: Path, reference: str) -> str:
     """A run id (tagged at its apply) or any Git revision, as a commit."""
     if not has_commits(inventories):
-        raise NotFound(f"{inventories} has no history yet", hint="it starts at the next `ruche apply` or `ruche inventory export`")
+        raise NotFound(
+            f"{inventories} has no history yet", hint="it starts at the next `ruche apply` or `ruche inventory export`"
+        )
     for candidate in (f"refs/tags/run/{reference}", reference):
         found = _git(inventories, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False).strip()
         if found:
@@ -163,8 +169,14 @@ def _compare(before: dict, after: dict) -> dict:
     changed = {}
     for key in sorted(before.keys() & after.keys()):
         if before[key] != after[key]:
-            changed[key] = sorted(k for k in before[key].keys() | after[key].keys() if before[key].get(k) != after[key].get(k))
-    return {"added": sorted(after.keys() - before.keys()), "removed": sorted(before.keys() - after.keys()), "changed": changed}
+            changed[key] = sorted(
+                k for k in before[key].keys() | after[key].keys() if before[key].get(k) != after[key].get(k)
+            )
+    return {
+        "added": sorted(after.keys() - before.keys()),
+        "removed": sorted(before.keys() - after.keys()),
+        "changed": changed,
+    }
 
 
 def describe_changes(before_files: dict[str, str], after_files: dict[str, str]) -> dict:

@@ -31,7 +31,13 @@ class Excess:
         return f"{self.limit} {self.requested:g}{unit} where the offer allows {self.allowed:g}{unit} ({self.over:g}{unit} over)"
 
     def as_dict(self) -> dict:
-        return {"limit": self.limit, "allowed": self.allowed, "requested": self.requested, "over": self.over, "unit": self.unit}
+        return {
+            "limit": self.limit,
+            "allowed": self.allowed,
+            "requested": self.requested,
+            "over": self.over,
+            "unit": self.unit,
+        }
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,9 @@ def find_offer(offers: dict[str, Offer], name: str | None) -> Offer | None:
         return None
     if name not in offers:
         known = ", ".join(sorted(offers)) or "none"
-        raise ConfigError(f"ruche.toml: no offer named {name!r} (offers: {known})", hint=f"add [offers.{name}] to ruche.toml")
+        raise ConfigError(
+            f"ruche.toml: no offer named {name!r} (offers: {known})", hint=f"add [offers.{name}] to ruche.toml"
+        )
     return offers[name]
 
 
@@ -60,7 +68,9 @@ def check_offer_name(offers: dict[str, Offer], name: str | None) -> None:
         raise InvalidInput(f"offer {name!r} does not exist (offers: {known})", hint="`ruche offer list` shows them")
 
 
-def excesses(offer: Offer | None, current: Allocation, memory_mb: int = 0, disk_gb: int = 0, *, instances: int = 1) -> list[Excess]:
+def excesses(
+    offer: Offer | None, current: Allocation, memory_mb: int = 0, disk_gb: int = 0, *, instances: int = 1
+) -> list[Excess]:
     """Give every limit of ``offer`` that ``current`` plus ``instances`` more of this size would pass.
 
     With ``instances=0`` it checks what is already allocated. No offer: no limit.
@@ -72,7 +82,9 @@ def excesses(offer: Offer | None, current: Allocation, memory_mb: int = 0, disk_
         ("memory", offer.memory_mb, current.memory_mb + memory_mb, "MiB"),
         ("disk", offer.disk_gb, current.disk_gb + disk_gb, "GiB"),
     )
-    return [Excess(limit, allowed, requested, unit) for limit, allowed, requested, unit in wanted if requested > allowed]
+    return [
+        Excess(limit, allowed, requested, unit) for limit, allowed, requested, unit in wanted if requested > allowed
+    ]
 
 
 def service_limits(service: Service, offer: Offer | None, offer_name: str | None) -> dict[str, str]:

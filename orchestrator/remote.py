@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import io
 import shlex
-import socket
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 import paramiko
 from fabric import Connection
@@ -60,8 +60,10 @@ def connect(target: SshTarget, *, timeout: float = 10) -> Connection:
         connection.client.load_system_host_keys()
     try:
         connection.open()
-    except (OSError, socket.timeout, paramiko.SSHException) as error:
-        raise OperationFailed(f"cannot reach {target.name} ({target.address}:{target.port}) over SSH: {error}") from None
+    except (TimeoutError, OSError, paramiko.SSHException) as error:
+        raise OperationFailed(
+            f"cannot reach {target.name} ({target.address}:{target.port}) over SSH: {error}"
+        ) from None
     return connection
 
 

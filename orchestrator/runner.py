@@ -17,11 +17,11 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from orchestrator.secrets import PASSWORD_ENV, VaultPasswordSource
 
@@ -86,7 +86,7 @@ class RunResult:
 
 def new_run_id() -> str:
     """Give a sortable, unique run id: UTC time and a random suffix."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def _counts(stats: dict | None) -> dict[str, HostCounts]:
@@ -160,7 +160,7 @@ def run_playbook(
     copy = private_dir / "inventory"
     with inventory_lock(inventory, shared=True):
         shutil.copytree(inventory, copy)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     environment = dict(ANSIBLE_SETTINGS)
     environment["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     password_file = None
@@ -213,6 +213,6 @@ def run_playbook(
         hosts=_counts(runner.stats),
         artifacts=str(private_dir / "artifacts" / "run"),
         started=started,
-        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
         custom_stats=custom_stats,
     )

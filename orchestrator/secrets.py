@@ -14,7 +14,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from orchestrator.errors import ConfigError, MissingPrerequisite
 
 PASSWORD_ENV = "RUCHE_VAULT_PASSWORD"

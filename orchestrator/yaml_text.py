@@ -20,7 +20,6 @@ from functools import lru_cache
 
 import yaml
 
-
 # a plain scalar that needs no quoting in block context when it resolves to a string (see
 # yaml.emitter.Emitter.analyze_scalar: no indicator first, no ": " or " #", no space at the ends)
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./@+=-]*(?::[A-Za-z0-9_./@+=-]+)*\Z")
@@ -121,7 +120,7 @@ def _nested_text(key, value, column: int) -> str:
     wrapped = {key: value}
     for _level in range(column // 2):
         wrapped = {"k": wrapped}
-    lines = text_lines(dump_yaml(wrapped))[column // 2:]
+    lines = text_lines(dump_yaml(wrapped))[column // 2 :]
     if not lines or not lines[0].startswith(" " * column):
         raise Unsure("an entry PyYAML writes elsewhere")
     return lines[0][column:] + "".join(lines[1:])

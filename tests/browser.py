@@ -34,7 +34,9 @@ def use_loopback_web_settings(workspace_path: Path, port: int) -> None:
     from orchestrator.workspace import open_workspace
 
     workspace = open_workspace(workspace_path)
-    web = workspace.config.web.model_copy(update={"base_url": f"http://127.0.0.1:{port}", "port": port, "secure_cookies": False})
+    web = workspace.config.web.model_copy(
+        update={"base_url": f"http://127.0.0.1:{port}", "port": port, "secure_cookies": False}
+    )
     workspace.save_config(workspace.config.model_copy(update={"web": web}))
 
 
@@ -83,7 +85,9 @@ def chromium(*extra_arguments: str):
 
     assert shutil.which(CHROMIUM), "Debian's chromium is missing: run scripts/install"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_arguments(*extra_arguments))
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_arguments(*extra_arguments)
+        )
         try:
             yield browser
         finally:
@@ -95,4 +99,7 @@ def accessibility_violations(page) -> list[str]:
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page, options=AXE_OPTIONS)
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}" for v in results.response["violations"]]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+    ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
-import warnings
 import tempfile
+import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -112,7 +112,7 @@ def _drop_database(admin, name: str) -> None:
             return
         except DBAPIError:
             time.sleep(0.5 * (attempt + 1))
-    warnings.warn(f"test database {name} left behind: it stayed in use")
+    warnings.warn(f"test database {name} left behind: it stayed in use", stacklevel=2)
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from orchestrator.workspace import BUNDLED_CATALOG_DIR
 CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
 
 
-def instance_record(association: str = "amap", name: str = "app", secrets=None, limits=None, **parameters) -> InstanceRecord:
+def instance_record(
+    association: str = "amap", name: str = "app", secrets=None, limits=None, **parameters
+) -> InstanceRecord:
     """Give the record of an instance with ``parameters`` (and service ``limits``), as the state would."""
     return InstanceRecord(
         association=association, name=name, domain=instance_domain(association, name, "example.org"), http_port=20000,

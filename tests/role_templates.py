@@ -42,7 +42,9 @@ def render_instance_files(variables: dict, secrets: dict[str, str], *, resource_
     files = {
         f"ruche-{identifier}.network": environment.get_template("instance.network.j2").render(base),
         f"{instance['app']['container']}.container": environment.get_template("app.container.j2").render(base),
-        "app.env": environment.get_template("env.j2").render(base, item={"environment": instance["app"]["environment"]}),
+        "app.env": environment.get_template("env.j2").render(
+            base, item={"environment": instance["app"]["environment"]}
+        ),
         f"{identifier}.caddy": environment.get_template("site.caddy.j2").render(base),
     }
     if instance["database"]:
@@ -50,7 +52,9 @@ def render_instance_files(variables: dict, secrets: dict[str, str], *, resource_
         files[f"{database['container']}.container"] = environment.get_template("db.container.j2").render(base)
         files["db.env"] = environment.get_template("env.j2").render(base, item={"environment": database["environment"]})
     for sidecar in instance["sidecars"]:
-        files[f"{sidecar['container']}.container"] = environment.get_template("sidecar.container.j2").render(base, sidecar=sidecar)
+        files[f"{sidecar['container']}.container"] = environment.get_template("sidecar.container.j2").render(
+            base, sidecar=sidecar
+        )
     return files
 
 

@@ -19,7 +19,9 @@ def add(workspace_path: Path | None, name: str, password: str) -> dict:
 
 def admins(workspace_path: Path | None) -> list[dict]:
     with opened(workspace_path) as (_workspace, store), store.session() as session:
-        return [{"name": a.name, "created_at": a.created_at.isoformat(timespec="seconds")} for a in list_admins(session)]
+        return [
+            {"name": a.name, "created_at": a.created_at.isoformat(timespec="seconds")} for a in list_admins(session)
+        ]
 
 
 def remove(workspace_path: Path | None, name: str) -> None:

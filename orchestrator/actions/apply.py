@@ -98,7 +98,9 @@ def apply(
             ]  # fmt: skip
             if workspace.config.backup.repository is not None:
                 # associations registered before backups were configured get their repository password now
-                for association in {i.association.slug: i.association for i in list_instances(session) if i.state in ACTIVE_STATES}.values():
+                for association in {
+                    i.association.slug: i.association for i in list_instances(session) if i.state in ACTIVE_STATES
+                }.values():
                     ensure_backup_password(association, workspace.vault())
                 session.flush()
             computed = current_fingerprints(workspace, session, catalog, [i.id for i in targeted])

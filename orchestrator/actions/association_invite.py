@@ -21,8 +21,16 @@ def invite(workspace_path: Path | None, slug: str, *, email: str | None = None, 
         if email:
             validate_association_spec(slug=slug, name="x", email=email)  # the same e-mail rule
         valid_for = timedelta(days=days or workspace.config.web.invite_days)
-        created, token = create_invite(session, association, email=email or "", created_by=current_actor(), valid_for=valid_for)
-        record_event(session, kind="invite.created", subject=slug, association=slug, detail={"invite": created.id, "email": email or ""})
+        created, token = create_invite(
+            session, association, email=email or "", created_by=current_actor(), valid_for=valid_for
+        )
+        record_event(
+            session,
+            kind="invite.created",
+            subject=slug,
+            association=slug,
+            detail={"invite": created.id, "email": email or ""},
+        )
         entry = invite_as_dict(created)
         entry["link"] = f"{workspace.config.web.base_url.rstrip('/')}/connexion/{token}"
         return entry
@@ -37,5 +45,11 @@ def revoke(workspace_path: Path | None, invite_id: int) -> dict:
     """Revoke an invite and sign out the browsers that used it; give it."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         revoked = revoke_invite(session, invite_id)
-        record_event(session, kind="invite.revoked", subject=revoked.association.slug, association=revoked.association.slug, detail={"invite": invite_id})
+        record_event(
+            session,
+            kind="invite.revoked",
+            subject=revoked.association.slug,
+            association=revoked.association.slug,
+            detail={"invite": invite_id},
+        )
         return invite_as_dict(revoked)

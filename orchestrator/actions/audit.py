@@ -95,8 +95,14 @@ def inventories_match_state(workspace: Workspace, session: Session) -> list[Find
     try:
         expected = inventory_files(workspace, session)
     except RucheError as error:
-        return [Finding("inventory.matches-state", f"inventories/{environment}", f"the state cannot generate the "
-                        f"inventories: {error.message}", error.hint or "fix what the error names, then `ruche inventory export`")]
+        return [
+            Finding(
+                "inventory.matches-state",
+                f"inventories/{environment}",
+                f"the state cannot generate the inventories: {error.message}",
+                error.hint or "fix what the error names, then `ruche inventory export`",
+            )
+        ]
     on_disk = files_at(workspace.inventories_dir, None, environment)
     fix = ("`ruche inventory export` (or the next `ruche apply`) writes it again from the state; make changes "
            "through ruche, not in the files (`git -C inventories diff` shows the edit)")  # fmt: skip
@@ -120,7 +126,9 @@ def inventories_match_state(workspace: Workspace, session: Session) -> list[Find
     return findings
 
 
-def secrets_in_clear(workspace: Workspace, session: Session, instances: list[Instance]) -> tuple[list[Finding], str | None]:
+def secrets_in_clear(
+    workspace: Workspace, session: Session, instances: list[Instance]
+) -> tuple[list[Finding], str | None]:
     """Look for every secret's clear value in the inventories, the run artifacts and the audit trail."""
     try:
         vault = workspace.vault()
@@ -158,7 +166,9 @@ def secrets_in_clear(workspace: Workspace, session: Session, instances: list[Ins
         text = f"{event.actor} {event.subject} {event.detail}"
         for value, what in clear.items():
             if value in text:
-                findings.append(Finding("secrets.never-in-clear", f"event {event.seq}", f"{what} appears in clear", fix))
+                findings.append(
+                    Finding("secrets.never-in-clear", f"event {event.seq}", f"{what} appears in clear", fix)
+                )
     return findings, None
 
 
@@ -173,8 +183,14 @@ def nothing_shared(instances: list[Instance]) -> list[Finding]:
         for value, addresses in holders.items():
             if len(addresses) > 1:
                 shown = value[1] if isinstance(value, tuple) else value
-                findings.append(Finding("isolation.nothing-shared", ", ".join(sorted(addresses)), f"they share {label} {shown}",
-                                        "delete and create one of them again (ruche allocates each once); find who edited the state"))
+                findings.append(
+                    Finding(
+                        "isolation.nothing-shared",
+                        ", ".join(sorted(addresses)),
+                        f"they share {label} {shown}",
+                        "delete and create one of them again (ruche allocates each once); find who edited the state",
+                    )
+                )
     return findings
 
 
@@ -189,15 +205,25 @@ def backups_kept(workspace: Workspace, session: Session, instances: list[Instanc
         good, good_at = last_success(session, instance.address)
         if good_at is None or now - good_at > window:
             when = "never" if good_at is None else f"last on {good_at:%Y-%m-%d %H:%M}"
-            findings.append(Finding("backups.inside-window", instance.address,
-                                    f"no good backup in the last {window.total_seconds() / 3600:g} h ({when})",
-                                    f"`ruche backup run {instance.address}`; check its server's timer (`ruche backup status`)"))
+            findings.append(
+                Finding(
+                    "backups.inside-window",
+                    instance.address,
+                    f"no good backup in the last {window.total_seconds() / 3600:g} h ({when})",
+                    f"`ruche backup run {instance.address}`; check its server's timer (`ruche backup status`)",
+                )
+            )
         _verified, verified_at = last_success(session, instance.address, kind="verify")
         if verified_at is None or now - verified_at > max_age:
             when = "never" if verified_at is None else f"last on {verified_at:%Y-%m-%d}"
-            findings.append(Finding("backups.verified", instance.address,
-                                    f"no passed restore check in the last {max_age.days} days ({when})",
-                                    f"`ruche backup verify {instance.address}`"))
+            findings.append(
+                Finding(
+                    "backups.verified",
+                    instance.address,
+                    f"no passed restore check in the last {max_age.days} days ({when})",
+                    f"`ruche backup verify {instance.address}`",
+                )
+            )
     return findings
 
 
@@ -211,10 +237,15 @@ def quotas_kept(workspace: Workspace, session: Session) -> list[Finding]:
         recorded = session.scalars(select(Event.id).where(Event.association == association.slug,
                                                           Event.kind.in_(("quota.override", "offer.set")))).first()  # fmt: skip
         if recorded is None:
-            findings.append(Finding("quota.within-offer", association.slug,
-                                    "; ".join(e.describe() for e in over) + "; no override recorded",
-                                    f"move it to a larger offer (`ruche association set-offer {association.slug} OFFER`), "
-                                    "or delete instances; an exception is recorded with --over-quota"))
+            findings.append(
+                Finding(
+                    "quota.within-offer",
+                    association.slug,
+                    "; ".join(e.describe() for e in over) + "; no override recorded",
+                    f"move it to a larger offer (`ruche association set-offer {association.slug} OFFER`), "
+                    "or delete instances; an exception is recorded with --over-quota",
+                )
+            )
     return findings
 
 
@@ -224,19 +255,36 @@ def versions_supported(catalog: Catalog, instances: list[Instance], today: date 
     for instance in instances:
         service = catalog.services.get(instance.service_id)
         if service is None:
-            findings.append(Finding("versions.supported", instance.address, f"service {instance.service_id!r} is gone from "
-                                    "the catalogue", "bring its entry back or move the association to another service"))
+            findings.append(
+                Finding(
+                    "versions.supported",
+                    instance.address,
+                    f"service {instance.service_id!r} is gone from the catalogue",
+                    "bring its entry back or move the association to another service",
+                )
+            )
             continue
         release = next((v for v in service.versions if v.version == instance.service_version), None)
         if release is None:
-            findings.append(Finding("versions.supported", instance.address,
-                                    f"{instance.service_id} {instance.service_version} is not a version the catalogue lists "
-                                    f"({', '.join(v.version for v in service.versions)})",
-                                    f"`ruche instance upgrade {instance.address}`"))
+            findings.append(
+                Finding(
+                    "versions.supported",
+                    instance.address,
+                    f"{instance.service_id} {instance.service_version} is not a version the catalogue lists "
+                    f"({', '.join(v.version for v in service.versions)})",
+                    f"`ruche instance upgrade {instance.address}`",
+                )
+            )
         elif release.end_of_support is not None and release.end_of_support < today:
-            findings.append(Finding("versions.supported", instance.address,
-                                    f"{instance.service_id} {instance.service_version}: upstream support ended on "
-                                    f"{release.end_of_support}", f"`ruche instance upgrade {instance.address}`"))
+            findings.append(
+                Finding(
+                    "versions.supported",
+                    instance.address,
+                    f"{instance.service_id} {instance.service_version}: upstream support ended on "
+                    f"{release.end_of_support}",
+                    f"`ruche instance upgrade {instance.address}`",
+                )
+            )
     return findings
 
 
@@ -246,7 +294,9 @@ def support_ending(catalog: Catalog, instances: list[Instance], today: date | No
     warnings = []
     for instance in instances:
         service = catalog.services.get(instance.service_id)
-        release = next((v for v in service.versions if v.version == instance.service_version), None) if service else None
+        release = (
+            next((v for v in service.versions if v.version == instance.service_version), None) if service else None
+        )
         status = support_status(release, today) if release is not None else None
         if status is not None and status[0] == "ending":
             warnings.append(Finding("versions.support-ending", instance.address,
@@ -275,6 +325,8 @@ def render_findings(result: dict, *, format: str) -> str:
     items += "".join(f"<tr><td>warning: {escape(w['rule'])}</td><td>{escape(w['object'])}</td><td>{escape(w['evidence'])}"
                      f"</td><td>{escape(w['fix'])}</td></tr>" for w in result.get("warnings", []))  # fmt: skip
     notes = "".join(f"<li>{escape(n)}</li>" for n in result["notes"])
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruche audit</title></head><body><main>"
-            f"<h1>ruche audit</h1><p>{len(rows)} finding(s)</p><table><thead><tr><th>Rule</th><th>Object</th>"
-            f"<th>Evidence</th><th>Fix</th></tr></thead><tbody>{items}</tbody></table><ul>{notes}</ul></main></body></html>\n")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ruche audit</title></head><body><main>'
+        f"<h1>ruche audit</h1><p>{len(rows)} finding(s)</p><table><thead><tr><th>Rule</th><th>Object</th>"
+        f"<th>Evidence</th><th>Fix</th></tr></thead><tbody>{items}</tbody></table><ul>{notes}</ul></main></body></html>\n"
+    )

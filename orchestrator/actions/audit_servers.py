@@ -72,7 +72,9 @@ def expected_instances(workspace: Workspace, session: Session, catalog: Catalog)
         if instance.state not in ACTIVE_STATES or instance.desired_state not in ("present", "suspended"):
             continue
         variables = deployment_variables(instance, catalog, workspace.config)
-        containers = [variables["app"], *variables["sidecars"]] + ([variables["database"]] if variables["database"] else [])
+        containers = [variables["app"], *variables["sidecars"]] + (
+            [variables["database"]] if variables["database"] else []
+        )
         by_server.setdefault(instance.server.name, []).append(Expected(
             identifier=str(variables["id"]), address=instance.address,
             stamp=stamp(instance_fingerprint(variables, fleet), digest),

@@ -14,6 +14,7 @@ from orchestrator.state.backups import backup_run_as_dict, backup_window, last_s
 from orchestrator.state.instances import get_instance, list_instances
 from orchestrator.state.models import utc_now
 
+
 def snapshots(workspace_path: Path | None, address: str) -> dict:
     """Give the restic snapshots of instance ``address`` (read from its repository through its server).
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets as random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.backup_run import back_up, require_backups
@@ -115,7 +115,9 @@ def restore(
         if into is not None:
             association, _name = parse_address(into)
             if association != source.association.slug:
-                raise InvalidInput(f"{into}: restore only into an instance of {source.association.slug}, the snapshot's owner")
+                raise InvalidInput(
+                    f"{into}: restore only into an instance of {source.association.slug}, the snapshot's owner"
+                )
         elif source.state != "running":
             raise Conflict(f"{address} is {source.state}: restore into a running instance",
                            hint=f"`ruche instance resume {address}`, or restore --into a new instance")  # fmt: skip
@@ -128,7 +130,9 @@ def restore(
         with opened(workspace_path) as (workspace, store), store.session() as session:
             (safety,) = back_up(workspace, session, [address], reason="safety", progress=progress)
         if safety["status"] != "success":
-            raise OperationFailed(f"{address}: the safety backup failed, nothing was restored: {safety['detail'].get('error')}")
+            raise OperationFailed(
+                f"{address}: the safety backup failed, nothing was restored: {safety['detail'].get('error')}"
+            )
     elif not _instance_exists(workspace_path, into):
         _association, name = parse_address(into)
         with opened(workspace_path) as (workspace, store), store.session() as session:
@@ -159,18 +163,24 @@ def restore(
             progress(f"{into}: taking {address}'s application secrets ({', '.join(carried)}), as its data will")
             run = apply(workspace_path, instance=into, progress=progress, check_health=False)
             if not run["succeeded"]:
-                raise OperationFailed(f"{into}: redeploying it with {address}'s secrets failed (run {run['run_id']}); nothing restored")
+                raise OperationFailed(
+                    f"{into}: redeploying it with {address}'s secrets failed (run {run['run_id']}); nothing restored"
+                )
     answer = _restore_into(workspace_path, address, target, snapshot, progress)
     if created and answer.get("status") == "success":
         progress(f"{into}: converging it with its data (its settings commands)")
         run = apply(workspace_path, instance=into, progress=progress)
         if not run["succeeded"]:
-            answer["converge_error"] = f"the run after the restore failed (run {run['run_id']}): `ruche apply --instance {into}`"
+            answer["converge_error"] = (
+                f"the run after the restore failed (run {run['run_id']}): `ruche apply --instance {into}`"
+            )
     restored = {k: v for k, v in answer.items() if k != "manifest"}
     if into is not None:
         restored["secrets_carried_over"] = carried
-        progress(f"{into}: its recorded secrets are now {address}'s ({', '.join(carried) or 'already the same'}), "
-                 f"so `ruche instance secrets {into}` opens the restored data")
+        progress(
+            f"{into}: its recorded secrets are now {address}'s ({', '.join(carried) or 'already the same'}), "
+            f"so `ruche instance secrets {into}` opens the restored data"
+        )
     return {"restore": restored, "safety_backup": safety, "target": target}
 
 
@@ -241,7 +251,9 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = _n
             if not run["succeeded"]:
                 problems.append(f"the scratch instance could not be deployed (run {run['run_id']})")
             else:
-                answer = _restore_into(workspace_path, address, scratch, manifest["snapshot_id"], progress, inspect=True)
+                answer = _restore_into(
+                    workspace_path, address, scratch, manifest["snapshot_id"], progress, inspect=True
+                )
                 if answer.get("status") != "success":
                     problems.append(f"restore failed: {answer.get('error')}")
                 if answer.get("inspected"):

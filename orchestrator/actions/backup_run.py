@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_tool
@@ -33,7 +33,9 @@ def require_backups(workspace: Workspace) -> None:
         )
 
 
-def ensure_repositories(session, addresses: list[str], progress: Callable[[str], None] = lambda _m: None) -> dict[str, str]:
+def ensure_repositories(
+    session, addresses: list[str], progress: Callable[[str], None] = lambda _m: None
+) -> dict[str, str]:
     """Make sure each association of ``addresses`` has its restic repository, one association at a time
     through one of its instances' servers; give ``{association: error}`` for those that could not be.
 
@@ -44,7 +46,9 @@ def ensure_repositories(session, addresses: list[str], progress: Callable[[str],
     for address in addresses:
         instance = get_instance(session, address)
         if not instance.association.backup_repository_ready:
-            first.setdefault(instance.association.slug, (SshTarget.of(instance.server), instance.identifier, instance.association))
+            first.setdefault(
+                instance.association.slug, (SshTarget.of(instance.server), instance.identifier, instance.association)
+            )
     errors = {}
     for association, (target, identifier, record) in sorted(first.items()):
         try:
@@ -75,7 +79,9 @@ def back_up(workspace: Workspace, session, addresses: list[str], *, reason: str,
         if instance.association.slug in unopened:
             answer = {"status": "failed", "error": unopened[instance.association.slug], "reason": reason,
                       "started_at": utc_now().isoformat(timespec="seconds")}  # fmt: skip
-            results.append(backup_run_as_dict(record_tool_result(session, instance, instance.server.name, answer, kind="backup")))
+            results.append(
+                backup_run_as_dict(record_tool_result(session, instance, instance.server.name, answer, kind="backup"))
+            )
             continue
         jobs.setdefault(instance.server.name, []).append(BackupJob(address, instance.identifier, instance.server.name))
         targets[instance.server.name] = SshTarget.of(instance.server)
@@ -125,7 +131,9 @@ def run_backups(
                 get_server(session, server)
             chosen = [i for i in list_instances(session) if server is None or i.server.name == server]
         runnable = [i for i in chosen if i.state == "running"]
-        skipped = [{"instance": i.address, "state": i.state} for i in chosen if i.state != "running" and i.state != "deleted"]
+        skipped = [
+            {"instance": i.address, "state": i.state} for i in chosen if i.state != "running" and i.state != "deleted"
+        ]
         if instance is not None and not runnable:
             raise InvalidInput(f"{instance} is {chosen[0].state}: only running instances are backed up",
                                hint="`ruche apply` or `ruche instance resume` first")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.actions.common import opened
@@ -21,8 +21,10 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{option} {value!r} is not a date or time", hint="write it as 2026-11-27 or 2026-11-27T10:00") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+        raise InvalidInput(
+            f"{option} {value!r} is not a date or time", hint="write it as 2026-11-27 or 2026-11-27T10:00"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def events(
@@ -56,7 +58,9 @@ def read_head(value: str) -> tuple[int, str]:
             raise InvalidInput(f"{value}: not a head written by `ruche events head --json`") from None
     matched = HEAD_PATTERN.match(text)
     if matched is None:
-        raise InvalidInput(f"--head {value!r} is neither LENGTH:DIGEST nor a file written by `ruche events head --json`")
+        raise InvalidInput(
+            f"--head {value!r} is neither LENGTH:DIGEST nor a file written by `ruche events head --json`"
+        )
     return int(matched.group(1)), matched.group(2)
 
 

@@ -7,8 +7,8 @@ import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.actions.backup_run import require_backups
 from orchestrator.actions.common import opened
@@ -74,7 +74,9 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
                 archive.extractall(root / name, filter="data")
             local_tar.unlink()
             entries.append({"name": name, "service": service, "version": version})
-        (root / "README.txt").write_text(README.format(created=created, slug=slug, **{k: header[k] for k in ("name", "collective")}))
+        (root / "README.txt").write_text(
+            README.format(created=created, slug=slug, **{k: header[k] for k in ("name", "collective")})
+        )
         files = {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
         manifest = {**header, "created_at": created, "instances": entries, "files": files}
         (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
@@ -41,14 +41,18 @@ def select_instances(workspace_path: Path | None, service_id: str, *, to: str | 
 
     Raises NotFound for an unknown service, InvalidInput for a target the catalogue does not list.
     """
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     with opened(workspace_path) as (workspace, store), store.session() as session:
         service = load_catalog(workspace.catalog_dir).get(service_id)
         target = to or service.version
         service.release(target)  # NotFound for an unknown version, before anything else
         candidates, skipped = [], []
         for instance in sorted(list_instances(session), key=lambda i: i.address):
-            if instance.service_id != service.id or instance.state == "deleted" or instance.desired_state in ("absent", "purged"):
+            if (
+                instance.service_id != service.id
+                or instance.state == "deleted"
+                or instance.desired_state in ("absent", "purged")
+            ):
                 continue
             entry = {"instance": instance.address, "server": instance.server.name, "version": instance.service_version}
             try:
@@ -60,9 +64,16 @@ def select_instances(workspace_path: Path | None, service_id: str, *, to: str | 
                 continue
             offer = find_offer(workspace.config.offers, instance.association.offer)
             if instance.state != "running" or instance.desired_state != "present":
-                skipped.append({**entry, "reason": f"{instance.state} (desired {instance.desired_state}): only running instances are upgraded"})
+                skipped.append(
+                    {
+                        **entry,
+                        "reason": f"{instance.state} (desired {instance.desired_state}): only running instances are upgraded",
+                    }
+                )
             elif offer is not None and not ignore_window and not offer.in_maintenance_window(moment):
-                skipped.append({**entry, "reason": f"outside its offer's maintenance window {offer.maintenance_window} UTC"})
+                skipped.append(
+                    {**entry, "reason": f"outside its offer's maintenance window {offer.maintenance_window} UTC"}
+                )
             else:
                 candidates.append({**entry, "path": path})
         return {"service": service.id, "to": target, "candidates": candidates, "skipped": skipped}
@@ -86,7 +97,7 @@ def fleet_upgrade(
     if canary < 0 or parallel < 1:
         raise InvalidInput("--canary must be 0 or more and --parallel 1 or more")
     chosen = select_instances(workspace_path, service_id, to=to, ignore_window=ignore_window)
-    fleet = "fleet-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    fleet = "fleet-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     summary = {"fleet": fleet, "service": chosen["service"], "to": chosen["to"], "canary": canary, "parallel": parallel,
                "candidates": chosen["candidates"], "skipped": chosen["skipped"], "results": [], "not_started": [],
                "stopped": False, "dry_run": dry_run}  # fmt: skip
@@ -156,7 +167,11 @@ class _Launcher:
                 "--to", self.to, "--yes", "--json", "--quiet", "--fleet", self.fleet]  # fmt: skip
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env={**os.environ, "RUCHE_ACTOR": self.actor})  # fmt: skip
-        return {**entry, "canary": canary, "process_started": utc_now().isoformat(timespec="milliseconds")}, process, time.monotonic()
+        return (
+            {**entry, "canary": canary, "process_started": utc_now().isoformat(timespec="milliseconds")},
+            process,
+            time.monotonic(),
+        )
 
     def wait(self, started: tuple[dict, subprocess.Popen, float]) -> dict:
         entry, process, began = started

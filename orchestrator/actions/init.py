@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from orchestrator.config import SecretsSettings, WorkspaceConfig, default_offers
-from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, create_password_file
 from orchestrator.errors import InvalidInput
+from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, create_password_file
 from orchestrator.state.database import StateStore
 from orchestrator.validation import describe_validation_error
 from orchestrator.workspace import create_workspace
@@ -50,9 +50,13 @@ def init_workspace(
     workspace = create_workspace(path, config)
     created_password = None
     try:
-        if config.secrets.vault_password_file is None and not (os.environ.get(PASSWORD_ENV) or os.environ.get(PASSWORD_FILE_ENV)):
+        if config.secrets.vault_password_file is None and not (
+            os.environ.get(PASSWORD_ENV) or os.environ.get(PASSWORD_FILE_ENV)
+        ):
             created_password = create_password_file(default_password_file(path))
-            workspace.save_config(config.model_copy(update={"secrets": SecretsSettings(vault_password_file=str(created_password))}))
+            workspace.save_config(
+                config.model_copy(update={"secrets": SecretsSettings(vault_password_file=str(created_password))})
+            )
         workspace.vault_password()  # refuses a password file inside the workspace or readable by others
         StateStore(workspace.state_url).close()
     except BaseException:

@@ -9,18 +9,24 @@ from sqlalchemy.orm import Session
 from orchestrator.actions.catalog import catalog_of
 from orchestrator.actions.common import opened, parse_key_values
 from orchestrator.catalog import Service, resolve_parameters
-from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.deployment import free_http_port, generate_secrets, instance_domain
+from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.idranges import free_slot
 from orchestrator.placement import Demand, place
-from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
 from orchestrator.quotas import excesses, find_offer, service_limits
+from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
 from orchestrator.state.events import record_event
-from orchestrator.state.instances import allocation, capacities, instance_as_dict, list_instances, used_http_ports, used_id_slots
+from orchestrator.state.instances import (
+    allocation,
+    capacities,
+    instance_as_dict,
+    list_instances,
+    used_http_ports,
+    used_id_slots,
+)
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import get_server
 from orchestrator.workspace import Workspace
-
 
 SIZES = ("small", "medium", "large")
 
@@ -55,7 +61,9 @@ def create_instance(
     Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken) with the state unchanged.
     """
     definition = catalog_of(workspace_path).get(service)
-    values = resolve_parameters(definition, parse_key_values(parameters, option="--param", example="admin_email=contact@asso.fr"))
+    values = resolve_parameters(
+        definition, parse_key_values(parameters, option="--param", example="admin_email=contact@asso.fr")
+    )
     with opened(workspace_path) as (workspace, store), store.session() as session:
         return plan_instance(
             workspace, session, definition, association=association, name=name, size=size, values=values,
@@ -111,10 +119,14 @@ def plan_instance(
     try:
         slot = free_slot(used_id_slots(session))
     except ValueError as error:
-        raise Conflict(f"cannot create {association}/{instance_name}: {error}", hint="delete unused instances") from None
+        raise Conflict(
+            f"cannot create {association}/{instance_name}: {error}", hint="delete unused instances"
+        ) from None
     # Secrets are encrypted at once: neither the state nor the inventory ever holds them in clear.
     vault = None if dry_run else workspace.vault()
-    secrets = {} if vault is None else {name: vault.encrypt(value) for name, value in generate_secrets(definition).items()}
+    secrets = (
+        {} if vault is None else {name: vault.encrypt(value) for name, value in generate_secrets(definition).items()}
+    )
     instance = Instance(
         association=owner, name=instance_name, service_id=definition.id, service_version=version or definition.version,
         size=size, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,

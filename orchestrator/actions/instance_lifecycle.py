@@ -27,7 +27,12 @@ def _check_and_set_desired_state(
 
 
 def change_instance(
-    workspace_path: Path | None, address: str, action: str, *, dry_run: bool = False, final_backup: bool = True,
+    workspace_path: Path | None,
+    address: str,
+    action: str,
+    *,
+    dry_run: bool = False,
+    final_backup: bool = True,
     progress: Progress = no_progress,
 ) -> dict:
     """Suspend, resume, delete or purge instance ``address`` and converge its server.

@@ -30,6 +30,8 @@ def instance_secrets(workspace_path: Path | None, address: str, names: tuple[str
         recorded = dict(get_instance(session, address).secrets)
         unknown = [n for n in names if n not in recorded]
         if unknown:
-            raise NotFound(f"{address} has no secret {', '.join(unknown)} (it has: {', '.join(sorted(recorded)) or 'none'})")
+            raise NotFound(
+                f"{address} has no secret {', '.join(unknown)} (it has: {', '.join(sorted(recorded)) or 'none'})"
+            )
         vault = workspace.vault()
         return {name: vault.decrypt(recorded[name]) for name in sorted(names or recorded)}

@@ -218,7 +218,9 @@ def upgrade_instance(
             _set_version(workspace_path, address, new.version)
             run = apply(workspace_path, instance=address, progress=progress, check_health=False, upgrading=True)
             if not run["succeeded"]:
-                raise StepFailed(f"{name}: deploy", f"deploying {new.version} failed (run {run['run_id']})", _failures(run))
+                raise StepFailed(
+                    f"{name}: deploy", f"deploying {new.version} failed (run {run['run_id']})", _failures(run)
+                )
             note(f"{name}: deploy", "ok", f"run {run['run_id']}", started, run_id=run["run_id"])
             for command in service.upgrade.after_start:
                 started = time.monotonic()
@@ -235,7 +237,9 @@ def upgrade_instance(
             note(f"{name}: health", "ok", detail, started)
             if service.setup:  # the offer's settings, through the new version's own commands
                 started = time.monotonic()
-                run = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
+                run = apply(
+                    workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout
+                )
                 if not run["succeeded"]:
                     raise StepFailed(f"{name}: settings", f"applying the settings to {new.version} failed (run "
                                      f"{run['run_id']})", _failures(run))  # fmt: skip
@@ -244,16 +248,20 @@ def upgrade_instance(
                 started = time.monotonic()
                 after_data = _data_check(service, target, container)
                 if after_data != before_data:
-                    raise StepFailed(f"{name}: data check", "the data check differs from before the upgrade",
-                                     f"before:\n{before_data}\nafter:\n{after_data}")
+                    raise StepFailed(
+                        f"{name}: data check",
+                        "the data check differs from before the upgrade",
+                        f"before:\n{before_data}\nafter:\n{after_data}",
+                    )
                 note(f"{name}: data check", "ok", after_data, started)
             current = new
     except (StepFailed, OperationFailed) as error:
         step_name = getattr(error, "step", "upgrade")
         note(step_name, "failed", getattr(error, "output", "") or str(error))
         progress(f"{address}: FAILED at {step_name}: {error}; rolling back to {plan['from']}")
-        rollback = _roll_back(workspace_path, address, target, identifier, plan["from"], snapshot, moved_database, progress,
-                              timeout)
+        rollback = _roll_back(
+            workspace_path, address, target, identifier, plan["from"], snapshot, moved_database, progress, timeout
+        )
         note("rollback", "ok" if rollback["health"] == "healthy" else "failed", rollback.get("detail", ""),
              health=rollback["health"])  # fmt: skip
         status = "rolled_back" if rollback["health"] == "healthy" and rollback["restored"] else "rollback_failed"
@@ -332,7 +340,9 @@ def _finish(workspace_path: Path | None, upgrade_id: int, status: str, error: st
         record.detail = {**record.detail, "error": error, **({"output": output[-4000:]} if output else {}), **more}
         if status == "succeeded":
             record.step = ""
-        kind = {"succeeded": "instance.upgraded", "refused": "instance.upgrade_refused"}.get(status, "instance.upgrade_failed")
+        kind = {"succeeded": "instance.upgraded", "refused": "instance.upgrade_refused"}.get(
+            status, "instance.upgrade_failed"
+        )
         record_event(session, kind=kind, subject=record.instance_address, actor=actor,
                      detail={"from": record.from_version, "to": record.to_version, "status": status, "error": error,
                              "upgrade": record.id})  # fmt: skip

@@ -14,7 +14,11 @@ def inventory_diff(workspace_path: Path | None, before: str | None = None, after
     workspace = open_workspace(workspace_path)
     inventories, environment = workspace.inventories_dir, workspace.config.environment
     to = inventory_history.resolve(inventories, after or "HEAD")
-    since = inventory_history.resolve(inventories, before) if before is not None else inventory_history.parent_of(inventories, to)
+    since = (
+        inventory_history.resolve(inventories, before)
+        if before is not None
+        else inventory_history.parent_of(inventories, to)
+    )
     changes = inventory_history.describe_changes(
         inventory_history.files_at(inventories, since, environment) if since else {},
         inventory_history.files_at(inventories, to, environment),

@@ -13,18 +13,26 @@ from sqlalchemy.orm import Session
 
 from orchestrator import inventory_history
 from orchestrator.actions.common import opened
+from orchestrator.backups import backup_variables
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
-from orchestrator.inventory import (InstanceEntry, RenderedInstance, Rendering, ServerEntry, Unsafe, host_vars_path, render_fleet,
-                                    split_host_vars)
-from orchestrator.backups import backup_variables
+from orchestrator.inventory import (
+    InstanceEntry,
+    RenderedInstance,
+    Rendering,
+    ServerEntry,
+    Unsafe,
+    host_vars_path,
+    render_fleet,
+    split_host_vars,
+)
 from orchestrator.quotas import find_offer, service_limits
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.runner import inventory_lock
+from orchestrator.state import render_keys
 from orchestrator.state.audit import acting_actor
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
-from orchestrator.state import render_keys
 from orchestrator.state.models import Instance
 from orchestrator.state.servers import list_servers
 from orchestrator.workspace import Workspace
@@ -63,7 +71,9 @@ def inventory_files(workspace: Workspace, session: Session) -> dict[str, str]:
     return _render(workspace, session, None, {})[0].files
 
 
-def _render(workspace: Workspace, session: Session, target: Path | None, cache: dict) -> tuple[Rendering, dict, set[str]]:
+def _render(
+    workspace: Workspace, session: Session, target: Path | None, cache: dict
+) -> tuple[Rendering, dict, set[str]]:
     """Render the inventory, doing again only what changed since the last write (``cache``, kept in the
     workspace's cache/, and the files in ``target``): a server whose key (state/render_keys.py) and
     file are the ones recorded is reused as it is; in a server's file that changed, an instance whose
@@ -84,10 +94,18 @@ def _render(workspace: Workspace, session: Session, target: Path | None, cache: 
             reused[name] = text
             continue
         recorded = cache[name].get("keys") or {}
-        kept.update({r.id: r for r in _recorded_instances(text, cache[name]) if r.id in current and current[r.id] == recorded.get(r.id)})
+        kept.update(
+            {
+                r.id: r
+                for r in _recorded_instances(text, cache[name])
+                if r.id in current and current[r.id] == recorded.get(r.id)
+            }
+        )
     rows = list_servers(session)
     servers = [
-        ServerEntry(s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path)
+        ServerEntry(
+            s.name, s.address, s.ssh_user, s.ssh_port, s.role, s.draining, s.ssh_key_path, s.ssh_known_hosts_path
+        )
         for s in rows
     ]
     server_names = {s.id: s.name for s in rows}
@@ -99,7 +117,9 @@ def _render(workspace: Workspace, session: Session, target: Path | None, cache: 
         catalog = load_catalog(workspace.catalog_dir)
         instances += [
             InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config))
-            for i in _load_instances(session, to_render, {server_names[k.server_row] for k in pending if k.row in to_render})
+            for i in _load_instances(
+                session, to_render, {server_names[k.server_row] for k in pending if k.row in to_render}
+            )
         ]
     rendering = render_fleet(servers, instances, fleet_variables(workspace.config), reused=reused)
     return rendering, {"servers": server_keys, "instances": current}, set(reused)
@@ -130,8 +150,11 @@ def _recorded_instances(text: str, recorded: dict) -> list[RenderedInstance]:
         return []
     if len(parts.items) != len(items) or len(parts.secrets) != len(secrets):
         return []
-    entries = dict(zip(secrets, parts.secrets))
-    return [RenderedInstance(identifier, item, entries.get(identifier, "")) for identifier, item in zip(items, parts.items)]
+    entries = dict(zip(secrets, parts.secrets, strict=False))
+    return [
+        RenderedInstance(identifier, item, entries.get(identifier, ""))
+        for identifier, item in zip(items, parts.items, strict=False)
+    ]
 
 
 def _cache_entries(rendering: Rendering, keys: dict, previous: dict) -> dict:

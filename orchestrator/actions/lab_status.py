@@ -6,18 +6,16 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.errors import OperationFailed
-from orchestrator.processes import is_same_process
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
 from orchestrator.lab.registry import is_answering
+from orchestrator.processes import is_same_process
 from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.state.servers import list_servers
 
 
 def _probe(target: SshTarget) -> dict:
-    output = run_command(
-        target, ["sh", "-c", "hostname; systemctl is-system-running || true"], timeout=20
-    ).split()
+    output = run_command(target, ["sh", "-c", "hostname; systemctl is-system-running || true"], timeout=20).split()
     return {"hostname": output[0] if output else None, "systemd": output[1] if len(output) > 1 else None}
 
 
@@ -38,7 +36,9 @@ def inspect(workspace_path: Path | None) -> dict:
     probes = for_each_server(targets, _probe)
     for name, row in rows.items():
         machine = record.machines.get(name)
-        row["running"] = bool(machine and machine.process and is_same_process(machine.process.pid, machine.process.start_time))
+        row["running"] = bool(
+            machine and machine.process and is_same_process(machine.process.pid, machine.process.start_time)
+        )
         outcome = probes.get(name)
         if isinstance(outcome, Exception):
             message = outcome.message if isinstance(outcome, OperationFailed) else str(outcome)

@@ -9,6 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import update
+
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_status import inspect
@@ -16,12 +18,10 @@ from orchestrator.config import BackupSettings, MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
 from orchestrator.lab.host import require_programs, require_root, run
-from orchestrator.processes import is_same_process
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
+from orchestrator.processes import is_same_process
 from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in
-from sqlalchemy import update
-
 from orchestrator.remote import SshTarget, for_each_server
 from orchestrator.state.models import Association
 from orchestrator.state.servers import add_server, list_servers, validate_server_spec
@@ -45,7 +45,11 @@ def lab_is_up(record: LabRecord | None, app_servers: int) -> bool:
 
 
 def bring_up(
-    workspace_path: Path | None, *, app_servers: int = 2, cache_dir: Path | None = None, progress: Progress = no_progress
+    workspace_path: Path | None,
+    *,
+    app_servers: int = 2,
+    cache_dir: Path | None = None,
+    progress: Progress = no_progress,
 ) -> dict:
     """Bring the lab up (a no-op when it already is); give what ``lab status`` gives.
 
@@ -91,7 +95,9 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     network.create_bridge(lab_network)
 
     progress(f"starting the lab registry on {lab_network.registry_address}")
-    registry.write_config(layout.registry_config, address=lab_network.registry_address, storage_dir=cache_dir / "registry")
+    registry.write_config(
+        layout.registry_config, address=lab_network.registry_address, storage_dir=cache_dir / "registry"
+    )
     layout.registry_log.parent.mkdir(parents=True, exist_ok=True)
     record.registry = registry.start(layout.registry_config, layout.registry_log)
     record.registry_address = lab_network.registry_address
@@ -124,8 +130,10 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     workspace.save_config(workspace.config.model_copy(
         update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
     ))  # fmt: skip
-    progress(f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}) and mail relay (its SMTP sink) "
-             f"set in {workspace.config_path.name}")
+    progress(
+        f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}) and mail relay (its SMTP sink) "
+        f"set in {workspace.config_path.name}"
+    )
 
     with store.session() as session:
         # a new lab-backup holds no repository yet, whatever an earlier lab had
@@ -158,9 +166,15 @@ def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
         suites.setdefault(image.suite, []).append(image)
 
     def build_suite(suite_images: list) -> list[str]:
-        return [images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir) for image in suite_images]
+        return [
+            images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir)
+            for image in suite_images
+        ]
 
-    with cache_lock(cache_dir, "images"), ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders:
+    with (
+        cache_lock(cache_dir, "images"),
+        ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders,
+    ):
         built = list(builders.map(build_suite, suites.values()))
     return [reference for references in built for reference in references]
 

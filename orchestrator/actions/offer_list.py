@@ -46,12 +46,16 @@ def offer(workspace_path: Path | None, name: str) -> dict:
     with opened(workspace_path) as (workspace, store), store.session() as session:
         if name not in workspace.config.offers:
             known = ", ".join(sorted(workspace.config.offers)) or "none"
-            raise NotFound(f"no offer {name!r} (offers: {known})", hint="offers are defined in ruche.toml under [offers.NAME]")
+            raise NotFound(
+                f"no offer {name!r} (offers: {known})", hint="offers are defined in ruche.toml under [offers.NAME]"
+            )
         definition = workspace.config.offers[name]
         catalog = load_catalog(workspace.catalog_dir)
         unknown = sorted(set(definition.services) - set(catalog.services))
         if unknown:
-            raise ConfigError(f"ruche.toml: At 'offers.{name}.services': no catalogue service {', '.join(map(repr, unknown))}")
+            raise ConfigError(
+                f"ruche.toml: At 'offers.{name}.services': no catalogue service {', '.join(map(repr, unknown))}"
+            )
         entry = offer_as_dict(name, definition)
         entry["service_limits"] = {
             service.id: {

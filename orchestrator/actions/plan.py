@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from orchestrator.actions.common import opened
 from orchestrator.actions.inventory_export import deployment_variables, read_cache, render_context, write_cache
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.deployment import fingerprint
+from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.models import Association, Instance, Server
 from orchestrator.state.render_keys import instance_render_keys
@@ -107,7 +107,7 @@ def current_fingerprints(workspace: Workspace, session: Session, catalog: Catalo
     found = {i: cached[str(i)][1] for i in ids if str(i) in cached and cached[str(i)][0] == keys.get(i)}
     missing = [i for i in ids if i not in found]
     for start in range(0, len(missing), 1000):
-        for instance in list_instances(session, rows=missing[start:start + 1000]):  # with their associations
+        for instance in list_instances(session, rows=missing[start : start + 1000]):  # with their associations
             found[instance.id] = fingerprint(deployment_variables(instance, catalog, workspace.config))
     if missing:
         kept = {key: value for key, value in cached.items() if int(key) in keys and value[0] == keys[int(key)]}

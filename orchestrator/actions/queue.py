@@ -21,7 +21,14 @@ def enqueue_apply(workspace_path: Path | None, *, server: str | None = None, ins
             runs = [enqueue(session, server=get_instance(session, instance).server.name, instance_address=instance,
                             requested_by=current_actor())]  # fmt: skip
         elif server is not None:
-            runs = [enqueue(session, server=get_server(session, server).name, instance_address=None, requested_by=current_actor())]
+            runs = [
+                enqueue(
+                    session,
+                    server=get_server(session, server).name,
+                    instance_address=None,
+                    requested_by=current_actor(),
+                )
+            ]
         else:
             runs = [enqueue(session, server=s.name, instance_address=None, requested_by=current_actor())
                     for s in list_servers(session) if s.role == "apps"]  # fmt: skip

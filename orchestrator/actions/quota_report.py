@@ -59,14 +59,24 @@ def quota_report(workspace_path: Path | None) -> dict:
             by_association[instance.association_id].append(instance)
             by_server[instance.server_id].append(instance)
         associations = []
-        for association in session.execute(select(Association.id, Association.slug, Association.offer).order_by(Association.slug)):
+        for association in session.execute(
+            select(Association.id, Association.slug, Association.offer).order_by(Association.slug)
+        ):
             held = by_association[association.id]
             offer = find_offer(workspace.config.offers, association.offer)
             measured = [samples.get(i.id) for i in held]
             disk = _sum(s.disk_bytes if s else None for s in measured)
             memory = _sum(s.memory_bytes if s else None for s in measured)
-            allocated = {"instances": len(held), "memory_mb": sum(i.memory_mb for i in held), "disk_gb": sum(i.disk_gb for i in held)}
-            limit = {"instances": offer.max_instances, "memory_mb": offer.memory_mb, "disk_gb": offer.disk_gb} if offer else None
+            allocated = {
+                "instances": len(held),
+                "memory_mb": sum(i.memory_mb for i in held),
+                "disk_gb": sum(i.disk_gb for i in held),
+            }
+            limit = (
+                {"instances": offer.max_instances, "memory_mb": offer.memory_mb, "disk_gb": offer.disk_gb}
+                if offer
+                else None
+            )
             flags = []
             if limit and any(allocated[key] > limit[key] for key in limit):
                 flags.append("over_quota_allocated")

@@ -7,8 +7,8 @@ from pathlib import Path
 from orchestrator.actions.common import opened
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import InvalidInput
-from orchestrator.reports.transparency import FORMATS, gather, render
 from orchestrator.i18n import LANGUAGES
+from orchestrator.reports.transparency import FORMATS, gather, render
 
 
 def transparency_report(workspace_path: Path | None, *, language: str = "fr", format: str = "md", days: int = 30,
@@ -28,4 +28,10 @@ def transparency_report(workspace_path: Path | None, *, language: str = "fr", fo
         partial = output.with_name(f".{output.name}.partial")
         partial.write_text(text)
         partial.replace(output)
-    return {"language": language, "format": format, "days": days, "output": str(output) if output else None, "text": text}
+    return {
+        "language": language,
+        "format": format,
+        "days": days,
+        "output": str(output) if output else None,
+        "text": text,
+    }

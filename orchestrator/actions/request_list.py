@@ -22,6 +22,8 @@ def request(workspace_path: Path | None, request_id: int) -> dict:
     """Give request ``request_id`` with its history (who moved it, when) and its queued runs; raises NotFound."""
     with opened(workspace_path) as (_workspace, store), store.session() as session:
         entry = request_as_dict(get_request(session, request_id))
-        entry["history"] = [event_as_dict(e) for e in list_events(session, subject=f"request/{request_id}", kind="request.*")]
+        entry["history"] = [
+            event_as_dict(e) for e in list_events(session, subject=f"request/{request_id}", kind="request.*")
+        ]
         entry["runs"] = [queued_as_dict(r) for r in runs_of_request(session, request_id)]
         return entry

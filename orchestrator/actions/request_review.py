@@ -34,15 +34,25 @@ def approve_in_session(workspace: Workspace, session: Session, request: ServiceR
     queued = enqueue(session, server=planned["instance"]["server"], instance_address=address, requested_by=actor,
                      request_id=request.id)  # fmt: skip
     request.instance_address = address
-    move(session, request, "provisioning", actor=actor, detail={"queued_run": queued.id, "server": planned["instance"]["server"]})
+    move(
+        session,
+        request,
+        "provisioning",
+        actor=actor,
+        detail={"queued_run": queued.id, "server": planned["instance"]["server"]},
+    )
     return {"request": request_as_dict(request), "queued_run": queued.id, "placement": planned["placement"]}
 
 
-def approve(workspace_path: Path | None, request_id: int, *, over_quota: bool = False, server: str | None = None) -> dict:
+def approve(
+    workspace_path: Path | None, request_id: int, *, over_quota: bool = False, server: str | None = None
+) -> dict:
     """Approve pending request ``request_id`` (see :func:`approve_in_session`); nothing changes if it fails."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
         request = get_request(session, request_id)
-        return approve_in_session(workspace, session, request, actor=current_actor(), over_quota=over_quota, server=server)
+        return approve_in_session(
+            workspace, session, request, actor=current_actor(), over_quota=over_quota, server=server
+        )
 
 
 def reject(workspace_path: Path | None, request_id: int, *, reason: str) -> dict:

@@ -12,10 +12,10 @@ from orchestrator.catalog import load_catalog, resolve_parameters
 from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.quotas import excesses, find_offer
 from orchestrator.state.associations import get_association, is_slug
+from orchestrator.state.events import record_event
 from orchestrator.state.instances import allocation, list_instances
 from orchestrator.state.models import ServiceRequest, utc_now
 from orchestrator.state.requests import list_requests, request_as_dict
-from orchestrator.state.events import record_event
 from orchestrator.workspace import Workspace
 
 SIZES = ("small", "medium", "large")

@@ -39,10 +39,15 @@ def register_server(
     if ssh_key is not None:
         key = Path(ssh_key).expanduser()
         if not key.is_file():
-            raise InvalidInput(f"--ssh-key {ssh_key}: no such file", hint="give the private key ruche connects with "
-                               "(`ssh-keygen -t ed25519 -f FILE` makes one; its .pub goes to the server's authorized_keys)")
+            raise InvalidInput(
+                f"--ssh-key {ssh_key}: no such file",
+                hint="give the private key ruche connects with "
+                "(`ssh-keygen -t ed25519 -f FILE` makes one; its .pub goes to the server's authorized_keys)",
+            )
         if not os.access(key, os.R_OK):
-            raise InvalidInput(f"--ssh-key {ssh_key}: not readable by this user", hint=f"`chmod 600 {ssh_key}` as its owner")
+            raise InvalidInput(
+                f"--ssh-key {ssh_key}: not readable by this user", hint=f"`chmod 600 {ssh_key}` as its owner"
+            )
         ssh_key = str(key.resolve())
     spec = validate_server_spec(
         name=name, address=address, ssh_user=ssh_user, ssh_port=ssh_port, ssh_key_path=ssh_key,

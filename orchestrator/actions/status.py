@@ -62,5 +62,3 @@ def status(workspace_path: Path | None, *, association: str | None = None, check
 def unhealthy(entries: list[dict]) -> list[dict]:
     """Give the entries that should answer and do not."""
     return [e for e in entries if e["desired_state"] == "present" and e["health"] != "healthy"]
-
-

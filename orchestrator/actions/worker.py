@@ -14,9 +14,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
@@ -149,8 +149,12 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
             progress(f"[run {run.id} on {run.server}] {'done' if succeeded else 'failed'}")
 
         while not stop.is_set():
-            outcome["recovered"] += recover_stale(store, stale_after=stale_after, worker=name,
-                                                   release=lambda claimer: release_stale_worker(claimer, progress))
+            outcome["recovered"] += recover_stale(
+                store,
+                stale_after=stale_after,
+                worker=name,
+                release=lambda claimer: release_stale_worker(claimer, progress),
+            )
             claimed_any = False
             while len(active) < concurrency and not stop.is_set():
                 run = claim_next(store, name)

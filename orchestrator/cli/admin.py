@@ -38,7 +38,9 @@ def add(context: Context, name: str, password_stdin: bool) -> None:
 def list_(context: Context, as_json: bool) -> None:
     """List the admins."""
     entries = list_admins(context.workspace)
-    emit_json(entries) if as_json else click.echo(table([(e["name"], e["created_at"]) for e in entries], ["NAME", "SINCE"]))
+    emit_json(entries) if as_json else click.echo(
+        table([(e["name"], e["created_at"]) for e in entries], ["NAME", "SINCE"])
+    )
 
 
 @admin.command()

@@ -16,9 +16,14 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table,
 @click.option("--server", help="Only this server (and its instances).")
 @click.option("--instance", metavar="ASSOCIATION/NAME", help="Only this instance (on its server).")
 @click.option("--no-health", is_flag=True, help="Skip the health checks through Caddy after the run.")
-@click.option("--full", is_flag=True,
-              help="Converge every instance, even those whose server holds what ruche would apply, undrifted.")
-@click.option("--enqueue", is_flag=True, help="Queue the run (one per server) for `ruche worker` instead of running it here.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Converge every instance, even those whose server holds what ruche would apply, undrifted.",
+)
+@click.option(
+    "--enqueue", is_flag=True, help="Queue the run (one per server) for `ruche worker` instead of running it here."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
@@ -46,7 +51,10 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
         if as_json:
             emit_json(queued)
         else:
-            click.echo("\n".join(f"queued run {q['id']} for {q['instance'] or q['server']}" for q in queued) or "no server to run")
+            click.echo(
+                "\n".join(f"queued run {q['id']} for {q['instance'] or q['server']}" for q in queued)
+                or "no server to run"
+            )
         return
     run = apply_action(
         context.workspace, server=server, instance=instance, check_health=not no_health, full=full,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import click
 
 from orchestrator.actions.association_add import register_association
-from orchestrator.actions.association_list import association as show_association
 from orchestrator.actions.association_applications import accept as accept_application
 from orchestrator.actions.association_applications import applications as list_applications
 from orchestrator.actions.association_applications import decline as decline_application
 from orchestrator.actions.association_invite import invite as make_invite
 from orchestrator.actions.association_invite import invites as list_invites
 from orchestrator.actions.association_invite import revoke as revoke_invite
-from orchestrator.actions.association_set_offer import set_listing, set_offer
+from orchestrator.actions.association_list import association as show_association
 from orchestrator.actions.association_list import associations as list_associations
+from orchestrator.actions.association_set_offer import set_listing, set_offer
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import emit_json, table
 
@@ -45,7 +45,12 @@ def list_(context: Context, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
     else:
-        click.echo(table([(e["slug"], e["name"], e["email"], e["offer"] or "-") for e in entries], ["SLUG", "NAME", "EMAIL", "OFFER"]))
+        click.echo(
+            table(
+                [(e["slug"], e["name"], e["email"], e["offer"] or "-") for e in entries],
+                ["SLUG", "NAME", "EMAIL", "OFFER"],
+            )
+        )
 
 
 @association.command()
@@ -60,13 +65,17 @@ def show(context: Context, slug: str, as_json: bool) -> None:
         return
     click.echo(f"{entry['slug']}: {entry['name']} <{entry['email']}>, offer {entry['offer'] or '-'}")
     for instance in entry["instances"]:
-        click.echo(f"  {instance['address']}  {instance['service']} ({instance['size']}) on {instance['server']}: {instance['state']}")
+        click.echo(
+            f"  {instance['address']}  {instance['service']} ({instance['size']}) on {instance['server']}: {instance['state']}"
+        )
 
 
 @association.command("set-offer")
 @click.argument("slug")
 @click.argument("offer")
-@click.option("--over-quota", is_flag=True, help="Accept even if its instances already take more than OFFER allows (recorded).")
+@click.option(
+    "--over-quota", is_flag=True, help="Accept even if its instances already take more than OFFER allows (recorded)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the association as JSON.")
 @pass_context
 def set_offer_(context: Context, slug: str, offer: str, over_quota: bool, as_json: bool) -> None:
@@ -131,7 +140,9 @@ def revoke_invite_(context: Context, invite_id: int, as_json: bool) -> None:
 
 
 @association.command("applications")
-@click.option("--state", type=click.Choice(["pending", "accepted", "declined"]), help="Only applications in this state.")
+@click.option(
+    "--state", type=click.Choice(["pending", "accepted", "declined"]), help="Only applications in this state."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def applications_(context: Context, state: str | None, as_json: bool) -> None:
@@ -140,7 +151,9 @@ def applications_(context: Context, state: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
         return
-    rows = [(e["id"], e["slug"], e["name"], e["email"], e["state"], e["created_at"], e["message"][:40]) for e in entries]
+    rows = [
+        (e["id"], e["slug"], e["name"], e["email"], e["state"], e["created_at"], e["message"][:40]) for e in entries
+    ]
     click.echo(table(rows, ["ID", "SLUG", "NAME", "EMAIL", "STATE", "SENT", "MESSAGE"]))
 
 

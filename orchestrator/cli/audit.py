@@ -17,11 +17,16 @@ from orchestrator.cli.render import emit_json
 @click.option("--server", help="Inspect only this server over SSH (the state-level rules all run).")
 @click.option("--no-servers", is_flag=True, help="Inspect no server: the state-level rules only (no SSH).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-@click.option("--format", "format_", type=click.Choice(["md", "html"]), help="Write a report readable without ruche (with -o).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where --format writes the report.")
+@click.option(
+    "--format", "format_", type=click.Choice(["md", "html"]), help="Write a report readable without ruche (with -o)."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where --format writes the report."
+)
 @pass_context
-def audit(context: Context, server: str | None, no_servers: bool, as_json: bool, format_: str | None,
-          output: Path | None) -> None:
+def audit(
+    context: Context, server: str | None, no_servers: bool, as_json: bool, format_: str | None, output: Path | None
+) -> None:
     """Check, read-only, that the fleet keeps the collective's rules; exit 1 on any finding.
 
     Inventories on disk equal what the state generates; no secret in clear in inventories, runs or

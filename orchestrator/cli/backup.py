@@ -38,7 +38,9 @@ def backup() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context
-def run(context: Context, instance: str | None, server: str | None, all_instances: bool, as_json: bool, quiet: bool) -> None:
+def run(
+    context: Context, instance: str | None, server: str | None, all_instances: bool, as_json: bool, quiet: bool
+) -> None:
     """Back up INSTANCE (ASSOCIATION/NAME), --server S or --all now. Exit 1 if one failed."""
     result = run_backups(context.workspace, instance=instance, server=server, all_instances=all_instances,
                          progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
@@ -76,7 +78,9 @@ def list_(context: Context, instance: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.option("--offline", is_flag=True, help="Use what is recorded; do not read the servers' logs of timer-run backups.")
+@click.option(
+    "--offline", is_flag=True, help="Use what is recorded; do not read the servers' logs of timer-run backups."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def status(context: Context, offline: bool, as_json: bool) -> None:
@@ -100,7 +104,9 @@ def status(context: Context, offline: bool, as_json: bool) -> None:
 @backup.command()
 @click.argument("instance")
 @click.option("--snapshot", default="latest", show_default=True, help="Snapshot id (see `ruche backup list`).")
-@click.option("--into", "into", metavar="ASSOCIATION/NAME", help="Restore into this instance (created if absent) instead.")
+@click.option(
+    "--into", "into", metavar="ASSOCIATION/NAME", help="Restore into this instance (created if absent) instead."
+)
 @click.option("--server", help="With --into a new instance: put it on this server.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -122,8 +128,10 @@ def restore(context: Context, instance: str, snapshot: str, into: str | None, se
         click.echo(f"{result['target']}: snapshot {answer['snapshot_id'][:8]} restored; health {answer['health']}")
         if into is not None:
             carried = ", ".join(answer.get("secrets_carried_over") or []) or "none to change"
-            click.echo(f"{into}: recorded application secrets taken from {instance} ({carried}); "
-                       f"`ruche instance secrets {into}` opens the restored data")
+            click.echo(
+                f"{into}: recorded application secrets taken from {instance} ({carried}); "
+                f"`ruche instance secrets {into}` opens the restored data"
+            )
         if answer.get("owners_moved"):
             click.echo(f"{result['target']}: file owners moved {answer['owners_moved']}")
     else:

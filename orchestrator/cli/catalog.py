@@ -26,7 +26,10 @@ def list_(context: Context, as_json: bool) -> None:
     if as_json:
         emit_json(services)
         return
-    rows = [(s["id"], s["name"]["fr"], s["version"], s["database"], s["image"], s["verification"]["summary"]) for s in services]
+    rows = [
+        (s["id"], s["name"]["fr"], s["version"], s["database"], s["image"], s["verification"]["summary"])
+        for s in services
+    ]
     click.echo(table(rows, ["ID", "NOM", "VERSION", "DATABASE", "IMAGE", "VERIFIED"]))
 
 

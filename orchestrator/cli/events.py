@@ -16,8 +16,13 @@ from orchestrator.cli.render import emit_json, table
 @click.option("--association", help="Only events of this association (its instances, requests, ... included).")
 @click.option("--instance", help="Only events about this instance (ASSOCIATION/NAME).")
 @click.option("--subject", help="Only events about this subject, as the SUBJECT column shows it (e.g. request/12).")
-@click.option("--actor", help="Only events by an actor whose name contains this (e.g. camille, 'member of amap', worker).")
-@click.option("--kind", help="Only events of this kind (quota.override, instances.changed, ...; 'instances.*' for all of a table).")
+@click.option(
+    "--actor", help="Only events by an actor whose name contains this (e.g. camille, 'member of amap', worker)."
+)
+@click.option(
+    "--kind",
+    help="Only events of this kind (quota.override, instances.changed, ...; 'instances.*' for all of a table).",
+)
 @click.option("--since", help="Only events at or after this time (2026-11-27 or 2026-11-27T10:00, UTC by default).")
 @click.option("--until", help="Only events at or before this time.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N.")
@@ -44,8 +49,12 @@ def events(click_context: click.Context, context: Context, association, instance
 
 
 @events.command()
-@click.option("--head", "expected_head", metavar="LENGTH:DIGEST|FILE",
-              help="A head exported earlier (`ruche events head --json > FILE`): the chain must still hold it.")
+@click.option(
+    "--head",
+    "expected_head",
+    metavar="LENGTH:DIGEST|FILE",
+    help="A head exported earlier (`ruche events head --json > FILE`): the chain must still hold it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def verify(context: Context, expected_head: str | None, as_json: bool) -> None:

@@ -19,7 +19,9 @@ from orchestrator.cli.render import ProgressPrinter, emit_json
 @pass_context
 def export(context: Context, association: str, output: Path, as_json: bool, quiet: bool) -> None:
     """Write ASSOCIATION's data (database dumps, files, manifest with checksums) to an archive readable without ruche."""
-    result = export_association(context.workspace, association, output, progress=ProgressPrinter(not quiet and not as_json))
+    result = export_association(
+        context.workspace, association, output, progress=ProgressPrinter(not quiet and not as_json)
+    )
     if as_json:
         emit_json(result)
     else:

@@ -17,7 +17,8 @@ from orchestrator.cli.render import emit_json
 @click.option("--domain", default="ruche.test", show_default=True, help="Base domain of instance addresses.")
 @click.option("--state-url", help="SQLAlchemy URL of the state database (default: SQLite file in the workspace).")
 @click.option(
-    "--vault-password-file", type=click.Path(dir_okay=False, path_type=Path),
+    "--vault-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Existing file holding the vault password (default: a new one under ~/.config/ruche/vault/).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

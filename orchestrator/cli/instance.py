@@ -39,7 +39,9 @@ def create(context: Context, association: str, service: str, labels: tuple[str, 
     from orchestrator.actions.instance_create import create_instance
     from orchestrator.actions.server_add import parse_labels
 
-    result = create_instance(context.workspace, association=association, service=service, labels=parse_labels(labels), **options)
+    result = create_instance(
+        context.workspace, association=association, service=service, labels=parse_labels(labels), **options
+    )
     if as_json:
         emit_json(result)
         return
@@ -169,7 +171,9 @@ def delete(context: Context, address: str, purge: bool, no_final_backup: bool, y
         if no_final_backup:
             click.confirm("No final backup will be taken: once the data is gone it cannot be restored. Really?",
                           abort=True, err=True)  # fmt: skip
-    _lifecycle(context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet, final_backup=not no_final_backup)
+    _lifecycle(
+        context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet, final_backup=not no_final_backup
+    )
 
 
 @instance.command("secrets")
@@ -228,7 +232,9 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     if not yes:
         click.echo(_upgrade_plan_text(plan), err=True)
         click.confirm(f"Upgrade {address} from {plan['from']} to {plan['to']}?", abort=True, err=True)
-    result = upgrade_instance(context.workspace, address, to=to, fleet=fleet, progress=ProgressPrinter(not quiet and not as_json))
+    result = upgrade_instance(
+        context.workspace, address, to=to, fleet=fleet, progress=ProgressPrinter(not quiet and not as_json)
+    )
     if as_json:
         emit_json(result)
     else:

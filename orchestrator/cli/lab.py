@@ -23,7 +23,13 @@ def _print_status(status: dict) -> None:
         answering = "answering" if status["registry"]["answering"] else "NOT answering"
         click.echo(f"subnet {status['subnet']}, registry {status['registry']['address']} ({answering})")
     rows = [
-        (s["name"], s["role"], s["address"], "yes" if s.get("ssh_reachable") else "no", s.get("systemd") or s.get("error", ""))
+        (
+            s["name"],
+            s["role"],
+            s["address"],
+            "yes" if s.get("ssh_reachable") else "no",
+            s.get("systemd") or s.get("error", ""),
+        )
         for s in status["servers"]
     ]
     click.echo(table(rows, ["SERVER", "ROLE", "ADDRESS", "SSH", "SYSTEMD"]))
@@ -31,7 +37,9 @@ def _print_status(status: dict) -> None:
 
 
 @lab.command()
-@click.option("--servers", "app_servers", default=2, show_default=True, help="Application servers (plus one backup server).")
+@click.option(
+    "--servers", "app_servers", default=2, show_default=True, help="Application servers (plus one backup server)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting status as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context

@@ -17,7 +17,11 @@ def _print(view: dict, as_json: bool) -> None:
     elif not view["configured"]:
         click.echo("no mail relay: services are given no mail settings (`ruche mail set --help`)")
     else:
-        login = f"{view['username']} (password {'set' if view['password_set'] else 'not set'})" if view["username"] else "none"
+        login = (
+            f"{view['username']} (password {'set' if view['password_set'] else 'not set'})"
+            if view["username"]
+            else "none"
+        )
         click.echo(f"relay {view['host']}:{view['port']} ({view['security']}), senders NAME-ASSOCIATION@{view['sender_domain']}, "
                    f"login {login}")  # fmt: skip
 
@@ -74,5 +78,7 @@ def set_password(context: Context, from_stdin: bool, as_json: bool) -> None:
 def unset(context: Context, yes: bool) -> None:
     """Remove the relay: services get no mail settings at the next apply."""
     if not yes:
-        click.confirm("Instances will no longer be able to send mail after the next apply. Continue?", abort=True, err=True)
+        click.confirm(
+            "Instances will no longer be able to send mail after the next apply. Continue?", abort=True, err=True
+        )
     _print(actions.unset(context.workspace), False)

@@ -27,11 +27,15 @@ def plan(context: Context, server: str | None, as_json: bool) -> None:
         rows += [(entry["server"], c["instance"], c["service"], c["change"]) for c in entry["changes"]]
     if rows:
         click.echo(table(rows, ["SERVER", "INSTANCE", "SERVICE", "CHANGE"]))
-    click.echo(f"{result['changes']} change(s); `ruche apply` makes them." if result["changes"] else "Nothing to change.")
+    click.echo(
+        f"{result['changes']} change(s); `ruche apply` makes them." if result["changes"] else "Nothing to change."
+    )
     if result["upgrades"]:
         rows = [(u["instance"], u["service"], u["version"], u["current"],
                  " -> ".join([u["version"], *u["path"]]) if u["path"] is not None else f"blocked: {u['blocked']}")
                 for u in result["upgrades"]]  # fmt: skip
         click.echo("")
         click.echo(table(rows, ["INSTANCE", "SERVICE", "RUNS", "CURRENT", "UPGRADE PATH"]))
-        click.echo(f"{len(rows)} instance(s) behind; `ruche instance upgrade ADDRESS` or `ruche upgrade SERVICE` moves them.")
+        click.echo(
+            f"{len(rows)} instance(s) behind; `ruche instance upgrade ADDRESS` or `ruche upgrade SERVICE` moves them."
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -14,7 +15,9 @@ def emit_json(data: Any) -> None:
     """Print ``data`` as key-sorted JSON on standard output: indented, except long lists (a listing, or
     a listing inside an answer), written one item per line with the C encoder: 30,000 instances take a
     fraction of a second (indenting is pure Python), `grep` finds an item, `jq` reads it all."""
-    click.echo(_long_lists_json(data) if _has_long_list(data) else json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(
+        _long_lists_json(data) if _has_long_list(data) else json.dumps(data, indent=2, sort_keys=True, default=str)
+    )
 
 
 LONG_LIST = 50
@@ -40,7 +43,7 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     """Give a plain-text table with left-aligned columns."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

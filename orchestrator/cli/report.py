@@ -11,11 +11,28 @@ from orchestrator.cli.main import Context, pass_context
 
 
 @click.command()
-@click.option("--lang", "language", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help="Language of the report.")
-@click.option("--format", "format_", type=click.Choice(["md", "html"]), default="md", show_default=True,
-              help="Markdown, or a single static HTML page (no script, no outside resource).")
-@click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True, help="The period it covers, ending now.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it to this file (default: print it).")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["fr", "en"]),
+    default="fr",
+    show_default=True,
+    help="Language of the report.",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["md", "html"]),
+    default="md",
+    show_default=True,
+    help="Markdown, or a single static HTML page (no script, no outside resource).",
+)
+@click.option(
+    "--days", type=click.IntRange(1, 3660), default=30, show_default=True, help="The period it covers, ending now."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it to this file (default: print it)."
+)
 @pass_context
 def report(context: Context, language: str, format_: str, days: int, output: Path | None) -> None:
     """The collective's transparency report, for its public page: services and versions, associations hosted

@@ -42,7 +42,18 @@ def show(context: Context, request_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(entry)
         return
-    for key in ("id", "association", "service", "name", "size", "parameters", "state", "reason", "instance", "requested_by"):
+    for key in (
+        "id",
+        "association",
+        "service",
+        "name",
+        "size",
+        "parameters",
+        "state",
+        "reason",
+        "instance",
+        "requested_by",
+    ):
         click.echo(f"{key}: {entry[key]}")
     for event in entry["history"]:
         click.echo(f"  {event['at']}  {event['kind']:<22} by {event['actor']}")
@@ -63,7 +74,9 @@ def approve(context: Context, request_id: int, server: str | None, over_quota: b
         emit_json(result)
     else:
         entry = result["request"]
-        click.echo(f"request {entry['id']} approved: {entry['instance']} queued (run {result['queued_run']}) for the worker")
+        click.echo(
+            f"request {entry['id']} approved: {entry['instance']} queued (run {result['queued_run']}) for the worker"
+        )
 
 
 @request.command()

@@ -24,7 +24,9 @@ def list_(context: Context, limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
         return
-    rows = [(r["id"], r["playbook"], r["target"], r["status"], r["changed"], r["failed"], r["started"]) for r in entries]
+    rows = [
+        (r["id"], r["playbook"], r["target"], r["status"], r["changed"], r["failed"], r["started"]) for r in entries
+    ]
     click.echo(table(rows, ["RUN", "PLAYBOOK", "TARGET", "STATUS", "CHANGED", "FAILED", "STARTED"]))
 
 

@@ -12,8 +12,13 @@ from orchestrator.cli.main import Context, pass_context
 @click.command()
 @click.option("--host", help="Address to listen on (default: [web] host in ruche.toml).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: [web] port).")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes serving requests (sessions and rate limits are in the state database, shared by all).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving requests (sessions and rate limits are in the state database, shared by all).",
+)
 @pass_context
 def serve(context: Context, host: str | None, port: int | None, workers: int) -> None:
     """Serve the associations' web pages and the JSON API (French first; behind a TLS reverse proxy)."""

@@ -14,7 +14,11 @@ from orchestrator.cli.render import emit_json, instances_table
 
 @click.command()
 @click.option("--association", help="Only this association's instances.")
-@click.option("--no-check", is_flag=True, help="Check nothing: show the health last recorded and when (health_checked_at in --json).")
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Check nothing: show the health last recorded and when (health_checked_at in --json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def status(context: Context, association: str | None, no_check: bool, as_json: bool) -> None:

@@ -20,7 +20,9 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 @click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
               help="Most upgrades at once after the canaries (never two on one server).")  # fmt: skip
 @click.option("--ignore-window", is_flag=True, help="Upgrade even outside the offers' maintenance windows.")
-@click.option("--enqueue", is_flag=True, help="Queue the upgrades for `ruche worker` (same rules) instead of running them here.")
+@click.option(
+    "--enqueue", is_flag=True, help="Queue the upgrades for `ruche worker` (same rules) instead of running them here."
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List what would be upgraded and what is skipped; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -40,14 +42,21 @@ def upgrade(context: Context, service: str, to: str | None, canary: int, paralle
         click.echo(_text(preview), err=True)
         if not preview["candidates"]:
             return
-        click.confirm(f"Upgrade {len(preview['candidates'])} instance(s) of {service} to {preview['to']}?", abort=True, err=True)
+        click.confirm(
+            f"Upgrade {len(preview['candidates'])} instance(s) of {service} to {preview['to']}?", abort=True, err=True
+        )
     result = fleet_upgrade(context.workspace, service, to=to, canary=canary, parallel=parallel, dry_run=dry_run,
                            ignore_window=ignore_window, enqueue=enqueue, progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
     if as_json:
         emit_json(result)
     elif "queued" in result:
-        click.echo("\n".join(f"queued upgrade run {q['id']} for {q['instance']}" + (" (canary)" if q["payload"]["canary"] else "")
-                              for q in result["queued"]) + f"\nfleet upgrade {result['fleet']}: `ruche worker` carries it out")
+        click.echo(
+            "\n".join(
+                f"queued upgrade run {q['id']} for {q['instance']}" + (" (canary)" if q["payload"]["canary"] else "")
+                for q in result["queued"]
+            )
+            + f"\nfleet upgrade {result['fleet']}: `ruche worker` carries it out"
+        )
     else:
         click.echo(_text(result))
     if not result["succeeded"]:
@@ -86,4 +95,8 @@ def upgrades(context: Context, address: str | None, fleet: str | None, limit: in
         return
     rows = [(u["id"], u["instance"], u["from"], u["to"], u["status"], u["step"], u["started_at"], u["requested_by"])
             for u in found]  # fmt: skip
-    click.echo(table(rows, ["ID", "INSTANCE", "FROM", "TO", "STATUS", "STEP", "STARTED", "BY"]) if rows else "no upgrade recorded")
+    click.echo(
+        table(rows, ["ID", "INSTANCE", "FROM", "TO", "STATUS", "STEP", "STARTED", "BY"])
+        if rows
+        else "no upgrade recorded"
+    )

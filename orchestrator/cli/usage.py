@@ -33,7 +33,9 @@ def collect(context: Context, as_json: bool, quiet: bool) -> None:
         rows = [(s["instance"], s["server"], human_bytes(s["disk_bytes"]), human_bytes(s["database_bytes"]),
                  human_bytes(s["memory_bytes"]), s["error"][:60]) for s in result["samples"]]  # fmt: skip
         click.echo(table(rows, ["INSTANCE", "SERVER", "DISK", "DATABASE", "MEMORY", "ERROR"]))
-        click.echo(f"{len(result['samples'])} instance(s) on {result['servers']} server(s) in {result['seconds']:.1f} s")
+        click.echo(
+            f"{len(result['samples'])} instance(s) on {result['servers']} server(s) in {result['seconds']:.1f} s"
+        )
     if result["errors"]:
         for server, error in result["errors"].items():
             click.echo(f"{server}: {error}", err=True)
@@ -75,23 +77,69 @@ def report(context: Context, as_json: bool, as_csv: bool) -> None:
     if as_csv:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["kind", "name", "offer", "instances", "instances_limit", "memory_mb", "memory_mb_limit", "disk_gb",
-                         "disk_gb_limit", "measured_disk_bytes", "measured_memory_bytes", "disk_measured_percent", "flags"])
+        writer.writerow(
+            [
+                "kind",
+                "name",
+                "offer",
+                "instances",
+                "instances_limit",
+                "memory_mb",
+                "memory_mb_limit",
+                "disk_gb",
+                "disk_gb_limit",
+                "measured_disk_bytes",
+                "measured_memory_bytes",
+                "disk_measured_percent",
+                "flags",
+            ]
+        )
         for a in result["associations"]:
             limit = a["limit"] or {}
-            writer.writerow(["association", a["association"], a["offer"] or "", a["allocated"]["instances"], limit.get("instances", ""),
-                             a["allocated"]["memory_mb"], limit.get("memory_mb", ""), a["allocated"]["disk_gb"], limit.get("disk_gb", ""),
-                             a["measured"]["disk_bytes"] if a["measured"]["disk_bytes"] is not None else "",
-                             a["measured"]["memory_bytes"] if a["measured"]["memory_bytes"] is not None else "",
-                             a["percent"]["disk_measured"] if a["percent"]["disk_measured"] is not None else "", " ".join(a["flags"])])
+            writer.writerow(
+                [
+                    "association",
+                    a["association"],
+                    a["offer"] or "",
+                    a["allocated"]["instances"],
+                    limit.get("instances", ""),
+                    a["allocated"]["memory_mb"],
+                    limit.get("memory_mb", ""),
+                    a["allocated"]["disk_gb"],
+                    limit.get("disk_gb", ""),
+                    a["measured"]["disk_bytes"] if a["measured"]["disk_bytes"] is not None else "",
+                    a["measured"]["memory_bytes"] if a["measured"]["memory_bytes"] is not None else "",
+                    a["percent"]["disk_measured"] if a["percent"]["disk_measured"] is not None else "",
+                    " ".join(a["flags"]),
+                ]
+            )
         for s in result["servers"]:
-            writer.writerow(["server", s["server"], "", s["instances"], "", s["allocated"]["memory_mb"], s["capacity"]["memory_mb"],
-                             s["allocated"]["disk_gb"], s["capacity"]["disk_gb"],
-                             s["measured"]["disk_bytes"] if s["measured"]["disk_bytes"] is not None else "",
-                             s["measured"]["memory_bytes"] if s["measured"]["memory_bytes"] is not None else "",
-                             s["percent"]["disk_measured"] if s["percent"]["disk_measured"] is not None else "", " ".join(s["flags"])])
+            writer.writerow(
+                [
+                    "server",
+                    s["server"],
+                    "",
+                    s["instances"],
+                    "",
+                    s["allocated"]["memory_mb"],
+                    s["capacity"]["memory_mb"],
+                    s["allocated"]["disk_gb"],
+                    s["capacity"]["disk_gb"],
+                    s["measured"]["disk_bytes"] if s["measured"]["disk_bytes"] is not None else "",
+                    s["measured"]["memory_bytes"] if s["measured"]["memory_bytes"] is not None else "",
+                    s["percent"]["disk_measured"] if s["percent"]["disk_measured"] is not None else "",
+                    " ".join(s["flags"]),
+                ]
+            )
         click.echo(out.getvalue(), nl=False)
         return
-    click.echo(table(association_rows, ["ASSOCIATION", "OFFER", "INSTANCES", "MEMORY", "DISK", "MEASURED DISK", "OF OFFER", "FLAGS"]))
+    click.echo(
+        table(
+            association_rows,
+            ["ASSOCIATION", "OFFER", "INSTANCES", "MEMORY", "DISK", "MEASURED DISK", "OF OFFER", "FLAGS"],
+        )
+    )
     click.echo()
-    click.echo(table(server_rows, ["SERVER", "INSTANCES", "CPU", "MEMORY", "DISK", "MEASURED DISK", "OF DISK", "FLAGS"]))
+    click.echo(
+        table(server_rows, ["SERVER", "INSTANCES", "CPU", "MEMORY", "DISK", "MEASURED DISK", "OF DISK", "FLAGS"])
+    )

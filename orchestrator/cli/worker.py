@@ -18,8 +18,12 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 
 @click.command()
 @click.option("--once", is_flag=True, help="Stop when no run is queued or running any more (for tests and cron).")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs at once (different servers).")
-@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds between looks at the queue.")
+@click.option(
+    "--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs at once (different servers)."
+)
+@click.option(
+    "--poll", default=2.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds between looks at the queue."
+)
 @click.option("--stale-after", default=60, show_default=True, type=click.IntRange(10, 3600),
               help="Seconds without a heartbeat after which another worker's run is taken back.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")

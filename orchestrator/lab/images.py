@@ -97,8 +97,16 @@ def _mediawiki(suite: str) -> LabImage:
     return LabImage(
         name="mediawiki",
         suite=suite,
-        packages=("mediawiki", "php-pgsql", "php-intl", "php-mail", "php-net-smtp", "apache2", "libapache2-mod-php",
-                  "ca-certificates"),  # fmt: skip
+        packages=(
+            "mediawiki",
+            "php-pgsql",
+            "php-intl",
+            "php-mail",
+            "php-net-smtp",
+            "apache2",
+            "libapache2-mod-php",
+            "ca-certificates",
+        ),  # fmt: skip
         command=("/usr/local/bin/mediawiki-entrypoint",),
         user="root",
         port=80,
@@ -214,7 +222,9 @@ def is_in_registry(registry_address: str, image: LabImage) -> bool:
     try:
         response = requests.get(
             f"http://{registry_address}/v2/{repository}/manifests/{image.fingerprint()}",
-            headers={"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"},
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+            },
             timeout=10,
         )
     except requests.RequestException:
@@ -234,7 +244,11 @@ def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -
     try:
         run(["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tarball, "."], what=f"tar of {image.name}")
         changes = [argument for change in import_changes(image) for argument in ("--change", change)]
-        run(["podman", "import", "--quiet", *changes, tarball, local], timeout=900, what=f"podman import of {image.name}")
+        run(
+            ["podman", "import", "--quiet", *changes, tarball, local],
+            timeout=900,
+            what=f"podman import of {image.name}",
+        )
         remote_repository = f"{registry_address}/{LAB_IMAGE_NAMESPACE}/{image.name}"
         for tag in (image.fingerprint(), image.suite):
             run(

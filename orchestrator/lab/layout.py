@@ -21,7 +21,10 @@ class LabServerPlan:
 
 def plan_servers(app_servers: int) -> list[LabServerPlan]:
     """Give the servers of a lab with ``app_servers`` application servers and one backup server."""
-    plans = [LabServerPlan(f"lab-{number}", "apps", FIRST_APP_HOST_INDEX + number - 1) for number in range(1, app_servers + 1)]
+    plans = [
+        LabServerPlan(f"lab-{number}", "apps", FIRST_APP_HOST_INDEX + number - 1)
+        for number in range(1, app_servers + 1)
+    ]
     plans.append(LabServerPlan(BACKUP_SERVER_NAME, "backup", BACKUP_HOST_INDEX))
     return plans
 

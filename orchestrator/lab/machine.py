@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed, TimedOut
-from orchestrator.processes import is_same_process, process_start_time
 from orchestrator.lab.record import ProcessRecord
+from orchestrator.processes import is_same_process, process_start_time
 from orchestrator.remote import SshTarget, run_command
 
 
@@ -44,7 +44,9 @@ def boot(name: str, rootfs: Path, console_log: Path) -> ProcessRecord:
 
 def _in_own_namespaces(pid: int) -> bool:
     try:
-        return all(os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "net"))
+        return all(
+            os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "net")
+        )
     except OSError:  # gone meanwhile
         return False
 

@@ -79,8 +79,7 @@ def ensure_subnet_free(network: LabNetwork) -> None:
         if link != network.bridge and used.overlaps(network.subnet):
             raise Conflict(
                 f"lab subnet {network.subnet} is already in use on this machine ({link} has {used})",
-                hint="choose another subnet in ruche.toml ([lab] subnet = \"10.213.48.0/24\") "
-                "or remove what uses it",
+                hint='choose another subnet in ruche.toml ([lab] subnet = "10.213.48.0/24") or remove what uses it',
             )
 
 

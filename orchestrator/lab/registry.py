@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 
 from orchestrator.errors import OperationFailed, TimedOut
-from orchestrator.processes import is_same_process, process_start_time
 from orchestrator.lab.record import ProcessRecord
+from orchestrator.processes import is_same_process, process_start_time
 
 
 def write_config(path: Path, *, address: str, storage_dir: Path) -> None:

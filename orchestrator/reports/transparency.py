@@ -21,7 +21,17 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog
 from orchestrator.config import WorkspaceConfig
 from orchestrator.i18n import LANGUAGES, translator
-from orchestrator.state.models import Association, BackupRun, HealthCheck, Instance, Run, Server, Upgrade, as_utc, utc_now
+from orchestrator.state.models import (
+    Association,
+    BackupRun,
+    HealthCheck,
+    Instance,
+    Run,
+    Server,
+    Upgrade,
+    as_utc,
+    utc_now,
+)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FORMATS = ("md", "html")
@@ -98,8 +108,12 @@ def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days:
     for server in session.scalars(select(Server).order_by(Server.name)):
         servers.append({"name": server.name, "role": server.role, "labels": dict(sorted(server.labels.items())),
                         "instances": sum(1 for i in instances if i.server_id == server.id)})  # fmt: skip
-    verifications = list(session.scalars(select(BackupRun).where(BackupRun.kind == "verify", BackupRun.started_at >= start)))
-    backups_done = list(session.scalars(select(BackupRun).where(BackupRun.kind == "backup", BackupRun.started_at >= start)))
+    verifications = list(
+        session.scalars(select(BackupRun).where(BackupRun.kind == "verify", BackupRun.started_at >= start))
+    )
+    backups_done = list(
+        session.scalars(select(BackupRun).where(BackupRun.kind == "backup", BackupRun.started_at >= start))
+    )
     last_verify = max(verifications, key=lambda r: as_utc(r.started_at), default=None)
     retention = sorted({(o.backup_retention.daily, o.backup_retention.weekly, o.backup_retention.monthly)
                         for o in config.offers.values()})  # fmt: skip
@@ -114,7 +128,9 @@ def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days:
             "at": as_utc(last_verify.started_at).strftime("%Y-%m-%d"), "ok": last_verify.status == "success"},
     }  # fmt: skip
     incidents = []
-    for run in session.scalars(select(Run).where(Run.started >= start, Run.status != "successful").order_by(Run.started)):
+    for run in session.scalars(
+        select(Run).where(Run.started >= start, Run.status != "successful").order_by(Run.started)
+    ):
         incidents.append({"at": as_utc(run.started).strftime("%Y-%m-%d %H:%M"), "kind": "run", "what": run.playbook})
     for restore in session.scalars(select(BackupRun).where(BackupRun.kind == "restore", BackupRun.started_at >= start)):
         incidents.append({"at": as_utc(restore.started_at).strftime("%Y-%m-%d %H:%M"), "kind": "restore",
@@ -158,8 +174,9 @@ def render(report: Report, *, language: str, format: str) -> str:
     environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]),
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
     _ = translator(language)
-    return environment.get_template(f"transparency.{format}").render(r=report, _=_, gettext=_, lang=language,
-                                                                     number=lambda v: _format_number(v, language))
+    return environment.get_template(f"transparency.{format}").render(
+        r=report, _=_, gettext=_, lang=language, number=lambda v: _format_number(v, language)
+    )
 
 
 def _format_number(value: float | None, language: str) -> str:

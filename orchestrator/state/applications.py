@@ -22,7 +22,9 @@ def submit_application(session: Session, *, slug: str, name: str, email: str, me
     ) is not None  # fmt: skip
     if taken:
         raise Conflict(f"the short name {slug!r} is taken: choose another")
-    application = JoinApplication(slug=slug, name=name, email=email, message=message, state="pending", created_at=utc_now())
+    application = JoinApplication(
+        slug=slug, name=name, email=email, message=message, state="pending", created_at=utc_now()
+    )
     session.add(application)
     session.flush()
     record_event(session, kind="application.pending", subject=f"application/{application.id}", actor=email,

@@ -32,15 +32,22 @@ class AssociationSpec(BaseModel):
     slug: Annotated[
         str,
         Field(
-            pattern=ASSOCIATION_SLUG, max_length=SLUG_MAX_LENGTH,
+            pattern=ASSOCIATION_SLUG,
+            max_length=SLUG_MAX_LENGTH,
             description="Short unique name used in addresses and paths: a-z, 0-9, single inner dashes, 32 at most.",
         ),  # fmt: skip
     ]
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$", description="Full name.")]
     email: Annotated[
-        str, Field(pattern=r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$", description="Contact e-mail address.")
+        str,
+        Field(
+            pattern=r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$",
+            description="Contact e-mail address.",
+        ),
     ]
-    offer: Annotated[str | None, Field(pattern=r"^[a-z0-9-]{1,63}$", description="The quota package signed up for.")] = None
+    offer: Annotated[
+        str | None, Field(pattern=r"^[a-z0-9-]{1,63}$", description="The quota package signed up for.")
+    ] = None
 
 
 def validate_association_spec(**fields) -> AssociationSpec:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
@@ -79,11 +79,13 @@ def acting_actor() -> str:
 def _timestamp(at: datetime) -> str:
     """``at`` as the chain writes it: UTC, naive, to the microsecond (SQLite gives back naive datetimes)."""
     if at.tzinfo is not None:
-        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+        at = at.astimezone(UTC).replace(tzinfo=None)
     return at.isoformat(timespec="microseconds")
 
 
-def canonical(seq: int, at: datetime, actor: str, kind: str, subject: str, association: str | None, detail: dict) -> str:
+def canonical(
+    seq: int, at: datetime, actor: str, kind: str, subject: str, association: str | None, detail: dict
+) -> str:
     """An event's content as its digest covers it (frozen: see the module's doc)."""
     return json.dumps([seq, _timestamp(at), actor, kind, subject, association, detail],
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # fmt: skip
@@ -108,7 +110,9 @@ def append_events(session: Session, entries: list[dict]) -> None:
         length += 1
         at, actor = utc_now(), (entry.get("actor") or actor_of(session))[:120]
         detail = _plain(entry["detail"])
-        digest = chain_digest(head, canonical(length, at, actor, entry["kind"], entry["subject"], entry["association"], detail))
+        digest = chain_digest(
+            head, canonical(length, at, actor, entry["kind"], entry["subject"], entry["association"], detail)
+        )
         rows.append({"seq": length, "at": at, "actor": actor, "kind": entry["kind"], "subject": entry["subject"][:120],
                      "association": entry["association"], "detail": detail, "previous_digest": head, "digest": digest})  # fmt: skip
         head = digest
@@ -148,7 +152,9 @@ def verify_chain(session: Session, *, expected_head: tuple[int, str] | None = No
         if row["previous_digest"] != previous:
             return ChainCheck(expected_seq - 1, previous, f"{label} does not follow event {expected_seq - 1}: one was "
                                                           "inserted, deleted or rewritten between them", row["seq"])  # fmt: skip
-        content = canonical(row["seq"], row["at"], row["actor"], row["kind"], row["subject"], row["association"], row["detail"])
+        content = canonical(
+            row["seq"], row["at"], row["actor"], row["kind"], row["subject"], row["association"], row["detail"]
+        )
         if chain_digest(previous, content) != row["digest"]:
             return ChainCheck(expected_seq - 1, previous, f"{label} was edited: its content no longer matches its digest",
                               row["seq"])  # fmt: skip
@@ -269,6 +275,8 @@ def record_changes(session: Session, _flush_context) -> None:
             else:
                 detail = {"before": _all_columns(obj, ignored)}
             subject, association = _subject(session, table, obj)
-            entries.append({"kind": f"{table}.{what}", "subject": subject, "association": association, "detail": detail})
+            entries.append(
+                {"kind": f"{table}.{what}", "subject": subject, "association": association, "detail": detail}
+            )
     entries.sort(key=lambda e: (e["kind"], e["subject"]))  # the same flush gives the same order
     append_events(session, entries)

@@ -18,7 +18,9 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def record_tool_result(session: Session, instance: Instance, server: str, result: dict, *, kind: str | None = None) -> BackupRun:
+def record_tool_result(
+    session: Session, instance: Instance, server: str, result: dict, *, kind: str | None = None
+) -> BackupRun:
     """Record what ``ruche-backup`` answered for ``instance`` (one backup or restore entry); give the row."""
     started = _time(result.get("started_at")) or _time(result.get("finished_at"))
     run = BackupRun(

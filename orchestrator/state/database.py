@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -43,7 +43,9 @@ def head_revision() -> str:
 def _is_current(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+                head_revision()
+            ]
     except SQLAlchemyError:
         return False  # a new database (no alembic_version yet), or unreachable: Alembic says which
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from orchestrator.state.audit import append_events
 from orchestrator.state.models import Event
 
-
 # subjects ``PREFIX/...`` that are not an instance's address
 NOT_ASSOCIATIONS = ("request/", "server/", "admin/", "application/", "run/", "queued-run/")
 
@@ -33,13 +32,16 @@ def current_actor() -> str:
         return f"uid {os.getuid()}"
 
 
-def record_event(session: Session, *, kind: str, subject: str, detail: dict, actor: str | None = None,
-                 association: str | None = None) -> None:
+def record_event(
+    session: Session, *, kind: str, subject: str, detail: dict, actor: str | None = None, association: str | None = None
+) -> None:
     """Append an event to the trail (committed with ``session``). ``association``: the slug of the association
     it concerns; by default the first part of an instance's address (``amap`` of ``amap/agenda``)."""
     if association is None and "/" in subject and not subject.startswith(NOT_ASSOCIATIONS):
         association = subject.split("/")[0]
-    append_events(session, [{"kind": kind, "subject": subject, "association": association, "detail": detail, "actor": actor}])
+    append_events(
+        session, [{"kind": kind, "subject": subject, "association": association, "detail": detail, "actor": actor}]
+    )
 
 
 def list_events(

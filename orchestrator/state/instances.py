@@ -107,7 +107,6 @@ def instance_as_dict(instance: Instance) -> dict:
     }
 
 
-
 # The columns instance_views reads: what instance_as_dict shows, without loading ORM objects.
 _VIEW_COLUMNS = (
     Association.slug, Instance.name, Instance.service_id, Instance.service_version, Instance.size, Instance.cpu,
@@ -117,7 +116,9 @@ _VIEW_COLUMNS = (
 )  # fmt: skip
 
 
-def instance_views(session: Session, *, association: str | None = None, states: tuple[str, ...] | None = None) -> list[dict]:
+def instance_views(
+    session: Session, *, association: str | None = None, states: tuple[str, ...] | None = None
+) -> list[dict]:
     """What ``instance_as_dict`` gives for every instance (or one association's, or in ``states``), sorted by
     address: one query of plain rows, no ORM object (listings of 30,000 instances; see benchmarks/)."""
     # the JSON columns come as their text and are parsed in one call (a call per value cost a third)
@@ -148,8 +149,11 @@ def instance_views(session: Session, *, association: str | None = None, states: 
 
 
 def deployment_record(
-    instance: Instance, limits: dict[str, str] | None = None, retention: dict[str, int] | None = None,
-    with_backups: bool = False, mail: MailRelay | None = None,
+    instance: Instance,
+    limits: dict[str, str] | None = None,
+    retention: dict[str, int] | None = None,
+    with_backups: bool = False,
+    mail: MailRelay | None = None,
 ) -> InstanceRecord:
     """Give the facts of ``instance`` its deployment is derived from.
 

@@ -35,9 +35,14 @@ def enqueue(session: Session, *, server: str, instance_address: str | None, requ
     An upgrade (``kind="upgrade"``, ``payload``: to, fleet, canary, parallel) is tried once.
     """
     waiting = session.scalars(
-        select(QueuedRun).where(QueuedRun.state == "queued", QueuedRun.server == server, QueuedRun.kind == kind,
-                                QueuedRun.instance_address.is_(None) if instance_address is None
-                                else QueuedRun.instance_address == instance_address)  # fmt: skip
+        select(QueuedRun).where(
+            QueuedRun.state == "queued",
+            QueuedRun.server == server,
+            QueuedRun.kind == kind,
+            QueuedRun.instance_address.is_(None)
+            if instance_address is None
+            else QueuedRun.instance_address == instance_address,
+        )  # fmt: skip
     ).first()
     if waiting is not None and waiting.request_id == request_id and kind == "apply":
         return waiting
@@ -70,8 +75,15 @@ def claim_next(store: StateStore, worker: str) -> QueuedRun | None:
                 claimed = session.execute(
                     update(QueuedRun)
                     .where(QueuedRun.id == run_id, QueuedRun.state == "queued")
-                    .values(state="running", running_server=server, claimed_by=worker, started_at=now,
-                            heartbeat_at=now, attempts=QueuedRun.attempts + 1, progress="started")  # fmt: skip
+                    .values(
+                        state="running",
+                        running_server=server,
+                        claimed_by=worker,
+                        started_at=now,
+                        heartbeat_at=now,
+                        attempts=QueuedRun.attempts + 1,
+                        progress="started",
+                    )  # fmt: skip
                 ).rowcount
                 if claimed != 1:
                     continue  # another worker took it
@@ -168,7 +180,9 @@ def recover_stale(store: StateStore, *, stale_after: timedelta, worker: str | No
                             + ("; not retried (attempts used up)" if final else "; queued again"))  # fmt: skip
             run.claimed_by = None
             if final and run.request_id is not None:
-                _settle_request(session, run.request_id, "failed", actor="worker recovery", detail={"interrupted": True})
+                _settle_request(
+                    session, run.request_id, "failed", actor="worker recovery", detail={"interrupted": True}
+                )
             recovered.append(run.id)
     return recovered
 
@@ -181,12 +195,16 @@ def has_open_runs(store: StateStore) -> bool:
 
 def list_queue(session: Session, *, limit: int = 50) -> list[QueuedRun]:
     """Give the newest ``limit`` queued runs, newest first."""
-    return list(session.scalars(select(QueuedRun).order_by(QueuedRun.created_at.desc(), QueuedRun.id.desc()).limit(limit)))
+    return list(
+        session.scalars(select(QueuedRun).order_by(QueuedRun.created_at.desc(), QueuedRun.id.desc()).limit(limit))
+    )
 
 
 def runs_of_request(session: Session, request_id: int) -> list[QueuedRun]:
     """The queued runs carrying out request ``request_id``, newest first."""
-    return list(session.scalars(select(QueuedRun).where(QueuedRun.request_id == request_id).order_by(QueuedRun.id.desc())))
+    return list(
+        session.scalars(select(QueuedRun).where(QueuedRun.request_id == request_id).order_by(QueuedRun.id.desc()))
+    )
 
 
 def get_queued(session: Session, run_id: int) -> QueuedRun:

@@ -24,14 +24,18 @@ def hit(session: Session, *, name: str, key: str, limit: int, window_seconds: fl
     key = key[:KEY_LENGTH]
     now = utc_now()
     since = now - timedelta(seconds=window_seconds)
-    row = session.scalars(select(RateLimitKey).where(RateLimitKey.name == name, RateLimitKey.key == key).with_for_update()).first()
+    row = session.scalars(
+        select(RateLimitKey).where(RateLimitKey.name == name, RateLimitKey.key == key).with_for_update()
+    ).first()
     if row is None:
         try:
             with session.begin_nested():
                 session.add(RateLimitKey(name=name, key=key))
         except IntegrityError:  # another process made it first: take its lock
             pass
-        row = session.scalars(select(RateLimitKey).where(RateLimitKey.name == name, RateLimitKey.key == key).with_for_update()).one()
+        row = session.scalars(
+            select(RateLimitKey).where(RateLimitKey.name == name, RateLimitKey.key == key).with_for_update()
+        ).one()
     session.execute(delete(RateLimitHit).where(RateLimitHit.key_id == row.id, RateLimitHit.at <= since))
     count = session.scalar(select(func.count()).select_from(RateLimitHit).where(RateLimitHit.key_id == row.id))
     if count >= limit:

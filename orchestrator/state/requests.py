@@ -41,7 +41,9 @@ def checked_reason(reason: str, *, message: str = GIVE_A_REASON) -> str:
     return reason
 
 
-def move(session: Session, request: ServiceRequest, state: str, *, actor: str, reason: str = "", detail: dict | None = None) -> None:
+def move(
+    session: Session, request: ServiceRequest, state: str, *, actor: str, reason: str = "", detail: dict | None = None
+) -> None:
     """Move ``request`` to ``state`` and record it; raises Conflict for a move its state does not allow."""
     if state not in NEXT_STATES[request.state]:
         raise Conflict(f"request {request.id} is {request.state}; it cannot become {state}")
@@ -62,7 +64,9 @@ def get_request(session: Session, request_id: int, *, association: Association |
     return request
 
 
-def list_requests(session: Session, *, state: str | None = None, association: Association | None = None) -> list[ServiceRequest]:
+def list_requests(
+    session: Session, *, state: str | None = None, association: Association | None = None
+) -> list[ServiceRequest]:
     """Give requests, newest first, optionally in ``state`` or of ``association``."""
     query = select(ServiceRequest).order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
     if state is not None:

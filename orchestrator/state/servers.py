@@ -15,7 +15,9 @@ from orchestrator.state.models import Instance, Server
 from orchestrator.validation import describe_validation_error
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
 
 
@@ -45,9 +47,9 @@ class ServerSpec(BaseModel):
     role: Annotated[
         Literal["apps", "backup"], Field(description="'apps' hosts instances; 'backup' only holds backups.")
     ] = "apps"
-    origin: Annotated[Literal["manual", "lab"], Field(description="Who registered it: an admin, or `ruche lab up`.")] = (
-        "manual"
-    )
+    origin: Annotated[
+        Literal["manual", "lab"], Field(description="Who registered it: an admin, or `ruche lab up`.")
+    ] = "manual"
 
     @field_validator("address")
     @classmethod
@@ -80,9 +82,7 @@ def validate_server_spec(**fields) -> ServerSpec:
 
 def add_server(session: Session, spec: ServerSpec) -> Server:
     """Register ``spec``; raises Conflict when the name or address is already registered."""
-    clash = session.scalars(
-        select(Server).where((Server.name == spec.name) | (Server.address == spec.address))
-    ).first()
+    clash = session.scalars(select(Server).where((Server.name == spec.name) | (Server.address == spec.address))).first()
     if clash is not None:
         what = "name" if clash.name == spec.name else "address"
         raise Conflict(f"a server with this {what} is already registered: {clash.name} ({clash.address})")

@@ -30,7 +30,9 @@ def upgrade_as_dict(upgrade: Upgrade) -> dict:
     }
 
 
-def list_upgrades(session: Session, *, instance: str | None = None, fleet: str | None = None, limit: int = 100) -> list[Upgrade]:
+def list_upgrades(
+    session: Session, *, instance: str | None = None, fleet: str | None = None, limit: int = 100
+) -> list[Upgrade]:
     """Give upgrades, newest first, optionally of one instance or one fleet upgrade."""
     query = select(Upgrade).order_by(Upgrade.started_at.desc(), Upgrade.id.desc()).limit(limit)
     if instance is not None:
@@ -42,7 +44,9 @@ def list_upgrades(session: Session, *, instance: str | None = None, fleet: str |
 
 def running_upgrade(session: Session, instance: str) -> Upgrade | None:
     """Give the upgrade of ``instance`` still running, if any."""
-    return session.scalars(select(Upgrade).where(Upgrade.instance_address == instance, Upgrade.status == "running")).first()
+    return session.scalars(
+        select(Upgrade).where(Upgrade.instance_address == instance, Upgrade.status == "running")
+    ).first()
 
 
 def latest_upgrades(session: Session, addresses: list[str]) -> dict[str, Upgrade]:

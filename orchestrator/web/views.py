@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import RucheError
+from orchestrator.i18n import Translator, members_progress
 from orchestrator.quotas import find_offer
 from orchestrator.state.backups import runs_of
 from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
@@ -14,7 +15,6 @@ from orchestrator.state.models import ServiceRequest, WebSession
 from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, RequestView, get_request, list_requests, request_view
 from orchestrator.state.upgrades import latest_upgrades
-from orchestrator.i18n import Translator, members_progress
 from orchestrator.web.models import DeployedView, InstanceView, QuotaView, RequestDetail, UpgradeView
 from orchestrator.workspace import Workspace
 

@@ -8,8 +8,12 @@ import pytest
 @pytest.fixture
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "4G", "--disk", "200G").exit_code == 0
-    assert ruche(*w, "server", "add", "small", "--address", "192.0.2.2", "--memory", "2G", "--disk", "200G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "4G", "--disk", "200G").exit_code == 0
+    )
+    assert (
+        ruche(*w, "server", "add", "small", "--address", "192.0.2.2", "--memory", "2G", "--disk", "200G").exit_code == 0
+    )
     assert ruche(*w, "server", "add", "vault", "--address", "192.0.2.3", "--role", "backup").exit_code == 0
     assert ruche(*w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr").exit_code == 0
     assert ruche(*w, "association", "add", "chorale", "--name", "La chorale", "--email", "c@chorale.fr").exit_code == 0
@@ -22,7 +26,9 @@ def instances(ruche, w):
 
 def test_instances_are_placed_spread_and_listed(pool, ruche):
     w = pool
-    first = json.loads(ruche(*w, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--json").stdout)
+    first = json.loads(
+        ruche(*w, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--json").stdout
+    )
     assert first["instance"]["server"] == "big" and first["instance"]["address"] == "amap/nextcloud"
     second = json.loads(ruche(*w, "instance", "create", "amap", "radicale", "--json").stdout)
     assert second["instance"]["server"] == "small"  # spread: amap already has an instance on big
@@ -60,11 +66,19 @@ def test_draining_servers_are_skipped(pool, ruche):
         (["instance", "create", "amap", "wordpress"], 4, "no service 'wordpress'"),
         (["instance", "create", "nobody", "radicale"], 4, "no association 'nobody'"),
         (["instance", "create", "amap", "nextcloud"], 2, "missing required parameter 'admin_email'"),
-        (["instance", "create", "amap", "radicale", "--param", "ansible_host=evil"], 2, "unknown parameter 'ansible_host'"),
+        (
+            ["instance", "create", "amap", "radicale", "--param", "ansible_host=evil"],
+            2,
+            "unknown parameter 'ansible_host'",
+        ),
         (["instance", "create", "amap", "radicale", "--param", "nothing"], 2, "expected NAME=VALUE"),
         (["instance", "create", "amap", "radicale", "--name", "../../etc"], 2, "instance name"),
         (["instance", "create", "amap", "radicale", "--server", "ghost"], 4, "no server named 'ghost'"),
-        (["instance", "create", "amap", "nextcloud", "--size", "large", "--param", "admin_email=a@b.fr"], 5, "no server can take"),
+        (
+            ["instance", "create", "amap", "nextcloud", "--size", "large", "--param", "admin_email=a@b.fr"],
+            5,
+            "no server can take",
+        ),
         (["instance", "show", "amap"], 2, "ASSOCIATION/NAME"),
         (["instance", "show", "amap/none"], 4, "no instance amap/none"),
     ],
@@ -196,13 +210,17 @@ def test_an_export_renders_again_only_what_changed_and_never_trusts_an_edited_fi
     after = (directory / "big.yml").read_text()
     assert inventory.split_host_vars(after).items[1] in before  # amap--radicale's text, unchanged
     assert ruche(*pool, "association", "set-offer", "chorale", "decouverte").exit_code == 0
-    assert export_again() == ["chorale--radicale"] and "daily: 7" in (directory / "small.yml").read_text()  # the offer's retention
+    assert (
+        export_again() == ["chorale--radicale"] and "daily: 7" in (directory / "small.yml").read_text()
+    )  # the offer's retention
     (directory / "big.yml").write_text((directory / "big.yml").read_text().replace("radicale", "evil"))
     assert export_again() == ["amap--agenda", "amap--radicale"] and "evil" not in (directory / "big.yml").read_text()
     opened = open_workspace(workspace)
     opened.save_config(opened.config.model_copy(update={"base_domain": "other.example.org"}))
     assert export_again() == ["amap--agenda", "amap--radicale", "chorale--radicale"]
-    assert "radicale.amap.other.example.org" not in (directory / "big.yml").read_text()  # domains are recorded at creation
+    assert (
+        "radicale.amap.other.example.org" not in (directory / "big.yml").read_text()
+    )  # domains are recorded at creation
     assert export_again() == []
 
 

@@ -71,7 +71,9 @@ def test_a_secret_in_clear_in_a_run_artifact_is_found_without_being_shown(kept, 
     leaked.write_text(json.dumps({"stdout": f"password={secret}"}))
     answer = ruche(*kept, "audit", "--no-servers", "--json")
     findings = json.loads(answer.stdout)["findings"]
-    assert answer.exit_code == 1 and rules(findings) == {("secrets.never-in-clear", "runs/r-1/artifacts/job_events/1.json")}
+    assert answer.exit_code == 1 and rules(findings) == {
+        ("secrets.never-in-clear", "runs/r-1/artifacts/job_events/1.json")
+    }
     assert "amap/agenda's admin_password appears in clear" == findings[0]["evidence"] and secret not in answer.stdout
     leaked.unlink()
     assert audited(ruche, kept)[0] == 0
@@ -82,7 +84,9 @@ def test_over_quota_without_override_an_unlisted_version_and_a_rewritten_event_a
         session.execute(sa.text("UPDATE associations SET offer = 'decouverte' WHERE slug = 'amap'"))
         session.execute(sa.text("UPDATE instances SET service_version = '2.0.0' WHERE name = 'agenda'"))
 
-    assert ruche(*kept, "instance", "create", "amap", "radicale", "--name", "third").exit_code == 0  # decouverte allows 2
+    assert (
+        ruche(*kept, "instance", "create", "amap", "radicale", "--name", "third").exit_code == 0
+    )  # decouverte allows 2
     change_state(workspace, behind_rucheS_back)
     code, findings = audited(ruche, kept)
     assert code == 1 and rules(findings) == {("quota.within-offer", "amap"), ("versions.supported", "amap/agenda"),

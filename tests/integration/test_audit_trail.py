@@ -77,13 +77,17 @@ def test_every_command_that_changes_state_leaves_an_event_with_who_and_before_af
 
     drained = events(ruche, w, "--kind", "servers.changed")
     assert [(e["actor"], e["detail"]["before"], e["detail"]["after"]) for e in drained] == [
-        ("camille", {"draining": True}, {"draining": False}), ("camille", {"draining": False}, {"draining": True})]
+        ("camille", {"draining": True}, {"draining": False}),
+        ("camille", {"draining": False}, {"draining": True}),
+    ]
     (offer_change,) = [e for e in events(ruche, w, "--kind", "associations.changed") if "offer" in e["detail"]["after"]]
     assert (offer_change["subject"], offer_change["detail"]) == ("amap", {"before": {"offer": "decouverte"},
                                                                           "after": {"offer": "association"}})  # fmt: skip
     (created,) = events(ruche, w, "--kind", "instances.created")
     assert created["subject"] == "amap/radicale" and created["association"] == "amap"
-    assert created["detail"]["after"]["service_id"] == "radicale" and created["detail"]["after"]["secrets"] == "(secret)"
+    assert (
+        created["detail"]["after"]["service_id"] == "radicale" and created["detail"]["after"]["secrets"] == "(secret)"
+    )
     assert events(ruche, w, "--kind", "admins.deleted")[0]["detail"]["before"]["password_hash"] == "(secret)"
     assert [e["kind"] for e in events(ruche, w, "--subject", "server/web-2")][0] == "servers.deleted"
 
@@ -98,12 +102,19 @@ def test_every_command_that_changes_state_leaves_an_event_with_who_and_before_af
 
 def test_the_web_records_members_and_admins_as_actors_and_filters_find_them(w, workspace, ruche):
     assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
-    assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association").exit_code == 0
+    assert (
+        ruche(
+            *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association"
+        ).exit_code
+        == 0
+    )
     link = json.loads(ruche(*w, "association", "invite", "amap", "--json").stdout)["link"]
     member = TestClient(create_app(workspace), base_url="https://testserver")
     assert member.get(link.split("8080", 1)[1], follow_redirects=False).status_code == 303
     csrf = member.get("/espace").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    sent = member.post("/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": csrf})
+    sent = member.post(
+        "/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": csrf}
+    )
     assert sent.status_code == 201
     add_admin(workspace, "camille", PASSWORD)
     admin = TestClient(create_app(workspace), base_url="https://testserver")
@@ -144,7 +155,12 @@ def chained(w, workspace, ruche):
 def test_an_edited_event_is_named(chained, w, workspace, ruche):
     execute(workspace, "UPDATE events SET actor = 'someone else' WHERE seq = 2")
     code, result = verify(ruche, w)
-    assert code == 1 and result["first_bad_seq"] == 2 and "event 2 (" in result["problem"] and "was edited" in result["problem"]
+    assert (
+        code == 1
+        and result["first_bad_seq"] == 2
+        and "event 2 (" in result["problem"]
+        and "was edited" in result["problem"]
+    )
     text = ruche(*w, "events", "verify")
     assert text.exit_code == 1 and "audit trail BROKEN: event 2" in text.stderr
 
@@ -169,7 +185,9 @@ def test_an_inserted_event_is_named(chained, w, workspace, ruche):
     assert code == 1 and "outside the chain: it was inserted" in result["problem"]
 
 
-def test_a_history_rewritten_with_new_digests_passes_alone_but_not_against_a_kept_head(chained, w, workspace, ruche, tmp_path):
+def test_a_history_rewritten_with_new_digests_passes_alone_but_not_against_a_kept_head(
+    chained, w, workspace, ruche, tmp_path
+):
     kept = tmp_path / "head.json"
     kept.write_text(ruche(*w, "events", "head", "--json").stdout)
     assert verify(ruche, w, "--head", str(kept))[0] == 0
@@ -185,8 +203,13 @@ def test_a_history_rewritten_with_new_digests_passes_alone_but_not_against_a_kep
             for seq, at, actor, kind, subject, association, detail in rows:
                 actor = "nobody" if seq == 1 else actor
                 digest = chain_digest(previous, canonical(seq, at, actor, kind, subject, association, detail))
-                connection.execute(sa.text("UPDATE events SET actor = :actor, previous_digest = :previous, digest = :digest "
-                                           "WHERE seq = :seq"), {"actor": actor, "previous": previous, "digest": digest, "seq": seq})
+                connection.execute(
+                    sa.text(
+                        "UPDATE events SET actor = :actor, previous_digest = :previous, digest = :digest "
+                        "WHERE seq = :seq"
+                    ),
+                    {"actor": actor, "previous": previous, "digest": digest, "seq": seq},
+                )
                 previous = digest
             connection.execute(sa.text("UPDATE event_chain SET head = :head"), {"head": previous})
     finally:

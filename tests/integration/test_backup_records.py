@@ -18,7 +18,12 @@ def hosted(workspace, ruche):
     opened = open_workspace(workspace)
     opened.save_config(opened.config.model_copy(update={"backup": BackupSettings(repository="/srv/backup")}))
     assert ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
-    assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte").exit_code == 0
+    assert (
+        ruche(
+            *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte"
+        ).exit_code
+        == 0
+    )
     assert ruche(*w, "instance", "create", "amap", "radicale").exit_code == 0
     set_state(workspace, "amap/radicale", "running")
     return w
@@ -33,7 +38,9 @@ def set_state(workspace, address: str, state: str) -> None:
         store.close()
 
 
-def record_backup(workspace, address: str, *, age: timedelta, status: str = "success", reason: str = "scheduled") -> None:
+def record_backup(
+    workspace, address: str, *, age: timedelta, status: str = "success", reason: str = "scheduled"
+) -> None:
     store = StateStore(open_workspace(workspace).state_url)
     try:
         with store.session() as session:

@@ -25,10 +25,15 @@ def site(tmp_path_factory, ruche_module):
     """A served workspace (one server, association "amap" on an offer, an admin) and amap's invite link."""
     path = tmp_path_factory.mktemp("browser") / "workspace"
     w = ["--workspace", str(path)]
-    assert ruche_module("init", str(path), "--collective", "Les Chatons du coin", "--domain", "coin.example.org").exit_code == 0
+    assert (
+        ruche_module("init", str(path), "--collective", "Les Chatons du coin", "--domain", "coin.example.org").exit_code
+        == 0
+    )
     use_loopback_web_settings(path, free_port())
     assert ruche_module(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
-    added = ruche_module(*w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr", "--offer", "association")
+    added = ruche_module(
+        *w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr", "--offer", "association"
+    )
     assert added.exit_code == 0, added.stderr
     add_admin(path, "camille", PASSWORD)
     link = json.loads(ruche_module(*w, "association", "invite", "amap", "--json").stdout)["link"]
@@ -86,7 +91,7 @@ def test_a_member_uses_the_keyboard_and_labels_and_every_page_passes_axe(site, p
     page.get_by_label("Nom du service").fill("../agenda")
     page.get_by_label("Identifiant du compte principal").fill("jardinier")
     page.get_by_label("Identifiant du compte principal").press("Enter")  # submit from the keyboard: the browser
-    assert "/espace/demande/radicale" in page.url                          # checks the name's pattern first
+    assert "/espace/demande/radicale" in page.url  # checks the name's pattern first
     assert page.get_by_label("Nom du service").evaluate("field => field.validity.patternMismatch")
     page.get_by_label("Nom du service").fill("agenda")
     page.get_by_label("Taille").select_option("small")
@@ -98,13 +103,18 @@ def test_a_member_uses_the_keyboard_and_labels_and_every_page_passes_axe(site, p
     page.go_back()  # the same name again: the server refuses it, the form keeps what was typed
     page.get_by_role("button", name="Envoyer la demande").click()
     alert = page.get_by_role("alert")
-    assert "agenda" in alert.inner_text() and page.get_by_label("Identifiant du compte principal").input_value() == "jardinier"
+    assert (
+        "agenda" in alert.inner_text()
+        and page.get_by_label("Identifiant du compte principal").input_value() == "jardinier"
+    )
     assert_accessible(page)
 
     page.goto(f"{base}/espace?lang=en")
     assert page.get_by_role("heading", level=1).inner_text() == "AMAP du coin's space"
     assert_accessible(page)
-    (entry,) = [r for r in json.loads(page.evaluate("fetch('/api/v1/requests').then(r => r.text())")) if r["name"] == "agenda"]
+    (entry,) = [
+        r for r in json.loads(page.evaluate("fetch('/api/v1/requests').then(r => r.text())")) if r["name"] == "agenda"
+    ]
     assert (entry["parameters"], entry["state"]) == ({"admin_user": "jardinier"}, "pending")
 
 
@@ -147,7 +157,9 @@ def test_the_request_page_follows_the_run_without_a_reload(site, page, ruche):
         run = claim_next(store, "browser-test")
         assert run.id == json.loads(approved.stdout)["queued_run"]
         beat(store, run.id, "browser-test", progress="task: Start amap-suivi's unit")
-        expect(status).to_contain_text("Start amap-suivi's unit", timeout=15000)  # polled by Playwright (the CSP forbids eval)
+        expect(status).to_contain_text(
+            "Start amap-suivi's unit", timeout=15000
+        )  # polled by Playwright (the CSP forbids eval)
         assert "en cours d'installation" in status.inner_text()
         finish(store, run.id, "browser-test", succeeded=True, run_identifier="r-1", result={})
     finally:

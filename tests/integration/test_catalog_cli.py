@@ -17,7 +17,9 @@ def test_catalog_list_show_and_validate(workspace, ruche):
 
 def test_validate_reports_a_bad_file_with_exit_code_3(tmp_path, ruche):
     entry = tmp_path / "radicale.yaml"
-    entry.write_text((BUNDLED_CATALOG_DIR / "radicale.yaml").read_text().replace("expected_status: 200", "expected_status: 999"))
+    entry.write_text(
+        (BUNDLED_CATALOG_DIR / "radicale.yaml").read_text().replace("expected_status: 200", "expected_status: 999")
+    )
     result = ruche("catalog", "validate", str(entry))
     assert result.exit_code == 3
     assert f"{entry}: At 'health.expected_status'" in result.stderr

@@ -28,13 +28,17 @@ def test_the_install_works_with_only_debians_python_on_path_and_gives_ruche(tmp_
                                timeout=1200)  # fmt: skip
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     assert installed.stdout.strip().splitlines()[-1] == str(venv / "bin" / "python")
-    version = subprocess.run([str(venv / "bin" / "ruche"), "--version"], env=environment, capture_output=True, text=True)
+    version = subprocess.run(
+        [str(venv / "bin" / "ruche"), "--version"], env=environment, capture_output=True, text=True
+    )
     assert version.returncode == 0 and version.stdout.startswith("ruche, version "), version.stdout + version.stderr
     base = subprocess.run([str(venv / "bin" / "python"), "-c", "import sys; print(sys.base_prefix, sys.prefix)"],
                           env=environment, capture_output=True, text=True).stdout.split()  # fmt: skip
     assert base == ["/usr", str(venv)]  # Debian's Python, in its own environment
     # what the demo does not need is not installed: the tests' extras
-    tests_extra = subprocess.run([str(venv / "bin" / "python"), "-c", "import pytest"], env=environment, capture_output=True)
+    tests_extra = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import pytest"], env=environment, capture_output=True
+    )
     assert tests_extra.returncode != 0
     # and it runs: a workspace made, the catalogue read, the environment's Ansible there for ansible-runner
     environment["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # where `ruche init` puts the vault password

@@ -30,7 +30,7 @@ def run_debug_play(inventory: Path, tmp_path: Path) -> str:
     playbook = tmp_path / "show.yml"
     playbook.write_text(
         "- hosts: apps\n  gather_facts: false\n  tasks:\n"
-        "    - debug:\n        msg: \"title={{ ruche_instances[0].parameters.title }}\"\n"
+        '    - debug:\n        msg: "title={{ ruche_instances[0].parameters.title }}"\n'
     )
     result = subprocess.run(
         [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
@@ -43,7 +43,10 @@ def run_debug_play(inventory: Path, tmp_path: Path) -> str:
 def test_ansible_reads_the_inventory_and_sees_user_values_as_unsafe(tmp_path):
     inventory = hostile_inventory(tmp_path, tmp_path / "pwned")
     listed = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True, check=True
+        [str(ANSIBLE_BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]["web-1"]
     assert hostvars["ansible_host"] == "192.0.2.1"
@@ -74,7 +77,7 @@ def test_an_empty_user_value_reads_as_an_empty_string_not_none(tmp_path):
     playbook = tmp_path / "length.yml"
     playbook.write_text(
         "- hosts: apps\n  gather_facts: false\n  tasks:\n"
-        "    - debug:\n        msg: \"length={{ ruche_instances[0].parameters.title | length }}\"\n"
+        '    - debug:\n        msg: "length={{ ruche_instances[0].parameters.title | length }}"\n'
     )
     result = subprocess.run(
         [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory"), str(playbook)],

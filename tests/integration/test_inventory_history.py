@@ -12,14 +12,21 @@ from orchestrator.workspace import open_workspace
 
 def git(workspace, *arguments: str) -> str:
     inventories = open_workspace(workspace).inventories_dir
-    return subprocess.run(["git", "-C", str(inventories), *arguments], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(inventories), *arguments], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_exports_are_committed_with_who_and_what_changed_and_diff_reads_them(workspace, ruche, monkeypatch):
     monkeypatch.setenv("RUCHE_ACTOR", "camille")
     w = ["--workspace", str(workspace)]
     assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
-    assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte").exit_code == 0
+    assert (
+        ruche(
+            *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte"
+        ).exit_code
+        == 0
+    )
     assert ruche(*w, "instance", "create", "amap", "radicale").exit_code == 0
     first = json.loads(ruche(*w, "inventory", "export", "--json").stdout)
     assert first["changed"] and first["commit"]
@@ -58,12 +65,17 @@ def test_exports_are_committed_with_who_and_what_changed_and_diff_reads_them(wor
     try:
         with store.session() as session:
             instance = get_instance(session, "amap/radicale")
-            instance.secrets = {**instance.secrets, "admin_password": workspace_object.vault().encrypt("a new one, long enough")}
+            instance.secrets = {
+                **instance.secrets,
+                "admin_password": workspace_object.vault().encrypt("a new one, long enough"),
+            }
     finally:
         store.close()
     third = json.loads(ruche(*w, "inventory", "export", "--json").stdout)
     changed = json.loads(ruche(*w, "inventory", "diff", "--json").stdout)
-    assert changed["to"] == third["commit"] and changed["changes"]["instances"]["changed"] == {"amap/radicale": ["secrets"]}
+    assert changed["to"] == third["commit"] and changed["changes"]["instances"]["changed"] == {
+        "amap/radicale": ["secrets"]
+    }
     shown = ruche(*w, "inventory", "diff", "--json").stdout + git(workspace, "log", "-1", "--format=%B")
     assert "a new one" not in shown and all(value not in shown for value in secrets_before.values())
     assert ruche(*w, "inventory", "diff", "no-such-run").exit_code == 2

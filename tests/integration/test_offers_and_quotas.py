@@ -13,7 +13,12 @@ from orchestrator.workspace import open_workspace
 @pytest.fixture
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--cpu", "16", "--memory", "32G", "--disk", "1T").exit_code == 0
+    assert (
+        ruche(
+            *w, "server", "add", "big", "--address", "192.0.2.1", "--cpu", "16", "--memory", "32G", "--disk", "1T"
+        ).exit_code
+        == 0
+    )
     added = ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte")
     assert added.exit_code == 0, added.stderr
     return w
@@ -51,7 +56,9 @@ def test_an_instance_beyond_the_offer_is_refused_with_the_limit_and_the_excess(p
 
 def test_an_override_creates_it_and_is_recorded_with_who(pool, ruche, monkeypatch):
     monkeypatch.setenv("RUCHE_ACTOR", "camille")
-    created = ruche(*pool, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--over-quota", "--json")
+    created = ruche(
+        *pool, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--over-quota", "--json"
+    )
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["quota"]["overridden"] is True
     (event,) = json.loads(ruche(*pool, "events", "--kind", "quota.override", "--json").stdout)
@@ -67,7 +74,12 @@ def test_the_count_limit_counts_active_instances(pool, ruche):
 
 
 def test_set_offer_moves_records_and_refuses_a_smaller_offer_that_is_already_exceeded(pool, ruche):
-    assert ruche(*pool, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--over-quota").exit_code == 0
+    assert (
+        ruche(
+            *pool, "instance", "create", "amap", "nextcloud", "--param", "admin_email=a@amap.fr", "--over-quota"
+        ).exit_code
+        == 0
+    )
     moved = ruche(*pool, "association", "set-offer", "amap", "association", "--json")
     assert moved.exit_code == 0 and json.loads(moved.stdout)["offer"] == "association"
     back = ruche(*pool, "association", "set-offer", "amap", "decouverte")

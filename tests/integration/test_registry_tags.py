@@ -43,7 +43,7 @@ class Registry(BaseHTTPRequestHandler):
             return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": challenge})
         last = self.path.split("last=")[1].split("&")[0] if "last=" in self.path else None
         start = TAGS.index(last) + 1 if last else 0
-        page = TAGS[start:start + 2]
+        page = TAGS[start : start + 2]
         headers = {}
         if start + 2 < len(TAGS):
             headers["Link"] = f'</v2/app/tags/list?n=2&last={page[-1]}>; rel="next"'

@@ -16,7 +16,12 @@ from orchestrator.workspace import open_workspace
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
     assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
-    assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association").exit_code == 0
+    assert (
+        ruche(
+            *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association"
+        ).exit_code
+        == 0
+    )
     return w
 
 
@@ -47,7 +52,12 @@ def test_a_request_is_approved_provisioned_by_the_worker_and_done_exactly_once(p
     assert calls == ["amap/radicale"]
     shown = json.loads(ruche(*pool, "request", "show", str(request["id"]), "--json").stdout)
     assert shown["state"] == "done"
-    assert [e["kind"] for e in shown["history"]] == ["request.pending", "request.approved", "request.provisioning", "request.done"]
+    assert [e["kind"] for e in shown["history"]] == [
+        "request.pending",
+        "request.approved",
+        "request.provisioning",
+        "request.done",
+    ]
     assert shown["history"][-1]["actor"].startswith("worker ")
     (run,) = shown["runs"]
     assert (run["state"], run["attempts"], run["run_id"], run["progress"]) == ("done", 1, "run-1", "finished")
@@ -59,7 +69,9 @@ def test_a_request_is_approved_provisioned_by_the_worker_and_done_exactly_once(p
 def test_a_rejected_request_keeps_its_reason_and_changes_nothing_else(pool, workspace, ruche):
     request = submit(workspace)
     assert ruche(*pool, "request", "reject", str(request["id"])).exit_code == 2  # --reason is required
-    rejected = json.loads(ruche(*pool, "request", "reject", str(request["id"]), "--reason", "Pas de place cet hiver", "--json").stdout)
+    rejected = json.loads(
+        ruche(*pool, "request", "reject", str(request["id"]), "--reason", "Pas de place cet hiver", "--json").stdout
+    )
     assert rejected["state"] == "rejected" and rejected["reason"] == "Pas de place cet hiver"
     assert json.loads(ruche(*pool, "instance", "list", "--json").stdout) == []
     assert json.loads(ruche(*pool, "queue", "list", "--json").stdout) == []

@@ -29,11 +29,14 @@ create table mediawiki.page (page_id serial primary key, page_title text not nul
 insert into mediawiki.page (page_title) values ('Accueil'), ('Calendrier');
 """
 # what the target holds beyond the dump: tables of a newer schema, a view, a table in public
-TARGET_SCHEMA = SOURCE_SCHEMA + """
+TARGET_SCHEMA = (
+    SOURCE_SCHEMA
+    + """
 create table mediawiki.block_target (bt_id serial primary key, bt_address text);
 create view mediawiki.titles as select page_title from mediawiki.page;
 create table public.leftover (id int);
 """
+)
 TABLES = "select table_schema || '.' || table_name from information_schema.tables " \
          "where table_schema not in ('pg_catalog', 'information_schema') order by 1"  # fmt: skip
 
@@ -79,14 +82,21 @@ def test_a_dump_loads_into_a_database_holding_more_tables_once_it_is_emptied(dat
     dumped = in_database(source, ["sh", "-c", 'PGPASSWORD="$POSTGRES_PASSWORD" exec pg_dump -h 127.0.0.1 -U "$POSTGRES_USER" '
                                   '--clean --if-exists --no-owner --no-privileges "$POSTGRES_DB"'])  # fmt: skip
     assert dumped.returncode == 0, dumped.stderr.decode()
-    load = ["sh", "-c", 'PGPASSWORD="$POSTGRES_PASSWORD" exec psql -q -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1']
+    load = [
+        "sh",
+        "-c",
+        'PGPASSWORD="$POSTGRES_PASSWORD" exec psql -q -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1',
+    ]
 
     refused = in_database(target, load, dumped.stdout)
     assert refused.returncode != 0 and b"because other objects depend on it" in refused.stderr  # what CI met
 
     psql(target, tool.EMPTY_POSTGRESQL)
     assert psql(target, TABLES) == ""
-    assert psql(target, "select nspowner::regrole from pg_namespace where nspname = 'public'").strip() == "pg_database_owner"
+    assert (
+        psql(target, "select nspowner::regrole from pg_namespace where nspname = 'public'").strip()
+        == "pg_database_owner"
+    )
     loaded = in_database(target, load, dumped.stdout)
     assert loaded.returncode == 0, loaded.stderr.decode()
     assert psql(target, TABLES) == psql(source, TABLES) == "mediawiki.page\n"

@@ -27,7 +27,10 @@ def store(workspace):
 
 def queue_runs(store, *targets: tuple[str, str | None]) -> list[int]:
     with store.session() as session:
-        return [enqueue(session, server=server, instance_address=instance, requested_by="test").id for server, instance in targets]
+        return [
+            enqueue(session, server=server, instance_address=instance, requested_by="test").id
+            for server, instance in targets
+        ]
 
 
 def test_a_server_runs_one_run_at_a_time_while_other_servers_proceed(store):
@@ -72,7 +75,9 @@ def test_a_run_whose_worker_stopped_beating_is_queued_again_then_given_up(store)
         assert run.id == run_id and run.attempts == attempt
         assert recover_stale(store, stale_after=timedelta(seconds=30)) == []  # it is beating
         with store.session() as session:
-            session.execute(update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5)))
+            session.execute(
+                update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5))
+            )
         assert recover_stale(store, stale_after=timedelta(seconds=30)) == [run_id]
         assert beat(store, run_id, f"killed-{attempt}") is False  # the stopped worker lost it
     with store.session() as session:
@@ -114,7 +119,9 @@ def test_a_worker_never_takes_back_its_own_runs_even_when_its_heartbeats_are_lat
     (run_id,) = queue_runs(store, ("web-1", None))
     claim_next(store, "slow")
     with store.session() as session:
-        session.execute(update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5)))
+        session.execute(
+            update(QueuedRun).where(QueuedRun.id == run_id).values(heartbeat_at=utc_now() - timedelta(minutes=5))
+        )
     assert recover_stale(store, stale_after=timedelta(seconds=30), worker="slow") == []
     assert recover_stale(store, stale_after=timedelta(seconds=30), worker="other") == [run_id]
 
@@ -134,4 +141,7 @@ def test_a_stale_workers_runs_are_released_only_when_release_says_so_and_it_is_a
     assert asked == ["lagging"]
     with store.session() as session:
         assert {session.get(QueuedRun, i).state for i in (first, second)} == {"running"}
-    assert sorted(recover_stale(store, stale_after=timedelta(seconds=30), release=lambda claimer: True)) == [first, second]
+    assert sorted(recover_stale(store, stale_after=timedelta(seconds=30), release=lambda claimer: True)) == [
+        first,
+        second,
+    ]

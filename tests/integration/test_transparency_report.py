@@ -57,7 +57,9 @@ def fleet(workspace, ruche):
     return w
 
 
-def test_the_report_in_french_and_english_says_what_the_collective_promises_and_nothing_private(fleet, workspace, ruche, tmp_path):
+def test_the_report_in_french_and_english_says_what_the_collective_promises_and_nothing_private(
+    fleet, workspace, ruche, tmp_path
+):
     french = ruche(*fleet, "report", "--lang", "fr")
     assert french.exit_code == 0, french.stderr
     text = french.stdout
@@ -67,9 +69,15 @@ def test_the_report_in_french_and_english_says_what_the_collective_promises_and_
     assert "| web-1 | apps | hoster=Tetaneutral, region=lyon | 2 |" in text
     assert "Calendrier : *-*-* 03:15:00" in text and "Destination hors site : SFTP (backup.example.org)." in text
     assert "Conservation : 7 instantanés quotidiens" in text
-    assert "Vérifications de restauration (un instantané restauré dans une instance jetable et comparé) : 1, 0 en échec." in text
+    assert (
+        "Vérifications de restauration (un instantané restauré dans une instance jetable et comparé) : 1, 0 en échec."
+        in text
+    )
     assert "75 % des 4 vérifications de santé" in text  # the check 90 days ago is outside the period
-    assert "un déploiement a échoué" in text and "une mise à jour a été annulée (Radicale (agendas et contacts) 3.1.8 → 3.5.3)" in text
+    assert (
+        "un déploiement a échoué" in text
+        and "une mise à jour a été annulée (Radicale (agendas et contacts) 3.1.8 → 3.5.3)" in text
+    )
     english = ruche(*fleet, "report", "--lang", "en").stdout
     assert "transparency report" in english and "2 association(s) use the collective's services." in english
     assert "75 % of 4 health checks" in english and "an update was rolled back" in english

@@ -3,6 +3,7 @@ instances created on an older version, `plan` listing them with their path, and 
 come before any server is touched."""
 
 import json
+from datetime import UTC
 
 import pytest
 
@@ -10,7 +11,9 @@ import pytest
 @pytest.fixture
 def fleet(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "one", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "one", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G").exit_code == 0
+    )
     assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr").exit_code == 0
     return w
 
@@ -21,11 +24,15 @@ def test_an_instance_records_its_version_and_plan_lists_the_path(fleet, ruche):
     assert old["instance"]["version"] == "3.1.8"
     new = json.loads(ruche(*w, "instance", "create", "amap", "radicale", "--name", "cal2", "--json").stdout)
     assert new["instance"]["version"] == "3.5.3"
-    wiki = ruche(*w, "instance", "create", "amap", "mediawiki-debian", "--version", "1.39.17", "--param", "admin_email=a@amap.fr")
+    wiki = ruche(
+        *w, "instance", "create", "amap", "mediawiki-debian", "--version", "1.39.17", "--param", "admin_email=a@amap.fr"
+    )
     assert wiki.exit_code == 0, wiki.stderr
     plan = json.loads(ruche(*w, "plan", "--json").stdout)
     assert [(u["instance"], u["version"], u["path"]) for u in plan["upgrades"]] == [
-        ("amap/mediawiki-debian", "1.39.17", ["1.43.9"]), ("amap/radicale", "3.1.8", ["3.5.3"])]
+        ("amap/mediawiki-debian", "1.39.17", ["1.43.9"]),
+        ("amap/radicale", "3.1.8", ["3.5.3"]),
+    ]
     text = ruche(*w, "plan").stdout
     assert "3.1.8 -> 3.5.3" in text and "2 instance(s) behind" in text
     unknown = ruche(*w, "instance", "create", "amap", "radicale", "--name", "cal3", "--version", "2.0")
@@ -40,18 +47,23 @@ def test_upgrades_are_refused_before_anything_changes(fleet, ruche):
     assert ruche(*w, "instance", "upgrade", "amap/nothing", "--yes").exit_code == 6  # backups are checked first
     fleet_preview = json.loads(ruche(*w, "upgrade", "radicale", "--dry-run", "--json").stdout)
     assert fleet_preview["candidates"] == []  # planned, not running: skipped and said so
-    assert fleet_preview["skipped"][0]["instance"] == "amap/radicale" and "only running" in fleet_preview["skipped"][0]["reason"]
+    assert (
+        fleet_preview["skipped"][0]["instance"] == "amap/radicale"
+        and "only running" in fleet_preview["skipped"][0]["reason"]
+    )
     assert json.loads(ruche(*w, "upgrades", "--json").stdout) == []
     assert json.loads(ruche(*w, "instance", "show", "amap/radicale", "--json").stdout)["version"] == "3.1.8"
 
 
 def test_a_maintenance_window_spans_midnight():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from orchestrator.config import LocalizedText, Offer
 
-    offer = Offer(label=LocalizedText(fr="a", en="a"), max_instances=1, memory_mb=1, disk_gb=1, maintenance_window="22:00-06:00")
-    at = lambda hour, minute=0: datetime(2026, 11, 24, hour, minute, tzinfo=timezone.utc)  # noqa: E731
+    offer = Offer(
+        label=LocalizedText(fr="a", en="a"), max_instances=1, memory_mb=1, disk_gb=1, maintenance_window="22:00-06:00"
+    )
+    at = lambda hour, minute=0: datetime(2026, 11, 24, hour, minute, tzinfo=UTC)  # noqa: E731
     assert offer.in_maintenance_window(at(23)) and offer.in_maintenance_window(at(5, 59))
     assert not offer.in_maintenance_window(at(6)) and not offer.in_maintenance_window(at(12))
     assert Offer(label=offer.label, max_instances=1, memory_mb=1, disk_gb=1).in_maintenance_window(at(12))
@@ -65,7 +77,12 @@ def test_a_queued_fleet_upgrade_keeps_the_canary_parallel_and_stop_rules(fleet, 
 
     w = fleet
     for name in ("two", "three"):
-        assert ruche(*w, "server", "add", name, "--address", f"192.0.2.{len(name)}", "--memory", "8G", "--disk", "200G").exit_code == 0
+        assert (
+            ruche(
+                *w, "server", "add", name, "--address", f"192.0.2.{len(name)}", "--memory", "8G", "--disk", "200G"
+            ).exit_code
+            == 0
+        )
     for index, server in enumerate(["one", "two", "three", "one", "two"]):
         assert ruche(*w, "instance", "create", "amap", "radicale", "--name", f"c{index}", "--server", server,
                      "--version", "3.1.8").exit_code == 0  # fmt: skip

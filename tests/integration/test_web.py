@@ -21,8 +21,25 @@ def fleet(workspace, ruche):
     w = ["--workspace", str(workspace)]
     assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
     for slug in ("amap", "chorale"):
-        assert ruche(*w, "association", "add", slug, "--name", slug.title(), "--email", f"c@{slug}.fr", "--offer", "association").exit_code == 0
-    links = {slug: json.loads(ruche(*w, "association", "invite", slug, "--json").stdout)["link"] for slug in ("amap", "chorale")}
+        assert (
+            ruche(
+                *w,
+                "association",
+                "add",
+                slug,
+                "--name",
+                slug.title(),
+                "--email",
+                f"c@{slug}.fr",
+                "--offer",
+                "association",
+            ).exit_code
+            == 0
+        )
+    links = {
+        slug: json.loads(ruche(*w, "association", "invite", slug, "--json").stdout)["link"]
+        for slug in ("amap", "chorale")
+    }
     return w, links
 
 
@@ -87,7 +104,9 @@ def test_the_request_page_follows_the_worker_until_the_request_is_done(fleet, wo
         beat(store, run.id, "test-worker", progress="task: Start amap-agenda's unit")
         part = client.get(part_path)
         assert "en cours d&#39;installation" in part.text and "étape : Start amap-agenda&#39;s unit" in part.text
-        assert client.get(f"/api/v1/requests/{request_id}?lang=en").json()["progress"] == "step: Start amap-agenda's unit"
+        assert (
+            client.get(f"/api/v1/requests/{request_id}?lang=en").json()["progress"] == "step: Start amap-agenda's unit"
+        )
         finish(store, run.id, "test-worker", succeeded=True, run_identifier="r-1", result={})
     finally:
         store.close()
@@ -131,7 +150,9 @@ def test_hostile_form_values_get_a_clear_error_and_change_nothing(fleet, workspa
     w, links = fleet
     client = signed_in(workspace, links["amap"])
     form = client.get("/espace/demande/radicale")
-    answer = client.post("/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small", **fields})
+    answer = client.post(
+        "/espace/demande/radicale", data={"csrf_token": csrf_of(form.text), "name": "agenda", "size": "small", **fields}
+    )
     assert answer.status_code == 400 and 'role="alert"' in answer.text
     assert message.replace("'", "&#39;") in answer.text or message in answer.text
     assert json.loads(ruche(*w, "request", "list", "--json").stdout) == []
@@ -164,7 +185,9 @@ def test_forms_need_the_csrf_token_bodies_have_a_size_limit_and_bad_bytes_are_re
     api = client.post("/api/v1/requests", json={"service": "radicale", "name": "agenda"})
     assert api.status_code == 403  # no X-CSRF-Token
     assert json.loads(ruche(*w, "request", "list", "--json").stdout) == []
-    created = client.post("/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": token})
+    created = client.post(
+        "/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": token}
+    )
     assert created.status_code == 201 and created.json()["state"] == "pending"
 
 
@@ -234,7 +257,11 @@ def test_a_wrong_admin_password_is_refused_and_sign_in_attempts_are_limited(flee
     for _ in range(11):
         page = client.get("/admin/connexion")
         token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
-        codes.append(client.post("/admin/connexion", data={"form_token": token, "name": "camille", "password": "wrong"}).status_code)
+        codes.append(
+            client.post(
+                "/admin/connexion", data={"form_token": token, "name": "camille", "password": "wrong"}
+            ).status_code
+        )
     assert codes[:10] == [401] * 10 and codes[10] == 429
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
@@ -247,7 +274,9 @@ def test_admin_add_reads_the_password_from_stdin_and_refuses_a_short_one(workspa
     short = add("dominique", "court")
     assert short.returncode == 2 and "12 to 1024 characters" in short.stderr
     assert add("dominique", "un mot de passe assez long").returncode == 0
-    assert [a["name"] for a in json.loads(ruche("--workspace", str(workspace), "admin", "list", "--json").stdout)] == ["dominique"]
+    assert [a["name"] for a in json.loads(ruche("--workspace", str(workspace), "admin", "list", "--json").stdout)] == [
+        "dominique"
+    ]
     state = (workspace / "ruche.db").read_bytes() if (workspace / "ruche.db").exists() else b""
     assert b"un mot de passe assez long" not in state
 
@@ -271,7 +300,10 @@ def test_an_unknown_association_applies_on_the_public_page_and_an_admin_accepts_
     review = admin.get("/admin")
     assert "Le jardin (jardin, contact@jardin.example)" in review.text
     (application,) = json.loads(ruche(*w, "association", "applications", "--json").stdout)
-    admin.post(f"/admin/candidatures/{application['id']}/accepter", data={"csrf_token": csrf_of(review.text), "offer": "decouverte"})
+    admin.post(
+        f"/admin/candidatures/{application['id']}/accepter",
+        data={"csrf_token": csrf_of(review.text), "offer": "decouverte"},
+    )
     registered = json.loads(ruche(*w, "association", "show", "jardin", "--json").stdout)
     assert (registered["name"], registered["offer"]) == ("Le jardin", "decouverte")
     assert json.loads(ruche(*w, "association", "applications", "--json").stdout)[0]["state"] == "accepted"
@@ -291,7 +323,13 @@ def test_an_unknown_association_applies_on_the_public_page_and_an_admin_accepts_
 def test_hostile_applications_get_a_clear_error_and_record_nothing(fleet, workspace, ruche, fields, message):
     w, _links = fleet
     visitor = client_for(workspace)
-    values = {"form_token": join_token(visitor), "name": "Le jardin", "slug": "jardin", "email": "c@jardin.example", **fields}
+    values = {
+        "form_token": join_token(visitor),
+        "name": "Le jardin",
+        "slug": "jardin",
+        "email": "c@jardin.example",
+        **fields,
+    }
     answer = visitor.post("/rejoindre", data=values)
     assert answer.status_code == 400 and message in answer.text
     assert json.loads(ruche(*w, "association", "applications", "--json").stdout) == []
@@ -305,7 +343,9 @@ def test_the_public_page_is_rate_limited_and_declines_are_recorded(fleet, worksp
     assert codes == [200] * 5 + [429]
     first = json.loads(ruche(*w, "association", "applications", "--json").stdout)[-1]
     assert ruche(*w, "association", "decline", str(first["id"])).exit_code == 2  # a reason is required
-    declined = json.loads(ruche(*w, "association", "decline", str(first["id"]), "--reason", "Hors de notre territoire", "--json").stdout)
+    declined = json.loads(
+        ruche(*w, "association", "decline", str(first["id"]), "--reason", "Hors de notre territoire", "--json").stdout
+    )
     assert declined["state"] == "declined" and declined["reason"] == "Hors de notre territoire"
     assert ruche(*w, "association", "show", first["slug"]).exit_code == 4
 

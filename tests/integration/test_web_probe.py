@@ -9,10 +9,10 @@ import logging
 import pytest
 import requests
 
-from tests.browser import free_port, served, use_loopback_web_settings
-from tests.integration.test_web import admin_client, csrf_of, fleet, signed_in  # noqa: F401 (fixture)
 from orchestrator.web.app import STATIC_DIR
 from orchestrator.web.security import RedactSignInLinks
+from tests.browser import free_port, served, use_loopback_web_settings
+from tests.integration.test_web import admin_client, csrf_of, fleet, signed_in  # noqa: F401 (fixture)
 
 HUGE = str(2**63)
 
@@ -33,8 +33,10 @@ def test_the_api_answers_422_for_huge_ids_and_non_finite_numbers_and_the_admin_r
     assert member.get(f"/api/v1/requests/{HUGE}").status_code == 422
     token = csrf_of(member.get("/espace/demande/radicale").text)
     for size in ("NaN", "Infinity", "1e999", "-Infinity"):
-        body = '{"service": "radicale", "name": "agenda", "size": %s}' % size
-        answer = member.post("/api/v1/requests", content=body, headers={"content-type": "application/json", "X-CSRF-Token": token})
+        body = f'{{"service": "radicale", "name": "agenda", "size": {size}}}'
+        answer = member.post(
+            "/api/v1/requests", content=body, headers={"content-type": "application/json", "X-CSRF-Token": token}
+        )
         assert answer.status_code == 422, (size, answer.status_code, answer.text[:300])
         assert answer.json()["detail"][0]["loc"] == ["body", "size"] and "input" not in answer.json()["detail"][0]
         assert answer.headers["x-frame-options"] == "DENY"
@@ -72,6 +74,9 @@ def test_a_sign_in_token_never_reaches_the_access_log(fleet, workspace, tmp_path
 def test_the_filter_rewrites_uvicorns_access_record_and_leaves_others():
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:5000", "GET", "/connexion/s3cr3t-token?lang=en", "1.1", 303), None)  # fmt: skip
-    assert RedactSignInLinks().filter(record) and record.getMessage() == '127.0.0.1:5000 - "GET /connexion/(hidden)?lang=en HTTP/1.1" 303'
+    assert (
+        RedactSignInLinks().filter(record)
+        and record.getMessage() == '127.0.0.1:5000 - "GET /connexion/(hidden)?lang=en HTTP/1.1" 303'
+    )
     other = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s", ("/espace",), None)
     assert RedactSignInLinks().filter(other) and other.getMessage() == "/espace"

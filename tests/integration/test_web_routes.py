@@ -59,7 +59,8 @@ def test_only_the_public_routes_open_without_a_session_and_admin_routes_refuse_a
         answer = anonymous.request(method, concrete(path), follow_redirects=False)
         where = "/admin/connexion" if path.startswith("/admin") else "/"
         assert (answer.status_code == 303 and answer.headers["location"] == where) or answer.status_code == 401, (
-            f"{method} {path} answers {answer.status_code} without a session")
+            f"{method} {path} answers {answer.status_code} without a session"
+        )
         if answer.status_code == 401:
             assert path.startswith("/api/") or path.endswith("/suivi")
         assert "agenda" not in answer.text
@@ -68,7 +69,9 @@ def test_only_the_public_routes_open_without_a_session_and_admin_routes_refuse_a
     csrf = csrf_of(member.get("/espace").text)
     for method, path in admin_routes:
         answer = member.request(method, concrete(path), data={"csrf_token": csrf}, follow_redirects=False)
-        assert answer.status_code == 303 and answer.headers["location"] == "/admin/connexion", f"{method} {path} opens to a member"
+        assert answer.status_code == 303 and answer.headers["location"] == "/admin/connexion", (
+            f"{method} {path} opens to a member"
+        )
     assert ruche(*w, "request", "list", "--json").stdout == before  # nothing was approved, rejected or added
     assert json.loads(before)[0]["state"] == "pending"
 
@@ -95,7 +98,9 @@ def test_every_api_answer_matches_the_published_schema(fleet, workspace, ruche):
         answers.append((method, template, client.request(method, path or template, **kwargs)))
         return answers[-1][2]
 
-    created = call(amap, "POST", "/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": csrf})
+    created = call(
+        amap, "POST", "/api/v1/requests", json={"service": "radicale", "name": "agenda"}, headers={"X-CSRF-Token": csrf}
+    )
     assert created.status_code == 201
     request_id = created.json()["id"]
     admin = admin_client(workspace)
@@ -105,13 +110,37 @@ def test_every_api_answer_matches_the_published_schema(fleet, workspace, ruche):
     instances = call(amap, "GET", "/api/v1/instances").json()
     assert [i["address"] for i in instances] == ["amap/agenda"] and instances[0]["upgrade"] is None
     assert call(amap, "GET", "/api/v1/requests").json()[0]["id"] == request_id
-    assert call(amap, "POST", "/api/v1/requests", json={"service": "radicale", "name": "agenda"},
-                headers={"X-CSRF-Token": csrf}).status_code == 409  # the name is taken
-    assert call(amap, "POST", "/api/v1/requests", json={"service": "radicale", "name": "Not A Name"},
-                headers={"X-CSRF-Token": csrf}).status_code == 400
+    assert (
+        call(
+            amap,
+            "POST",
+            "/api/v1/requests",
+            json={"service": "radicale", "name": "agenda"},
+            headers={"X-CSRF-Token": csrf},
+        ).status_code
+        == 409
+    )  # the name is taken
+    assert (
+        call(
+            amap,
+            "POST",
+            "/api/v1/requests",
+            json={"service": "radicale", "name": "Not A Name"},
+            headers={"X-CSRF-Token": csrf},
+        ).status_code
+        == 400
+    )
     assert call(amap, "POST", "/api/v1/requests", json={"service": "radicale"}).status_code == 403
-    assert call(amap, "POST", "/api/v1/requests", json={"service": "radicale", "colour": "red"},
-                headers={"X-CSRF-Token": csrf}).status_code == 422  # fields the model does not name
+    assert (
+        call(
+            amap,
+            "POST",
+            "/api/v1/requests",
+            json={"service": "radicale", "colour": "red"},
+            headers={"X-CSRF-Token": csrf},
+        ).status_code
+        == 422
+    )  # fields the model does not name
     assert call(chorale, "GET", detail, f"/api/v1/requests/{request_id}").status_code == 404
     for template in ("/api/v1/instances", "/api/v1/requests"):
         assert call(anonymous, "GET", template).status_code == 401

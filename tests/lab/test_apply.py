@@ -44,7 +44,9 @@ def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab,
     tagged = subprocess.run(["git", "-C", str(inventories), "rev-parse", f"run/{run['run_id']}^{{commit}}"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert tagged == run["inventory_commit"]
-    between = json.loads(ruche("--workspace", str(lab), "inventory", "diff", run["run_id"], second["run_id"], "--json").stdout)
+    between = json.loads(
+        ruche("--workspace", str(lab), "inventory", "diff", run["run_id"], second["run_id"], "--json").stdout
+    )
     assert between["summary"] == "no change"
 
 

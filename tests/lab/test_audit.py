@@ -21,7 +21,9 @@ IDENTIFIER = "audites--radicale"
 def server_findings(ruche, lab: Path) -> list[tuple[str, str]]:
     answer = ruche("--workspace", str(lab), "audit", "--server", "lab-1", "--json")
     result = json.loads(answer.stdout)
-    found = [(f["rule"], f["object"], f["evidence"], f["fix"]) for f in result["findings"] if f["rule"].startswith("server.")]
+    found = [
+        (f["rule"], f["object"], f["evidence"], f["fix"]) for f in result["findings"] if f["rule"].startswith("server.")
+    ]
     assert (answer.exit_code == 1) == bool(result["findings"]) and result["checked"]["servers"] == 1
     return found
 
@@ -35,8 +37,21 @@ def apply_lab_1(ruche, lab: Path) -> dict:
 @pytest.fixture(scope="module")
 def audited_lab(lab, ruche_module):
     w = ["--workspace", str(lab)]
-    assert ruche_module(*w, "association", "add", "audites", "--name", "Audités", "--email", "contact@audites.example",
-                         "--offer", "association").exit_code == 0
+    assert (
+        ruche_module(
+            *w,
+            "association",
+            "add",
+            "audites",
+            "--name",
+            "Audités",
+            "--email",
+            "contact@audites.example",
+            "--offer",
+            "association",
+        ).exit_code
+        == 0
+    )
     assert ruche_module(*w, "instance", "create", "audites", "radicale", "--server", "lab-1").exit_code == 0
     apply_lab_1(ruche_module, lab)
     return lab
@@ -49,7 +64,9 @@ def test_after_an_apply_the_servers_match_and_a_second_apply_skips_every_instanc
     lab_1 = [i for i in json.loads(ruche("--workspace", str(audited_lab), "instance", "list", "--json").stdout)
              if i["server"] == "lab-1" and i["state"] == "running"]  # fmt: skip
     assert {i["address"].replace("/", "--") for i in lab_1} <= set(again["unchanged"])
-    full = json.loads(ruche("--workspace", str(audited_lab), "apply", "--server", "lab-1", "--no-health", "--full", "--json").stdout)
+    full = json.loads(
+        ruche("--workspace", str(audited_lab), "apply", "--server", "lab-1", "--no-health", "--full", "--json").stdout
+    )
     assert full["succeeded"] and full["changed"] == 0 and full["unchanged"] == []
 
 
@@ -67,7 +84,9 @@ def test_a_unit_edited_by_hand_is_found_and_the_next_apply_puts_it_back(audited_
 
 
 def test_a_container_started_by_hand_is_found_until_removed(audited_lab, ruche):
-    image = on(audited_lab, "lab-1", "podman", "inspect", "--format", "{{.ImageName}}", f"ruche-{IDENTIFIER}-app").strip()
+    image = on(
+        audited_lab, "lab-1", "podman", "inspect", "--format", "{{.ImageName}}", f"ruche-{IDENTIFIER}-app"
+    ).strip()
     on(audited_lab, "lab-1", "podman", "run", "--detach", "--name", "intruder", "--entrypoint", "sleep", image, "600")
     try:
         found = server_findings(ruche, audited_lab)
@@ -78,12 +97,17 @@ def test_a_container_started_by_hand_is_found_until_removed(audited_lab, ruche):
     assert server_findings(ruche, audited_lab) == []
 
 
-def test_a_stopped_container_and_a_deleted_firewall_table_are_found_and_the_next_apply_restores_them(audited_lab, ruche):
+def test_a_stopped_container_and_a_deleted_firewall_table_are_found_and_the_next_apply_restores_them(
+    audited_lab, ruche
+):
     on(audited_lab, "lab-1", "nft", "delete", "table", "inet", "ruche")
     on(audited_lab, "lab-1", "systemctl", "stop", f"ruche-{IDENTIFIER}-app.service")
     found = {(rule, obj): evidence for rule, obj, evidence, _f in server_findings(ruche, audited_lab)}
     assert set(found) == {("server.firewall", "lab-1"), ("server.drift", f"lab-1: {ADDRESS}")}, found
-    assert f"ruche-{IDENTIFIER}-app.service is inactive, ruche left it active" in found[("server.drift", f"lab-1: {ADDRESS}")]
+    assert (
+        f"ruche-{IDENTIFIER}-app.service is inactive, ruche left it active"
+        in found[("server.drift", f"lab-1: {ADDRESS}")]
+    )
     apply_lab_1(ruche, audited_lab)
     assert "table inet ruche" in on(audited_lab, "lab-1", "nft", "list", "table", "inet", "ruche")
     assert server_findings(ruche, audited_lab) == []
@@ -101,7 +125,12 @@ def test_an_inventory_edited_by_hand_and_an_association_over_its_offer_are_found
     answer = json.loads(ruche(*w, "audit", "--server", "lab-1", "--json").stdout)
     assert not [f for f in answer["findings"] if f["rule"].startswith(("inventory.", "server."))], answer["findings"]
 
-    assert ruche(*w, "instance", "create", "audites", "radicale", "--name", "deux", "--size", "medium", "--server", "lab-1").exit_code == 0
+    assert (
+        ruche(
+            *w, "instance", "create", "audites", "radicale", "--name", "deux", "--size", "medium", "--server", "lab-1"
+        ).exit_code
+        == 0
+    )
     apply_lab_1(ruche, audited_lab)
     engine = sa.create_engine(workspace.state_url)
     with engine.begin() as connection:  # behind ruche's back: no override, no offer change recorded
@@ -112,5 +141,7 @@ def test_an_inventory_edited_by_hand_and_an_association_over_its_offer_are_found
     assert [f["object"] for f in quota] == ["audites"] and "set-offer audites" in quota[0]["fix"], answer["findings"]
     assert ruche(*w, "association", "set-offer", "audites", "association").exit_code == 0
     answer = json.loads(ruche(*w, "audit", "--server", "lab-1", "--json").stdout)
-    assert not [f for f in answer["findings"] if f["rule"].startswith(("quota.", "inventory.", "server."))], answer["findings"]
+    assert not [f for f in answer["findings"] if f["rule"].startswith(("quota.", "inventory.", "server."))], answer[
+        "findings"
+    ]
     assert ruche(*w, "instance", "delete", "audites/deux", "--purge", "--yes").exit_code == 0

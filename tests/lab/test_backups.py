@@ -44,7 +44,12 @@ def jardin(lab, ruche_module):
     assert ruche_module(*w, "association", "add", "jardin", "--name", "Jardin partagé", "--email", "contact@jardin.example",
                         "--offer", "association").exit_code == 0  # fmt: skip
     assert ruche_module(*w, "instance", "create", "jardin", "miniflux", "--server", "lab-1").exit_code == 0
-    assert ruche_module(*w, "instance", "create", "jardin", "radicale", "--server", "lab-2", "--param", "admin_user=jardinier").exit_code == 0
+    assert (
+        ruche_module(
+            *w, "instance", "create", "jardin", "radicale", "--server", "lab-2", "--param", "admin_user=jardinier"
+        ).exit_code
+        == 0
+    )
     for address in ("jardin/miniflux", "jardin/radicale"):
         applied = ruche_module(*w, "apply", "--instance", address, "--json")
         assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
@@ -59,7 +64,16 @@ def jardin(lab, ruche_module):
 
 
 def call(lab, instance: dict, method: str, path: str, **kwargs) -> tuple[int, str]:
-    return http(lab, instance["server"], instance["domain"], method, path, user=instance["user"], password=instance["password"], **kwargs)
+    return http(
+        lab,
+        instance["server"],
+        instance["domain"],
+        method,
+        path,
+        user=instance["user"],
+        password=instance["password"],
+        **kwargs,
+    )
 
 
 def categories(lab, miniflux: dict) -> list[str]:
@@ -76,13 +90,26 @@ def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(l
     assert flagged["jardin/miniflux"] == "no successful backup"
 
     # data, through Miniflux's REST API and Radicale's CalDAV
-    code, text = call(lab, miniflux, "POST", "/v1/categories", body=json.dumps({"title": "Semences"}), content_type="application/json")
+    code, text = call(
+        lab, miniflux, "POST", "/v1/categories", body=json.dumps({"title": "Semences"}), content_type="application/json"
+    )
     assert code == 201, text
     category_id = json.loads(text)["id"]
     calendar = f"/{radicale['user']}/potager/"
-    assert call(lab, radicale, "MKCOL", calendar, body=(
-        '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
-        "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>"), content_type="application/xml")[0] == 201
+    assert (
+        call(
+            lab,
+            radicale,
+            "MKCOL",
+            calendar,
+            body=(
+                '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
+                "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>"
+            ),
+            content_type="application/xml",
+        )[0]
+        == 201
+    )
     event = f"{calendar}{EVENT_UID}.ics"
     assert call(lab, radicale, "PUT", event, body=EVENT, content_type="text/calendar")[0] == 201
 
@@ -112,7 +139,9 @@ def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(l
     assert "Semences" in categories(lab, miniflux)
     code, text = call(lab, radicale, "GET", event)
     assert code == 200 and f"UID:{EVENT_UID}" in text
-    reasons = [s["tags"] for s in json.loads(ruche(*w, "backup", "list", "jardin/miniflux", "--json").stdout)["snapshots"]]
+    reasons = [
+        s["tags"] for s in json.loads(ruche(*w, "backup", "list", "jardin/miniflux", "--json").stdout)["snapshots"]
+    ]
     assert ["reason=manual" in t for t in reasons] == [True, False] and "reason=safety" in reasons[1]
 
 
@@ -120,7 +149,9 @@ def test_an_instance_beyond_the_offer_is_refused_and_nothing_is_recorded(lab, ja
     w = [W, str(lab)]
     before = ruche(*w, "instance", "list", "--json").stdout
     # offer "association": 6 instances, 4096 MiB, 60 GiB; a large Nextcloud alone takes 4096 MiB and 500 GiB
-    refused = ruche(*w, "instance", "create", "jardin", "nextcloud", "--size", "large", "--param", "admin_email=a@jardin.example")
+    refused = ruche(
+        *w, "instance", "create", "jardin", "nextcloud", "--size", "large", "--param", "admin_email=a@jardin.example"
+    )
     assert refused.exit_code == 5
     assert "beyond jardin's offer 'association'" in refused.stderr and "GiB over" in refused.stderr
     assert ruche(*w, "instance", "list", "--json").stdout == before
@@ -144,7 +175,9 @@ def test_the_quota_reports_measured_disk_matches_du_on_the_servers(lab, jardin, 
     assert entry["limit"] == {"instances": 6, "memory_mb": 4096, "disk_gb": 60} and entry["flags"] == []
     assert entry["percent"]["disk_measured"] == round(100 * entry["measured"]["disk_bytes"] / (60 * 1024**3), 1)
     csv_lines = ruche(*w, "quota", "report", "--csv").stdout.splitlines()
-    assert csv_lines[0].startswith("kind,name,offer") and any(line.startswith("association,jardin,association,") for line in csv_lines)
+    assert csv_lines[0].startswith("kind,name,offer") and any(
+        line.startswith("association,jardin,association,") for line in csv_lines
+    )
 
 
 def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruche):
@@ -165,11 +198,15 @@ def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruch
 def test_a_restore_into_another_instance_leaves_its_recorded_admin_secret_true(lab, jardin, ruche):
     """Miniflux keeps its admin's password hashed in its database: the copy must record the source's."""
     w = [W, str(lab)]
-    copied = ruche(*w, "backup", "restore", "jardin/miniflux", "--into", "jardin/copie", "--server", "lab-2", "--yes", "--json")
+    copied = ruche(
+        *w, "backup", "restore", "jardin/miniflux", "--into", "jardin/copie", "--server", "lab-2", "--yes", "--json"
+    )
     assert copied.exit_code == 0, copied.stdout[-3000:] + copied.stderr[-3000:]
     assert json.loads(copied.stdout)["restore"]["secrets_carried_over"] == ["admin_password"]
     shown = json.loads(ruche(*w, "instance", "show", "jardin/copie", "--json").stdout)
-    secret = json.loads(ruche(*w, "instance", "secrets", "jardin/copie", "admin_password", "--json").stdout)["admin_password"]
+    secret = json.loads(ruche(*w, "instance", "secrets", "jardin/copie", "admin_password", "--json").stdout)[
+        "admin_password"
+    ]
     copy = {"server": "lab-2", "domain": shown["domain"], "user": "admin", "password": secret}
     code, text = call(lab, copy, "GET", "/v1/me")
     assert code == 200 and json.loads(text)["username"] == "admin", text
@@ -188,7 +225,10 @@ def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(
     checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=root, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     manifest = json.loads((root / "manifest.json").read_text())
-    assert {(i["name"], i["service"]) for i in manifest["instances"]} == {("miniflux", "miniflux"), ("radicale", "radicale")}
+    assert {(i["name"], i["service"]) for i in manifest["instances"]} == {
+        ("miniflux", "miniflux"),
+        ("radicale", "radicale"),
+    }
     dump = (root / "miniflux" / "dump" / "database.sql").read_text()
     assert "CREATE TABLE public.categories" in dump and "Semences" in dump
     events = [p for p in (root / "radicale" / "volumes" / "data").rglob("*.ics")

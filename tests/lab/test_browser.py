@@ -41,7 +41,9 @@ def test_a_member_requests_a_service_in_the_browser_and_gets_it_running_on_the_l
     added = ruche(*w, "association", "add", "potager", "--name", "Le potager", "--email", "contact@potager.example",
                   "--offer", "association")  # fmt: skip
     assert added.exit_code == 0, added.stderr
-    link = json.loads(ruche(*w, "association", "invite", "potager", "--email", "membre@potager.example", "--json").stdout)["link"]
+    link = json.loads(
+        ruche(*w, "association", "invite", "potager", "--email", "membre@potager.example", "--json").stdout
+    )["link"]
 
     with served(lab, tmp_path / "serve.log") as base, chromium() as browser:
         page = browser.new_context(locale="fr-FR").new_page()
@@ -75,7 +77,9 @@ def test_a_member_requests_a_service_in_the_browser_and_gets_it_running_on_the_l
     assert shown["state"] == "done" and kinds.count("request.done") == 1, worker.read_text()[-3000:]
     instance = {e["address"]: e for e in json.loads(ruche(*w, "status", "--json").stdout)}["potager/agenda"]
     server = instance["server"]
-    assert "RADICALE_ADMIN_USER=jardinier\n" in on(lab, server, "cat", "/srv/ruche/potager/agenda/env/app.env")  # the form's parameter
+    assert "RADICALE_ADMIN_USER=jardinier\n" in on(
+        lab, server, "cat", "/srv/ruche/potager/agenda/env/app.env"
+    )  # the form's parameter
 
     # The link answers: the browser opens it, the name resolved to the lab server (the lab's own CA).
     with chromium(f"--host-resolver-rules=MAP agenda.potager.lab.ruche.test {address_of(lab, server)}") as browser:

@@ -21,7 +21,9 @@ MANIFESTS = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.dock
 
 def copy_image(registry: str, source: str, tag: str, target: str, new_tag: str) -> None:
     """Put image ``source:tag`` in the registry again as ``target:new_tag`` (blobs mounted, manifest as is)."""
-    answer = requests.get(f"http://{registry}/v2/{source}/manifests/{tag}", headers={"Accept": ", ".join(MANIFESTS)}, timeout=30)
+    answer = requests.get(
+        f"http://{registry}/v2/{source}/manifests/{tag}", headers={"Accept": ", ".join(MANIFESTS)}, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     manifest = answer.json()
     for digest in [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]:
@@ -56,7 +58,10 @@ def test_newer_tags_pushed_to_the_lab_registry_are_listed(lab, ruche, tmp_path):
     assert rows["3.1.8"]["asked"] == f"http://{registry}/v2/{PROBE}/tags/list"
     assert rows["3.1.8"]["newer_same_major"] == ["3.6.0", "3.5.4", "3.1.9"]  # 3.5.3 is listed by the entry
     assert rows["3.1.8"]["newer_majors"] == [] and rows["3.1.8"]["support"] == "ended"
-    assert rows["3.5.3"]["newer_same_major"] == ["3.6.0", "3.5.4"] and rows["3.5.3"]["newer_majors"] == ["4.1.2", "4.0.0"]
+    assert rows["3.5.3"]["newer_same_major"] == ["3.6.0", "3.5.4"] and rows["3.5.3"]["newer_majors"] == [
+        "4.1.2",
+        "4.0.0",
+    ]
     assert rows["3.5.3"]["default"] and rows["3.5.3"]["error"] is None
     text = ruche("--workspace", str(workspace), "catalog", "outdated")
     assert text.exit_code == 0 and "4.1.2, 4.0.0" in text.stdout and "ENDED 2026-06-10" in text.stdout, text.stdout

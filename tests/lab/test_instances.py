@@ -51,9 +51,14 @@ def deployed(lab, ruche_module):
     """The lab with three instances of two associations converged; gives the first apply's result."""
     w = ["--workspace", str(lab)]
     for slug, name in (("chorale", "La chorale"), ("amap", "AMAP du coin")):
-        assert ruche_module(*w, "association", "add", slug, "--name", name, "--email", f"contact@{slug}.example").exit_code == 0
+        assert (
+            ruche_module(*w, "association", "add", slug, "--name", name, "--email", f"contact@{slug}.example").exit_code
+            == 0
+        )
     created = [
-        ruche_module(*w, "instance", "create", "chorale", "radicale", "--server", "lab-1", "--param", f"admin_user={HOSTILE}"),
+        ruche_module(
+            *w, "instance", "create", "chorale", "radicale", "--server", "lab-1", "--param", f"admin_user={HOSTILE}"
+        ),
         ruche_module(*w, "instance", "create", "amap", "miniflux", "--server", "lab-1"),
         ruche_module(*w, "instance", "create", "chorale", "radicale", "--name", "agenda"),
     ]
@@ -146,8 +151,12 @@ def test_one_associations_container_cannot_reach_anothers_database_or_read_its_f
     ).strip()  # fmt: skip
     # prints "connected" only on success (the word is split so a traceback quoting the code never holds it)
     probe = f"import socket; socket.create_connection(('{database_ip}', 5432), 3); print('conn' + 'ected')"
-    from_chorale = on(lab, "lab-1", "sh", "-c", f"podman exec ruche-chorale--radicale-app python3 -c \"{probe}\" 2>&1; true")
-    assert "connected" not in from_chorale and ("timed out" in from_chorale or "refused" in from_chorale or "unreachable" in from_chorale)
+    from_chorale = on(
+        lab, "lab-1", "sh", "-c", f'podman exec ruche-chorale--radicale-app python3 -c "{probe}" 2>&1; true'
+    )
+    assert "connected" not in from_chorale and (
+        "timed out" in from_chorale or "refused" in from_chorale or "unreachable" in from_chorale
+    )
     # control: the same probe from a container on amap's own network connects
     from_amap = on(
         lab, "lab-1", "podman", "run", "--rm", "--network", "ruche-amap--miniflux", "lab.ruche.invalid/radicale:trixie",
@@ -175,7 +184,9 @@ def test_suspend_answers_nothing_resume_answers_again(lab, deployed, ruche):
     assert health["health"] == "stopped"
     from orchestrator.health import HealthTarget, check
 
-    answer = check(HealthTarget("x", target(lab, "lab-1").address, port["domain"], "/healthcheck", 200, 5), verify_tls=False)
+    answer = check(
+        HealthTarget("x", target(lab, "lab-1").address, port["domain"], "/healthcheck", 200, 5), verify_tls=False
+    )
     assert not answer.healthy and "no answer" in answer.detail
     assert on(lab, "lab-1", "sh", "-c", "podman ps --format '{{.Names}}' | grep -c amap--miniflux; true").strip() == "0"
     assert _exists_on(lab, "lab-1", "/srv/ruche/amap/miniflux/database")  # data kept
@@ -211,7 +222,9 @@ def test_a_server_that_goes_away_mid_run_fails_its_instances_only_and_the_next_a
 
     recovered = json.loads(ruche(*w, "apply", "--server", "lab-2", "--json").stdout)
     assert recovered["succeeded"], recovered["hosts"]
-    assert [(i["state"], i["health"]) for i in recovered["instances"] if i["address"] == "chorale/agenda"] == [("running", "healthy")]
+    assert [(i["state"], i["health"]) for i in recovered["instances"] if i["address"] == "chorale/agenda"] == [
+        ("running", "healthy")
+    ]
 
 
 def test_delete_removes_the_instance_from_its_server_and_the_inventory(lab, deployed, ruche):

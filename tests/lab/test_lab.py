@@ -12,11 +12,11 @@ import requests
 
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_up import bring_up
-from orchestrator.processes import is_same_process
 from orchestrator.errors import Conflict, TimedOut
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.machine import wait_for_ssh
 from orchestrator.lab.record import LabRecord
+from orchestrator.processes import is_same_process
 from orchestrator.remote import SshTarget, run_command
 from orchestrator.workspace import open_workspace
 
@@ -42,7 +42,11 @@ def test_status_reports_every_server_reachable_and_running(lab, ruche):
     assert result.exit_code == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["up"] is True and status["registry"]["answering"] is True
-    assert [(s["name"], s["role"]) for s in status["servers"]] == [("lab-1", "apps"), ("lab-2", "apps"), ("lab-backup", "backup")]
+    assert [(s["name"], s["role"]) for s in status["servers"]] == [
+        ("lab-1", "apps"),
+        ("lab-2", "apps"),
+        ("lab-backup", "backup"),
+    ]
     for server in status["servers"]:
         assert server["ssh_reachable"] and server["running"], server
         assert server["systemd"] == "running", server
@@ -74,7 +78,9 @@ def test_a_host_key_that_does_not_match_is_refused(lab, ruche, tmp_path):
     keys = {line.split()[0]: line.split(None, 1)[1] for line in known_hosts.read_text().splitlines()}
     swapped = tmp_path / "known_hosts"
     swapped.write_text(f"{first['address']} {keys[second['address']]}\n")  # lab-2's key for lab-1's address
-    impostor = SshTarget(name=first["name"], address=first["address"], key_path=first["ssh_key_path"], known_hosts_path=str(swapped))
+    impostor = SshTarget(
+        name=first["name"], address=first["address"], key_path=first["ssh_key_path"], known_hosts_path=str(swapped)
+    )
     with pytest.raises(Exception, match="cannot reach lab-1"):
         run_command(impostor, ["true"])
 
@@ -103,7 +109,9 @@ def test_an_image_from_the_lab_registry_runs_and_answers_http_from_the_host(lab,
         assert requests.get(f"{base}/.web/", timeout=5).status_code == 200
         assert requests.request("PROPFIND", f"{base}/admin/", auth=("admin", password), timeout=5).status_code == 207
         assert requests.request("PROPFIND", f"{base}/admin/", auth=("admin", "wrong"), timeout=5).status_code == 401
-        pulled = run_command(target, ["podman", "image", "inspect", "--format", "{{.RepoTags}}", "lab.ruche.invalid/radicale:trixie"])
+        pulled = run_command(
+            target, ["podman", "image", "inspect", "--format", "{{.RepoTags}}", "lab.ruche.invalid/radicale:trixie"]
+        )
         assert "lab.ruche.invalid/radicale:trixie" in pulled
     finally:
         run_command(target, ["podman", "rm", "--force", name])

@@ -81,7 +81,9 @@ def wiki(lab, ruche_module, tmp_path_factory):
     assert applied.exit_code == 0, applied.stdout[-4000:] + applied.stderr[-4000:]
     (outcome,) = json.loads(applied.stdout)["instances"]
     assert outcome["state"] == "running" and outcome["health"] == "healthy", outcome
-    password = json.loads(ruche_module(*w, "instance", "secrets", ADDRESS, "admin_password", "--json").stdout)["admin_password"]
+    password = json.loads(ruche_module(*w, "instance", "secrets", ADDRESS, "admin_password", "--json").stdout)[
+        "admin_password"
+    ]
     return {"domain": outcome["domain"], "password": password, "cookies": tmp_path_factory.mktemp("wiki") / "cookies"}
 
 
@@ -101,7 +103,9 @@ def test_installed_on_first_start_with_the_admin_secret_and_closed_to_strangers(
     assert browser.sign_in("Admin", wiki["password"] + "x")["status"] == "FAIL"
     assert browser.sign_in("Admin", wiki["password"])["status"] == "PASS"
     # nobody signs up or edits anonymously
-    rights = client(lab, wiki, "anonymous").api("GET", action="query", meta="userinfo", uiprop="rights")["query"]["userinfo"]
+    rights = client(lab, wiki, "anonymous").api("GET", action="query", meta="userinfo", uiprop="rights")["query"][
+        "userinfo"
+    ]
     assert "createaccount" not in rights["rights"] and "edit" not in rights["rights"]
 
 
@@ -109,7 +113,9 @@ def test_a_page_created_through_the_api_is_served_and_the_job_runner_runs_the_qu
     browser = client(lab, wiki)
     assert browser.sign_in("Admin", wiki["password"])["status"] == "PASS"
     text = "Ateliers du mardi : [[Réparation de vélos]] et [[Couture]].\n[[Catégorie:Ateliers]]"
-    edited = browser.api("POST", action="edit", title=PAGE, text=text, summary="ruche test", token=browser.token("csrf"))
+    edited = browser.api(
+        "POST", action="edit", title=PAGE, text=text, summary="ruche test", token=browser.token("csrf")
+    )
     assert edited["edit"]["result"] == "Success", edited
     code, body = read_page(lab, wiki)
     assert code == 200 and body == text
@@ -145,7 +151,13 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     deadline = time.monotonic() + 120
     found = ""
     while time.monotonic() < deadline and not found:
-        found = on(lab, "lab-backup", "sh", "-c", f"grep -l -r -F -i 'X-RcptTo: {ADMIN_EMAIL}' /var/mail/ruche-sink/new 2>/dev/null || true").strip()
+        found = on(
+            lab,
+            "lab-backup",
+            "sh",
+            "-c",
+            f"grep -l -r -F -i 'X-RcptTo: {ADMIN_EMAIL}' /var/mail/ruche-sink/new 2>/dev/null || true",
+        ).strip()
         time.sleep(2)
     assert found, "no mail to the admin in the lab's SMTP sink"
     message = on(lab, "lab-backup", "cat", found.splitlines()[0])
@@ -159,7 +171,11 @@ def test_backup_verify_restores_the_wiki_into_a_scratch_instance(lab, wiki, ruch
     backed_up = ruche(*w, "backup", "run", ADDRESS, "--json")
     assert backed_up.exit_code == 0, backed_up.stdout[-3000:] + backed_up.stderr[-3000:]
     (result,) = json.loads(backed_up.stdout)["results"]
-    assert result["status"] == "success" and not result["detail"].get("before_errors") and not result["detail"].get("after_errors")
+    assert (
+        result["status"] == "success"
+        and not result["detail"].get("before_errors")
+        and not result["detail"].get("after_errors")
+    )
     assert not _exists(lab, READ_ONLY)  # read-only mode only during the backup
     verified = ruche(*w, "backup", "verify", ADDRESS, "--json")
     assert verified.exit_code == 0, verified.stdout[-4000:] + verified.stderr[-4000:]
@@ -171,7 +187,9 @@ def test_backup_verify_restores_the_wiki_into_a_scratch_instance(lab, wiki, ruch
 def test_a_restore_of_a_snapshot_taken_in_read_only_mode_leaves_it_and_the_wiki_takes_edits(lab, wiki, ruche):
     w = [W, str(lab)]
     # the newest snapshot was taken in the backup's quiet state: it holds the read-only flag
-    manifest = json.loads(on(lab, "lab-1", "/usr/local/sbin/ruche-backup", "manifest", "savoirs--wiki", "--snapshot", "latest"))
+    manifest = json.loads(
+        on(lab, "lab-1", "/usr/local/sbin/ruche-backup", "manifest", "savoirs--wiki", "--snapshot", "latest")
+    )
     assert "state/read-only" in manifest["volumes"]["data"], sorted(manifest["volumes"]["data"])[:20]
     restored = ruche(*w, "backup", "restore", ADDRESS, "--yes", "--json")
     assert restored.exit_code == 0, restored.stdout[-4000:] + restored.stderr[-4000:]
@@ -182,10 +200,14 @@ def test_a_restore_of_a_snapshot_taken_in_read_only_mode_leaves_it_and_the_wiki_
     browser = client(lab, wiki, "after-restore")
     assert browser.sign_in("Admin", wiki["password"])["status"] == "PASS"
     text = "Ateliers du jeudi : [[Compostage]]."
-    edited = browser.api("POST", action="edit", title=PAGE, text=text, summary="after restore", token=browser.token("csrf"))
+    edited = browser.api(
+        "POST", action="edit", title=PAGE, text=text, summary="after restore", token=browser.token("csrf")
+    )
     assert edited.get("edit", {}).get("result") == "Success", edited  # read-only: {"error": {"code": "readonly"}}
     assert read_page(lab, wiki) == (200, text)
 
 
 def _exists(lab: Path, path: str) -> bool:
-    return on(lab, "lab-1", "podman", "exec", APP, "sh", "-c", f"test -e {path} && echo yes || echo no").strip() == "yes"
+    return (
+        on(lab, "lab-1", "podman", "exec", APP, "sh", "-c", f"test -e {path} && echo yes || echo no").strip() == "yes"
+    )

@@ -75,7 +75,9 @@ def archives(lab, ruche_module):
     w = [W, str(lab)]
     assert ruche_module(*w, "association", "add", "archives", "--name", "Archives du quartier", "--email",
                         "contact@archives.example", "--offer", "association").exit_code == 0  # fmt: skip
-    created = ruche_module(*w, "instance", "create", "archives", "radicale", "--server", "lab-1", "--param", "admin_user=archiviste")
+    created = ruche_module(
+        *w, "instance", "create", "archives", "radicale", "--server", "lab-1", "--param", "admin_user=archiviste"
+    )
     assert created.exit_code == 0, created.stdout + created.stderr
     applied = ruche_module(*w, "apply", "--instance", "archives/radicale", "--json")
     assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
@@ -86,7 +88,11 @@ def archives(lab, ruche_module):
 
 def test_the_instance_runs_in_its_recorded_range_and_the_inventory_shows_it(lab, archives):
     ids = archives["id_range"]
-    assert ids["size"] == RANGE_SIZE and ids["start"] >= POOL_START and ids["start"] == POOL_START + ids["slot"] * RANGE_SIZE
+    assert (
+        ids["size"] == RANGE_SIZE
+        and ids["start"] >= POOL_START
+        and ids["start"] == POOL_START + ids["slot"] * RANGE_SIZE
+    )
     pid = on(lab, "lab-1", "podman", "inspect", "--format", "{{.State.Pid}}", APP).strip()
     assert on(lab, "lab-1", "cat", f"/proc/{pid}/uid_map").split() == ["0", str(ids["start"]), str(RANGE_SIZE)]
     assert on(lab, "lab-1", "cat", f"/proc/{pid}/gid_map").split() == ["0", str(ids["start"]), str(RANGE_SIZE)]
@@ -144,7 +150,9 @@ def test_two_owners_survive_a_restore_and_a_restore_into_another_instance_on_the
     assert host["root-file"] == f"{start}:{start}" and host["www-data-file"] == f"{start + 33}:{start + 33}"
 
     # the copy's recorded admin secret opens the restored data (the users file came from the source)
-    secret = json.loads(ruche(*w, "instance", "secrets", "archives/copie", "admin_password", "--json").stdout)["admin_password"]
+    secret = json.loads(ruche(*w, "instance", "secrets", "archives/copie", "admin_password", "--json").stdout)[
+        "admin_password"
+    ]
     assert propfind(lab, copy, "archiviste", secret) == 207
     assert propfind(lab, copy, "archiviste", secret + "x") == 401
 
@@ -159,4 +167,4 @@ def test_no_two_instances_of_the_fleet_share_a_range(lab, archives, ruche):
                 spans.append((listed["ids"]["start"], listed["ids"]["start"] + listed["ids"]["size"], listed["id"]))
     assert len(spans) >= 2
     spans.sort()
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans

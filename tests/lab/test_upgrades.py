@@ -56,11 +56,15 @@ def deploy(ruche, w, association: str, service: str, name: str, server: str, ver
     return outcome
 
 
-def deploy_together(ruche, w, association: str, service: str, placed: list[tuple[str, str]], version: str) -> dict[str, dict]:
+def deploy_together(
+    ruche, w, association: str, service: str, placed: list[tuple[str, str]], version: str
+) -> dict[str, dict]:
     """Create the instances ``placed`` (name, server) and converge them in one apply (one run for the
     servers, the lab's other instances skipped as unchanged); give their outcomes by name."""
     for name, server in placed:
-        created = ruche(*w, "instance", "create", association, service, "--name", name, "--server", server, "--version", version)
+        created = ruche(
+            *w, "instance", "create", association, service, "--name", name, "--server", server, "--version", version
+        )
         assert created.exit_code == 0, created.stdout + created.stderr
     applied = ruche(*w, "apply", "--json")
     assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
@@ -72,16 +76,22 @@ def deploy_together(ruche, w, association: str, service: str, placed: list[tuple
 
 
 def calendar(ruche, w, lab, outcome: dict) -> dict:
-    password = json.loads(ruche(*w, "instance", "secrets", outcome["address"], "admin_password", "--json").stdout)["admin_password"]
+    password = json.loads(ruche(*w, "instance", "secrets", outcome["address"], "admin_password", "--json").stdout)[
+        "admin_password"
+    ]
     return {"lab": lab, "server": outcome["server"], "domain": outcome["domain"], "user": "admin", "password": password}
 
 
 def caldav(cal: dict, method: str, path: str, **kwargs) -> tuple[int, str]:
-    return http(cal["lab"], cal["server"], cal["domain"], method, path, user=cal["user"], password=cal["password"], **kwargs)
+    return http(
+        cal["lab"], cal["server"], cal["domain"], method, path, user=cal["user"], password=cal["password"], **kwargs
+    )
 
 
-MKCALENDAR = ('<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
-              "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>")
+MKCALENDAR = (
+    '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
+    "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>"
+)
 
 
 def put_event(cal: dict) -> None:
@@ -109,8 +119,12 @@ def test_radicale_31_to_35_keeps_what_caldav_wrote_and_verifies(lab, w, ruche):
     assert "bookworm" in image_of(lab, "lab-1", "ruche-maj--cal-app")
     put_event(cal)
     planned = json.loads(ruche(*w, "plan", "--json").stdout)["upgrades"]
-    assert {"instance": "maj/cal", "version": OLD_RADICALE, "current": NEW_RADICALE, "path": [NEW_RADICALE]}.items() <= next(
-        u for u in planned if u["instance"] == "maj/cal").items()
+    assert {
+        "instance": "maj/cal",
+        "version": OLD_RADICALE,
+        "current": NEW_RADICALE,
+        "path": [NEW_RADICALE],
+    }.items() <= next(u for u in planned if u["instance"] == "maj/cal").items()
     dry = upgrade(ruche, w, "maj/cal", "--dry-run")
     assert dry.exit_code == 0 and json.loads(dry.stdout)["status"] == "would upgrade"
     assert "bookworm" in image_of(lab, "lab-1", "ruche-maj--cal-app")  # a dry run changes nothing
@@ -137,17 +151,26 @@ def test_radicale_31_to_35_keeps_what_caldav_wrote_and_verifies(lab, w, ruche):
 
 def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab, w, ruche, tmp_path):
     outcome = deploy(ruche, w, "maj", "mediawiki-debian", "wiki", "lab-2", "1.39.17", "admin_email=admin@maj.example")
-    password = json.loads(ruche(*w, "instance", "secrets", "maj/wiki", "admin_password", "--json").stdout)["admin_password"]
-    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "15"
+    password = json.loads(ruche(*w, "instance", "secrets", "maj/wiki", "admin_password", "--json").stdout)[
+        "admin_password"
+    ]
+    assert (
+        on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip()
+        == "15"
+    )
     browser = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "cookies")
     assert browser.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.39.17"
     assert browser.sign_in("Admin", password)["status"] == "PASS"
-    edited = browser.api("POST", action="edit", title=PAGE, text=PAGE_TEXT, summary="avant la mise à jour", token=browser.token("csrf"))
+    edited = browser.api(
+        "POST", action="edit", title=PAGE, text=PAGE_TEXT, summary="avant la mise à jour", token=browser.token("csrf")
+    )
     assert edited["edit"]["result"] == "Success", edited
 
     # 1.43.9's image cannot be pulled (a tag the registry does not have: a mistyped tag or a registry outage
     # does the same): the upgrade is refused before anything stops, at once, and the wiki still serves 1.39
-    with catalog_with_image(lab, "mediawiki-debian", "1.43.9", f"lab.ruche.invalid/mediawiki:absent-{uuid.uuid4().hex[:8]}"):
+    with catalog_with_image(
+        lab, "mediawiki-debian", "1.43.9", f"lab.ruche.invalid/mediawiki:absent-{uuid.uuid4().hex[:8]}"
+    ):
         started = time.monotonic()
         refused = upgrade(ruche, w, "maj/wiki")
         elapsed = time.monotonic() - started
@@ -159,8 +182,13 @@ def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab
     assert elapsed < 120
     steps = [s["step"] for s in result["detail"]["steps"]]
     assert steps == ["data check", "images"], steps  # no safety backup, no database move, no deploy
-    assert on(lab, "lab-2", "systemctl", "is-active", "ruche-maj--wiki-app.service", "ruche-maj--wiki-db.service").split() == ["active", "active"]
-    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "15"
+    assert on(
+        lab, "lab-2", "systemctl", "is-active", "ruche-maj--wiki-app.service", "ruche-maj--wiki-db.service"
+    ).split() == ["active", "active"]
+    assert (
+        on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip()
+        == "15"
+    )
     still = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "still")
     assert still.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.39.17"
     assert still.call("GET", f"/index.php?title={PAGE}&action=raw") == (200, PAGE_TEXT)
@@ -172,8 +200,16 @@ def test_mediawiki_139_to_143_with_its_schema_update_and_postgresql_15_to_17(lab
     assert steps["1.39.17 -> 1.43.9: database move"]["status"] == "ok", steps
     assert steps["1.39.17 -> 1.43.9: /usr/local/bin/mediawiki-maintenance update --quick"]["status"] == "ok"
     assert steps["1.39.17 -> 1.43.9: data check"]["output"] == steps["data check"]["output"]
-    assert on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip() == "17"
-    assert on(lab, "lab-2", "sh", "-c", "ls -d /srv/ruche/instances/maj/wiki/database.before-upgrade 2>/dev/null || true").strip() == ""
+    assert (
+        on(lab, "lab-2", "podman", "exec", "ruche-maj--wiki-db", "cat", "/var/lib/postgresql/data/PG_VERSION").strip()
+        == "17"
+    )
+    assert (
+        on(
+            lab, "lab-2", "sh", "-c", "ls -d /srv/ruche/instances/maj/wiki/database.before-upgrade 2>/dev/null || true"
+        ).strip()
+        == ""
+    )
     reader = Wiki(lab, "lab-2", outcome["domain"], tmp_path / "reader")
     assert reader.api("GET", action="query", meta="siteinfo")["query"]["general"]["generator"] == "MediaWiki 1.43.9"
     code, body = reader.call("GET", f"/index.php?title={PAGE}&action=raw")
@@ -214,8 +250,14 @@ def broken_version(lab):
     entry["versions"].append({"version": BROKEN, "image": "lab.ruche.invalid/miniflux:trixie", "upgrade_from": ["3.*"]})
     entry["default_version"] = NEW_RADICALE
     (catalog / "radicale.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True))
-    workspace.save_config(saved.model_copy(update={
-        "catalog_dir": catalog.name, "upgrades": saved.upgrades.model_copy(update={"start_timeout_seconds": 30})}))
+    workspace.save_config(
+        saved.model_copy(
+            update={
+                "catalog_dir": catalog.name,
+                "upgrades": saved.upgrades.model_copy(update={"start_timeout_seconds": 30}),
+            }
+        )
+    )
     yield
     workspace.save_config(saved)
 
@@ -248,8 +290,12 @@ def test_refusals_change_nothing(lab, w, ruche):
     suspended = upgrade(ruche, w, "maj/broken")
     assert suspended.exit_code == 5 and "suspended" in suspended.stderr
     assert json.loads(ruche(*w, "instance", "show", "maj/broken", "--json").stdout)["version"] == OLD_RADICALE
-    assert not [u for u in json.loads(ruche(*w, "upgrades", "maj/broken", "--json").stdout) if u["status"] != "rolled_back"]
-    assert ruche(*w, "instance", "delete", "maj/broken", "--yes", "--no-final-backup", "--purge", "--quiet").exit_code == 0
+    assert not [
+        u for u in json.loads(ruche(*w, "upgrades", "maj/broken", "--json").stdout) if u["status"] != "rolled_back"
+    ]
+    assert (
+        ruche(*w, "instance", "delete", "maj/broken", "--yes", "--no-final-backup", "--purge", "--quiet").exit_code == 0
+    )
 
 
 def _interval(result: dict) -> tuple[datetime, datetime]:
@@ -276,7 +322,11 @@ def test_a_fleet_upgrade_runs_the_canary_alone_one_per_server_and_stops_at_the_f
     assert by_name["flotte/f3"]["status"] == "succeeded"  # already running beside f2 when f2 failed: finished
     assert result["not_started"] == ["flotte/f4"]
     versions = {i["address"]: i["version"] for i in json.loads(ruche(*w, "instance", "list", "--json").stdout)}
-    assert (versions["flotte/f1"], versions["flotte/f3"], versions["flotte/f4"]) == (NEW_RADICALE, NEW_RADICALE, OLD_RADICALE)
+    assert (versions["flotte/f1"], versions["flotte/f3"], versions["flotte/f4"]) == (
+        NEW_RADICALE,
+        NEW_RADICALE,
+        OLD_RADICALE,
+    )
 
     on(lab, "lab-2", "systemctl", "start", "ruche-flotte--f2-app.service")
     second = ruche(*w, "upgrade", "radicale", "--canary", "0", "--parallel", "2", "--yes", "--json", "--quiet")

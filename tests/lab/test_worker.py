@@ -42,7 +42,10 @@ def wait_until_converging(ruche, lab: Path, run_id: int, worker: subprocess.Pope
 
 def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(lab, ruche, tmp_path):
     w = [W, str(lab)]
-    assert ruche(*w, "association", "add", "verger", "--name", "Le verger", "--email", "contact@verger.example").exit_code == 0
+    assert (
+        ruche(*w, "association", "add", "verger", "--name", "Le verger", "--email", "contact@verger.example").exit_code
+        == 0
+    )
     request = submit_request(lab, association="verger", service="radicale", name="agenda", size="small",
                              parameters={"admin_user": "pomme"}, requested_by="membre@verger.example")  # fmt: skip
     approved = ruche(*w, "request", "approve", str(request["id"]), "--server", "lab-1", "--json")
@@ -74,7 +77,10 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
 
 def test_a_worker_told_twice_to_stop_ends_its_runs_processes_and_the_run_is_retried(lab, ruche, tmp_path):
     w = [W, str(lab)]
-    assert ruche(*w, "association", "add", "ruche-test", "--name", "Deux signaux", "--email", "c@deux.example").exit_code == 0
+    assert (
+        ruche(*w, "association", "add", "ruche-test", "--name", "Deux signaux", "--email", "c@deux.example").exit_code
+        == 0
+    )
     request = submit_request(lab, association="ruche-test", service="radicale", name="carnet", size="small",
                              parameters={}, requested_by="membre@deux.example")  # fmt: skip
     approved = ruche(*w, "request", "approve", str(request["id"]), "--server", "lab-2", "--json")

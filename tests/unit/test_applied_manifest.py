@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from orchestrator.inventory import InstanceEntry, ServerEntry, Vaulted, render_inventory
 from tests.unit.test_idranges import load_script
-
-import yaml
 
 
 def test_a_manifest_finds_files_changed_removed_or_appeared_and_units_in_another_state(tmp_path, monkeypatch):
@@ -44,18 +44,27 @@ def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_pa
 
 def _listed(instances, fleet):
     files = render_inventory([ServerEntry("s1", "10.0.0.1", "root", 22, "apps", False)], instances, fleet)
-    return {i["id"]: i["fingerprint"] for i in yaml.safe_load(files["host_vars/s1.yml"].split("\n", 1)[1].replace("!vault", "").replace("!unsafe", ""))["ruche_instances"]}
+    return {
+        i["id"]: i["fingerprint"]
+        for i in yaml.safe_load(
+            files["host_vars/s1.yml"].split("\n", 1)[1].replace("!vault", "").replace("!unsafe", "")
+        )["ruche_instances"]
+    }
 
 
 def test_the_fingerprint_changes_with_the_instance_its_secrets_or_the_fleet_settings_only():
     def entry(name, port=20001, secret="$ANSIBLE_VAULT;1.1;AES256\n3131"):
-        return InstanceEntry("asso", name, "s1", {"id": f"asso--{name}", "http_port": port, "secrets": {"db": Vaulted(secret)}})
+        return InstanceEntry(
+            "asso", name, "s1", {"id": f"asso--{name}", "http_port": port, "secrets": {"db": Vaulted(secret)}}
+        )
 
     base = _listed([entry("a"), entry("b")], {"ruche_backup_repository": ""})
     assert base == _listed([entry("a"), entry("b")], {"ruche_backup_repository": ""})
     moved = _listed([entry("a", port=20002), entry("b")], {"ruche_backup_repository": ""})
     assert moved["asso--a"] != base["asso--a"] and moved["asso--b"] == base["asso--b"]
-    rotated = _listed([entry("a", secret="$ANSIBLE_VAULT;1.1;AES256\n3232"), entry("b")], {"ruche_backup_repository": ""})
+    rotated = _listed(
+        [entry("a", secret="$ANSIBLE_VAULT;1.1;AES256\n3232"), entry("b")], {"ruche_backup_repository": ""}
+    )
     assert rotated["asso--a"] != base["asso--a"] and rotated["asso--b"] == base["asso--b"]
     backed_up = _listed([entry("a"), entry("b")], {"ruche_backup_repository": "sftp:backup@host:/srv"})
     assert all(backed_up[i] != base[i] for i in base)
@@ -80,7 +89,9 @@ def test_a_servers_report_is_compared_with_what_its_inventory_lists():
     changed = json.loads(json.dumps(report))
     changed["instances"]["asso--app"]["stamp"] = "old"
     changed["instances"]["gone--app"] = {"stamp": "x", "drift": []}
-    changed["instances"]["asso--off"]["drift"] = [{"kind": "file-changed", "object": "/e/u", "expected": "a" * 64, "found": "b" * 64}]
+    changed["instances"]["asso--off"]["drift"] = [
+        {"kind": "file-changed", "object": "/e/u", "expected": "a" * 64, "found": "b" * 64}
+    ]
     changed["containers"][1]["image"] = "radicale:2"
     changed["containers"].append({"name": "intruder", "image": "alpine", "state": "running"})
     changed["sites"].append("asso--off.caddy")
@@ -98,10 +109,15 @@ def test_a_servers_report_is_compared_with_what_its_inventory_lists():
 def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hosted_elsewhere():
     from orchestrator.inventory_history import describe_changes
 
-    servers = [ServerEntry("a", "10.0.0.1", "root", 22, "apps", False), ServerEntry("b", "10.0.0.2", "root", 22, "apps", False)]
+    servers = [
+        ServerEntry("a", "10.0.0.1", "root", 22, "apps", False),
+        ServerEntry("b", "10.0.0.2", "root", 22, "apps", False),
+    ]
 
     def entry(association, name, server):
-        return InstanceEntry(association, name, server, {"id": f"{association}--{name}", "association": association, "name": name})
+        return InstanceEntry(
+            association, name, server, {"id": f"{association}--{name}", "association": association, "name": name}
+        )
 
     before = render_inventory(servers, [entry("amap", "x", "a"), entry("amap", "y", "b"), entry("gone", "z", "a")], {})
     after = render_inventory(servers, [entry("amap", "y", "b")], {})
@@ -120,7 +136,10 @@ def test_the_stamp_the_audit_expects_is_the_one_the_role_records_and_compares():
     from orchestrator.actions.audit_servers import stamp
 
     tasks = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "ruche_instance" / "tasks"
-    assert "ruche_instance.fingerprint | default('') ~ ruche_roles_digest) | hash('sha256')" in (tasks / "install.yml").read_text()
+    assert (
+        "ruche_instance.fingerprint | default('') ~ ruche_roles_digest) | hash('sha256')"
+        in (tasks / "install.yml").read_text()
+    )
     assert "(candidate.fingerprint ~ ruche_roles_digest) | hash('sha256')" in (tasks / "main.yml").read_text()
     fingerprint, digest = "9bd57ea2310f7bb3854c6fb747ddded9009330a46df8d52551f01871ba64393e", "0f" * 32
     assert stamp(fingerprint, digest) == get_hash(fingerprint + digest, "sha256")

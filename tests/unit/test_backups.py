@@ -21,7 +21,9 @@ def test_an_sftp_repository_gives_the_account_and_pinned_host_keys_for_a_managed
 
 def test_local_and_s3_repositories_need_no_ssh_and_no_repository_means_no_backups():
     assert backup_variables(BackupSettings(repository="/srv/backup"))["ruche_backup_sftp_args"] == ""
-    assert backup_variables(BackupSettings(repository="s3:https://s3.example.org/ruche"))["ruche_backup_sftp_host"] == ""
+    assert (
+        backup_variables(BackupSettings(repository="s3:https://s3.example.org/ruche"))["ruche_backup_sftp_host"] == ""
+    )
     assert backup_variables(BackupSettings())["ruche_backup_repository"] == ""
     with pytest.raises(ValueError):
         repository_of(BackupSettings(), "amap")
@@ -34,11 +36,22 @@ def test_other_repository_forms_are_refused(bad):
 
 
 def test_the_manifest_comparison_names_every_difference():
-    manifest = {"volumes": {"data": {"a.ics": "1", "b.ics": "2"}}, "database": {"tables": {"public.users": 1, "public.feeds": 3}}}
-    same = {"volumes": {"data": {"a.ics": "1", "b.ics": "2"}}, "database": {"tables": {"public.users": 1, "public.feeds": 3}}}
+    manifest = {
+        "volumes": {"data": {"a.ics": "1", "b.ics": "2"}},
+        "database": {"tables": {"public.users": 1, "public.feeds": 3}},
+    }
+    same = {
+        "volumes": {"data": {"a.ics": "1", "b.ics": "2"}},
+        "database": {"tables": {"public.users": 1, "public.feeds": 3}},
+    }
     assert compare_with_manifest(manifest, same) == []
-    restored = {"volumes": {"data": {"a.ics": "9", "c.ics": "3"}}, "database": {"tables": {"public.users": 1, "public.feeds": 2}}}
+    restored = {
+        "volumes": {"data": {"a.ics": "9", "c.ics": "3"}},
+        "database": {"tables": {"public.users": 1, "public.feeds": 2}},
+    }
     assert compare_with_manifest(manifest, restored) == [
-        "data/b.ics: missing", "data/a.ics: checksum differs", "data/c.ics: not in the snapshot",
+        "data/b.ics: missing",
+        "data/a.ics: checksum differs",
+        "data/c.ics: not in the snapshot",
         "table public.feeds: 3 rows in the snapshot, 2 restored",
     ]

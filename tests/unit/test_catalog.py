@@ -63,7 +63,10 @@ def test_a_directory_reports_the_errors_of_all_its_files(tmp_path):
         (("mount: /var/lib/radicale", "mount: /var/../etc"), "must not contain '..'"),
         (("volumes: [data]", "volumes: [other]"), "unknown volumes: other"),
         (("image: lab.ruche.invalid/radicale:trixie", "image: 'radicale; rm -rf /'"), "At 'versions[1].image'"),
-        (("upgrade_from: [\"3.*\"]", "upgrade_from: [\"3.*\"]\n  - version: 3.1.8\n    image: a.b/c:d"), "3.1.8 is listed twice"),
+        (
+            ('upgrade_from: ["3.*"]', 'upgrade_from: ["3.*"]\n  - version: 3.1.8\n    image: a.b/c:d'),
+            "3.1.8 is listed twice",
+        ),
         (("versions:", "default_version: 9.9.9\nversions:"), "default_version 9.9.9 is not one of versions"),
     ],
 )

@@ -44,10 +44,16 @@ def test_every_config_field_is_described():
 
 
 def test_mirror_drop_in_routes_each_registry_through_the_mirror():
-    settings = RegistrySettings(mirror="10.0.0.1:5000", insecure=True, mirrored_registries=["docker.io", "lab.ruche.invalid"])
+    settings = RegistrySettings(
+        mirror="10.0.0.1:5000", insecure=True, mirrored_registries=["docker.io", "lab.ruche.invalid"]
+    )
     parsed = tomllib.loads(render_mirror_drop_in(settings))
     assert parsed["registry"] == [
-        {"prefix": "docker.io", "location": "docker.io", "mirror": [{"location": "10.0.0.1:5000/docker.io", "insecure": True}]},
+        {
+            "prefix": "docker.io",
+            "location": "docker.io",
+            "mirror": [{"location": "10.0.0.1:5000/docker.io", "insecure": True}],
+        },
         {
             "prefix": "lab.ruche.invalid",
             "location": "lab.ruche.invalid",

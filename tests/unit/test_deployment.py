@@ -20,7 +20,9 @@ def test_secrets_are_referenced_by_name_and_user_text_is_unsafe():
     variables = instance_variables(record(), CATALOG.get("miniflux"))
     environment = {e["name"]: e["parts"] for e in variables["app"]["environment"]}
     assert environment["ADMIN_PASSWORD"] == [{"secret": "admin_password"}]
-    assert environment["ADMIN_USERNAME"] == [{"text": "{{ x }}"}] and isinstance(environment["ADMIN_USERNAME"][0]["text"], Unsafe)
+    assert environment["ADMIN_USERNAME"] == [{"text": "{{ x }}"}] and isinstance(
+        environment["ADMIN_USERNAME"][0]["text"], Unsafe
+    )
     assert environment["DATABASE_URL"] == [
         {"text": "postgres://app:"}, {"secret": "db_password"},
         {"text": "@ruche-amap--veille-db:5432/app?sslmode=disable"},

@@ -27,8 +27,20 @@ def test_hint_is_shown_after_the_message():
 def test_workspace_and_debug_are_taken_anywhere_on_the_line():
     from orchestrator.cli.main import hoist_global_options
 
-    assert hoist_global_options(["server", "list", "--workspace", "ws", "--json"]) == ["--workspace", "ws", "server", "list", "--json"]
+    assert hoist_global_options(["server", "list", "--workspace", "ws", "--json"]) == [
+        "--workspace",
+        "ws",
+        "server",
+        "list",
+        "--json",
+    ]
     assert hoist_global_options(["-w", "a", "plan"]) == ["-w", "a", "plan"]
-    assert hoist_global_options(["backup", "run", "x/y", "--workspace=ws", "--debug"]) == ["--workspace=ws", "--debug", "backup", "run", "x/y"]
+    assert hoist_global_options(["backup", "run", "x/y", "--workspace=ws", "--debug"]) == [
+        "--workspace=ws",
+        "--debug",
+        "backup",
+        "run",
+        "x/y",
+    ]
     assert hoist_global_options(["instance", "create", "a", "b", "--param", "note=-w", "--", "-w", "x"]) == [
         "instance", "create", "a", "b", "--param", "note=-w", "--", "-w", "x"]  # fmt: skip

@@ -31,7 +31,9 @@ def test_slots_give_disjoint_ranges_inside_the_pool_and_below_the_invalid_id():
     with pytest.raises(ValueError):
         id_range(LAST_SLOT + 1)
     assert free_slot({0, 1, 3}) == 2 and free_slot(set()) == 0
-    assert overlapping({"a": id_range(1), "b": id_range(2)}) == [] and overlapping({"a": id_range(1), "b": id_range(1)}) == [("a", "b")]
+    assert overlapping({"a": id_range(1), "b": id_range(2)}) == [] and overlapping(
+        {"a": id_range(1), "b": id_range(1)}
+    ) == [("a", "b")]
 
 
 def test_the_server_role_registers_the_same_pool():
@@ -66,4 +68,6 @@ def test_idmap_moves_owners_between_ranges_and_from_the_old_auto_pool(tmp_path):
                           json.dumps([{"path": "volumes/data", "image": "lab.ruche.invalid/radicale:trixie", "mount": "/data"}]), [])  # fmt: skip
     assert moved["changed"] and os.stat(volume / "www-data-file").st_uid == start + 33
     with pytest.raises(idmap.Failure):
-        idmap.prepare(str(tmp_path), other, RANGE_SIZE, json.dumps([{"path": "../escape", "image": "a.b/c", "mount": "/x"}]), [])
+        idmap.prepare(
+            str(tmp_path), other, RANGE_SIZE, json.dumps([{"path": "../escape", "image": "a.b/c", "mount": "/x"}]), []
+        )

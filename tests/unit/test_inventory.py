@@ -19,7 +19,13 @@ def test_inventory_is_deterministic_whatever_the_input_order():
     first = render_inventory(SERVERS, instances)
     second = render_inventory(list(reversed(SERVERS)), list(reversed(instances)))
     assert first == second
-    assert sorted(first) == ["group_vars/all.yml", "host_vars/vault.yml", "host_vars/web-1.yml", "host_vars/web-2.yml", "hosts.yml"]
+    assert sorted(first) == [
+        "group_vars/all.yml",
+        "host_vars/vault.yml",
+        "host_vars/web-1.yml",
+        "host_vars/web-2.yml",
+        "hosts.yml",
+    ]
 
 
 def test_groups_and_instances_as_server_variables():
@@ -41,11 +47,16 @@ def test_user_values_are_tagged_unsafe_and_quoted():
 
 
 def test_ssh_settings_and_fleet_variables():
-    server = ServerEntry("lab-1", "10.0.0.11", "root", 22, "apps", False, "/ws/lab/ssh/id_ed25519", "/ws/lab/ssh/known_hosts")
+    server = ServerEntry(
+        "lab-1", "10.0.0.11", "root", 22, "apps", False, "/ws/lab/ssh/id_ed25519", "/ws/lab/ssh/known_hosts"
+    )
     files = render_inventory([server], [], {"ruche_server_tls": "internal"})
     host_vars = yaml.safe_load(files["host_vars/lab-1.yml"].replace("!unsafe ", ""))
     assert host_vars["ansible_ssh_private_key_file"] == "/ws/lab/ssh/id_ed25519"
-    assert host_vars["ansible_ssh_common_args"] == "-o UserKnownHostsFile=/ws/lab/ssh/known_hosts -o StrictHostKeyChecking=yes"
+    assert (
+        host_vars["ansible_ssh_common_args"]
+        == "-o UserKnownHostsFile=/ws/lab/ssh/known_hosts -o StrictHostKeyChecking=yes"
+    )
     assert yaml.safe_load(files["group_vars/all.yml"]) == {"ruche_server_tls": "internal"}
 
 
@@ -60,8 +71,13 @@ def test_a_server_file_is_cut_into_its_instances_and_joined_back_as_written():
     files = render_inventory(SERVERS, instances, {"ruche_base_domain": "example.org"})
     text = files["host_vars/web-1.yml"]
     hosted = sorted(instances, key=lambda i: (i.association, i.name))
-    listed = [{**{k: v for k, v in i.variables.items() if k != "secrets"},
-               "fingerprint": fingerprint({"instance": i.variables, "fleet": {"ruche_base_domain": "example.org"}})} for i in hosted]
+    listed = [
+        {
+            **{k: v for k, v in i.variables.items() if k != "secrets"},
+            "fingerprint": fingerprint({"instance": i.variables, "fleet": {"ruche_base_domain": "example.org"}}),
+        }
+        for i in hosted
+    ]
     whole = {"ansible_host": "192.0.2.1", "ansible_user": "admin", "ansible_port": 2222, "ruche_server_role": "apps",
              "ruche_instances": listed, "ruche_secrets": {hosted[1].variables["id"]: {"admin_password": vault}}}  # fmt: skip
     assert text == HEADER + dump_yaml(whole)  # the same bytes as one dump of the whole file

@@ -8,7 +8,10 @@ from orchestrator.inventory import ServerEntry, render_inventory
 from orchestrator.inventory_history import describe_changes
 from tests.helpers import instance_entry
 
-SERVERS = [ServerEntry("web-1", "192.0.2.1", "root", 22, "apps", False), ServerEntry("web-2", "192.0.2.2", "root", 22, "apps", False)]
+SERVERS = [
+    ServerEntry("web-1", "192.0.2.1", "root", 22, "apps", False),
+    ServerEntry("web-2", "192.0.2.2", "root", 22, "apps", False),
+]
 
 
 def test_one_instance_changed_removed_or_moved_among_unchanged_ones():
@@ -27,6 +30,8 @@ def test_one_instance_changed_removed_or_moved_among_unchanged_ones():
     gone = describe_changes(before, render_inventory(SERVERS, base[2:]))
     assert gone["associations"]["removed"] == ["amap"] and gone["instances"]["removed"] == ["amap/agenda", "amap/cloud"]
 
-    moved = describe_changes(before, render_inventory(SERVERS, [*base[:2], instance_entry("chorale", "agenda", "web-2"), base[3]]))
+    moved = describe_changes(
+        before, render_inventory(SERVERS, [*base[:2], instance_entry("chorale", "agenda", "web-2"), base[3]])
+    )
     assert moved["instances"] == {"added": [], "removed": [], "changed": {"chorale/agenda": ["server"]}}
     assert describe_changes(before, dict(before))["instances"] == {"added": [], "removed": [], "changed": {}}

@@ -61,7 +61,9 @@ def test_not_root_is_a_clear_error(monkeypatch):
 
 
 def test_missing_programs_are_named_with_their_packages(monkeypatch):
-    monkeypatch.setattr(host.shutil, "which", lambda program: None if program in ("debootstrap", "systemd-nspawn") else "/bin/x")
+    monkeypatch.setattr(
+        host.shutil, "which", lambda program: None if program in ("debootstrap", "systemd-nspawn") else "/bin/x"
+    )
     with pytest.raises(MissingPrerequisite) as caught:
         host.require_programs()
     assert "debootstrap, systemd-nspawn" in caught.value.message

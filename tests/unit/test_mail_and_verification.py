@@ -12,7 +12,9 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_mail_values_spell_the_protection_for_each_service_and_name_a_sender_per_instance():
-    relay = MailRelay(host="smtp.example.org", port=465, security="tls", sender_domain="chatons.example.org", username="ruche")
+    relay = MailRelay(
+        host="smtp.example.org", port=465, security="tls", sender_domain="chatons.example.org", username="ruche"
+    )
     values = mail_values(relay, "amap", "cloud")
     assert values["from"] == "cloud-amap@chatons.example.org" and values["from_local"] == "cloud-amap"
     assert (values["php_secure"], values["security_upper"], values["auth"]) == ("ssl", "TLS", "true")
@@ -23,7 +25,13 @@ def test_the_mail_password_reaches_env_files_only_as_a_vaulted_secret():
     data = CATALOG.get("radicale").model_dump()
     data["environment"] = {"SMTP_HOST": "${mail.host}", "SMTP_PASSWORD": "${mail.password}"}
     service = Service(**data)
-    relay = MailRelay(host="smtp.example.org", port=587, security="starttls", sender_domain="example.org", password="$ANSIBLE_VAULT;1.1;AES256\n00")
+    relay = MailRelay(
+        host="smtp.example.org",
+        port=587,
+        security="starttls",
+        sender_domain="example.org",
+        password="$ANSIBLE_VAULT;1.1;AES256\n00",
+    )
     record = instance_record(admin_user="admin")
     record = type(record)(**{**record.__dict__, "mail": relay})
     variables = instance_variables(record, service)
@@ -49,7 +57,10 @@ def test_secrets_are_generated_in_their_declared_format():
     data["secret_formats"] = {"nonce": "hex24", "key": "hex32"}
     values = generate_secrets(Service(**data))
     assert len(values["nonce"]) == 48 and len(values["key"]) == 64 and int(values["key"], 16) >= 0
-    assert len(values["admin_password"]) >= 32 and values["admin_password"] != generate_secrets(Service(**data))["admin_password"]
+    assert (
+        len(values["admin_password"]) >= 32
+        and values["admin_password"] != generate_secrets(Service(**data))["admin_password"]
+    )
 
 
 def test_setup_commands_take_parameters_literally_as_arguments():

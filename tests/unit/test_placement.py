@@ -17,13 +17,17 @@ def demand(**overrides):
 
 
 def test_prefers_the_server_without_this_association_then_most_memory():
-    decision = place(demand(), [server("a", association_instances=1), server("b", allocated_memory_mb=4096), server("c")])
+    decision = place(
+        demand(), [server("a", association_instances=1), server("b", allocated_memory_mb=4096), server("c")]
+    )
     assert decision.server == "c"
     assert [c.server for c in decision.candidates] == ["c", "b", "a"]
 
 
 def test_spreads_one_association_across_servers():
-    decision = place(demand(), [server("a", association_instances=1), server("b", association_instances=0, allocated_memory_mb=7000)])
+    decision = place(
+        demand(), [server("a", association_instances=1), server("b", association_instances=0, allocated_memory_mb=7000)]
+    )
     assert decision.server == "b"
 
 

@@ -10,8 +10,14 @@ import time
 
 from orchestrator.actions.worker import release_stale_worker
 from orchestrator.processes import (
-    WORKER_VARIABLE, is_local, is_same_process, process_start_time, processes_of_worker, stop_processes_of_worker,
-    worker_is_alive, worker_name,
+    WORKER_VARIABLE,
+    is_local,
+    is_same_process,
+    process_start_time,
+    processes_of_worker,
+    stop_processes_of_worker,
+    worker_is_alive,
+    worker_name,
 )
 
 
@@ -29,7 +35,9 @@ def test_a_dead_workers_processes_and_their_children_are_stopped_and_its_runs_re
     time.sleep(0.3)
     marked = processes_of_worker(name)
     assert leftover.pid in marked and len(marked) == 2  # the shell and its sleep
-    other = subprocess.Popen(["sleep", "300"], env={**os.environ, WORKER_VARIABLE: worker_name(pid=dead_pid(), token="other")})
+    other = subprocess.Popen(
+        ["sleep", "300"], env={**os.environ, WORKER_VARIABLE: worker_name(pid=dead_pid(), token="other")}
+    )
     try:
         assert is_local(name) and not worker_is_alive(name)
         assert release_stale_worker(name) is True
@@ -62,7 +70,9 @@ def test_a_live_local_worker_keeps_its_runs_and_other_machines_workers_are_left_
 
 def test_what_ignores_sigterm_is_killed_after_the_grace_time():
     name = worker_name(pid=dead_pid(), token="stubborn")
-    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 300 & wait"], env={**os.environ, WORKER_VARIABLE: name})
+    stubborn = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; sleep 300 & wait"], env={**os.environ, WORKER_VARIABLE: name}
+    )
     try:
         time.sleep(0.3)
         started = time.monotonic()

@@ -14,12 +14,17 @@ CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
 
 
 def offer(**services) -> Offer:
-    return Offer(label=LocalizedText(fr="Petite", en="Small"), max_instances=2, memory_mb=512, disk_gb=5, services=services)
+    return Offer(
+        label=LocalizedText(fr="Petite", en="Small"), max_instances=2, memory_mb=512, disk_gb=5, services=services
+    )
 
 
 def test_excesses_name_each_limit_passed_and_by_how_much():
     found = excesses(offer(), Allocation(instances=2, memory_mb=400, disk_gb=4), memory_mb=200, disk_gb=1)
-    assert [(e.limit, e.requested, e.allowed, e.over) for e in found] == [("instances", 3, 2, 1), ("memory", 600, 512, 88)]
+    assert [(e.limit, e.requested, e.allowed, e.over) for e in found] == [
+        ("instances", 3, 2, 1),
+        ("memory", 600, 512, 88),
+    ]
     assert found[1].describe() == "memory 600 MiB where the offer allows 512 MiB (88 MiB over)"
     assert excesses(offer(), Allocation(1, 100, 1), 100, 4) == []  # exactly at the limit is allowed
     assert excesses(None, Allocation(99, 99999, 9999), 1, 1) == []  # no offer, no limit
@@ -37,7 +42,9 @@ def test_service_limits_take_the_offer_then_the_entry_default():
 
 
 def test_limits_reach_the_setup_commands_and_the_environment_as_literal_values():
-    variables = instance_variables(instance_record(limits={"user_quota": "2 GB"}, admin_email="a@b.example"), CATALOG.get("nextcloud"))
+    variables = instance_variables(
+        instance_record(limits={"user_quota": "2 GB"}, admin_email="a@b.example"), CATALOG.get("nextcloud")
+    )
     assert variables["app"]["setup"][0] == ["php", "occ", "config:app:set", "files", "default_quota", "--value", "2 GB"]
     assert variables["app"]["setup"][2] == ["php", "occ", "user:setting", "admin", "settings", "email", "a@b.example"]
     assert variables["app"]["exec_user"] == "www-data"

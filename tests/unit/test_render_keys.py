@@ -35,5 +35,9 @@ def test_every_column_a_deployment_reads_is_in_the_render_key():
             "parameters": {"admin_email": "a@amap.example.org"}, "secrets": {}, "id_slot": 3, "size": "small",
         })  # fmt: skip
         deployment_variables(instance, CATALOG, config)
-        listed = set(DEPLOYMENT_COLUMNS[Instance]) | {"association"} | {f"association.{c}" for c in DEPLOYMENT_COLUMNS[Association]}
+        listed = (
+            set(DEPLOYMENT_COLUMNS[Instance])
+            | {"association"}
+            | {f"association.{c}" for c in DEPLOYMENT_COLUMNS[Association]}
+        )
         assert read and read <= listed, read - listed

@@ -51,6 +51,8 @@ def test_a_suspended_instance_is_not_started_at_boot():
 def test_parameter_values_reach_env_files_literally():
     service = CATALOG.get("radicale")
     hostile = "{{ lookup('pipe','id') }} $(id) `id` ${HOME} 'x\" \\"
-    record = InstanceRecord("a", "r", "r.a.example.org", 20000, "present", 0.25, 128, {"admin_user": hostile}, {}, id_start=1073741824)
+    record = InstanceRecord(
+        "a", "r", "r.a.example.org", 20000, "present", 0.25, 128, {"admin_user": hostile}, {}, id_start=1073741824
+    )
     files = render_instance_files(instance_variables(record, service), {"admin_password": "pw"})
     assert f"RADICALE_ADMIN_USER={hostile}\n" in files["app.env"]

@@ -8,11 +8,11 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from orchestrator import i18n
 from orchestrator.actions.request_submit import SIZES
+from orchestrator.i18n import LABELS, LANGUAGES, LOCALE_DIR, UPGRADE_TEXTS, translator
 from orchestrator.state.instances import ACTIVE_STATES
 from orchestrator.state.requests import NEXT_STATES
-from orchestrator import i18n
-from orchestrator.i18n import LABELS, LANGUAGES, LOCALE_DIR, UPGRADE_TEXTS, translator
 
 PACKAGE_DIR = LOCALE_DIR.parent
 KEYWORDS = {"_": None, "gettext": None, "N_": None}
@@ -35,10 +35,15 @@ def language_catalog(language: str, locale_dir=LOCALE_DIR):
 def catalog_problems(catalog, texts: set[str]) -> list[str]:
     """What keeps ``catalog`` from translating exactly ``texts``: missing, empty, fuzzy, stale, bad placeholders."""
     translated = {m.id: m for m in catalog if m.id}
-    problems = [f"no entry for {t!r} (run scripts/translations update, then translate)" for t in sorted(texts - translated.keys())]
+    problems = [
+        f"no entry for {t!r} (run scripts/translations update, then translate)"
+        for t in sorted(texts - translated.keys())
+    ]
     problems += [f"not translated (or fuzzy): {t!r}" for t in sorted(texts & translated.keys())
                  if not translated[t].string or translated[t].fuzzy]  # fmt: skip
-    problems += [f"no page uses {t!r} any more (run scripts/translations update)" for t in sorted(translated.keys() - texts)]
+    problems += [
+        f"no page uses {t!r} any more (run scripts/translations update)" for t in sorted(translated.keys() - texts)
+    ]
     problems += [f"{message.id!r}: {error}" for message, errors in catalog.check() for error in errors]
     return problems
 
@@ -58,7 +63,9 @@ def test_every_text_has_a_translation_with_the_same_placeholders(language):
 
 def test_the_check_catches_an_empty_entry_a_lost_placeholder_and_a_text_no_catalog_has(tmp_path, monkeypatch):
     original = (LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po").read_text()
-    broken = original.replace('msgstr "Vos services"', 'msgstr ""').replace('msgstr "Demande n°%(id)s"', 'msgstr "Demande n°%(numero)s"')
+    broken = original.replace('msgstr "Vos services"', 'msgstr ""').replace(
+        'msgstr "Demande n°%(id)s"', 'msgstr "Demande n°%(numero)s"'
+    )
     assert broken.count("msgstr") == original.count("msgstr") and broken != original
     (tmp_path / "fr" / "LC_MESSAGES").mkdir(parents=True)
     (tmp_path / "fr" / "LC_MESSAGES" / "messages.po").write_text(broken)

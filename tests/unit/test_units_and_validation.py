@@ -22,7 +22,9 @@ def test_sizes_format_back():
     assert [format_mib(m) for m in (512, 8192, 1536, 1572864)] == ["512M", "8G", "1.5G", "1.5T"]
 
 
-@pytest.mark.parametrize("name", ["../etc", "a/b", "Capital", "with space", "semi;colon", "$(id)", "-dash", "", "x" * 64])
+@pytest.mark.parametrize(
+    "name", ["../etc", "a/b", "Capital", "with space", "semi;colon", "$(id)", "-dash", "", "x" * 64]
+)
 def test_hostile_server_names_are_refused_naming_the_field(name):
     with pytest.raises(InvalidInput, match="At 'name'"):
         validate_server_spec(name=name, address="192.0.2.1")
@@ -37,4 +39,6 @@ def test_hostile_addresses_are_refused(address):
 def test_labels_are_checked():
     with pytest.raises(InvalidInput, match="label value"):
         validate_server_spec(name="s1", address="192.0.2.1", labels={"region": "lyon; rm"})
-    assert validate_server_spec(name="s1", address="2001:db8::1", labels={"region": "lyon"}).labels == {"region": "lyon"}
+    assert validate_server_spec(name="s1", address="2001:db8::1", labels={"region": "lyon"}).labels == {
+        "region": "lyon"
+    }

@@ -68,7 +68,9 @@ def test_versions_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="oldest version cannot be upgraded to"):
         entry(tmp_path, [{"version": "1.0", "image": image("a"), "upgrade_from": ["0.*"]}])
     with pytest.raises(ConfigError, match="database_image is required exactly when"):
-        entry(tmp_path, [{"version": "1.0", "image": image("a"), "database_image": image("pg"), "database_major": "17"}])
+        entry(
+            tmp_path, [{"version": "1.0", "image": image("a"), "database_image": image("pg"), "database_major": "17"}]
+        )
 
 
 def test_the_single_version_form_is_converted(tmp_path):

@@ -15,14 +15,102 @@ from orchestrator.yaml_text import Unsafe, Unsure, Vaulted, dump_yaml, mapping_l
 from tests.helpers import CATALOG, instance_record
 
 TRICKY = [
-    "", " ", "a", "yes", "No", "ON", "off", "y", "n", "true", "False", "null", "Null", "~", "17", "-3", "0x1f", "0o17", "017",
-    "1_000", "1.0", "1e3", "1.0e+3", ".5", ".inf", "-.Inf", ".NaN", "2024-01-01", "2024-01-01 10:00:00", "12:30", "1:2:3",
-    "=", "<<", "a b", " lead", "trail ", "a: b", "a:b", "a:", ":a", "a #b", "a#b", "#x", "-", "-x", "- x", "--x", "---",
-    "--- x", "...", "...x", "?", "? x", "?x", "@x", "a@b", "%x", "!x", "*x", "&x", "|x", ">x", "{x}", "[x]", "a,b", ",x",
-    "'q'", "it's", '"dq"', "a\\b", "`x`", "é", "naïve café", "日本語", "tab\tx", "\x07bell", "\ufeffbom", "nbsp\u00a0x",
-    "line\nbreak", "line\n\n  indented", "\nlead break", "trail break\n", "cr\rx", "sep\u2028x",
-    "docker.io/library/nextcloud:34.0.2-apache", "10.0.0.0/8", "admin@example.org", "1 GB", "--value", "/cron.sh",
-    "x" * 199, "x" * 201, ("word " * 60).strip(), ("word " * 250).strip(), "a" * 1200, "{{ lookup('pipe', 'id') }}",
+    "",
+    " ",
+    "a",
+    "yes",
+    "No",
+    "ON",
+    "off",
+    "y",
+    "n",
+    "true",
+    "False",
+    "null",
+    "Null",
+    "~",
+    "17",
+    "-3",
+    "0x1f",
+    "0o17",
+    "017",
+    "1_000",
+    "1.0",
+    "1e3",
+    "1.0e+3",
+    ".5",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "2024-01-01",
+    "2024-01-01 10:00:00",
+    "12:30",
+    "1:2:3",
+    "=",
+    "<<",
+    "a b",
+    " lead",
+    "trail ",
+    "a: b",
+    "a:b",
+    "a:",
+    ":a",
+    "a #b",
+    "a#b",
+    "#x",
+    "-",
+    "-x",
+    "- x",
+    "--x",
+    "---",
+    "--- x",
+    "...",
+    "...x",
+    "?",
+    "? x",
+    "?x",
+    "@x",
+    "a@b",
+    "%x",
+    "!x",
+    "*x",
+    "&x",
+    "|x",
+    ">x",
+    "{x}",
+    "[x]",
+    "a,b",
+    ",x",
+    "'q'",
+    "it's",
+    '"dq"',
+    "a\\b",
+    "`x`",
+    "é",
+    "naïve café",
+    "日本語",
+    "tab\tx",
+    "\x07bell",
+    "\ufeffbom",
+    "nbsp\u00a0x",
+    "line\nbreak",
+    "line\n\n  indented",
+    "\nlead break",
+    "trail break\n",
+    "cr\rx",
+    "sep\u2028x",
+    "docker.io/library/nextcloud:34.0.2-apache",
+    "10.0.0.0/8",
+    "admin@example.org",
+    "1 GB",
+    "--value",
+    "/cron.sh",
+    "x" * 199,
+    "x" * 201,
+    ("word " * 60).strip(),
+    ("word " * 250).strip(),
+    "a" * 1200,
+    "{{ lookup('pipe', 'id') }}",
 ]
 VAULT = Vaulted("$ANSIBLE_VAULT;1.1;AES256\n" + "\n".join(["3061626364656667686970" * 3] * 5))
 
@@ -38,12 +126,16 @@ def tree(chance: random.Random, depth: int = 0):
         return {pick_key(chance): tree(chance, depth + 1) for _ in range(chance.randint(0, 4))}
     if depth < 4 and kind < 0.45:
         return [tree(chance, depth + 1) for _ in range(chance.randint(0, 4))]
-    scalar = chance.choice([*TRICKY, 0, 1, -7, 10**20, 0.25, 2.0, 1e20, 1e-7, float("inf"), float("nan"), True, False, None])
+    scalar = chance.choice(
+        [*TRICKY, 0, 1, -7, 10**20, 0.25, 2.0, 1e20, 1e-7, float("inf"), float("nan"), True, False, None]
+    )
     return Unsafe(scalar) if isinstance(scalar, str) and chance.random() < 0.5 else scalar
 
 
 def pick_key(chance: random.Random) -> str:
-    key = chance.choice(["name", "a", "z_9", "port", "yes", "17", "", "with space", "é", "a: b", "x" * 120, *TRICKY[:30]])
+    key = chance.choice(
+        ["name", "a", "z_9", "port", "yes", "17", "", "with space", "é", "a: b", "x" * 120, *TRICKY[:30]]
+    )
     return Unsafe(key) if chance.random() < 0.3 else key
 
 
@@ -54,7 +146,9 @@ def test_every_bundled_service_is_written_as_pyyaml_writes_it(service):
     variables = instance_variables(record, CATALOG.get(service))
     listed = {k: v for k, v in variables.items() if k != "secrets"}
     assert mapping_lines(listed, 2, "- ") == as_item(listed)
-    assert mapping_lines({variables["id"]: variables["secrets"]}, 2) == dump_yaml({"s": {variables["id"]: variables["secrets"]}}).removeprefix("s:\n")
+    assert mapping_lines({variables["id"]: variables["secrets"]}, 2) == dump_yaml(
+        {"s": {variables["id"]: variables["secrets"]}}
+    ).removeprefix("s:\n")
     rendered = render_instance(variables, {"ruche_base_domain": "example.org"})
     assert rendered.item == as_item({**listed, "fingerprint": rendered.item.split("fingerprint: ")[1].split("\n")[0]})
 

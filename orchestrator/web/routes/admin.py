@@ -14,13 +14,13 @@ from starlette.datastructures import FormData
 
 from orchestrator.actions.request_review import approve_in_session
 from orchestrator.errors import InvalidInput, RucheError
+from orchestrator.i18n import N_
 from orchestrator.state.access import check_admin, open_admin_session
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
 from orchestrator.state.models import WebSession
 from orchestrator.state.requests import checked_reason, get_request, list_requests, move, request_view
 from orchestrator.web.dependencies import Admin, AdminForm, RowId, StateSession, Web
 from orchestrator.web.errors import BadForm
-from orchestrator.i18n import N_
 from orchestrator.web.pages import form_token_matches, texts_of
 from orchestrator.web.security import TOO_MANY, over_the_limit
 

@@ -27,8 +27,10 @@ def api_requests(session: StateSession, signed_in: ApiMember) -> list[RequestVie
     return members_requests(session, signed_in)
 
 
-@router.get("/requests/{request_id}",
-            summary="One of your requests, with its run's progress and, once deployed, its service's URL and health")
+@router.get(
+    "/requests/{request_id}",
+    summary="One of your requests, with its run's progress and, once deployed, its service's URL and health",
+)
 def api_request(request: Request, request_id: RowId, session: StateSession, signed_in: ApiMember) -> RequestDetail:
     found = members_request(session, signed_in, request_id)
     if found is None:

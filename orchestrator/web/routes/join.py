@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from orchestrator.errors import RucheError
+from orchestrator.i18n import N_
 from orchestrator.state.applications import submit_application
 from orchestrator.web.dependencies import StateSession, Web
-from orchestrator.i18n import N_
 from orchestrator.web.pages import form_token_matches, texts_of
 from orchestrator.web.security import TOO_MANY, over_the_limit
 
@@ -16,7 +16,9 @@ router = APIRouter(prefix="/rejoindre", include_in_schema=False)
 
 
 def join_form(request: Request, web: Web, status: int = 200, errors=(), values=None) -> Response:
-    return web.pages.with_form_token(request, "join.html", "/rejoindre", status, errors=list(errors), values=values or {})
+    return web.pages.with_form_token(
+        request, "join.html", "/rejoindre", status, errors=list(errors), values=values or {}
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -31,7 +33,9 @@ async def join(request: Request, web: Web, session: StateSession) -> Response:
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     if not form_token_matches(request, form):
-        return join_form(request, web, 400, [texts_of(request)(N_("The form expired: reload the page and try again."))], values)
+        return join_form(
+            request, web, 400, [texts_of(request)(N_("The form expired: reload the page and try again."))], values
+        )
     try:
         with session.begin_nested():
             submit_application(session, slug=values.get("slug", ""), name=values.get("name", ""),

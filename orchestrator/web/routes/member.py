@@ -30,10 +30,14 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
 
 @router.get("/demande", response_class=HTMLResponse)
 def services(request: Request, web: Web, signed_in: Member) -> Response:
-    return web.pages.render(request, "services.html", csrf=signed_in.csrf_token, services=list(web.catalog.services.values()))
+    return web.pages.render(
+        request, "services.html", csrf=signed_in.csrf_token, services=list(web.catalog.services.values())
+    )
 
 
-def form_page(request: Request, web: Web, signed_in: WebSession, service, status: int = 200, errors=(), values=None) -> Response:
+def form_page(
+    request: Request, web: Web, signed_in: WebSession, service, status: int = 200, errors=(), values=None
+) -> Response:
     return web.pages.render(request, "form.html", status, csrf=signed_in.csrf_token, service=service, sizes=SIZES,
                             errors=list(errors), values=values or {})  # fmt: skip
 
@@ -52,7 +56,9 @@ def send_request(request: Request, service_id: str, web: Web, session: StateSess
         return web.pages.not_found(request)
     service = web.catalog.services[service_id]
     values = {key: value for key, value in form.items() if isinstance(value, str)}
-    parameters = {p.name: values[f"param_{p.name}"] for p in service.parameters if values.get(f"param_{p.name}", "") != ""}
+    parameters = {
+        p.name: values[f"param_{p.name}"] for p in service.parameters if values.get(f"param_{p.name}", "") != ""
+    }
     try:
         with session.begin_nested():
             created = submit_in_session(
@@ -77,7 +83,9 @@ def request_page(request: Request, request_id: RowId, web: Web, session: StateSe
 
 
 @router.get("/demandes/{request_id}/suivi", response_class=HTMLResponse)
-def request_status_part(request: Request, request_id: RowId, web: Web, session: StateSession, signed_in: MemberOfAPart) -> Response:
+def request_status_part(
+    request: Request, request_id: RowId, web: Web, session: StateSession, signed_in: MemberOfAPart
+) -> Response:
     """The status part of a request's page alone, fetched again by /static/suivi.js while the request moves."""
     found = members_request(session, signed_in, request_id)
     if found is None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from orchestrator.i18n import N_
 from orchestrator.state.access import close_session, invite_for_token, open_session
 from orchestrator.web.dependencies import AnySession, StateSession, Web, csrf_matches
-from orchestrator.i18n import N_
 from orchestrator.web.pages import COOKIE
 from orchestrator.web.security import TOO_MANY, over_the_limit
 

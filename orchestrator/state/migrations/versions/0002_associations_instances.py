@@ -4,6 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,7 +27,9 @@ def upgrade() -> None:
     op.create_table(
         "instances",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("association_id", sa.Integer(), sa.ForeignKey("associations.id", ondelete="RESTRICT"), nullable=False),
+        sa.Column(
+            "association_id", sa.Integer(), sa.ForeignKey("associations.id", ondelete="RESTRICT"), nullable=False
+        ),
         sa.Column("name", sa.String(32), nullable=False),
         sa.Column("service_id", sa.String(32), nullable=False),
         sa.Column("service_version", sa.String(64), nullable=False),

@@ -4,6 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,8 +23,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     with op.batch_alter_table("web_sessions") as table:
-        table.add_column(sa.Column("admin_id", sa.Integer(), sa.ForeignKey("admins.id", ondelete="CASCADE",
-                                                                          name="fk_web_sessions_admin"), nullable=True))
+        table.add_column(
+            sa.Column(
+                "admin_id",
+                sa.Integer(),
+                sa.ForeignKey("admins.id", ondelete="CASCADE", name="fk_web_sessions_admin"),
+                nullable=True,
+            )
+        )
 
 
 def downgrade() -> None:

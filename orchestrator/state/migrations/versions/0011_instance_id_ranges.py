@@ -7,6 +7,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,7 +25,9 @@ def upgrade() -> None:
     connection = op.get_bind()
     rows = connection.execute(sa.text("select id from instances where state != 'deleted' order by id")).fetchall()
     for slot, (identifier,) in enumerate(rows):
-        connection.execute(sa.text("update instances set id_slot = :slot where id = :id"), {"slot": slot, "id": identifier})
+        connection.execute(
+            sa.text("update instances set id_slot = :slot where id = :id"), {"slot": slot, "id": identifier}
+        )
 
 
 def downgrade() -> None:

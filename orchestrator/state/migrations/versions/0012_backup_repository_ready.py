@@ -4,6 +4,7 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +16,9 @@ depends_on = None
 
 def upgrade() -> None:
     # plain ALTER TABLE ADD COLUMN: no table copy (instances refer to associations)
-    op.add_column("associations", sa.Column("backup_repository_ready", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column(
+        "associations", sa.Column("backup_repository_ready", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:

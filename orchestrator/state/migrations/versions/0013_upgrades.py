@@ -4,6 +4,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,8 +21,9 @@ def upgrade() -> None:
     connection = op.get_bind()
     for row_id, version in connection.execute(sa.select(instances.c.id, instances.c.service_version)).all():
         if version and "+" in version:
-            connection.execute(instances.update().where(instances.c.id == row_id)
-                               .values(service_version=version.split("+", 1)[1]))
+            connection.execute(
+                instances.update().where(instances.c.id == row_id).values(service_version=version.split("+", 1)[1])
+            )
     op.create_table(
         "upgrades",
         sa.Column("id", sa.Integer(), primary_key=True),

@@ -4,6 +4,7 @@ Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-27
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -41,8 +42,11 @@ def upgrade() -> None:
         association = _association_of(row["kind"], row["subject"], row["detail"])
         digest = chain_digest(head, canonical(length, row["at"], row["actor"], row["kind"], row["subject"], association,
                                               row["detail"]))  # fmt: skip
-        connection.execute(events.update().where(events.c.id == row["id"])
-                           .values(seq=length, association=association, previous_digest=head, digest=digest))
+        connection.execute(
+            events.update()
+            .where(events.c.id == row["id"])
+            .values(seq=length, association=association, previous_digest=head, digest=digest)
+        )
         head = digest
     op.bulk_insert(chain, [{"id": 1, "length": length, "head": head}])
 

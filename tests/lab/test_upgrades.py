@@ -133,7 +133,7 @@ def test_radicale_31_to_35_keeps_what_caldav_wrote_and_verifies(lab, w, ruche):
     assert done.exit_code == 0, done.stdout[-4000:] + done.stderr[-4000:]
     result = json.loads(done.stdout)
     assert result["status"] == "succeeded" and result["safety_snapshot"], result
-    assert [s["step"] for s in result["detail"]["steps"]][:2] == ["data check", "safety backup"]
+    assert [s["step"] for s in result["detail"]["steps"]][:3] == ["data check", "images", "safety backup"]
     assert "trixie" in image_of(lab, "lab-1", "ruche-maj--cal-app")
     assert event_is_there(cal)  # written by 3.1 through CalDAV, read by 3.5 through CalDAV
     shown = json.loads(ruche(*w, "instance", "show", "maj/cal", "--json").stdout)

@@ -31,7 +31,7 @@ COMMANDS = {
     "backup": "backup:backup", "catalog": "catalog:catalog", "events": "events:events", "export": "export:export",
     "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
     "mail": "mail:mail", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
-    "report": "report:report", "request": "request:request", "runs": "runs:runs", "serve": "serve:serve",
+    "report": "report:report", "request": "request:request", "runs": "runs:runs", "schema": "schema:schema", "serve": "serve:serve",
     "server": "server:server", "status": "status:status", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",
     "usage": "usage:usage", "worker": "worker:worker",
 }  # fmt: skip

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import textwrap
 import tomllib
+import typing
 from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -346,5 +348,46 @@ def load_config(path: Path) -> WorkspaceConfig:
 
 
 def dump_config(config: WorkspaceConfig) -> str:
-    """Give the TOML text of ``config``, leaving out unset optional values."""
-    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    """Give the TOML text of ``config``, leaving out unset optional values, each key and table under a comment
+    of its field's description (the models' own text: `ruche init` writes a ruche.toml that explains itself)."""
+    text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    lines = ["# ruche.toml: the workspace's settings. Every field is described in docs/reference/ruche-toml.md;",
+             "# `ruche schema config` prints the JSON Schema editors validate it with.", ""]  # fmt: skip
+    table: tuple[str, ...] = ()
+    for line in text.splitlines():
+        header = re.match(r"^\[([^\[\]]+)\]$", line)
+        key = re.match(r"^([A-Za-z0-9_-]+) = ", line)
+        if header:
+            table = tuple(part.strip('"') for part in header.group(1).split("."))
+            lines += _comment(_description_of(table))
+        elif key:
+            lines += _comment(_description_of(table + (key.group(1),)))
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _description_of(path: tuple[str, ...]) -> str:
+    """The description of the field at ``path`` (table names and key, dictionaries' keys skipped); "" if none."""
+    model: Any = WorkspaceConfig
+    description = ""
+    expecting_key = False
+    for part in path:
+        if expecting_key:  # a key of a dict[str, Model] field (an offer's name, a service's id)
+            expecting_key = False
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return ""
+        field = fields[part]
+        description = field.description or ""
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:
+            model, expecting_key = typing.get_args(annotation)[1], True
+        else:
+            options = [a for a in typing.get_args(annotation) if isinstance(a, type)] or [annotation]
+            model = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return description
+
+
+def _comment(description: str) -> list[str]:
+    return [f"# {line}" for line in textwrap.wrap(description, width=98)] if description else []

@@ -64,3 +64,22 @@ def test_mirror_drop_in_routes_each_registry_through_the_mirror():
 
 def test_no_mirror_gives_a_drop_in_that_changes_nothing():
     assert tomllib.loads(render_mirror_drop_in(RegistrySettings())) == {}
+
+
+def test_a_written_ruche_toml_explains_each_field_with_its_description_and_reads_back_the_same():
+    import tomllib
+
+    from orchestrator.config import MailSettings, WorkspaceConfig, default_offers, dump_config
+
+    config = WorkspaceConfig(collective="Test", base_domain="test.example.org", offers=default_offers(),
+                             mail=MailSettings(host="smtp.example.org", sender_domain="test.example.org"))  # fmt: skip
+    text = dump_config(config)
+    assert WorkspaceConfig(**tomllib.loads(text)) == config
+    lines = text.splitlines()
+    for key, description in (("base_domain = ", "# Domain under which instances get their addresses"),
+                             ("[backup]", "# Where and when instances are backed up."),
+                             ("max_instances = ", "# Most instances an association may have."),
+                             ("host = ", "# ")):  # fmt: skip
+        index = next(i for i, line in enumerate(lines) if line.startswith(key))
+        above = [line for line in lines[:index][-3:] if line.startswith("#")]
+        assert above and any(line.startswith(description) for line in above), (key, lines[index - 3 : index + 1])

@@ -71,7 +71,7 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
             if _sha256(local_tar) != answer["sha256"]:
                 raise OperationFailed(f"{slug}/{name}: the copied archive differs from the server's (checksum)")
             with tarfile.open(local_tar) as archive:
-                archive.extractall(root / name, filter="data")
+                extract_data(archive, root / name)
             local_tar.unlink()
             entries.append({"name": name, "service": service, "version": version})
         (root / "README.txt").write_text(
@@ -88,3 +88,29 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
         partial.rename(output)
     return {"output": str(output), "size": output.stat().st_size, "instances": entries, "files": len(files),
             "sha256": _sha256(output)}  # fmt: skip
+
+
+def extract_data(archive: tarfile.TarFile, destination: Path) -> None:
+    """Extract ``archive`` under ``destination`` as tarfile's "data" filter does: nothing outside it (absolute
+    names, "..", links leading out), no device or FIFO, no owner or set-id bits kept. Debian 12's Python 3.11.2
+    predates ``extractall(filter=...)`` (3.11.4), so the same checks are made here when it is missing."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(destination, filter="data")
+        return
+    root = destination.resolve()
+    members = []
+    for member in archive.getmembers():
+        target = (root / member.name).resolve()
+        if member.name.startswith("/") or not target.is_relative_to(root):
+            raise OperationFailed(f"the archive names {member.name!r}, outside its directory")
+        if member.issym() or member.islnk():
+            base = target.parent if member.issym() else root
+            if member.linkname.startswith("/") or not (base / member.linkname).resolve().is_relative_to(root):
+                raise OperationFailed(f"the archive's link {member.name!r} leads outside its directory")
+        elif not (member.isfile() or member.isdir()):
+            raise OperationFailed(f"the archive holds {member.name!r}, neither a file nor a directory")
+        member.uid = member.gid = 0
+        member.uname = member.gname = ""
+        member.mode &= 0o755 if member.isdir() else 0o644
+        members.append(member)
+    archive.extractall(destination, members=members)

@@ -1,5 +1,7 @@
 """Backup settings as the roles get them, and the comparison of a restore with its snapshot's manifest."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -55,3 +57,44 @@ def test_the_manifest_comparison_names_every_difference():
         "data/c.ics: not in the snapshot",
         "table public.feeds: 3 rows in the snapshot, 2 restored",
     ]
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+def test_an_export_archive_is_extracted_inside_its_directory_only(tmp_path, monkeypatch, with_filter):
+    import io
+    import tarfile
+
+    from orchestrator.actions.export import extract_data
+    from orchestrator.errors import OperationFailed
+
+    if not with_filter:  # as on Debian 12's Python 3.11.2
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def archive(*members: tuple[str, bytes | None, str | None]) -> tarfile.TarFile:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as writing:
+            for name, data, link in members:
+                info = tarfile.TarInfo(name)
+                if link is not None:
+                    info.type, info.linkname = tarfile.SYMTYPE, link
+                    writing.addfile(info)
+                else:
+                    info.size = len(data or b"")
+                    writing.addfile(info, io.BytesIO(data or b""))
+        buffer.seek(0)
+        return tarfile.open(fileobj=buffer)
+
+    extract_data(
+        archive(("dump/database.sql", b"select 1;", None), ("volumes/data/a.ics", b"x", None)), tmp_path / "ok"
+    )
+    assert (tmp_path / "ok" / "dump" / "database.sql").read_bytes() == b"select 1;"
+    for bad in (("../outside", b"x", None), ("volumes/link", None, "/etc/passwd")):
+        with pytest.raises((OperationFailed, tarfile.TarError)):
+            extract_data(archive(bad), tmp_path / "bad")
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "bad" / "volumes" / "link").is_symlink()
+    try:  # an absolute name is refused, or (tarfile's own filter) made relative: never written at /
+        extract_data(archive(("/ruche-test-evil", b"x", None)), tmp_path / "abs")
+        assert (tmp_path / "abs" / "ruche-test-evil").exists()
+    except OperationFailed:
+        pass
+    assert not Path("/ruche-test-evil").exists()

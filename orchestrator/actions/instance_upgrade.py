@@ -54,13 +54,19 @@ def _app_command(target: SshTarget, container: str, user: str | None, command: l
 def _app_command_when_up(target: SshTarget, container: str, user: str | None, command: list[str],
                          timeout: float) -> tuple[int, str]:  # fmt: skip
     """Run ``command`` once the new version's container runs and its service can take it: a command
-    that fails is tried again every 5 s within ``timeout`` (its database may still be starting)."""
+    that fails is tried again every 5 s within ``timeout`` (its database may still be starting), unless a unit of
+    the instance failed or restarts in a loop (then its last log lines end the output at once)."""
     deadline = time.monotonic() + timeout
+    identifier = container.removeprefix("ruche-").removesuffix("-app")
+    first = _units(target, identifier)
     while True:
         code, output = _app_command(target, container, user, command)
         if code == 0 or time.monotonic() > deadline:
             return code, output
-        time.sleep(5)
+        failing = _failing_unit(target, identifier, first)
+        if failing:
+            return code, f"{output}\n{failing}".strip()
+        time.sleep(max(0.0, min(5.0, deadline - time.monotonic())))
 
 
 # each image: present on the server, else pulled (through its registries.conf mirror); the first that cannot be
@@ -231,9 +237,9 @@ def upgrade_instance(
                 note(f"{name}: {' '.join(command)}", "ok", output, started)
             started = time.monotonic()
             progress(f"{address}: waiting for {new.version} to answer healthy")
-            health, detail = _wait_healthy(workspace_path, address, timeout)
+            health, detail = _wait_healthy(workspace_path, address, timeout, watch=(target, identifier))
             if health != "healthy":
-                raise StepFailed(f"{name}: health", f"{new.version} is {health} after {timeout} s: {detail}")
+                raise StepFailed(f"{name}: health", f"{new.version} is {health}: {detail.splitlines()[0]}", detail)
             note(f"{name}: health", "ok", detail, started)
             if service.setup:  # the offer's settings, through the new version's own commands
                 started = time.monotonic()
@@ -295,8 +301,46 @@ def _save(workspace_path: Path | None, upgrade_id: int, **values) -> None:
             setattr(record, key, value)
 
 
-def _wait_healthy(workspace_path: Path | None, address: str, timeout: float) -> tuple[str, str]:
+# each unit of the instance: its state and how often systemd restarted it (one SSH command)
+UNITS_SCRIPT = (
+    'for unit in $(systemctl list-units --all --plain --no-legend --type=service "ruche-$1-*" | cut -d" " -f1); do '
+    'echo "$unit $(systemctl show -P ActiveState "$unit") $(systemctl show -P NRestarts "$unit")"; done'
+)
+RESTART_LOOP = 3  # restarts during one wait: the unit is failing, not starting
+
+
+def _units(target: SshTarget, identifier: str) -> dict[str, tuple[str, int]]:
+    code, output = run_tool(target, ["sh", "-c", UNITS_SCRIPT, "sh", identifier], timeout=60)
+    units = {}
+    for line in output.splitlines() if code == 0 else []:
+        name, _, rest = line.partition(" ")
+        state, _, restarts = rest.partition(" ")
+        units[name] = (state, int(restarts) if restarts.strip().isdigit() else 0)
+    return units
+
+
+def _failing_unit(target: SshTarget, identifier: str, first: dict[str, tuple[str, int]]) -> str | None:
+    """A unit of the instance that failed, or that systemd restarted RESTART_LOOP times since ``first``: named,
+    with its last log lines; None while none is."""
+    for unit, (state, restarts) in sorted(_units(target, identifier).items()):
+        looping = restarts - first.get(unit, (state, restarts))[1] >= RESTART_LOOP
+        if state == "failed" or looping:
+            _code, journal = run_tool(
+                target, ["journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat"], timeout=60
+            )
+            why = "failed" if state == "failed" else f"restarted {restarts - first[unit][1]} times"
+            return f"{unit} {why}; its last lines:\n{journal.strip()}"
+    return None
+
+
+def _wait_healthy(
+    workspace_path: Path | None, address: str, timeout: float, watch: tuple[SshTarget, str] | None = None
+) -> tuple[str, str]:
+    """Wait until ``address`` answers healthy, at most ``timeout`` seconds (a wall-clock deadline). With ``watch``
+    (its server, its identifier), the instance's units are watched too: one that failed or restarts in a loop
+    ends the wait at once, ``("failed", the unit and its last log lines)``."""
     deadline = time.monotonic() + timeout
+    first = _units(*watch) if watch else {}
     while True:
         with opened(workspace_path) as (workspace, store), store.session() as session:
             instance = get_instance(session, address)
@@ -304,7 +348,10 @@ def _wait_healthy(workspace_path: Path | None, address: str, timeout: float) -> 
             health, detail = instance.health, instance.health_detail
         if health == "healthy" or time.monotonic() > deadline:
             return health, detail
-        time.sleep(3)
+        failing = _failing_unit(*watch, first) if watch else None
+        if failing:
+            return "failed", failing
+        time.sleep(max(0.0, min(3.0, deadline - time.monotonic())))
 
 
 def _roll_back(
@@ -326,7 +373,7 @@ def _roll_back(
     if not first["succeeded"]:  # the previous version may only start once its data is back
         again = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)
         notes.append(f"apply of {version} after the restore: run {again['run_id']} {again['status']}")
-    health, detail = _wait_healthy(workspace_path, address, timeout)
+    health, detail = _wait_healthy(workspace_path, address, timeout)  # the previous version: given its whole time
     notes.append(f"health: {health} ({detail})")
     return {"health": health, "restored": bool(restored.get("data_restored")), "detail": "\n".join(notes)}
 

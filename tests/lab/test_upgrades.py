@@ -270,6 +270,9 @@ def test_a_version_that_never_answers_is_rolled_back_with_the_data_intact(lab, w
     result = json.loads(failed.stdout)
     assert result["status"] == "rolled_back", result
     assert result["detail"]["failed_step"] == f"{OLD_RADICALE} -> {BROKEN}: health"
+    # noticed by watching the unit (it exits and systemd gives up restarting it), named with its last log lines
+    (failed,) = [step for step in result["detail"]["steps"] if step["status"] == "failed"]
+    assert "ruche-maj--broken-app.service failed; its last lines:" in failed["output"], failed
     assert "bookworm" in image_of(lab, "lab-2", "ruche-maj--broken-app")
     assert event_is_there(cal)
     shown = json.loads(ruche(*w, "instance", "show", "maj/broken", "--json").stdout)

@@ -10,24 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel
+from orchestrator.catalog import Service
+from orchestrator.config import WorkspaceConfig
 
+# kind: (what it describes, its model, its page in docs/reference/)
 KINDS = {
-    "config": ("ruche.toml", "orchestrator.config", "WorkspaceConfig", "ruche-toml.md"),
-    "catalog": ("a catalogue entry (service_catalog/*.yaml)", "orchestrator.catalog", "Service", "catalog-entry.md"),
+    "config": ("ruche.toml", WorkspaceConfig, "ruche-toml.md"),
+    "catalog": ("a catalogue entry (service_catalog/*.yaml)", Service, "catalog-entry.md"),
 }
-
-
-def model_of(kind: str) -> type[BaseModel]:
-    import importlib
-
-    _title, module, name, _page = KINDS[kind]
-    return getattr(importlib.import_module(module), name)
 
 
 def json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12, pydantic's) of ``kind``: what an editor validates the file with."""
-    schema = model_of(kind).model_json_schema(mode="validation")
+    schema = KINDS[kind][1].model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 

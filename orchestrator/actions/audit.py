@@ -275,7 +275,7 @@ def versions_supported(catalog: Catalog, instances: list[Instance], today: date 
                     f"`ruche instance upgrade {instance.address}`",
                 )
             )
-        elif release.end_of_support is not None and release.end_of_support < today:
+        elif (support_status(release, today) or ("",))[0] == "ended":
             findings.append(
                 Finding(
                     "versions.supported",

@@ -51,16 +51,15 @@ def _app_command(target: SshTarget, container: str, user: str | None, command: l
     return run_tool(target, argv, timeout=COMMAND_TIMEOUT)
 
 
-def _app_command_when_up(target: SshTarget, container: str, user: str | None, command: list[str],
+def _app_command_when_up(target: SshTarget, identifier: str, user: str | None, command: list[str],
                          timeout: float) -> tuple[int, str]:  # fmt: skip
     """Run ``command`` once the new version's container runs and its service can take it: a command
     that fails is tried again every 5 s within ``timeout`` (its database may still be starting), unless a unit of
     the instance failed or restarts in a loop (then its last log lines end the output at once)."""
     deadline = time.monotonic() + timeout
-    identifier = container.removeprefix("ruche-").removesuffix("-app")
     first = _units(target, identifier)
     while True:
-        code, output = _app_command(target, container, user, command)
+        code, output = _app_command(target, f"ruche-{identifier}-app", user, command)
         if code == 0 or time.monotonic() > deadline:
             return code, output
         failing = _failing_unit(target, identifier, first)
@@ -231,7 +230,7 @@ def upgrade_instance(
             for command in service.upgrade.after_start:
                 started = time.monotonic()
                 progress(f"{address}: {' '.join(command)}")
-                code, output = _app_command_when_up(target, container, service.exec_user, list(command), timeout)
+                code, output = _app_command_when_up(target, identifier, service.exec_user, list(command), timeout)
                 if code != 0:
                     raise StepFailed(f"{name}: {' '.join(command)}", f"`{' '.join(command)}` exited {code}", output)
                 note(f"{name}: {' '.join(command)}", "ok", output, started)
@@ -323,12 +322,12 @@ def _failing_unit(target: SshTarget, identifier: str, first: dict[str, tuple[str
     """A unit of the instance that failed, or that systemd restarted RESTART_LOOP times since ``first``: named,
     with its last log lines; None while none is."""
     for unit, (state, restarts) in sorted(_units(target, identifier).items()):
-        looping = restarts - first.get(unit, (state, restarts))[1] >= RESTART_LOOP
-        if state == "failed" or looping:
+        more = restarts - first.get(unit, (state, restarts))[1]
+        if state == "failed" or more >= RESTART_LOOP:
             _code, journal = run_tool(
                 target, ["journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat"], timeout=60
             )
-            why = "failed" if state == "failed" else f"restarted {restarts - first[unit][1]} times"
+            why = "failed" if state == "failed" else f"restarted {more} times"
             return f"{unit} {why}; its last lines:\n{journal.strip()}"
     return None
 

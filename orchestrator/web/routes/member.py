@@ -93,6 +93,5 @@ def request_status_part(
     followed = follow_request(session, found, texts_of(request))
     response = web.pages.render(request, "request_status.html", request_entry=followed.request, progress=followed.progress,
                                 instance=followed.deployed, final=followed.final)  # fmt: skip
-    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Ruche-Final"] = "1" if followed.final else "0"
     return response

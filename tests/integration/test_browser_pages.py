@@ -136,6 +136,8 @@ def test_an_admin_signs_in_and_the_review_page_passes_axe(site, page):
     admin.get_by_label("Identifiant").fill("camille")
     admin.get_by_label("Mot de passe").fill(PASSWORD)
     admin.get_by_label("Mot de passe").press("Enter")
+    admin.wait_for_url(f"{base}/admin")  # the sign-in posts, then is redirected: wait for the page to load
+    admin.wait_for_load_state()
     assert admin.url == f"{base}/admin"
     assert "carnet" in admin.content()
     assert_accessible(admin)

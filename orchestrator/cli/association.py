@@ -1,4 +1,4 @@
-"""``ruche association add|list|show``."""
+"""``ruche association add|list|show|remove|...``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from orchestrator.actions.association_list import association as show_associatio
 from orchestrator.actions.association_list import associations as list_associations
 from orchestrator.actions.association_set_offer import set_listing, set_offer
 from orchestrator.cli.main import Context, pass_context
-from orchestrator.cli.render import emit_json, table
+from orchestrator.cli.render import ProgressPrinter, emit_json, table
 
 
 @click.group()
@@ -97,6 +97,48 @@ def listing_(context: Context, slug: str, choice: str, as_json: bool) -> None:
         emit_json(entry)
     else:
         click.echo(f"association {slug} is {'named' if entry['listed'] else 'only counted'} in the transparency report")
+
+
+@association.command("remove")
+@click.argument("slug")
+@click.option("--keep-backups", is_flag=True, help="Keep its restic repository on the managed backup server.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@pass_context
+def remove_(context: Context, slug: str, keep_backups: bool, dry_run: bool, yes: bool, as_json: bool,
+            quiet: bool) -> None:  # fmt: skip
+    """Remove association SLUG from the registry once all its instances are deleted.
+
+    Its instances' records, requests, invites, sign-in sessions and history (health checks, backups,
+    upgrades, runs) go with it, so it leaves no trace in listings nor in the transparency report; the audit
+    trail keeps each row but health checks as an event (`ruche events --association SLUG`). Its backup
+    repository on the managed backup server is erased, final backups included, unless --keep-backups; a
+    repository elsewhere is left where it is (the result says where).
+
+    Refused (exit 5), nothing changed, while one of its instances is not deleted
+    (`ruche instance delete ADDRESS` first) or a run of one is queued.
+    """
+    from orchestrator.actions.association_remove import remove_association
+
+    if not dry_run and not yes:
+        preview = remove_association(context.workspace, slug, keep_backups=keep_backups, dry_run=True)
+        click.confirm(f"This will {preview['would']}. Continue?", abort=True, err=True)
+    result = remove_association(context.workspace, slug, keep_backups=keep_backups, dry_run=dry_run,
+                                progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    if dry_run:
+        click.echo(f"would {result['would']}")
+        return
+    backups = result["backups"]
+    done = f"erased {backups['directory']} on {backups['server']}" if backups["erased"] else backups["left"]
+    click.echo(f"association {slug} removed with {len(result['instances'])} deleted instance(s); backups: {done}")
+    for address in result["trash"]:
+        click.echo(f"{address} was deleted without --purge: its data may still be in its server's trash "
+                   "(/srv/ruche/trash)", err=True)  # fmt: skip
 
 
 @association.command("invite")

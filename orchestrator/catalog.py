@@ -257,6 +257,65 @@ class UpgradeSpec(Strict):
     ] = None
 
 
+CHECK_TOKEN = "${check.token}"
+
+
+class CheckRequest(Strict):
+    """One HTTPS request to the instance, sent through its server's Caddy as a client of the service would."""
+
+    method: Annotated[str, Field(pattern=r"^[A-Z]{3,12}$", description="HTTP method (GET, PUT, POST, MKCOL, ...).")]
+    path: Annotated[
+        str, Field(pattern=r"^/[^\s]*$", description="Path and query; may use ${check.token}.", max_length=500)
+    ]
+    body: Annotated[str, Field(description="Request body; may use ${check.token}.", max_length=10000)] = ""
+    content_type: Annotated[str | None, Field(description="Content-Type of the body.", max_length=100)] = None
+    headers: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,40}$")], Annotated[str, Field(max_length=200)]],
+        Field(description="Other request headers (e.g. WebDAV's Depth)."),
+    ] = {}
+    user: Annotated[str | None, Field(description="HTTP Basic user, e.g. ${param.admin_user}.")] = None
+    password: Annotated[str | None, Field(description="HTTP Basic password, e.g. ${secret.admin_password}.")] = None
+    expected_status: Annotated[
+        list[Annotated[int, Field(ge=100, le=599)]], Field(min_length=1, description="Statuses that mean success.")
+    ] = [200, 201, 204]
+
+
+class CheckStep(Strict):
+    """A command run in the app container (as exec_user) or an HTTPS request; exactly one of them."""
+
+    exec: Annotated[
+        list[str] | None,
+        Field(
+            min_length=1,
+            description="Argument list run in the app container with `podman exec`, never through a shell of "
+            "ours; ${check.token} and ${param.NAME} are substituted as plain text.",
+        ),
+    ] = None
+    http: Annotated[CheckRequest | None, Field(description="A request through the server's Caddy.")] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CheckStep:
+        if (self.exec is None) == (self.http is None):
+            raise ValueError("give exactly one of exec and http")
+        return self
+
+
+class DataCheck(Strict):
+    """How `ruche catalog check` writes a datum through the service's own CLI or API and reads it back."""
+
+    source: Annotated[
+        str, Field(pattern=r"^https://[^\s]+$", description="The upstream page documenting the CLI or API used.")
+    ]
+    write: Annotated[
+        list[CheckStep],
+        Field(min_length=1, description="Steps that write one datum holding ${check.token} (a fresh token each time)."),
+    ]
+    read: Annotated[
+        CheckStep,
+        Field(description="A step whose output (or answer's body) names every datum written and still there."),
+    ]
+
+
 class Service(Strict):
     id: Annotated[str, Field(pattern=SERVICE_ID, description="Identifier, also the file's name.")]
     name: Annotated[Texts, Field(description="Name shown to associations.")]
@@ -323,6 +382,10 @@ class Service(Strict):
     verification: Annotated[
         Verification, Field(description="How this entry is known to work (shown by `ruche catalog list`).")
     ]
+    check: Annotated[
+        DataCheck | None,
+        Field(description="The datum `ruche catalog check` writes and reads back through the service's CLI or API."),
+    ] = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Service:
@@ -349,6 +412,8 @@ class Service(Strict):
                         f"setup[{index}]: only ${{limit.NAME}} and ${{param.NAME}} of this service may appear "
                         "in commands (they are passed as arguments, never through a shell)"
                     )
+        if self.check is not None:
+            self._check_hook_references(names)
         unknown_formats = [name for name in self.secret_formats if name not in self.secrets]
         if unknown_formats:
             raise ValueError(f"secret_formats names unknown secrets: {', '.join(unknown_formats)}")
@@ -362,6 +427,28 @@ class Service(Strict):
         if len(volume_names) != len(self.volumes):
             raise ValueError("volume names must be unique")
         return self
+
+    def _check_hook_references(self, names: dict[str, set[str]]) -> None:
+        allowed = {"check": {"token"}, "param": names["param"], "secret": names["secret"]}
+        steps = [(f"check.write[{i}]", step) for i, step in enumerate(self.check.write)] + [
+            ("check.read", self.check.read)
+        ]
+        for where, step in steps:
+            values = list(step.exec or [])
+            if step.http is not None:
+                values += [step.http.path, step.http.body, step.http.user or "", step.http.password or ""]
+                if step.http.password and not REFERENCE.fullmatch(step.http.password):
+                    raise ValueError(f"{where}: password must be one reference, e.g. ${{secret.admin_password}}")
+            for value in values:
+                unknown = [f"${{{kind}.{name}}}" for kind, name in REFERENCE.findall(value)
+                           if name not in allowed.get(kind, set())]  # fmt: skip
+                if unknown or "${" in REFERENCE.sub("", value):
+                    raise ValueError(
+                        f"{where}: {', '.join(unknown) or 'a malformed reference'} is not allowed here "
+                        "(use ${check.token}, ${param.NAME}, and ${secret.NAME} in http user/password)"
+                    )
+            if step.exec is not None and any("${secret." in value for value in step.exec):
+                raise ValueError(f"{where}: secrets never appear in a command's arguments")
 
     def _check_versions(self) -> None:
         seen: set[str] = set()
@@ -431,6 +518,12 @@ class Service(Strict):
             steps.append(self.versions[position])
         return steps
 
+    def upgrade_sources(self, target: str) -> list[str]:
+        """The listed versions older than ``target`` that ``target`` accepts in one step (its ``upgrade_from``)."""
+        names = [entry.version for entry in self.versions]
+        end = names.index(target)
+        return [names[index] for index in range(end) if self._accepts(end, names[index])]
+
     def _accepts(self, index: int, current: str) -> bool:
         entry = self.versions[index]
         if entry.upgrade_from is None:
@@ -495,10 +588,29 @@ def render_environment(service: Service, variables: dict[str, dict[str, str]]) -
     Substitution is single-pass: a substituted value is never scanned again, so it cannot inject.
     """
 
-    def substitute(match: re.Match) -> str:
-        return variables[match.group(1)][match.group(2)]
+    return {key: substitute(template, variables) for key, template in service.environment.items()}
 
-    return {key: REFERENCE.sub(substitute, template) for key, template in service.environment.items()}
+
+def substitute(template: str, variables: dict[str, dict[str, str]]) -> str:
+    """``template`` with every ``${kind.name}`` replaced by ``variables[kind][name]`` as plain text, in one pass."""
+    return REFERENCE.sub(lambda match: variables[match.group(1)][match.group(2)], template)
+
+
+def render_check_step(step: CheckStep, variables: dict[str, dict[str, str]]) -> CheckStep:
+    """The data check's ``step`` with its references substituted (plain text, one pass)."""
+    if step.exec is not None:
+        return CheckStep(exec=[substitute(argument, variables) for argument in step.exec])
+    http = step.http
+    return CheckStep(
+        http=http.model_copy(
+            update={
+                "path": substitute(http.path, variables),
+                "body": substitute(http.body, variables),
+                "user": substitute(http.user, variables) if http.user is not None else None,
+                "password": substitute(http.password, variables) if http.password is not None else None,
+            }
+        )
+    )
 
 
 class Catalog:

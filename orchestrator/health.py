@@ -80,6 +80,23 @@ def check(target: HealthTarget, *, verify_tls: bool = True) -> HealthResult:
     return HealthResult(target.key, healthy, f"HTTP {response.status_code} in {elapsed:.2f} s{expectation}")
 
 
+def request(server_address: str, domain: str, method: str, path: str, *, body: str = "",
+            headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None, verify_tls: bool = True,
+            timeout: float = 30) -> tuple[int, str]:  # fmt: skip
+    """Send one request to ``domain`` through the server's Caddy, as a client of the service would; give
+    (status, body). Raises requests.RequestException when nothing answers."""
+    host = f"[{server_address}]" if ":" in server_address else server_address
+    if not verify_tls:
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    with requests.Session() as session:
+        session.mount("https://", _ServerNameAdapter(domain))
+        response = session.request(
+            method, f"https://{host}{path}", data=body.encode("utf-8") if body else None, auth=auth,
+            headers={"Host": domain, **(headers or {})}, timeout=timeout, verify=verify_tls, allow_redirects=False,
+        )  # fmt: skip
+        return response.status_code, response.text
+
+
 def check_all(targets: list[HealthTarget], *, verify_tls: bool = True, workers: int = 16) -> list[HealthResult]:
     """Check every target in parallel; give the results in the targets' order."""
     if not targets:

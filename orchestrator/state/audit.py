@@ -47,6 +47,7 @@ IGNORED: dict[str, frozenset[str] | None] = {
     "instances": frozenset({"health", "health_detail", "health_checked_at"}),
     "queued_runs": frozenset({"heartbeat_at", "progress"}),
     "invites": frozenset({"last_used_at"}),
+    "catalog_checks": frozenset({"detail", "steps_passed", "association", "server"}),  # a check's progress
 }  # fmt: skip
 
 _ACTOR: ContextVar[str | None] = ContextVar("ruche_actor", default=None)

@@ -266,6 +266,28 @@ class Upgrade(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
+class CatalogCheck(Base):
+    """One run of `ruche catalog check`: an entry's whole lifecycle tried for real on one server."""
+
+    __tablename__ = "catalog_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    server: Mapped[str] = mapped_column(String(63))
+    association: Mapped[str] = mapped_column(String(32))  # the throwaway association it ran in
+    ruche_version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # running | passed | failed
+    steps_passed: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0)
+    failed_step: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # steps: [{"name", "status", "seconds", "command", "log", "detail"}], log_dir
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 class QueuedRun(Base):
     """A provisioning run waiting for, or taken by, a worker (one server's apply, or one instance's)."""
 

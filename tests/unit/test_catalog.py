@@ -96,3 +96,37 @@ def test_environment_values_are_substituted_literally_and_once():
         radicale, {"param": {"admin_user": hostile}, "secret": {"admin_password": "s3cret"}, "instance": {}, "db": {}}
     )
     assert environment == {"RADICALE_ADMIN_USER": hostile, "RADICALE_ADMIN_PASSWORD": "s3cret"}
+
+
+def radicale_with_check(check: str) -> str:
+    return RADICALE[: RADICALE.index("\ncheck:")] + "\ncheck:\n  source: https://radicale.org/\n" + check
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        ("  write: [{exec: [echo, '${secret.admin_password}']}]\n  read: {exec: [ls]}\n", "secrets never appear"),
+        ("  write: [{exec: [echo, '${param.nope}']}]\n  read: {exec: [ls]}\n", "${param.nope} is not allowed"),
+        ("  write: [{exec: [echo, '${db.password}']}]\n  read: {exec: [ls]}\n", "${db.password} is not allowed"),
+        ("  write: [{exec: [ls], http: {method: GET, path: /}}]\n  read: {exec: [ls]}\n", "exactly one of exec"),
+        ("  write: [{http: {method: GET, path: /, user: a, password: 'x${secret.admin_password}'}}]\n"
+         "  read: {exec: [ls]}\n", "password must be one reference"),
+        ("  write: []\n  read: {exec: [ls]}\n", "at least 1 item"),
+    ],
+)  # fmt: skip
+def test_a_check_hook_may_only_use_the_token_parameters_and_secrets_where_safe(tmp_path, check, message):
+    with pytest.raises(ConfigError) as raised:
+        load_service(write(tmp_path, "radicale", radicale_with_check(check)))
+    assert message in str(raised.value)
+
+
+def test_a_check_steps_references_are_substituted_once_as_plain_text():
+    from orchestrator.catalog import render_check_step
+
+    service = load_catalog(BUNDLED_CATALOG_DIR).get("radicale")
+    step = render_check_step(
+        service.check.write[1],
+        {"check": {"token": "T1"}, "param": {"admin_user": "${check.token}"}, "secret": {"admin_password": "p"}},
+    )
+    assert step.http.path == "/${check.token}/T1/T1.ics" and step.http.user == "${check.token}"
+    assert step.http.password == "p" and "UID:T1\r\n" in step.http.body

@@ -180,7 +180,8 @@ class _Check:
             user = ["--user", self.service.exec_user] if self.service.exec_user else []
             argv = ["podman", "exec", "--env", f"RUCHE_CHECK_TOKEN={token}", *user,
                     f"ruche-{facts['identifier']}-app", *step.exec]  # fmt: skip
-            code, output = run_tool(facts["target"], argv, timeout=600)
+            # its standard error with its output: a failing command says why (the argument list stays quoted)
+            code, output = run_tool(facts["target"], ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv], timeout=600)
             self.log(f"$ ssh {facts['server']} {shlex.join(argv)}\n(exit {code})\n{output}\n")
             if code != 0:
                 raise StepFailed(f"on {facts['server']}: `{shlex.join(argv)}` exited {code}: {output[-OUTPUT_KEPT:]}")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import InvalidInput
 from orchestrator.i18n import LANGUAGES
-from orchestrator.reports.transparency import FORMATS, gather, render
+from orchestrator.reports.transparency import FORMATS, figures, gather, render
 
 
 def transparency_report(workspace_path: Path | None, *, language: str = "fr", format: str = "md", days: int = 30,
-                        output: Path | None = None) -> dict:  # fmt: skip
-    """Give the report's text (and write it to ``output`` when given, replacing the file whole)."""
+                        output: Path | None = None, now: datetime | None = None) -> dict:  # fmt: skip
+    """Give the report's text and its figures (``report``), as of ``now`` (default: the current time), and
+    write the text to ``output`` when given, replacing the file whole."""
     if language not in LANGUAGES:
         raise InvalidInput(f"--lang {language!r}: one of {', '.join(LANGUAGES)}")
     if format not in FORMATS:
@@ -21,7 +23,8 @@ def transparency_report(workspace_path: Path | None, *, language: str = "fr", fo
     if not 1 <= days <= 3660:
         raise InvalidInput(f"--days {days}: between 1 and 3660")
     with opened(workspace_path) as (workspace, store), store.session() as session:
-        report = gather(session, workspace.config, load_catalog(workspace.catalog_dir), days=days, language=language)
+        report = gather(session, workspace.config, load_catalog(workspace.catalog_dir), days=days, language=language,
+                        now=now)  # fmt: skip
     text = render(report, language=language, format=format)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -34,4 +37,5 @@ def transparency_report(workspace_path: Path | None, *, language: str = "fr", fo
         "days": days,
         "output": str(output) if output else None,
         "text": text,
+        "report": figures(report),
     }

@@ -8,6 +8,7 @@ import click
 
 from orchestrator.actions.report import transparency_report
 from orchestrator.cli.main import Context, pass_context
+from orchestrator.cli.render import emit_json
 
 
 @click.command()
@@ -33,13 +34,23 @@ from orchestrator.cli.main import Context, pass_context
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it to this file (default: print it)."
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report's figures as JSON instead of its text (-o still writes it).",
+)
 @pass_context
-def report(context: Context, language: str, format_: str, days: int, output: Path | None) -> None:
+def report(context: Context, language: str, format_: str, days: int, output: Path | None, as_json: bool) -> None:
     """The collective's transparency report, for its public page: services and versions, associations hosted
     (named only if they agreed: `ruche association listing`), where the data lives (servers and their labels),
-    backups and their verification, availability from recorded health checks, incidents, the software used."""
+    backups and their verification, availability from recorded health checks, incidents, the versions the
+    instances run (how many have been on one older than new instances get for over a month, how many on one
+    past its upstream support), the software used."""
     result = transparency_report(context.workspace, language=language, format=format_, days=days, output=output)
-    if output is None:
+    if as_json:
+        emit_json({key: value for key, value in result.items() if key != "text"})
+    elif output is None:
         click.echo(result["text"], nl=False)
     else:
         click.echo(f"transparency report ({language}, {format_}, {days} days) written to {output}")

@@ -1,6 +1,8 @@
 """The collective's transparency report, for its public page: what it offers, for how many associations,
 where the data lives, how it is backed up and how well that was checked, how available the services
-were over the period, what went wrong, and the software it all runs on. Read from the state only.
+were over the period, what went wrong, which versions of each service the instances run (how many are
+behind the version new instances get, or past their upstream support), and the software it all runs on.
+Read from the state only; every date is counted against the report's own (``now``, injectable for tests).
 
 Associations are counted; only those that agreed (`ruche association listing SLUG agreed`) are named.
 Nothing secret or internal goes in: no address, no e-mail, no repository credentials.
@@ -9,8 +11,8 @@ Nothing secret or internal goes in: no address, no e-mail, no repository credent
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Catalog
+from orchestrator.catalog import Catalog, Service, support_status
 from orchestrator.config import WorkspaceConfig
 from orchestrator.i18n import LANGUAGES, translator
 from orchestrator.state.models import (
@@ -35,6 +37,8 @@ from orchestrator.state.models import (
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FORMATS = ("md", "html")
+# An instance is behind when it has run a version older than the one new instances get for longer than this.
+BEHIND_AFTER_DAYS = 30
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Report:
     backups: dict
     incidents: list[dict]
     software: list[dict]
+    versions_in_use: dict = field(default_factory=dict)
     overall_availability: float | None = None
     checks: int = 0
     notes: list[str] = field(default_factory=list)
@@ -90,8 +95,10 @@ def _version_of(package: str) -> str:
         return "?"
 
 
-def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days: int, language: str) -> Report:
-    end = utc_now()
+def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days: int, language: str,
+           now: datetime | None = None) -> Report:  # fmt: skip
+    """Read the report's figures from the state; ``now`` (default: the current time) ends its period."""
+    end = as_utc(now) if now is not None else utc_now()
     start = end - timedelta(days=days)
     instances = [i for i in session.scalars(select(Instance)) if i.state in ("running", "suspended", "failed")]
     services = {sid: ServiceLine(name=s.name.model_dump()[language], description=s.description.model_dump()[language],
@@ -154,8 +161,90 @@ def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days:
         period_end=end.strftime("%Y-%m-%d"), period_days=days, services=[s for s in services.values()],
         associations_hosted=len(associations), associations_named=[a.name for a in associations if a.listed],
         servers=servers, backups=backups, incidents=incidents, software=software,
+        versions_in_use=versions_in_use(session, catalog, instances, now=end, language=language),
         overall_availability=round(100 * healthy / total, 2) if total else None, checks=total,
     )  # fmt: skip
+
+
+def versions_in_use(session: Session, catalog: Catalog, instances: list[Instance], *, now: datetime,
+                    language: str) -> dict:  # fmt: skip
+    """For each service with instances, the versions they run (counted, never named), and two flags.
+
+    Behind: an instance on a version its entry lists before the one new instances get (or no longer lists
+    at all), since longer than BEHIND_AFTER_DAYS: counted from its last succeeded upgrade to that version
+    (``upgrades``), else from its creation. Past support: on a version whose ``end_of_support`` is before
+    ``now``'s day. A version the entry lists after the one new instances get is newer, never behind.
+    Instances of a service gone from the catalogue are left out, as in the services' table (`ruche audit`
+    flags them)."""
+    arrived: dict[tuple[int, str], datetime] = {}  # (instance id, version) -> its last succeeded upgrade to it
+    for instance_id, version, finished, started in session.execute(
+        select(Upgrade.instance_id, Upgrade.to_version, Upgrade.finished_at, Upgrade.started_at).where(
+            Upgrade.status == "succeeded", Upgrade.instance_id.is_not(None))
+    ):  # fmt: skip
+        at = as_utc(finished or started)
+        if (instance_id, version) not in arrived or at > arrived[instance_id, version]:
+            arrived[instance_id, version] = at
+    limit = now - timedelta(days=BEHIND_AFTER_DAYS)
+    today = now.date()
+    services = []
+    for service_id, service in catalog.services.items():
+        running = [i for i in instances if i.service_id == service_id]
+        if not running:
+            continue
+        rows = {}
+        for instance in sorted(running, key=lambda i: _version_rank(service, i.service_version)):
+            row = rows.get(instance.service_version)
+            if row is None:
+                row = rows[instance.service_version] = _version_row(service, instance.service_version, today)
+            row["instances"] += 1
+            since = arrived.get((instance.id, instance.service_version), as_utc(instance.created_at))
+            row["behind"] += int(row["older"] and since < limit)
+        listed = list(rows.values())
+        services.append({
+            "service": service_id, "name": service.name.model_dump()[language], "new_instances_version": service.version,
+            "instances": len(running), "behind": sum(r["behind"] for r in listed),
+            "past_end_of_support": sum(r["instances"] for r in listed if r["support"] == "ended"), "versions": listed,
+        })  # fmt: skip
+    return {
+        "behind_after_days": BEHIND_AFTER_DAYS,
+        "instances": sum(s["instances"] for s in services),
+        "behind": sum(s["behind"] for s in services),
+        "past_end_of_support": sum(s["past_end_of_support"] for s in services),
+        "services": services,
+    }
+
+
+def _version_rank(service: Service, version: str) -> tuple[int, str]:
+    """Versions in the entry's order (oldest first), those it no longer lists before them."""
+    listed = [v.version for v in service.versions]
+    return (listed.index(version) + 1 if version in listed else 0), version
+
+
+def _version_row(service: Service, version: str, today: date) -> dict:
+    listed = [v.version for v in service.versions]
+    release = service.versions[listed.index(version)] if version in listed else None
+    status = support_status(release, today) if release is not None else None
+    if release is None:
+        support = "unlisted"
+    elif status is not None:
+        support = status[0]
+    else:
+        support = "supported" if release.end_of_support else "unknown"
+    return {
+        "version": version, "new_instances": version == service.version, "listed": release is not None,
+        # older than the one new instances get: listed before it, or no longer listed
+        "older": release is None or listed.index(version) < listed.index(service.version),
+        "end_of_support": release.end_of_support.isoformat() if release and release.end_of_support else None,
+        "support": support, "support_days": status[1] if status else None, "instances": 0, "behind": 0,
+    }  # fmt: skip
+
+
+def figures(report: Report) -> dict:
+    """The report as plain data (``ruche report --json``): the same figures as its text."""
+    data = asdict(report)
+    for line, service in zip(data["services"], report.services, strict=True):
+        line["availability"] = service.availability
+    return data
 
 
 def catalog_name(catalog: Catalog, address: str, instances: list[Instance], language: str) -> str:

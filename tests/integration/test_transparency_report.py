@@ -1,15 +1,18 @@
 """The transparency report (SQLite and PostgreSQL states), in French and English, Markdown and HTML:
 services and versions, associations counted and named only with their agreement, servers and labels,
-backup policy and verifications, availability from recorded health checks, incidents, software; no
-address, e-mail or secret."""
+backup policy and verifications, availability from recorded health checks, incidents, the versions
+instances run (behind the one new instances get for over a month, past upstream support; in --json too),
+software; no address, e-mail or secret."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 
+from orchestrator.actions.report import transparency_report
 from orchestrator.config import BackupSettings
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import get_instance
@@ -99,3 +102,170 @@ def test_withdrawing_the_agreement_removes_the_name(fleet, ruche):
     assert "AMAP du coin" not in ruche(*fleet, "report").stdout
     kinds = [e["kind"] for e in json.loads(ruche(*fleet, "events", "--association", "amap", "--json").stdout)]
     assert "listing.withdrawn" in kinds and "listing.agreed" in kinds
+
+
+@pytest.fixture
+def versions_fleet(workspace, ruche):
+    """Radicale instances on 3.1.8 (its entry lists it before 3.5.3, the one new instances get; upstream support
+    ended 2026-06-10): one created 40 days ago, one 10 days ago, one created 100 days ago but upgraded to 3.1.8
+    5 days ago; one on 3.5.3 for 90 days; one on 3.1.8 for a year but deleted (not counted)."""
+    w = ["--workspace", str(workspace)]
+    for command in (
+        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "16G"),
+        ("association", "add", "amap", "--name", "AMAP du coin", "--email", "contact@amap.example"),
+        ("association", "add", "chorale", "--name", "Chorale discrète", "--email", "contact@chorale.example"),
+        ("association", "add", "ecole", "--name", "École ouverte", "--email", "contact@ecole.example"),
+        ("instance", "create", "amap", "radicale", "--version", "3.1.8"),
+        ("instance", "create", "chorale", "radicale", "--version", "3.1.8"),
+        ("instance", "create", "ecole", "radicale", "--version", "3.1.8"),
+        ("instance", "create", "ecole", "radicale", "--name", "agenda"),
+        ("instance", "create", "ecole", "radicale", "--name", "ancien", "--version", "3.1.8"),
+    ):  # fmt: skip
+        done = ruche(*w, *command)
+        assert done.exit_code == 0, (command, done.stderr)
+    store = StateStore(open_workspace(workspace).state_url)
+    now = utc_now()
+    try:
+        with store.session() as session:
+            ages = {"amap/radicale": 40, "chorale/radicale": 10, "ecole/radicale": 100, "ecole/agenda": 90,
+                    "ecole/ancien": 365}  # fmt: skip
+            for address, days in ages.items():
+                instance = get_instance(session, address)
+                instance.state = "deleted" if address == "ecole/ancien" else "running"
+                instance.created_at = now - timedelta(days=days)
+            upgraded = get_instance(session, "ecole/radicale")
+            session.add_all([
+                Upgrade(instance_id=upgraded.id, instance_address="ecole/radicale", service_id="radicale", server="web-1",
+                        from_version="3.1.7", to_version="3.1.8", status="succeeded", requested_by="camille",
+                        started_at=now - timedelta(days=5, minutes=10), finished_at=now - timedelta(days=5)),
+                # a failed try long ago does not count, nor does the upgrade of another instance
+                Upgrade(instance_id=get_instance(session, "amap/radicale").id, instance_address="amap/radicale",
+                        service_id="radicale", server="web-1", from_version="3.1.7", to_version="3.1.8",
+                        status="rolled_back", requested_by="camille", started_at=now - timedelta(days=2)),
+            ])  # fmt: skip
+    finally:
+        store.close()
+    return w
+
+
+def test_the_report_counts_the_versions_instances_run_and_those_behind_or_past_support(versions_fleet, ruche):
+    result = ruche(*versions_fleet, "report", "--json")
+    assert result.exit_code == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert "text" not in answer and answer["language"] == "fr"
+    assert answer["report"]["versions_in_use"] == {
+        "behind_after_days": 30, "instances": 4, "behind": 1, "past_end_of_support": 3,
+        "services": [{
+            "service": "radicale", "name": "Radicale (agendas et contacts)", "new_instances_version": "3.5.3",
+            "instances": 4, "behind": 1, "past_end_of_support": 3,
+            "versions": [
+                {"version": "3.1.8", "new_instances": False, "listed": True, "older": True, "instances": 3,
+                 "behind": 1, "end_of_support": "2026-06-10", "support": "ended",
+                 "support_days": answer["report"]["versions_in_use"]["services"][0]["versions"][0]["support_days"]},
+                {"version": "3.5.3", "new_instances": True, "listed": True, "older": False, "instances": 1,
+                 "behind": 0, "end_of_support": "2028-08-09", "support": "supported", "support_days": None},
+            ],
+        }],
+    }  # fmt: skip
+    assert answer["report"]["versions_in_use"]["services"][0]["versions"][0]["support_days"] > 0
+    table = {line["name"]: line["instances"] for line in answer["report"]["services"]}
+    assert table["Radicale (agendas et contacts)"] == 4  # the services' table counts the same instances
+    assert "AMAP du coin" not in result.stdout and "amap" not in result.stdout  # counted, never named
+
+    french = ruche(*versions_fleet, "report", "--lang", "fr").stdout
+    assert "## Versions en service" in french
+    assert (
+        "| Radicale (agendas et contacts) | 3.1.8 | 3 (dont 1 depuis plus d'un mois) | terminé le 2026-06-10 |"
+        in french
+    )
+    assert (
+        "| Radicale (agendas et contacts) | 3.5.3 (celle des nouvelles instances) | 1 | jusqu'au 2028-08-09 |" in french
+    )
+    assert (
+        "- 1 instance(s) sur une version plus ancienne que celle des nouvelles instances depuis plus d'un mois "
+        "(compté depuis le jour où chacune a été créée ou mise à jour vers sa version)." in french
+    )
+    assert "- 3 instance(s) sur une version dont le suivi par ses développeurs a pris fin." in french
+    english = ruche(*versions_fleet, "report", "--lang", "en").stdout
+    assert "## Versions in use" in english
+    assert (
+        "| Radicale (calendars and contacts) | 3.1.8 | 3 (1 on it for more than a month) | ended on 2026-06-10 |"
+        in english
+    )
+    assert "| Radicale (calendars and contacts) | 3.5.3 (the one new instances get) | 1 | until 2028-08-09 |" in english
+    assert "- 1 instance(s) on versions older than the one new instances get for more than a month" in english
+    assert "- 3 instance(s) on versions whose upstream support has ended." in english
+
+    html = ruche(*versions_fleet, "report", "--lang", "en", "--format", "html").stdout
+    assert "<h2>Versions in use</h2>" in html
+    assert (
+        '<tr><th scope="row">Radicale (calendars and contacts)</th><td>3.1.8</td>'
+        "<td>3 (1 on it for more than a month)</td><td>ended on 2026-06-10</td></tr>" in html
+    )
+    assert "<li>1 instance(s) on versions older than the one new instances get for more than a month" in html
+    html_fr = ruche(*versions_fleet, "report", "--lang", "fr", "--format", "html").stdout
+    assert "<td>3 (dont 1 depuis plus d&#39;un mois)</td><td>terminé le 2026-06-10</td>" in html_fr
+    assert "<li>3 instance(s) sur une version dont le suivi par ses développeurs a pris fin.</li>" in html_fr
+
+
+def test_versions_are_counted_against_the_reports_date(versions_fleet, workspace, tmp_path):
+    """A month is more than 30 days after creation or the last upgrade to the version; support against that day."""
+    store = StateStore(open_workspace(workspace).state_url)
+    created = datetime(2026, 5, 1, tzinfo=UTC)
+    try:
+        with store.session() as session:
+            for address in ("amap/radicale", "chorale/radicale", "ecole/radicale", "ecole/agenda"):
+                get_instance(session, address).created_at = created
+            session.execute(delete(Upgrade))
+            upgraded = get_instance(session, "ecole/radicale")
+            session.add(Upgrade(instance_id=upgraded.id, instance_address="ecole/radicale", service_id="radicale",
+                                server="web-1", from_version="3.1.7", to_version="3.1.8", status="succeeded",
+                                requested_by="camille", started_at=created + timedelta(days=20),
+                                finished_at=None))  # finished_at not recorded: its start counts  # fmt: skip
+    finally:
+        store.close()
+
+    def versions(now):
+        result = transparency_report(workspace, language="en", now=now)
+        return result["report"]["versions_in_use"], result["text"]
+
+    figures, text = versions(created + timedelta(days=30))  # exactly 30 days: not more than a month
+    assert (figures["behind"], figures["past_end_of_support"]) == (0, 0)
+    assert figures["services"][0]["versions"][0]["support"] == "ending"
+    assert "| 3.1.8 | 3 | ends on 2026-06-10 (in 10 days) |" in text
+    assert "- 0 instance(s) on versions older than the one new instances get for more than a month" in text
+
+    figures, text = versions(created + timedelta(days=30, minutes=1))
+    assert figures["behind"] == 2  # amap and chorale; ecole's came to 3.1.8 20 days after its creation
+    assert "| 3.1.8 | 3 (2 on it for more than a month) | ends on 2026-06-10 (in 10 days) |" in text
+
+    figures, text = versions(datetime(2026, 6, 11, tzinfo=UTC))  # 41 days after creation, 21 after the upgrade
+    assert (figures["behind"], figures["past_end_of_support"]) == (2, 3)
+    assert "| 3.1.8 | 3 (2 on it for more than a month) | ended on 2026-06-10 |" in text
+    assert "From 2026-05-12 to 2026-06-11 (30 days)." in text  # the period ends on the report's date too
+
+    figures, _text = versions(datetime(2026, 6, 21, 0, 1, tzinfo=UTC))
+    assert figures["behind"] == 3 and figures["services"][0]["versions"][1]["behind"] == 0  # 3.5.3: never behind
+
+
+def test_a_version_the_catalogue_no_longer_lists_is_behind_and_a_newer_one_is_not(versions_fleet, workspace, ruche):
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            get_instance(session, "amap/radicale").service_version = "3.0.0"  # dropped from the catalogue
+    finally:
+        store.close()
+    rows = json.loads(ruche(*versions_fleet, "report", "--json").stdout)["report"]["versions_in_use"]["services"][0]
+    assert [(v["version"], v["instances"], v["behind"], v["support"]) for v in rows["versions"]] == [
+        ("3.0.0", 1, 1, "unlisted"), ("3.1.8", 2, 0, "ended"), ("3.5.3", 1, 0, "supported")]  # fmt: skip
+    assert (
+        "| 3.0.0 | 1 (1 on it for more than a month) | no longer in the catalogue |"
+        in ruche(*versions_fleet, "report", "--lang", "en").stdout
+    )
+
+
+def test_without_instances_the_part_says_so(workspace, ruche):
+    w = ["--workspace", str(workspace)]
+    assert "Aucune instance ne fonctionne encore." in ruche(*w, "report").stdout
+    assert json.loads(ruche(*w, "report", "--json").stdout)["report"]["versions_in_use"] == {
+        "behind_after_days": 30, "instances": 0, "behind": 0, "past_end_of_support": 0, "services": []}  # fmt: skip

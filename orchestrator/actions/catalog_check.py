@@ -8,7 +8,7 @@ the units and the files' owners. Steps, in order:
 
 create (association and instance), converge, health, data (written, read back), restart (every unit; the
 files' owners unchanged, the datum still there), backup, restore (a datum written after the snapshot is
-gone, the one before is back), restore-into (a new instance from the snapshot, read, deleted), verify,
+gone, the one before is back, and it takes a new one: it left the backup's quiet state), restore-into (a new instance from the snapshot, read, deleted), verify,
 suspend (nothing answers), resume (answers, datum there), upgrade-from-V for each version the entry's
 ``upgrade_from`` accepts (an instance of V with a datum, upgraded, read back, deleted), delete (its files
 gone from the server), remove (the association, its backups).
@@ -286,6 +286,9 @@ def _run_steps(run: _Check, on_step) -> None:
         run.ruche("backup", "restore", main, "--yes", "--quiet", "--json")
         run.wait_healthy(facts)
         run.read(facts, present=(tokens["first"],), absent=(tokens["after"],))
+        # the snapshot was taken in the backup's quiet state (read-only, maintenance): the restored instance left it
+        tokens["restored"] = run.write(facts)
+        run.read(facts, present=(tokens["first"], tokens["restored"]))
 
     def step_restore_into() -> None:
         copy = f"{association}/copy"

@@ -1,6 +1,7 @@
 """Backups on the lab: data written through the services' own protocols, backed up to lab-backup over
-SFTP, destroyed, restored; verification through a scratch instance, and its failure on a damaged
-repository; the final backup of a deleted instance; quotas.
+SFTP, destroyed, restored; a copy's admin secret, exports, timer-run backups; verification's failure on a
+damaged repository; the final backup of a deleted instance; quotas. A verification that passes is a step of
+`ruche catalog check` (test_catalog_check.py).
 
 One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-1 and Radicale on lab-2.
 """
@@ -178,21 +179,6 @@ def test_the_quota_reports_measured_disk_matches_du_on_the_servers(lab, jardin, 
     assert csv_lines[0].startswith("kind,name,offer") and any(
         line.startswith("association,jardin,association,") for line in csv_lines
     )
-
-
-def test_verify_restores_into_a_scratch_instance_and_checks_it(lab, jardin, ruche):
-    w = [W, str(lab)]
-    assert ruche(*w, "backup", "run", "jardin/miniflux").exit_code == 0  # the latest snapshot holds the restored data
-    verified = ruche(*w, "backup", "verify", "jardin/miniflux", "--json")
-    assert verified.exit_code == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
-    result = json.loads(verified.stdout)
-    assert result["status"] == "success" and result["problems"] == [] and result["tables"]["public.categories"] == 2
-    assert result["recorded"]["kind"] == "verify" and result["recorded"]["status"] == "success"
-    scratch = result["scratch"]
-    assert scratch not in [i["address"] for i in json.loads(ruche(*w, "instance", "list", "--json").stdout)]
-    identifier = scratch.replace("/", "--")
-    assert not on(lab, "lab-1", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
-    assert not on(lab, "lab-2", "sh", "-c", f"ls /etc/containers/systemd | grep -F -- {identifier} || true").strip()
 
 
 def test_a_restore_into_another_instance_leaves_its_recorded_admin_secret_true(lab, jardin, ruche):

@@ -1,9 +1,9 @@
 """The lab's Nextcloud-class service, MediaWiki from Debian's package, on the lab: installed into its
 volume on first start (files of two owners), a page created and read back through its API, its
 job-runner sidecar running the job queue, a restart, a password-reset mail reaching the lab's SMTP
-sink, `backup verify` (files, owners and rows restored into a scratch instance), and a restore in place
-of a snapshot taken in read-only mode that leaves it (the flag is in the volume, like Nextcloud's
-maintenance mode in its config.php).
+sink. Backup, restores (in place, of a snapshot taken in read-only mode, whose flag is in the volume like
+Nextcloud's maintenance mode in its config.php), `backup verify` and the upgrade from 1.39 are steps of
+`ruche catalog check mediawiki-debian` (test_catalog_check_mediawiki.py).
 
 One association (savoirs) with a mediawiki-debian instance on lab-1.
 """
@@ -27,7 +27,6 @@ JOBS = "ruche-savoirs--wiki-jobs"
 ADMIN_EMAIL = "admin@savoirs.example"
 PAGE = f"Calendrier_des_ateliers_{uuid.uuid4().hex[:6]}"
 RUN_PHP = "/usr/share/mediawiki/maintenance/run.php"
-READ_ONLY = "/var/lib/mediawiki-data/state/read-only"  # $wgReadOnlyFile, written by the entry's backup.before
 
 
 class Wiki:
@@ -164,50 +163,3 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message  # the instance's own sender
     assert wiki["domain"] in message  # the reset link points at the wiki
     assert "X-Peer: ('" + address_of(lab, "lab-1") in message  # sent from the instance's server
-
-
-def test_backup_verify_restores_the_wiki_into_a_scratch_instance(lab, wiki, ruche):
-    w = [W, str(lab)]
-    backed_up = ruche(*w, "backup", "run", ADDRESS, "--json")
-    assert backed_up.exit_code == 0, backed_up.stdout[-3000:] + backed_up.stderr[-3000:]
-    (result,) = json.loads(backed_up.stdout)["results"]
-    assert (
-        result["status"] == "success"
-        and not result["detail"].get("before_errors")
-        and not result["detail"].get("after_errors")
-    )
-    assert not _exists(lab, READ_ONLY)  # read-only mode only during the backup
-    verified = ruche(*w, "backup", "verify", ADDRESS, "--json")
-    assert verified.exit_code == 0, verified.stdout[-4000:] + verified.stderr[-4000:]
-    outcome = json.loads(verified.stdout)
-    assert outcome["status"] == "success" and outcome["problems"] == [], outcome
-    assert outcome["tables"]["mediawiki.page"] >= 2 and outcome["files"] >= 1
-
-
-def test_a_restore_of_a_snapshot_taken_in_read_only_mode_leaves_it_and_the_wiki_takes_edits(lab, wiki, ruche):
-    w = [W, str(lab)]
-    # the newest snapshot was taken in the backup's quiet state: it holds the read-only flag
-    manifest = json.loads(
-        on(lab, "lab-1", "/usr/local/sbin/ruche-backup", "manifest", "savoirs--wiki", "--snapshot", "latest")
-    )
-    assert "state/read-only" in manifest["volumes"]["data"], sorted(manifest["volumes"]["data"])[:20]
-    restored = ruche(*w, "backup", "restore", ADDRESS, "--yes", "--json")
-    assert restored.exit_code == 0, restored.stdout[-4000:] + restored.stderr[-4000:]
-    answer = json.loads(restored.stdout)["restore"]
-    assert answer["status"] == "success" and answer["health"] == "healthy", answer
-    assert answer["after_errors"] == [] and answer.get("after_restore_errors", []) == [], answer
-    assert not _exists(lab, READ_ONLY)
-    browser = client(lab, wiki, "after-restore")
-    assert browser.sign_in("Admin", wiki["password"])["status"] == "PASS"
-    text = "Ateliers du jeudi : [[Compostage]]."
-    edited = browser.api(
-        "POST", action="edit", title=PAGE, text=text, summary="after restore", token=browser.token("csrf")
-    )
-    assert edited.get("edit", {}).get("result") == "Success", edited  # read-only: {"error": {"code": "readonly"}}
-    assert read_page(lab, wiki) == (200, text)
-
-
-def _exists(lab: Path, path: str) -> bool:
-    return (
-        on(lab, "lab-1", "podman", "exec", APP, "sh", "-c", f"test -e {path} && echo yes || echo no").strip() == "yes"
-    )

@@ -271,6 +271,10 @@ def _run_steps(run: _Check, on_step) -> None:
         if code != 0:
             raise StepFailed(f"on {facts['server']}: `systemctl restart {' '.join(units)}` exited {code}: {output}")
         run.wait_healthy(facts)
+        code, output = run_tool(facts["target"], ["systemctl", "is-active", *units], timeout=60)
+        if code != 0:
+            states = ", ".join(f"{unit} {state}" for unit, state in zip(units, output.split(), strict=False))
+            raise StepFailed(f"after the restart not every unit of {main} is active: {states}")
         after = run.owners(facts)
         changed = [f"{path or '.'}: {before[path]} -> {after[path]}" for path in sorted(before.keys() & after.keys())
                    if before[path] != after[path]]  # fmt: skip
@@ -283,7 +287,9 @@ def _run_steps(run: _Check, on_step) -> None:
 
     def step_restore() -> None:
         tokens["after"] = run.write(facts)
-        run.ruche("backup", "restore", main, "--yes", "--quiet", "--json")
+        restored = json.loads(run.ruche("backup", "restore", main, "--yes", "--quiet", "--json"))
+        if (restored.get("safety_backup") or {}).get("status") != "success":
+            raise StepFailed(f"the restore of {main} took no safety backup first: {restored.get('safety_backup')}")
         run.wait_healthy(facts)
         run.read(facts, present=(tokens["first"],), absent=(tokens["after"],))
         # the snapshot was taken in the backup's quiet state (read-only, maintenance): the restored instance left it
@@ -306,6 +312,12 @@ def _run_steps(run: _Check, on_step) -> None:
         healthy, detail = run.health(facts)
         if healthy:
             raise StepFailed(f"{main} still answers while suspended: {detail}")
+        _code, running = run_tool(facts["target"], ["podman", "ps", "--format", "{{.Names}}", "--filter",
+                                                    f"name=^ruche-{facts['identifier']}-"], timeout=60)  # fmt: skip
+        if running.strip():
+            raise StepFailed(f"containers of {main} still run while suspended: {' '.join(running.split())}")
+        if not run.owners(facts):
+            raise StepFailed(f"{main}'s files are gone while suspended")
 
     def step_resume() -> None:
         run.ruche("instance", "resume", main, "--quiet", "--json")
@@ -406,7 +418,8 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
         session.flush()
         check_id = row.id
     log_dir = workspace.root / "checks" / f"{check_id}-{service_id}"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (workspace.root / "checks").chmod(0o700)
     run = _Check(workspace, service, version, server, log_dir, progress)
 
     def save(status: str, failed: dict | None = None, cleanup: list[str] | None = None) -> dict:

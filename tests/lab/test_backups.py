@@ -1,5 +1,5 @@
 """Backups on the lab: data written through the services' own protocols, backed up to lab-backup over
-SFTP, destroyed, restored; a copy's admin secret, exports, timer-run backups; verification's failure on a
+SFTP (a server's instances at once), listed; a copy's admin secret, exports, timer-run backups; verification's failure on a
 damaged repository; the final backup of a deleted instance; quotas. A verification that passes is a step of
 `ruche catalog check` (test_catalog_check.py).
 
@@ -83,7 +83,7 @@ def categories(lab, miniflux: dict) -> list[str]:
     return [c["title"] for c in json.loads(text)]
 
 
-def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(lab, jardin, ruche):
+def test_data_written_through_the_services_is_backed_up_and_listed(lab, jardin, ruche):
     miniflux, radicale = jardin["miniflux"], jardin["radicale"]
     w = [W, str(lab)]
     status = json.loads(ruche(*w, "backup", "status", "--json").stdout)
@@ -95,7 +95,7 @@ def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(l
         lab, miniflux, "POST", "/v1/categories", body=json.dumps({"title": "Semences"}), content_type="application/json"
     )
     assert code == 201, text
-    category_id = json.loads(text)["id"]
+    assert json.loads(text)["title"] == "Semences"
     calendar = f"/{radicale['user']}/potager/"
     assert (
         call(
@@ -126,24 +126,7 @@ def test_data_written_through_the_services_is_backed_up_destroyed_and_restored(l
     status = json.loads(ruche(*w, "backup", "status", "--json").stdout)
     assert {e["instance"]: e["problem"] for e in status["instances"]}["jardin/radicale"] is None
 
-    # the data is destroyed, through the same protocols
-    assert call(lab, miniflux, "DELETE", f"/v1/categories/{category_id}")[0] == 204
-    assert call(lab, radicale, "DELETE", event)[0] in (200, 204)
-    assert "Semences" not in categories(lab, miniflux) and call(lab, radicale, "GET", event)[0] == 404
-
-    for address in ("jardin/miniflux", "jardin/radicale"):
-        restored = ruche(*w, "backup", "restore", address, "--yes", "--json")
-        assert restored.exit_code == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
-        answer = json.loads(restored.stdout)
-        assert answer["restore"]["health"] == "healthy" and answer["safety_backup"]["status"] == "success"
-
-    assert "Semences" in categories(lab, miniflux)
-    code, text = call(lab, radicale, "GET", event)
-    assert code == 200 and f"UID:{EVENT_UID}" in text
-    reasons = [
-        s["tags"] for s in json.loads(ruche(*w, "backup", "list", "jardin/miniflux", "--json").stdout)["snapshots"]
-    ]
-    assert ["reason=manual" in t for t in reasons] == [True, False] and "reason=safety" in reasons[1]
+    # a restore of these snapshots (in place, --into) is a step of `ruche catalog check` (test_catalog_check.py)
 
 
 def test_an_instance_beyond_the_offer_is_refused_and_nothing_is_recorded(lab, jardin, ruche):

@@ -1,4 +1,5 @@
-"""Instances on the lab: converge, health through Caddy, isolation, hostile values, lifecycle, lost server.
+"""Instances on the lab: converge, health through Caddy, isolation, hostile values, delete, lost server (suspend
+and resume are steps of `ruche catalog check`, test_catalog_check.py).
 
 One module-wide deployment: chorale (radicale on lab-1, radicale "agenda" placed by ruche) and amap
 (miniflux with its PostgreSQL, on lab-1 beside chorale's radicale).
@@ -22,7 +23,7 @@ from orchestrator.state.database import StateStore
 from orchestrator.state.instances import get_instance
 from orchestrator.workspace import open_workspace
 from tests.helpers import CATALOG
-from tests.lab.servers import on, target
+from tests.lab.servers import on
 from tests.role_templates import render_instance_files
 
 MODULE_INSTANCES = {"amap/miniflux", "chorale/agenda", "chorale/radicale"}
@@ -172,28 +173,6 @@ def test_one_associations_container_cannot_reach_anothers_database_or_read_its_f
         f"setpriv --reuid={chorale_uid} --regid={chorale_uid} --clear-groups ls /srv/ruche/amap/miniflux/database 2>&1; true",
     )  # fmt: skip
     assert "Permission denied" in denied
-
-
-def test_suspend_answers_nothing_resume_answers_again(lab, deployed, ruche):
-    w = ["--workspace", str(lab)]
-    port = json.loads(ruche(*w, "instance", "show", "amap/miniflux", "--json").stdout)
-    suspended = ruche(*w, "instance", "suspend", "amap/miniflux", "--json")
-    assert suspended.exit_code == 0, suspended.stderr[-2000:]
-    assert json.loads(suspended.stdout)["instance"]["state"] == "suspended"
-    health = status_of(ruche, lab)["amap/miniflux"]
-    assert health["health"] == "stopped"
-    from orchestrator.health import HealthTarget, check
-
-    answer = check(
-        HealthTarget("x", target(lab, "lab-1").address, port["domain"], "/healthcheck", 200, 5), verify_tls=False
-    )
-    assert not answer.healthy and "no answer" in answer.detail
-    assert on(lab, "lab-1", "sh", "-c", "podman ps --format '{{.Names}}' | grep -c amap--miniflux; true").strip() == "0"
-    assert _exists_on(lab, "lab-1", "/srv/ruche/amap/miniflux/database")  # data kept
-
-    resumed = ruche(*w, "instance", "resume", "amap/miniflux", "--json")
-    assert resumed.exit_code == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout)["instance"]["health"] == "healthy"
 
 
 def test_a_server_that_goes_away_mid_run_fails_its_instances_only_and_the_next_apply_recovers(lab, deployed, ruche):

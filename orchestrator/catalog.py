@@ -429,26 +429,39 @@ class Service(Strict):
         return self
 
     def _check_hook_references(self, names: dict[str, set[str]]) -> None:
-        allowed = {"check": {"token"}, "param": names["param"], "secret": names["secret"]}
-        steps = [(f"check.write[{i}]", step) for i, step in enumerate(self.check.write)] + [
-            ("check.read", self.check.read)
-        ]
-        for where, step in steps:
-            values = list(step.exec or [])
-            if step.http is not None:
-                values += [step.http.path, step.http.body, step.http.user or "", step.http.password or ""]
-                if step.http.password and not REFERENCE.fullmatch(step.http.password):
+        """The check hook's references: ``${check.token}`` in write steps; ``${param.NAME}`` (of a parameter that
+        always has a value) in an http step's path, body and user; ``${secret.NAME}`` as an http password only.
+        Exec steps take the token alone: their arguments may reach a shell in the container, and a parameter's
+        value comes from an association."""
+        valued = {p.name for p in self.parameters if p.default is not None or p.required}
+        steps = [(f"check.write[{i}]", step, True) for i, step in enumerate(self.check.write)]
+        steps.append(("check.read", self.check.read, False))
+        for where, step, writes in steps:
+            token = {"token"} if writes else set()
+            if step.exec is not None:
+                fields = [(f"exec[{i}]", value, {"check": token}) for i, value in enumerate(step.exec)]
+            else:
+                http = step.http
+                plain = {"check": token, "param": valued}
+                fields = [("path", http.path, plain), ("body", http.body, plain), ("user", http.user or "", plain),
+                          ("password", http.password or "", {"secret": names["secret"]}),
+                          ("content_type", http.content_type or "", {}),
+                          *((f"headers.{k}", v, {}) for k, v in http.headers.items())]  # fmt: skip
+                if http.password and not REFERENCE.fullmatch(http.password):
                     raise ValueError(f"{where}: password must be one reference, e.g. ${{secret.admin_password}}")
-            for value in values:
+                if http.password and http.user is None:
+                    raise ValueError(f"{where}: a password needs a user")
+                if any(name.lower() == "host" for name in http.headers):
+                    raise ValueError(f"{where}: the Host header is the instance's domain, not the entry's")
+            for field, value, allowed in fields:
                 unknown = [f"${{{kind}.{name}}}" for kind, name in REFERENCE.findall(value)
                            if name not in allowed.get(kind, set())]  # fmt: skip
                 if unknown or "${" in REFERENCE.sub("", value):
                     raise ValueError(
-                        f"{where}: {', '.join(unknown) or 'a malformed reference'} is not allowed here "
-                        "(use ${check.token}, ${param.NAME}, and ${secret.NAME} in http user/password)"
+                        f"{where}.{field}: {', '.join(unknown) or 'a malformed reference'} is not allowed here "
+                        "(${check.token} in write steps; ${param.NAME} of a parameter with a value in an http "
+                        "path, body or user; ${secret.NAME} as an http password only)"
                     )
-            if step.exec is not None and any("${secret." in value for value in step.exec):
-                raise ValueError(f"{where}: secrets never appear in a command's arguments")
 
     def _check_versions(self) -> None:
         seen: set[str] = set()

@@ -72,16 +72,19 @@ def remove_association(
         }  # fmt: skip
         if dry_run:
             return result
-        if erase is not None:
-            target, directory = erase
-            progress(f"{slug}: erasing {directory} on {target.name}")
-            erase_repository(target, directory)
-            backups["erased"] = True
+        # the rows first (their checks run again and the write lock is taken), the repository next, the commit
+        # last: a refusal or a database error erases nothing, a failed erase rolls the rows back
         result["removed"] = delete_association(session, association)
+        backups["erased"] = erase is not None
         record_event(session, kind="association.removed", subject=slug, association=slug,
                      detail={"instances": addresses, "backups_erased": backups["erased"],
                              "backup_repository": backups["repository"], "removed": result["removed"],
                              "trash": result["trash"]})  # fmt: skip
+        session.flush()
+        if erase is not None:
+            target, directory = erase
+            progress(f"{slug}: erasing {directory} on {target.name}")
+            erase_repository(target, directory)
         return result
 
 

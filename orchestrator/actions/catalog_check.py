@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ from sqlalchemy import select
 from orchestrator import __version__
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.catalog import CheckStep, Service, load_catalog, render_check_step
-from orchestrator.errors import InvalidInput, OperationFailed
+from orchestrator.errors import InvalidInput, RucheError
 from orchestrator.health import HealthTarget, check, request
 from orchestrator.remote import SshTarget, run_tool
 from orchestrator.state.events import current_actor, record_event
@@ -110,6 +111,17 @@ class _Check:
         self.steps: list[dict] = []
         self.current: dict | None = None
         self.verify_tls = workspace.config.proxy_tls == "acme"
+        self.secrets: set[str] = set()  # every secret value it read: never written to a log or the record
+
+    def redact(self, text: str) -> str:
+        for value in self.secrets:
+            text = text.replace(value, "(secret)")
+        return text
+
+    def command(self, text: str) -> None:
+        """Note a command the current step ran (the record's ``reproduce``)."""
+        if self.current is not None:
+            self.current.setdefault("commands", []).append(self.redact(text))
 
     # -- the ruche commands, each in its own process ---------------------------------------------------
     def shown(self, args: list[str]) -> str:
@@ -121,13 +133,20 @@ class _Check:
         argv = [sys.executable, "-m", "orchestrator", "--workspace", str(self.workspace.root), *args]
         environment = {**os.environ, "RUCHE_ACTOR": f"{current_actor()} (catalog check)"}
         started = time.monotonic()
+        self.command(self.shown(list(args)))
+        # its own process group, so that a time-out or an interruption ends it with its Ansible children
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   text=True, env=environment, start_new_session=True)  # fmt: skip
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=environment,
-                                    stdin=subprocess.DEVNULL)  # fmt: skip
-            code, out, err = result.returncode, result.stdout, result.stderr
-        except subprocess.TimeoutExpired as error:
-            code, out, err = None, error.stdout or "", f"no end within {COMMAND_TIMEOUT} s"
-            out = out.decode() if isinstance(out, bytes) else out
+            out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+            code = process.returncode
+        except subprocess.TimeoutExpired:
+            _end_group(process)
+            out, err = process.communicate()
+            code, err = None, f"{err}\nno end within {COMMAND_TIMEOUT} s"
+        except BaseException:
+            _end_group(process)
+            raise
         self.log(f"$ {self.shown(list(args))}\n(exit {code}, {time.monotonic() - started:.1f} s)\n{out}\n{err}\n")
         if code != expect:
             tail = (err.strip() or out.strip())[-OUTPUT_KEPT:]
@@ -140,10 +159,12 @@ class _Check:
             instance = get_instance(session, address)
             vault = workspace.vault()
             server = instance.server
+            clear = {name: vault.decrypt(value) for name, value in instance.secrets.items()}
+            self.secrets |= {value for value in clear.values() if len(value) >= 6}
             return {"address": address, "identifier": instance.identifier, "domain": instance.domain,
                     "server": server.name, "server_address": server.address, "target": SshTarget.of(server),
                     "parameters": dict(instance.parameters),
-                    "secrets": {name: vault.decrypt(value) for name, value in instance.secrets.items()}}  # fmt: skip
+                    "secrets": clear}  # fmt: skip
 
     def health(self, facts: dict) -> tuple[bool, str]:
         spec = self.service.health
@@ -180,9 +201,7 @@ class _Check:
             user = ["--user", self.service.exec_user] if self.service.exec_user else []
             argv = ["podman", "exec", "--env", f"RUCHE_CHECK_TOKEN={token}", *user,
                     f"ruche-{facts['identifier']}-app", *step.exec]  # fmt: skip
-            # its standard error with its output: a failing command says why (the argument list stays quoted)
-            code, output = run_tool(facts["target"], ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv], timeout=600)
-            self.log(f"$ ssh {facts['server']} {shlex.join(argv)}\n(exit {code})\n{output}\n")
+            code, output = self.on(facts, argv, timeout=600)
             if code != 0:
                 raise StepFailed(f"on {facts['server']}: `{shlex.join(argv)}` exited {code}: {output[-OUTPUT_KEPT:]}")
             return output
@@ -190,6 +209,14 @@ class _Check:
         headers = dict(http.headers) | ({"Content-Type": http.content_type} if http.content_type else {})
         auth = (http.user or "", http.password or "") if http.user is not None else None
         shown = f"{http.method} https://{facts['domain']}{http.path}"
+        self.command(
+            "curl --insecure --resolve " + shlex.quote(f"{facts['domain']}:443:{facts['server_address']}")
+            + f" --request {http.method} " + shlex.quote(f"https://{facts['domain']}{http.path}")
+            + "".join(f" --header {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+            + (f" --user {shlex.quote(http.user + ':')}PASSWORD" if auth else "")
+            + (" --data-binary @BODY" if http.body else "")
+            + (f"   # PASSWORD: ruche instance secrets {facts['address']}" if auth else "")
+        )  # fmt: skip
         try:
             status, body = request(facts["server_address"], facts["domain"], http.method, http.path, body=http.body,
                                    headers=headers, auth=auth, verify_tls=self.verify_tls)  # fmt: skip
@@ -219,21 +246,49 @@ class _Check:
 
     def owners(self, facts: dict) -> dict[str, str]:
         root = f"/srv/ruche/{self.association}/{facts['address'].split('/')[1]}"
-        code, output = run_tool(facts["target"], ["find", root, "-printf", "%U:%G %P\\n"], timeout=600)
-        if code != 0:
+        code, output = run_tool(facts["target"], ["find", root, "-ignore_readdir_race", "-printf", "%U:%G %P\\n"],
+                                timeout=600)  # fmt: skip
+        if code != 0 and not output.strip():
             raise StepFailed(f"on {facts['server']}: cannot list the files of {root}: {output[-500:]}")
         return dict(reversed(line.split(" ", 1)) for line in output.splitlines() if " " in line)
 
     def units(self, facts: dict) -> list[str]:
         code, output = run_tool(facts["target"], ["systemctl", "list-units", "--all", "--plain", "--no-legend",
                                                   "--type=service", f"ruche-{facts['identifier']}-*"], timeout=60)  # fmt: skip
-        names = [line.split()[0] for line in output.splitlines() if line.strip()] if code == 0 else []
+        # UNIT LOAD ACTIVE SUB DESCRIPTION; a unit whose file is gone but still known to systemd is "not-found"
+        names = [
+            line.split()[0] for line in output.splitlines() if len(line.split()) > 1 and line.split()[1] != "not-found"
+        ]
+        names = names if code == 0 else []
         return [name for name in names if not name.endswith("-network.service")]
+
+    def on(self, facts: dict, argv: list[str], *, timeout: float = 600) -> tuple[int, str]:
+        """Run ``argv`` on the instance's server, its standard error with its output (a failing command says
+        why); noted as an ``ssh`` command to reproduce."""
+        target = facts["target"]
+        self.command(f"ssh -p {target.port} {target.user}@{target.address} -- {shlex.quote(shlex.join(argv))}")
+        code, output = run_tool(target, ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv], timeout=timeout)
+        self.log(f"$ ssh {facts['server']} {shlex.join(argv)}\n(exit {code})\n{output}\n")
+        return code, output
 
     def log(self, text: str) -> None:
         if self.current is not None:
             with open(self.log_dir / self.current["log"], "a", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.write(self.redact(text))
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """End a ruche process and everything it started: SIGTERM, then SIGKILL after 20 s."""
+    for sent, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _run_steps(run: _Check, on_step) -> None:
@@ -266,12 +321,11 @@ def _run_steps(run: _Check, on_step) -> None:
         units = run.units(facts)
         if not units:
             raise StepFailed(f"no unit of {main} found on {facts['server']}")
-        code, output = run_tool(facts["target"], ["systemctl", "restart", *units], timeout=600)
-        run.log(f"$ ssh {facts['server']} systemctl restart {' '.join(units)}\n(exit {code})\n{output}\n")
+        code, output = run.on(facts, ["systemctl", "restart", *units])
         if code != 0:
             raise StepFailed(f"on {facts['server']}: `systemctl restart {' '.join(units)}` exited {code}: {output}")
         run.wait_healthy(facts)
-        code, output = run_tool(facts["target"], ["systemctl", "is-active", *units], timeout=60)
+        code, output = run.on(facts, ["systemctl", "is-active", *units], timeout=60)
         if code != 0:
             states = ", ".join(f"{unit} {state}" for unit, state in zip(units, output.split(), strict=False))
             raise StepFailed(f"after the restart not every unit of {main} is active: {states}")
@@ -312,8 +366,8 @@ def _run_steps(run: _Check, on_step) -> None:
         healthy, detail = run.health(facts)
         if healthy:
             raise StepFailed(f"{main} still answers while suspended: {detail}")
-        _code, running = run_tool(facts["target"], ["podman", "ps", "--format", "{{.Names}}", "--filter",
-                                                    f"name=^ruche-{facts['identifier']}-"], timeout=60)  # fmt: skip
+        _code, running = run.on(facts, ["podman", "ps", "--format", "{{.Names}}", "--filter",
+                                        f"name=^ruche-{facts['identifier']}-"], timeout=60)  # fmt: skip
         if running.strip():
             raise StepFailed(f"containers of {main} still run while suspended: {' '.join(running.split())}")
         if not run.owners(facts):
@@ -324,8 +378,8 @@ def _run_steps(run: _Check, on_step) -> None:
         run.wait_healthy(facts)
         run.read(facts, present=(tokens["first"],))
 
-    def step_upgrade(source: str) -> None:
-        name = "from-" + "".join(c if c.isalnum() else "-" for c in source).strip("-")[:20]
+    def step_upgrade(source: str, index: int) -> None:
+        name = f"from-{index}"
         address = f"{association}/{name}"
         run.ruche("instance", "create", association, service.id, "--name", name, "--version", source,
                   "--server", facts["server"], *_parameters(service, run.workspace), "--json")  # fmt: skip
@@ -340,9 +394,12 @@ def _run_steps(run: _Check, on_step) -> None:
 
     def step_delete() -> None:
         run.ruche("instance", "delete", main, "--purge", "--no-final-backup", "--yes", "--quiet", "--json")
-        code, output = run_tool(facts["target"], ["ls", "-A", f"/srv/ruche/{association}"], timeout=60)
-        if code == 0 and output.strip():
+        code, output = run.on(facts, ["find", f"/srv/ruche/{association}", "-mindepth", "1", "-maxdepth", "2"])
+        if output.strip() and "No such file" not in output:
             raise StepFailed(f"files are left in /srv/ruche/{association} on {facts['server']}: {output.strip()}")
+        left = run.units(facts)
+        if left:
+            raise StepFailed(f"units of {main} are left on {facts['server']}: {', '.join(left)}")
 
     def step_remove() -> None:
         run.ruche("association", "remove", association, "--yes", "--json")
@@ -351,8 +408,8 @@ def _run_steps(run: _Check, on_step) -> None:
                "restart": step_restart, "backup": step_backup, "restore": step_restore,
                "restore-into": step_restore_into, "verify": step_verify, "suspend": step_suspend,
                "resume": step_resume, "delete": step_delete, "remove": step_remove}  # fmt: skip
-    for source in service.upgrade_sources(run.version):
-        actions[f"upgrade-from-{source}"] = lambda source=source: step_upgrade(source)
+    for index, source in enumerate(service.upgrade_sources(run.version), start=1):
+        actions[f"upgrade-from-{source}"] = lambda source=source, index=index: step_upgrade(source, index)
     names = planned_steps(service, run.version)
     for index, name in enumerate(names, start=1):
         step = {"name": name, "status": "running", "seconds": None, "log": f"{index:02d}-{name}.log", "error": None}
@@ -362,13 +419,16 @@ def _run_steps(run: _Check, on_step) -> None:
         started = time.monotonic()
         try:
             actions[name]()
-        except (StepFailed, OperationFailed) as error:
-            step["status"], step["error"] = "failed", str(error)[:OUTPUT_KEPT]
-            raise StepFailed(str(error)) from None
+        except (StepFailed, RucheError) as error:  # RucheError: a server unreachable, a time-out, a vault missing
+            step["status"], step["error"] = "failed", run.redact(str(error))[:OUTPUT_KEPT]
+            raise StepFailed(step["error"]) from None
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or a defect: not passed
+            step["status"], step["error"] = "interrupted", "interrupted"
+            raise
+        else:
+            step["status"] = "passed"
         finally:
             step["seconds"] = round(time.monotonic() - started, 1)
-            if step["status"] == "running":
-                step["status"] = "passed"
             on_step(step)
 
 
@@ -377,10 +437,10 @@ def _clean_up(run: _Check) -> list[str]:
     problems = []
     run.current = {"log": "cleanup.log"}
     try:
-        listed = run.ruche("instance", "list", "--association", run.association, "--json")
-    except StepFailed as error:
-        return [str(error)] if "no association" not in str(error) else []
-    for instance in json.loads(listed or "[]"):
+        listed = json.loads(run.ruche("instance", "list", "--association", run.association, "--json") or "[]")
+    except (StepFailed, ValueError) as error:
+        return [str(error)]
+    for instance in listed:
         if instance.get("state") == "deleted":
             continue
         try:
@@ -390,7 +450,8 @@ def _clean_up(run: _Check) -> list[str]:
     try:
         run.ruche("association", "remove", run.association, "--yes")
     except StepFailed as error:
-        problems.append(str(error))
+        if "no association" not in str(error):  # never made (the check stopped before), or removed already
+            problems.append(str(error))
     return problems
 
 
@@ -428,6 +489,7 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
             row.association, row.server, row.status = run.association, run.server or "", status
             row.steps_passed = sum(1 for step in run.steps if step["status"] == "passed")
             row.failed_step = failed["name"] if failed else None
+            row.steps_total = len(planned_steps(run.service, run.version))
             row.detail = {"log_dir": str(log_dir), "steps": [dict(step) for step in run.steps],
                           **({"cleanup_problems": cleanup} if cleanup else {})}  # fmt: skip
             if status != "running":
@@ -438,21 +500,45 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
             session.flush()
             return check_record(row)
 
+    progress(f"in association {run.association}; output in {log_dir}")
+    previous = _terminate_as_interrupt()
     try:
         _run_steps(run, lambda step: save("running"))
     except StepFailed:
         failed = next(step for step in run.steps if step["status"] == "failed")
         cleanup = [] if keep else _clean_up(run)
         record = save("failed", failed, cleanup)
-        record["reproduce"] = _reproduce(run, failed)
+        record["reproduce"] = _reproduce(run, failed, keep)
         return record
+    except BaseException:
+        failed = next((step for step in run.steps if step["status"] != "passed"), None)
+        cleanup: list[str] = ["not cleaned up: interrupted again"]
+        try:
+            cleanup = [] if keep else _clean_up(run)  # a second Ctrl-C leaves it (the record says so)
+        finally:
+            save("interrupted", failed, cleanup)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return save("passed")
 
 
-def _reproduce(run: _Check, failed: dict) -> str:
-    """The commands of the failing step, from its log (the lines it ran)."""
+def _terminate_as_interrupt():
+    """Have SIGTERM end the check as Ctrl-C does (recorded, cleaned up); give the handler it replaces."""
+
+    def interrupt(_signal, _frame):
+        raise KeyboardInterrupt
+
     try:
-        lines = (run.log_dir / failed["log"]).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(line[2:] for line in lines if line.startswith("$ "))
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _reproduce(run: _Check, failed: dict, keep: bool) -> str:
+    """The failing step's commands, after the check that keeps what it made (without it, what they name is gone)."""
+    again = ["catalog", "check", run.service.id, "--version", run.version, "--keep"]
+    again += ["--server", run.server] if run.server else []
+    lines = [] if keep else [f"{run.shown(again)}   # again, keeping what it makes; then:"]
+    return "\n".join(lines + failed.get("commands", []))

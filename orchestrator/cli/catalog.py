@@ -107,7 +107,12 @@ def outdated(context: Context, services: tuple[str, ...], as_json: bool) -> None
 @click.argument("service_id", metavar="SERVICE")
 @click.option("--version", "version", help="The version to check (default: the one new instances get).")
 @click.option("--server", help="Run it on this server (default: placement's choice).")
-@click.option("--keep", is_flag=True, help="Leave the association and instances in place afterwards (to look at them).")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="After a failure, leave what the check made in place, to look at it "
+    "(a check that passes always ends by deleting it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context

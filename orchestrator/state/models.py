@@ -277,14 +277,15 @@ class CatalogCheck(Base):
     server: Mapped[str] = mapped_column(String(63))
     association: Mapped[str] = mapped_column(String(32))  # the throwaway association it ran in
     ruche_version: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(16))  # running | passed | failed
+    status: Mapped[str] = mapped_column(String(16))
     steps_passed: Mapped[int] = mapped_column(Integer, default=0)
     steps_total: Mapped[int] = mapped_column(Integer, default=0)
     failed_step: Mapped[str | None] = mapped_column(String(60), nullable=True)
     requested_by: Mapped[str] = mapped_column(String(120))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # steps: [{"name", "status", "seconds", "command", "log", "detail"}], log_dir
+    # status: running | passed | failed | interrupted
+    # steps: [{"name", "status", "seconds", "log", "error", "commands"}], log_dir, cleanup_problems
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 

@@ -105,8 +105,12 @@ def radicale_with_check(check: str) -> str:
 @pytest.mark.parametrize(
     ("check", "message"),
     [
-        ("  write: [{exec: [echo, '${secret.admin_password}']}]\n  read: {exec: [ls]}\n", "secrets never appear"),
-        ("  write: [{exec: [echo, '${param.nope}']}]\n  read: {exec: [ls]}\n", "${param.nope} is not allowed"),
+        ("  write: [{exec: [echo, '${secret.admin_password}']}]\n  read: {exec: [ls]}\n", "${secret.admin_password} is not allowed"),
+        ("  write: [{exec: [echo, '${param.admin_user}']}]\n  read: {exec: [ls]}\n", "${param.admin_user} is not allowed"),
+        ("  write: [{http: {method: GET, path: '/${param.nope}'}}]\n  read: {exec: [ls]}\n", "${param.nope} is not allowed"),
+        ("  write: [{http: {method: GET, path: '/${secret.admin_password}'}}]\n  read: {exec: [ls]}\n", "path: ${secret.admin_password}"),
+        ("  write: [{exec: [ls]}]\n  read: {exec: [echo, '${check.token}']}\n", "check.read.exec[1]: ${check.token}"),
+        ("  write: [{http: {method: GET, path: /, password: '${secret.admin_password}'}}]\n  read: {exec: [ls]}\n", "needs a user"),
         ("  write: [{exec: [echo, '${db.password}']}]\n  read: {exec: [ls]}\n", "${db.password} is not allowed"),
         ("  write: [{exec: [ls], http: {method: GET, path: /}}]\n  read: {exec: [ls]}\n", "exactly one of exec"),
         ("  write: [{http: {method: GET, path: /, user: a, password: 'x${secret.admin_password}'}}]\n"

@@ -148,3 +148,27 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message  # the instance's own sender
     assert wiki["domain"] in message  # the reset link points at the wiki
     assert "X-Peer: ('" + address_of(lab, "lab-1") in message  # sent from the instance's server
+
+
+def test_its_snapshots_are_taken_in_read_only_mode_with_the_flag_in_the_volume(lab, wiki, ruche):
+    """What makes `ruche catalog check mediawiki-debian`'s restore step restore a wiki in its backup's quiet state
+    (and then write to it): the read-only flag of backup.before is inside the snapshot, and gone once it is taken."""
+    backed_up = ruche(W, str(lab), "backup", "run", ADDRESS, "--json")
+    assert backed_up.exit_code == 0, backed_up.stdout[-3000:] + backed_up.stderr[-3000:]
+    (result,) = json.loads(backed_up.stdout)["results"]
+    assert result["status"] == "success" and not result["detail"].get("after_errors"), result
+    manifest = json.loads(
+        on(lab, "lab-1", "/usr/local/sbin/ruche-backup", "manifest", "savoirs--wiki", "--snapshot", "latest")
+    )
+    assert "state/read-only" in manifest["volumes"]["data"], sorted(manifest["volumes"]["data"])[:20]
+    left = on(
+        lab,
+        "lab-1",
+        "podman",
+        "exec",
+        APP,
+        "sh",
+        "-c",
+        "test -e /var/lib/mediawiki-data/state/read-only && echo yes || echo no",
+    )
+    assert left.strip() == "no"

@@ -1,4 +1,4 @@
-"""``ruche server add|list|show|drain|undrain|remove``."""
+"""``ruche server add|set|list|show|drain|undrain|remove``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from orchestrator.actions.server_drain import set_draining
 from orchestrator.actions.server_list import server as show_server
 from orchestrator.actions.server_list import servers as list_servers
 from orchestrator.actions.server_remove import unregister_server
+from orchestrator.actions.server_set import set_server
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import emit_json, table
 from orchestrator.units import format_mib
@@ -42,6 +43,59 @@ def add(context: Context, as_json: bool, **options) -> None:
     """Register server NAME."""
     entry = register_server(context.workspace, **options)
     emit_json(entry) if as_json else click.echo(f"server {entry['name']} registered ({entry['address']})")
+
+
+@server.command("set")
+@click.argument("name")
+@click.option("--address", help="New IP address or DNS name reachable over SSH.")
+@click.option("--ssh-user", help="New SSH user (root or a sudoer).")
+@click.option("--ssh-port", type=int, help="New SSH port.")
+@click.option("--ssh-key", help="New private key file (checked as `server add` checks it).")
+@click.option("--cpu", type=int, help="CPU cores offered to instances.")
+@click.option("--memory", help="Memory offered to instances (e.g. 8G).")
+@click.option("--disk", help="Disk offered to instance volumes (e.g. 500G).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Set a placement label; repeatable.")
+@click.option("--unlabel", "unlabels", multiple=True, metavar="KEY", help="Remove a placement label; repeatable.")
+@click.option("--force", is_flag=True, help="Lower capacity below what its instances hold (recorded).")
+@click.option("--dry-run", is_flag=True, help="Say what would change (before -> after); change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print {server, before, after, changed, ...} as JSON.")
+@pass_context
+def set_(context: Context, name: str, as_json: bool, **options) -> None:
+    """Change server NAME: address, SSH settings, capacity, labels (lab servers: `ruche lab up`).
+
+    Lowering --cpu, --memory or --disk below what its instances hold (as placement counts it) is
+    refused unless --force. The change is recorded in the audit trail (`ruche events`); the
+    inventory follows at the next `ruche apply` or `ruche inventory export`.
+    """
+    result = set_server(context.workspace, name, **options)
+    if as_json:
+        emit_json(result)
+        return
+    if not result["changed"]:
+        click.echo(f"server {name}: nothing changed (the values given are its current ones)")
+        return
+    click.echo(f"server {name}{' would change' if result['dry_run'] else ' changed'}:")
+    for field in result["changed"]:
+        click.echo(f"  {field}: {_value(result['before'][field])} -> {_value(result['after'][field])}")
+    for over in result["over_capacity"]:
+        click.echo(f"  over capacity, {'would be ' if result['dry_run'] else ''}recorded: {over['text']}")
+    if result["dry_run"]:
+        click.echo("dry run: nothing changed")
+    elif result["connection_changed"]:
+        click.echo("the inventory follows at the next `ruche apply` or `ruche inventory export`")
+        after = result["after"]
+        if {"address", "ssh_port"} & set(result["changed"]):
+            key = f"-i {after['ssh_key_path']} " if after["ssh_key_path"] else ""
+            click.echo(
+                f"host keys are verified: accept {after['address']}'s once before ruche connects "
+                f"(`ssh {key}-p {after['ssh_port']} {after['ssh_user']}@{after['address']}`)"
+            )
+
+
+def _value(value) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)
 
 
 @server.command("list")

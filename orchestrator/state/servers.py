@@ -1,9 +1,11 @@
-"""The registry of the collective's servers: validation of new entries and queries."""
+"""The registry of the collective's servers: validation of entries (new or changed) and queries."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.state.models import Instance, Server
+from orchestrator.units import parse_size_mib
 from orchestrator.validation import describe_validation_error
 
 SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -80,16 +83,91 @@ def validate_server_spec(**fields) -> ServerSpec:
         raise InvalidInput("\n".join(describe_validation_error(error, "server"))) from None
 
 
+def memory_mib(text: str) -> int:
+    """Give a server's ``--memory`` (``8G``, ``32GiB``, a bare number of MiB) in MiB; raises InvalidInput."""
+    try:
+        return parse_size_mib(text)
+    except ValueError as error:
+        raise InvalidInput(f"size: {error}") from None
+
+
+def disk_gib(text: str) -> int:
+    """Give a server's ``--disk`` (``500G``, ``1T``) in whole GiB (at least 1); raises InvalidInput."""
+    try:
+        return max(1, parse_size_mib(text) // 1024)
+    except ValueError as error:
+        raise InvalidInput(f"size: {error}") from None
+
+
+def ssh_key_file(path: str) -> str:
+    """Give the absolute path of the private key file ``path`` (``~`` expanded); raises InvalidInput when it
+    is not a file or this user cannot read it (`ruche server add` and `server set` alike)."""
+    key = Path(path).expanduser()
+    if not key.is_file():
+        raise InvalidInput(
+            f"--ssh-key {path}: no such file",
+            hint="give the private key ruche connects with "
+            "(`ssh-keygen -t ed25519 -f FILE` makes one; its .pub goes to the server's authorized_keys)",
+        )
+    if not os.access(key, os.R_OK):
+        raise InvalidInput(f"--ssh-key {path}: not readable by this user", hint=f"`chmod 600 {path}` as its owner")
+    return str(key.resolve())
+
+
+def _refuse_clash(session: Session, name: str | None, address: str, *, other_than: int | None = None) -> None:
+    """Raise Conflict when another server has this name or address."""
+    taken = (Server.name == name) | (Server.address == address) if name is not None else Server.address == address
+    query = select(Server).where(taken)
+    if other_than is not None:
+        query = query.where(Server.id != other_than)
+    clash = session.scalars(query).first()
+    if clash is not None:
+        what = "name" if clash.name == name else "address"
+        raise Conflict(f"a server with this {what} is already registered: {clash.name} ({clash.address})")
+
+
 def add_server(session: Session, spec: ServerSpec) -> Server:
     """Register ``spec``; raises Conflict when the name or address is already registered."""
-    clash = session.scalars(select(Server).where((Server.name == spec.name) | (Server.address == spec.address))).first()
-    if clash is not None:
-        what = "name" if clash.name == spec.name else "address"
-        raise Conflict(f"a server with this {what} is already registered: {clash.name} ({clash.address})")
+    _refuse_clash(session, spec.name, spec.address)
     server = Server(**spec.model_dump(), draining=False)
     session.add(server)
     session.flush()
     return server
+
+
+def spec_of(server: Server) -> dict:
+    """Give the ServerSpec fields of a registered ``server``, as they are stored."""
+    return {field: getattr(server, field) for field in ServerSpec.model_fields}
+
+
+def changed_spec(server: Server, changes: dict) -> ServerSpec:
+    """Give ``server``'s spec with ``changes`` (ServerSpec fields), validated as a new entry is; raises
+    InvalidInput naming each wrong field."""
+    return validate_server_spec(**(spec_of(server) | changes))
+
+
+def check_address_free(session: Session, server: Server, address: str) -> None:
+    """Raise Conflict when a server other than ``server`` is registered at ``address``."""
+    _refuse_clash(session, None, address, other_than=server.id)
+
+
+def update_server(session: Session, server: Server, spec: ServerSpec) -> list[str]:
+    """Give ``server`` the values of ``spec`` (its name unchanged); give the fields that changed.
+
+    Raises Conflict when another server has its new address. The audit trail records the change
+    (``servers.changed``, before and after) when the session flushes."""
+    if spec.name != server.name:
+        raise InvalidInput(f"a server's name cannot change ({server.name} -> {spec.name})")
+    if spec.address != server.address:
+        check_address_free(session, server, spec.address)
+    changed = []
+    for field, value in spec.model_dump().items():
+        if getattr(server, field) != value:
+            # labels as a new dict: a JSON column mutated in place is not seen changed
+            setattr(server, field, dict(value) if isinstance(value, dict) else value)
+            changed.append(field)
+    session.flush()
+    return changed
 
 
 def list_servers(session: Session, *, origin: str | None = None) -> list[Server]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.errors import ConfigError
 from orchestrator.validation import validate_document
@@ -320,6 +320,14 @@ class WorkspaceConfig(StrictModel):
         dict[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")], Offer],
         Field(description="Quota packages associations sign up for, by name."),
     ] = {}
+    default_offer: Annotated[
+        str | None,
+        Field(
+            description="The offer (a name under [offers]) an association gets when it is registered without one "
+            "(`ruche association add` without --offer, an accepted application to join); unset: such an "
+            "association has no offer, so no limit at all (`ruche audit` warns about it).",
+        ),
+    ] = None
     backup: Annotated[BackupSettings, Field(description="Where and when instances are backed up.")] = BackupSettings()
     web: Annotated[WebSettings, Field(description="The web app (`ruche serve`) for associations and admins.")] = (
         WebSettings()
@@ -334,6 +342,15 @@ class WorkspaceConfig(StrictModel):
     audit: Annotated[AuditSettings, Field(description="What `ruche audit` holds the fleet to.")] = AuditSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
+
+    @field_validator("default_offer")
+    @classmethod
+    def _default_offer_is_an_offer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        offers = info.data.get("offers")  # absent when [offers] itself is wrong: that error is reported instead
+        if value is not None and offers is not None and value not in offers:
+            known = ", ".join(sorted(offers)) or "none"
+            raise ValueError(f"names no offer of [offers] (offers: {known}); add [offers.{value}] or name one of them")
+        return value
 
 
 def load_config(path: Path) -> WorkspaceConfig:
@@ -354,7 +371,11 @@ def dump_config(config: WorkspaceConfig) -> str:
     lines = ["# ruche.toml: the workspace's settings. Every field is described in docs/reference/ruche-toml.md;",
              "# `ruche schema config` prints the JSON Schema editors validate it with.", ""]  # fmt: skip
     table: tuple[str, ...] = ()
+    unset = _unset_default_offer(config)
     for line in text.splitlines():
+        if unset and not table and not line:  # the end of the top-level keys
+            lines += unset
+            unset = []
         header = re.match(r"^\[([^\[\]]+)\]$", line)
         key = re.match(r"^([A-Za-z0-9_-]+) = ", line)
         if header:
@@ -363,7 +384,20 @@ def dump_config(config: WorkspaceConfig) -> str:
         elif key:
             lines += _comment(_description_of(table + (key.group(1),)))
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + unset) + "\n"
+
+
+def _unset_default_offer(config: WorkspaceConfig) -> list[str]:
+    """``default_offer`` commented out, naming the smallest offer, when offers exist but none is the default."""
+    if config.default_offer is not None or not config.offers:
+        return []
+    smallest = min(
+        config.offers.items(), key=lambda item: (item[1].memory_mb, item[1].disk_gb, item[1].max_instances, item[0])
+    )
+    return _comment(_description_of(("default_offer",))) + [
+        "# Uncomment to put new associations on an offer when none is given:",
+        f'# default_offer = "{smallest[0]}"',
+    ]
 
 
 def _description_of(path: tuple[str, ...]) -> str:

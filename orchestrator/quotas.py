@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from orchestrator.catalog import LIMIT_VALUE, Service
-from orchestrator.config import Offer
+from orchestrator.config import Offer, WorkspaceConfig
 from orchestrator.errors import ConfigError, InvalidInput
 
 
@@ -66,6 +66,13 @@ def check_offer_name(offers: dict[str, Offer], name: str | None) -> None:
     if name is not None and name not in offers:
         known = ", ".join(sorted(offers)) or "none defined in ruche.toml"
         raise InvalidInput(f"offer {name!r} does not exist (offers: {known})", hint="`ruche offer list` shows them")
+
+
+def offer_for_new_association(config: WorkspaceConfig, offer: str | None) -> str | None:
+    """Give the offer a new association is registered on: ``offer`` if given, else ruche.toml's ``default_offer``
+    (None when neither: no offer, no limit). Raises InvalidInput when ``offer`` is not an offer of ruche.toml."""
+    check_offer_name(config.offers, offer)
+    return offer if offer is not None else config.default_offer
 
 
 def excesses(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.actions.common import opened
-from orchestrator.quotas import check_offer_name
+from orchestrator.quotas import offer_for_new_association
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
 from orchestrator.state.events import current_actor
 
@@ -16,9 +16,10 @@ def applications(workspace_path: Path | None, *, state: str | None = None) -> li
 
 
 def accept(workspace_path: Path | None, application_id: int, *, offer: str | None = None) -> dict:
-    """Register the applying association (on ``offer``); raises NotFound, InvalidInput or Conflict."""
+    """Register the applying association (on ``offer``, else on ruche.toml's ``default_offer``, else on none);
+    raises NotFound, InvalidInput or Conflict."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
-        check_offer_name(workspace.config.offers, offer)
+        offer = offer_for_new_association(workspace.config, offer)
         return application_as_dict(decide(session, get_application(session, application_id), accept=True,
                                           actor=current_actor(), offer=offer))  # fmt: skip
 

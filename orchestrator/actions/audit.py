@@ -14,6 +14,8 @@ the inventories on disk, the run artifacts and the audit trail (never changing a
   end of support has passed;
 - ``versions.support-ending`` (a warning: it does not fail the audit): an instance's version leaves
   upstream support within SUPPORT_WARNING_DAYS (90) days;
+- ``quota.no-offer`` (a warning): an association on no offer, so under no limit at all (registered
+  without --offer while ruche.toml set no ``default_offer``);
 - ``audit-trail.intact``: the events' hash chain holds.
 
 And, over SSH, read-only, what runs on each server against its inventory (``server.*`` rules, see
@@ -73,7 +75,7 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
         findings += backups_kept(workspace, session, instances)
         findings += quotas_kept(workspace, session)
         findings += versions_supported(catalog, instances)
-        warnings = support_ending(catalog, instances)
+        warnings = support_ending(catalog, instances) + offers_given(workspace, session)
         checked = verify_chain(session)
         if checked.problem is not None:
             findings.append(Finding("audit-trail.intact", f"event {checked.first_bad_seq}", checked.problem,
@@ -247,6 +249,23 @@ def quotas_kept(workspace: Workspace, session: Session) -> list[Finding]:
                 )
             )
     return findings
+
+
+def offers_given(workspace: Workspace, session: Session) -> list[Finding]:
+    """Associations on no offer (warnings): no quota holds them, whatever their instances take."""
+    config = workspace.config
+    before = "" if config.offers else "define an offer under [offers] in ruche.toml, then "
+    after = "" if config.default_offer else "; set default_offer in ruche.toml to give new associations one"
+    query = select(Association.slug).where(Association.offer.is_(None)).order_by(Association.slug)
+    return [
+        Finding(
+            "quota.no-offer",
+            slug,
+            "on no offer: no limit on its instances, memory or disk",
+            f"{before}`ruche association set-offer {slug} {config.default_offer or 'OFFER'}`{after}",
+        )
+        for slug in session.scalars(query)
+    ]
 
 
 def versions_supported(catalog: Catalog, instances: list[Instance], today: date | None = None) -> list[Finding]:

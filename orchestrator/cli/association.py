@@ -27,7 +27,7 @@ def association() -> None:
 @click.argument("slug")
 @click.option("--name", required=True, help="Full name of the association.")
 @click.option("--email", required=True, help="Contact e-mail address.")
-@click.option("--offer", help="The quota package it signed up for.")
+@click.option("--offer", help="The quota package it signed up for (default: ruche.toml's default_offer, if set).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
 @pass_context
 def add(context: Context, slug: str, name: str, email: str, offer: str | None, as_json: bool) -> None:
@@ -201,7 +201,7 @@ def applications_(context: Context, state: str | None, as_json: bool) -> None:
 
 @association.command("accept")
 @click.argument("application_id", type=int)
-@click.option("--offer", help="The offer it starts on.")
+@click.option("--offer", help="The offer it starts on (default: ruche.toml's default_offer, if set).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def accept_(context: Context, application_id: int, offer: str | None, as_json: bool) -> None:

@@ -300,7 +300,7 @@ def _run_steps(run: _Check, on_step) -> None:
 
     def step_create() -> None:
         run.ruche("association", "add", association, "--name", f"ruche catalog check of {service.id}",
-                  "--email", f"catalog-check@{run.workspace.config.base_domain}")  # fmt: skip
+                  "--email", f"catalog-check@{run.workspace.config.base_domain}", "--no-offer")  # fmt: skip
         run.ruche("instance", "create", association, service.id, "--version", run.version,
                   *(["--server", run.server] if run.server else []), *_parameters(service, run.workspace), "--json")  # fmt: skip
 

@@ -28,11 +28,19 @@ def association() -> None:
 @click.option("--name", required=True, help="Full name of the association.")
 @click.option("--email", required=True, help="Contact e-mail address.")
 @click.option("--offer", help="The quota package it signed up for (default: ruche.toml's default_offer, if set).")
+@click.option(
+    "--no-offer",
+    is_flag=True,
+    help="On no offer even when default_offer is set: no limit (ruche audit "
+    "warns); `ruche catalog check` registers its throwaway associations so.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
 @pass_context
-def add(context: Context, slug: str, name: str, email: str, offer: str | None, as_json: bool) -> None:
+def add(context: Context, slug: str, name: str, email: str, offer: str | None, no_offer: bool, as_json: bool) -> None:
     """Register association SLUG (a-z, 0-9, inner dashes; used in addresses and paths)."""
-    entry = register_association(context.workspace, slug=slug, name=name, email=email, offer=offer)
+    if no_offer and offer is not None:
+        raise click.UsageError("give --offer or --no-offer, not both")
+    entry = register_association(context.workspace, slug=slug, name=name, email=email, offer=offer, no_offer=no_offer)
     emit_json(entry) if as_json else click.echo(f"association {entry['slug']} registered")
 
 

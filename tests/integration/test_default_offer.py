@@ -129,3 +129,20 @@ def test_the_default_survives_a_rewrite_of_ruche_toml(workspace, w, ruche):
     text = (workspace / "ruche.toml").read_text()
     assert 'default_offer = "association"' in text and COMMENTED not in text
     assert add(ruche, w, "amap")["offer"] == "association"
+
+
+def test_no_offer_registers_without_the_default_and_cannot_be_given_with_an_offer(workspace, ruche):
+    config = workspace / "ruche.toml"
+    text = config.read_text()
+    if "# default_offer = " not in text:
+        return  # this workspace's configuration has no offers to default to
+    config.write_text(text.replace("# default_offer = ", "default_offer = ", 1))
+    w = ["--workspace", str(workspace)]
+    added = ruche(
+        *w, "association", "add", "essai", "--name", "Essai", "--email", "a@essai.example", "--no-offer", "--json"
+    )
+    assert added.exit_code == 0, added.stderr
+    assert json.loads(added.stdout)["offer"] is None
+    both = ruche(*w, "association", "add", "autre", "--name", "Autre", "--email", "a@autre.example", "--no-offer",
+                 "--offer", "association")  # fmt: skip
+    assert both.exit_code == 2 and "not both" in both.stderr

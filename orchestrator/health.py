@@ -54,30 +54,20 @@ class _ServerNameAdapter(HTTPAdapter):
 
 def check(target: HealthTarget, *, verify_tls: bool = True) -> HealthResult:
     """Give the health of ``target``: healthy when it answers its expected status in time."""
-    host = f"[{target.server_address}]" if ":" in target.server_address else target.server_address
-    session = requests.Session()
-    session.mount("https://", _ServerNameAdapter(target.domain))
     started = time.monotonic()
-    if not verify_tls:  # a lab's internal CA, on purpose: no warning for each check (catch_warnings is not
-        # thread-safe, and check_all runs checks in threads, so the filter is set for the process)
-        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     try:
-        response = session.get(
-            f"https://{host}{target.path}", headers={"Host": target.domain}, timeout=target.timeout_seconds,
-            verify=verify_tls, allow_redirects=False,
-        )  # fmt: skip
+        status, text = request(target.server_address, target.domain, "GET", target.path, verify_tls=verify_tls,
+                               timeout=target.timeout_seconds)  # fmt: skip
     except requests.RequestException as error:
         return HealthResult(
             target.key, False, f"no answer from https://{target.domain}{target.path}: {type(error).__name__}"
         )
-    finally:
-        session.close()
     elapsed = time.monotonic() - started
-    healthy = response.status_code == target.expected_status
+    healthy = status == target.expected_status
     expectation = "" if healthy else f", expected {target.expected_status}"
-    if healthy and target.body_contains is not None and target.body_contains not in response.text:
+    if healthy and target.body_contains is not None and target.body_contains not in text:
         healthy, expectation = False, f", but the answer lacks {target.body_contains!r}"
-    return HealthResult(target.key, healthy, f"HTTP {response.status_code} in {elapsed:.2f} s{expectation}")
+    return HealthResult(target.key, healthy, f"HTTP {status} in {elapsed:.2f} s{expectation}")
 
 
 def request(server_address: str, domain: str, method: str, path: str, *, body: str = "",
@@ -86,7 +76,8 @@ def request(server_address: str, domain: str, method: str, path: str, *, body: s
     """Send one request to ``domain`` through the server's Caddy, as a client of the service would; give
     (status, body). Raises requests.RequestException when nothing answers."""
     host = f"[{server_address}]" if ":" in server_address else server_address
-    if not verify_tls:
+    if not verify_tls:  # a lab's internal CA, on purpose: no warning for each request (catch_warnings is not
+        # thread-safe, and check_all runs checks in threads, so the filter is set for the process)
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     with requests.Session() as session:
         session.mount("https://", _ServerNameAdapter(domain))

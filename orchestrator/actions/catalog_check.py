@@ -127,9 +127,9 @@ class _Check:
     def shown(self, args: list[str]) -> str:
         return "ruche -w " + shlex.quote(str(self.workspace.root)) + " " + shlex.join(args)
 
-    def ruche(self, *args: str, expect: int = 0) -> str:
+    def ruche(self, *args: str) -> str:
         """Run ``ruche ARGS`` against the workspace; give its standard output. Raises StepFailed when it
-        exits otherwise than ``expect``."""
+        does not exit 0."""
         argv = [sys.executable, "-m", "orchestrator", "--workspace", str(self.workspace.root), *args]
         environment = {**os.environ, "RUCHE_ACTOR": f"{current_actor()} (catalog check)"}
         started = time.monotonic()
@@ -148,7 +148,7 @@ class _Check:
             _end_group(process)
             raise
         self.log(f"$ {self.shown(list(args))}\n(exit {code}, {time.monotonic() - started:.1f} s)\n{out}\n{err}\n")
-        if code != expect:
+        if code != 0:
             tail = (err.strip() or out.strip())[-OUTPUT_KEPT:]
             raise StepFailed(f"`{self.shown(list(args))}` exited {code}: {tail}")
         return out

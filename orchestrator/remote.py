@@ -6,10 +6,13 @@ Host keys are always verified: against the server's recorded known_hosts file, e
 from __future__ import annotations
 
 import io
+import os
 import shlex
+import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import paramiko
@@ -65,6 +68,102 @@ def connect(target: SshTarget, *, timeout: float = 10) -> Connection:
             f"cannot reach {target.name} ({target.address}:{target.port}) over SSH: {error}"
         ) from None
     return connection
+
+
+class _RecordingRejectPolicy(paramiko.MissingHostKeyPolicy):
+    """Refuses an unknown host key, as RejectPolicy does, but keeps it so that it can be shown."""
+
+    def __init__(self) -> None:
+        self.offered: paramiko.PKey | None = None
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        self.offered = key
+        raise paramiko.SSHException(f"host key of {hostname} is not in the known_hosts file")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """Give ``key``'s fingerprint as OpenSSH prints it (``SHA256:...``)."""
+    return key.fingerprint
+
+
+def fetch_host_key(address: str, port: int = 22, *, timeout: float = 10) -> paramiko.PKey:
+    """Give the host key ``address`` offers over SSH (no sign-in); raises OperationFailed when it does not answer."""
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except OSError as error:
+        raise OperationFailed(f"cannot reach {address}:{port} to read its SSH host key: {error}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        raise OperationFailed(f"{address}:{port} does not speak SSH: {error}") from None
+    finally:
+        transport.close()
+
+
+def write_known_host(path: Path, address: str, port: int, key: paramiko.PKey) -> None:
+    """Write ``path`` as a known_hosts file holding ``key`` for ``address`` (and port) alone, mode 0600."""
+    hosts = paramiko.HostKeys()
+    hosts.add(address if port == 22 else f"[{address}]:{port}", key.get_name(), key)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(descriptor)
+    hosts.save(str(temporary))
+    temporary.replace(path)
+
+
+def trust_host_key(path: Path, address: str, port: int, confirm: Callable[[str, str], bool]) -> str:
+    """Read the host key ``address`` offers, let ``confirm(key_type, fingerprint)`` accept it, then record it in
+    ``path``; give the fingerprint. Raises OperationFailed when the server does not answer or the key is refused."""
+    key = fetch_host_key(address, port)
+    if not confirm(key.get_name(), fingerprint(key)):
+        raise OperationFailed(f"the host key {fingerprint(key)} of {address} was not trusted; nothing was recorded")
+    write_known_host(path, address, port, key)
+    return fingerprint(key)
+
+
+@dataclass(frozen=True)
+class SshProbe:
+    """What one SSH connection attempt found: ``outcome`` is ``ok``, ``unknown-host-key``,
+    ``changed-host-key``, ``refused-key`` or ``unreachable``; ``host_key`` the fingerprint offered."""
+
+    outcome: str
+    detail: str
+    host_key: str | None = None
+
+
+def probe_ssh(target: SshTarget, *, timeout: float = 10) -> SshProbe:
+    """Try to open an SSH session to ``target`` the way every other function here does (its key only, its
+    host key verified) and say what stopped it, if anything. Never raises for a connection failure."""
+    client = paramiko.SSHClient()
+    policy = _RecordingRejectPolicy()
+    client.set_missing_host_key_policy(policy)
+    kwargs: dict = {"banner_timeout": timeout, "auth_timeout": timeout, "timeout": timeout}
+    if target.key_path:
+        kwargs.update(key_filename=[target.key_path], look_for_keys=False, allow_agent=False)
+    try:
+        if target.known_hosts_path:
+            client.load_host_keys(target.known_hosts_path)
+        else:
+            client.load_system_host_keys()
+        client.connect(target.address, port=target.port, username=target.user, **kwargs)
+        key = client.get_transport().get_remote_server_key()
+        return SshProbe("ok", f"signed in as {target.user}", fingerprint(key))
+    except paramiko.BadHostKeyException as error:
+        return SshProbe("changed-host-key", f"the server offers host key {fingerprint(error.key)}, not the "
+                        f"recorded {fingerprint(error.expected_key)}", fingerprint(error.key))  # fmt: skip
+    except paramiko.AuthenticationException as error:
+        return SshProbe("refused-key", f"the server refused the key: {error}")
+    except paramiko.SSHException as error:
+        if policy.offered is not None:
+            return SshProbe("unknown-host-key", str(error), fingerprint(policy.offered))
+        return SshProbe("unreachable", f"SSH failed: {error}")
+    except (OSError, EOFError) as error:  # refused, no route, timed out, an unreadable key or known_hosts file
+        return SshProbe("unreachable", f"{type(error).__name__}: {error}")
+    finally:
+        client.close()
 
 
 def run_command(target: SshTarget, argv: list[str], *, timeout: float = 120) -> str:

@@ -40,8 +40,13 @@ class Workspace:
 
     @property
     def lab_dir(self) -> Path:
-        """Where the lab keeps its machines, keys, registry and record of what it created."""
+        """Where the lab keeps its machines, keys, registry, settings and record of what it created."""
         return self.root / "lab"
+
+    @property
+    def known_hosts_dir(self) -> Path:
+        """Where `ruche server add` and `server trust` record each server's SSH host key (one file per server)."""
+        return self.root / "known_hosts"
 
     @property
     def catalog_dir(self) -> Path:

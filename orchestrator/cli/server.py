@@ -10,6 +10,7 @@ from orchestrator.actions.server_list import server as show_server
 from orchestrator.actions.server_list import servers as list_servers
 from orchestrator.actions.server_remove import unregister_server
 from orchestrator.actions.server_set import set_server
+from orchestrator.actions.server_trust import trust_server
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import emit_json, table
 from orchestrator.units import format_mib
@@ -37,12 +38,56 @@ def _describe(entry: dict) -> str:
 @click.option("--disk", default="50G", show_default=True, help="Disk offered to instance volumes (e.g. 500G).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A placement label; repeatable.")
 @click.option("--role", type=click.Choice(["apps", "backup"]), default="apps", show_default=True)
+@click.option("--known-hosts", help="A known_hosts file holding its host key (else it is read from the server).")
+@click.option("--no-connect", is_flag=True, help="Do not contact it: no host key recorded (`server trust` later).")
+@click.option("--yes", "-y", is_flag=True, help="Trust the host key it offers without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
 @pass_context
-def add(context: Context, as_json: bool, **options) -> None:
-    """Register server NAME."""
-    entry = register_server(context.workspace, **options)
-    emit_json(entry) if as_json else click.echo(f"server {entry['name']} registered ({entry['address']})")
+def add(context: Context, as_json: bool, no_connect: bool, yes: bool, **options) -> None:
+    """Register server NAME.
+
+    Its SSH host key is read from it now: check the fingerprint shown against the server's own
+    (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on its console) before accepting it. It is kept
+    in WORKSPACE/known_hosts/NAME, and every connection (Ansible, doctor, backups) verifies it.
+    Then `ruche doctor --server NAME` checks what `ruche apply` needs there."""
+    if options["known_hosts"] and no_connect:
+        raise click.UsageError("--known-hosts and --no-connect exclude each other")
+    entry = register_server(
+        context.workspace, connect=not no_connect, confirm_host_key=_confirm_host_key(options["address"], yes),
+        **options,
+    )  # fmt: skip
+    if as_json:
+        emit_json(entry)
+        return
+    click.echo(f"server {entry['name']} registered ({entry['address']})")
+    if no_connect:
+        click.echo(f"no host key recorded: `ruche server trust {entry['name']}` once it answers", err=True)
+
+
+def _confirm_host_key(address: str, yes: bool):
+    def confirm(key_type: str, fingerprint: str) -> bool:
+        click.echo(f"{address} offers the SSH host key {key_type} {fingerprint}", err=True)
+        return yes or click.confirm("Is it the server's (compare on its console), and trusted?", err=True, abort=True)
+
+    return confirm
+
+
+@server.command()
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Trust the host key it offers without asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print {server, fingerprint, known_hosts} as JSON.")
+@pass_context
+def trust(context: Context, name: str, yes: bool, as_json: bool) -> None:
+    """Read server NAME's SSH host key, show its fingerprint and record it once accepted.
+
+    For a server added with --no-connect, or whose key changed (reinstalled, new address): ruche
+    refuses to connect to a server whose key is not the recorded one."""
+    entry = show_server(context.workspace, name)  # NotFound before connecting
+    result = trust_server(context.workspace, name, _confirm_host_key(entry["address"], yes))
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"server {name}: host key {result['fingerprint']} recorded in {result['known_hosts']}")
 
 
 @server.command("set")
@@ -85,11 +130,7 @@ def set_(context: Context, name: str, as_json: bool, **options) -> None:
         click.echo("the inventory follows at the next `ruche apply` or `ruche inventory export`")
         after = result["after"]
         if {"address", "ssh_port"} & set(result["changed"]):
-            key = f"-i {after['ssh_key_path']} " if after["ssh_key_path"] else ""
-            click.echo(
-                f"host keys are verified: accept {after['address']}'s once before ruche connects "
-                f"(`ssh {key}-p {after['ssh_port']} {after['ssh_user']}@{after['address']}`)"
-            )
+            click.echo(f"host keys are verified: record {after['address']}'s with `ruche server trust {name}`")
 
 
 def _value(value) -> str:

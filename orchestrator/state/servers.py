@@ -114,7 +114,7 @@ def ssh_key_file(path: str) -> str:
     return str(key.resolve())
 
 
-def _refuse_clash(session: Session, name: str | None, address: str, *, other_than: int | None = None) -> None:
+def refuse_clash(session: Session, name: str | None, address: str, *, other_than: int | None = None) -> None:
     """Raise Conflict when another server has this name or address."""
     taken = (Server.name == name) | (Server.address == address) if name is not None else Server.address == address
     query = select(Server).where(taken)
@@ -128,7 +128,7 @@ def _refuse_clash(session: Session, name: str | None, address: str, *, other_tha
 
 def add_server(session: Session, spec: ServerSpec) -> Server:
     """Register ``spec``; raises Conflict when the name or address is already registered."""
-    _refuse_clash(session, spec.name, spec.address)
+    refuse_clash(session, spec.name, spec.address)
     server = Server(**spec.model_dump(), draining=False)
     session.add(server)
     session.flush()
@@ -148,7 +148,7 @@ def changed_spec(server: Server, changes: dict) -> ServerSpec:
 
 def check_address_free(session: Session, server: Server, address: str) -> None:
     """Raise Conflict when a server other than ``server`` is registered at ``address``."""
-    _refuse_clash(session, None, address, other_than=server.id)
+    refuse_clash(session, None, address, other_than=server.id)
 
 
 def update_server(session: Session, server: Server, spec: ServerSpec) -> list[str]:
@@ -216,6 +216,7 @@ def server_as_dict(server: Server) -> dict:
         "ssh_user": server.ssh_user,
         "ssh_port": server.ssh_port,
         "ssh_key_path": server.ssh_key_path,
+        "ssh_known_hosts_path": server.ssh_known_hosts_path,
         "cpu": server.cpu,
         "memory_mb": server.memory_mb,
         "disk_gb": server.disk_gb,

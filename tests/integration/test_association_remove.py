@@ -40,8 +40,8 @@ TABLES = (Association, Instance, HealthCheck, BackupRun, Upgrade, Run, UsageSamp
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
     for command in (
-        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G"),
-        ("server", "add", "vault", "--address", "192.0.2.9", "--role", "backup"),
+        ("server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G"),
+        ("server", "add", "vault", "--no-connect", "--address", "192.0.2.9", "--role", "backup"),
         ("association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr", "--offer", "association"),
         ("association", "add", "chorale", "--name", "La chorale", "--email", "c@chorale.fr"),
         ("association", "listing", "amap", "agreed"),

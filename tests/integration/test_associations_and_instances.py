@@ -9,12 +9,20 @@ import pytest
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
     assert (
-        ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "4G", "--disk", "200G").exit_code == 0
+        ruche(
+            *w, "server", "add", "big", "--no-connect", "--address", "192.0.2.1", "--memory", "4G", "--disk", "200G"
+        ).exit_code
+        == 0
     )
     assert (
-        ruche(*w, "server", "add", "small", "--address", "192.0.2.2", "--memory", "2G", "--disk", "200G").exit_code == 0
+        ruche(
+            *w, "server", "add", "small", "--no-connect", "--address", "192.0.2.2", "--memory", "2G", "--disk", "200G"
+        ).exit_code
+        == 0
     )
-    assert ruche(*w, "server", "add", "vault", "--address", "192.0.2.3", "--role", "backup").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "vault", "--no-connect", "--address", "192.0.2.3", "--role", "backup").exit_code == 0
+    )
     assert ruche(*w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr").exit_code == 0
     assert ruche(*w, "association", "add", "chorale", "--name", "La chorale", "--email", "c@chorale.fr").exit_code == 0
     return w

@@ -22,7 +22,7 @@ from orchestrator.workspace import open_workspace
 def kept(workspace, ruche):
     w = ["--workspace", str(workspace)]
     for command in (
-        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G"),
+        ("server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G"),
         ("association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association"),
         ("instance", "create", "amap", "radicale"),
         ("instance", "create", "amap", "radicale", "--name", "agenda"),

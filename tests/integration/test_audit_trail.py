@@ -54,8 +54,8 @@ def execute(workspace, statement: str, **values) -> None:
 def test_every_command_that_changes_state_leaves_an_event_with_who_and_before_after(w, workspace, ruche, monkeypatch):
     monkeypatch.setenv("RUCHE_ACTOR", "camille")
     commands = [
-        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G"),
-        ("server", "add", "web-2", "--address", "192.0.2.2", "--memory", "8G"),
+        ("server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G"),
+        ("server", "add", "web-2", "--no-connect", "--address", "192.0.2.2", "--memory", "8G"),
         ("server", "drain", "web-2"),
         ("server", "undrain", "web-2"),
         ("server", "remove", "web-2", "--yes"),
@@ -101,7 +101,9 @@ def test_every_command_that_changes_state_leaves_an_event_with_who_and_before_af
 
 
 def test_the_web_records_members_and_admins_as_actors_and_filters_find_them(w, workspace, ruche):
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    )
     assert (
         ruche(
             *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association"
@@ -143,7 +145,9 @@ def test_the_web_records_members_and_admins_as_actors_and_filters_find_them(w, w
 @pytest.fixture
 def chained(w, workspace, ruche):
     """A workspace with a few events (server, association, instance) and the chain's head before tampering."""
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    )
     assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr").exit_code == 0
     assert ruche(*w, "instance", "create", "amap", "radicale").exit_code == 0
     assert ruche(*w, "association", "add", "chorale", "--name", "Chorale", "--email", "c@chorale.fr").exit_code == 0

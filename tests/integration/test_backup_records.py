@@ -17,7 +17,7 @@ def hosted(workspace, ruche):
     w = ["--workspace", str(workspace)]
     opened = open_workspace(workspace)
     opened.save_config(opened.config.model_copy(update={"backup": BackupSettings(repository="/srv/backup")}))
-    assert ruche(*w, "server", "add", "big", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert ruche(*w, "server", "add", "big", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
     assert (
         ruche(
             *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte"

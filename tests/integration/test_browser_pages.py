@@ -16,6 +16,7 @@ from orchestrator.state.database import StateStore
 from orchestrator.state.queue import beat, claim_next, finish
 from orchestrator.workspace import open_workspace
 from tests.browser import accessibility_violations, chromium, free_port, served, use_loopback_web_settings
+from tests.helpers import serve_lab_images_from
 
 PASSWORD = "un mot de passe assez long"
 
@@ -30,7 +31,11 @@ def site(tmp_path_factory, ruche_module):
         == 0
     )
     use_loopback_web_settings(path, free_port())
-    assert ruche_module(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    serve_lab_images_from(path)
+    assert (
+        ruche_module(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code
+        == 0
+    )
     added = ruche_module(
         *w, "association", "add", "amap", "--name", "AMAP du coin", "--email", "c@amap.fr", "--offer", "association"
     )

@@ -58,7 +58,9 @@ def test_a_check_that_fails_is_recorded_with_the_failing_step_the_commands_and_w
     """A server nobody answers on (port 1 of this machine): the converge fails; the record names it, the commands to
     reproduce it (the check again with --keep, then the apply), and that the clean-up could not delete the instance."""
     w = ["--workspace", str(workspace)]
-    added = ruche(*w, "server", "add", "web-1", "--address", "127.0.0.1", "--ssh-port", "1", "--memory", "8G")
+    added = ruche(
+        *w, "server", "add", "web-1", "--no-connect", "--address", "127.0.0.1", "--ssh-port", "1", "--memory", "8G"
+    )
     assert added.exit_code == 0, added.stderr
     checked = ruche(*w, "catalog", "check", "radicale", "--server", "web-1", "--json")
     assert checked.exit_code == 1, checked.stderr[-2000:]

@@ -27,7 +27,19 @@ def set_default(workspace, line: str) -> None:
 def w(workspace, ruche):
     w = ["--workspace", str(workspace)]
     added = ruche(
-        *w, "server", "add", "big", "--address", "192.0.2.1", "--cpu", "16", "--memory", "32G", "--disk", "1T"
+        *w,
+        "server",
+        "add",
+        "big",
+        "--no-connect",
+        "--address",
+        "192.0.2.1",
+        "--cpu",
+        "16",
+        "--memory",
+        "32G",
+        "--disk",
+        "1T",
     )
     assert added.exit_code == 0, added.stderr
     return w

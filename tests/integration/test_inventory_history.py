@@ -20,7 +20,9 @@ def git(workspace, *arguments: str) -> str:
 def test_exports_are_committed_with_who_and_what_changed_and_diff_reads_them(workspace, ruche, monkeypatch):
     monkeypatch.setenv("RUCHE_ACTOR", "camille")
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    )
     assert (
         ruche(
             *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "decouverte"
@@ -36,7 +38,9 @@ def test_exports_are_committed_with_who_and_what_changed_and_diff_reads_them(wor
     assert git(workspace, "status", "--porcelain") == ""  # locks and staging directories are ignored
 
     assert ruche(*w, "association", "set-offer", "amap", "association").exit_code == 0  # its backup retention changes
-    assert ruche(*w, "server", "add", "web-2", "--address", "192.0.2.2", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-2", "--no-connect", "--address", "192.0.2.2", "--memory", "8G").exit_code == 0
+    )
     assert ruche(*w, "association", "add", "chorale", "--name", "Chorale", "--email", "c@chorale.fr").exit_code == 0
     assert ruche(*w, "instance", "create", "chorale", "radicale", "--server", "web-2").exit_code == 0
     second = json.loads(ruche(*w, "inventory", "export", "--json").stdout)

@@ -15,7 +15,19 @@ def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
     assert (
         ruche(
-            *w, "server", "add", "big", "--address", "192.0.2.1", "--cpu", "16", "--memory", "32G", "--disk", "1T"
+            *w,
+            "server",
+            "add",
+            "big",
+            "--no-connect",
+            "--address",
+            "192.0.2.1",
+            "--cpu",
+            "16",
+            "--memory",
+            "32G",
+            "--disk",
+            "1T",
         ).exit_code
         == 0
     )

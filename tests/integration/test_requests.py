@@ -15,7 +15,9 @@ from orchestrator.workspace import open_workspace
 @pytest.fixture
 def pool(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    )
     assert (
         ruche(
             *w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr", "--offer", "association"

@@ -107,8 +107,12 @@ def test_the_worker_carries_out_every_run_once_and_records_the_outcome(workspace
 def test_apply_enqueue_queues_one_run_per_application_server(workspace, ruche):
     w = ["--workspace", str(workspace)]
     for number in (1, 2):
-        assert ruche(*w, "server", "add", f"web-{number}", "--address", f"192.0.2.{number}").exit_code == 0
-    assert ruche(*w, "server", "add", "vault", "--address", "192.0.2.9", "--role", "backup").exit_code == 0
+        assert (
+            ruche(*w, "server", "add", f"web-{number}", "--no-connect", "--address", f"192.0.2.{number}").exit_code == 0
+        )
+    assert (
+        ruche(*w, "server", "add", "vault", "--no-connect", "--address", "192.0.2.9", "--role", "backup").exit_code == 0
+    )
     queued = json.loads(ruche(*w, "apply", "--enqueue", "--json").stdout)
     assert sorted(q["server"] for q in queued) == ["web-1", "web-2"] and all(q["state"] == "queued" for q in queued)
     missing = ruche(*w, "apply", "--enqueue", "--server", "nope")

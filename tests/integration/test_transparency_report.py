@@ -24,7 +24,7 @@ from orchestrator.workspace import open_workspace
 def fleet(workspace, ruche):
     w = ["--workspace", str(workspace)]
     for command in (
-        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G", "--label", "region=lyon", "--label", "hoster=Tetaneutral"),
+        ("server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G", "--label", "region=lyon", "--label", "hoster=Tetaneutral"),
         ("association", "add", "amap", "--name", "AMAP du coin", "--email", "contact@amap.example", "--offer", "association"),
         ("association", "add", "chorale", "--name", "Chorale discrète", "--email", "contact@chorale.example", "--offer", "association"),
         ("association", "listing", "amap", "agreed"),
@@ -111,7 +111,7 @@ def versions_fleet(workspace, ruche):
     5 days ago; one on 3.5.3 for 90 days; one on 3.1.8 for a year but deleted (not counted)."""
     w = ["--workspace", str(workspace)]
     for command in (
-        ("server", "add", "web-1", "--address", "192.0.2.1", "--memory", "16G"),
+        ("server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "16G"),
         ("association", "add", "amap", "--name", "AMAP du coin", "--email", "contact@amap.example"),
         ("association", "add", "chorale", "--name", "Chorale discrète", "--email", "contact@chorale.example"),
         ("association", "add", "ecole", "--name", "École ouverte", "--email", "contact@ecole.example"),

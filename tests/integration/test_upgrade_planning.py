@@ -12,7 +12,10 @@ import pytest
 def fleet(workspace, ruche):
     w = ["--workspace", str(workspace)]
     assert (
-        ruche(*w, "server", "add", "one", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G").exit_code == 0
+        ruche(
+            *w, "server", "add", "one", "--no-connect", "--address", "192.0.2.1", "--memory", "8G", "--disk", "200G"
+        ).exit_code
+        == 0
     )
     assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr").exit_code == 0
     return w
@@ -79,7 +82,17 @@ def test_a_queued_fleet_upgrade_keeps_the_canary_parallel_and_stop_rules(fleet, 
     for name in ("two", "three"):
         assert (
             ruche(
-                *w, "server", "add", name, "--address", f"192.0.2.{len(name)}", "--memory", "8G", "--disk", "200G"
+                *w,
+                "server",
+                "add",
+                name,
+                "--no-connect",
+                "--address",
+                f"192.0.2.{len(name)}",
+                "--memory",
+                "8G",
+                "--disk",
+                "200G",
             ).exit_code
             == 0
         )

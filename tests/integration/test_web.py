@@ -19,7 +19,9 @@ from orchestrator.workspace import open_workspace
 @pytest.fixture
 def fleet(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.1", "--memory", "8G").exit_code == 0
+    )
     for slug in ("amap", "chorale"):
         assert (
             ruche(

@@ -32,8 +32,18 @@ def test_init_with_a_bad_domain_writes_nothing(tmp_path, ruche):
 
 def test_servers_are_added_listed_shown_drained_and_removed(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "beta", "--address", "192.0.2.2", "--memory", "8G", "--disk", "1T").exit_code == 0
-    assert ruche(*w, "server", "add", "alpha", "--address", "192.0.2.1", "--label", "region=lyon").exit_code == 0
+    assert (
+        ruche(
+            *w, "server", "add", "beta", "--no-connect", "--address", "192.0.2.2", "--memory", "8G", "--disk", "1T"
+        ).exit_code
+        == 0
+    )
+    assert (
+        ruche(
+            *w, "server", "add", "alpha", "--no-connect", "--address", "192.0.2.1", "--label", "region=lyon"
+        ).exit_code
+        == 0
+    )
     listed = json.loads(ruche(*w, "server", "list", "--json").stdout)
     assert [s["name"] for s in listed] == ["alpha", "beta"]
     assert listed[1]["memory_mb"] == 8192 and listed[1]["disk_gb"] == 1024
@@ -50,14 +60,14 @@ def test_servers_are_added_listed_shown_drained_and_removed(workspace, ruche):
 
 def test_refused_commands_leave_the_registry_unchanged(workspace, ruche):
     w = ["--workspace", str(workspace)]
-    assert ruche(*w, "server", "add", "alpha", "--address", "192.0.2.1").exit_code == 0
+    assert ruche(*w, "server", "add", "alpha", "--no-connect", "--address", "192.0.2.1").exit_code == 0
     before = ruche(*w, "server", "list", "--json").stdout
 
-    duplicate = ruche(*w, "server", "add", "other", "--address", "192.0.2.1")
+    duplicate = ruche(*w, "server", "add", "other", "--no-connect", "--address", "192.0.2.1")
     assert duplicate.exit_code == 5 and "address is already registered: alpha" in duplicate.stderr
-    hostile = ruche(*w, "server", "add", "../../etc", "--address", "192.0.2.9")
+    hostile = ruche(*w, "server", "add", "../../etc", "--no-connect", "--address", "192.0.2.9")
     assert hostile.exit_code == 2 and "At 'name'" in hostile.stderr
-    bad_size = ruche(*w, "server", "add", "gamma", "--address", "192.0.2.3", "--memory", "lots")
+    bad_size = ruche(*w, "server", "add", "gamma", "--no-connect", "--address", "192.0.2.3", "--memory", "lots")
     assert bad_size.exit_code == 2 and "'lots' is not a size" in bad_size.stderr
     missing = ruche(*w, "server", "remove", "nope", "--yes")
     assert missing.exit_code == 4 and "known: alpha" in missing.stderr
@@ -73,18 +83,28 @@ def test_commands_outside_a_workspace_say_how_to_make_one(tmp_path, ruche):
 
 
 def test_workspace_given_after_the_subcommand_is_the_one_used(workspace, ruche):
-    assert ruche("server", "add", "web-1", "--address", "192.0.2.10", "--workspace", str(workspace)).exit_code == 0
+    assert (
+        ruche(
+            "server", "add", "web-1", "--no-connect", "--address", "192.0.2.10", "--workspace", str(workspace)
+        ).exit_code
+        == 0
+    )
     listed = ruche("server", "list", "--json", "-w", str(workspace))
     assert listed.exit_code == 0 and [s["name"] for s in json.loads(listed.stdout)] == ["web-1"], listed.stderr
 
 
 def test_a_missing_ssh_key_file_is_refused_at_add_and_nothing_is_stored(workspace, ruche, tmp_path):
     w = ["--workspace", str(workspace)]
-    refused = ruche(*w, "server", "add", "web-1", "--address", "192.0.2.10", "--ssh-key", str(tmp_path / "absent"))
+    refused = ruche(
+        *w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.10", "--ssh-key", str(tmp_path / "absent")
+    )
     assert refused.exit_code == 2 and "--ssh-key" in refused.stderr and "no such file" in refused.stderr
     assert json.loads(ruche(*w, "server", "list", "--json").stdout) == []
     key = tmp_path / "id_ed25519"
     key.write_text("a key\n")
-    assert ruche(*w, "server", "add", "web-1", "--address", "192.0.2.10", "--ssh-key", str(key)).exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "192.0.2.10", "--ssh-key", str(key)).exit_code
+        == 0
+    )
     (server,) = json.loads(ruche(*w, "server", "list", "--json").stdout)
     assert server["ssh_key_path"] == str(key.resolve())

@@ -6,13 +6,15 @@ Also: an apply skips instances that need nothing, and reports and repairs drift.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from orchestrator.workspace import open_workspace
-from tests.lab.servers import on
+from tests.dns_zone import ZoneServer
+from tests.lab.servers import address_of, on
 
 ADDRESS = "audites/radicale"
 IDENTIFIER = "audites--radicale"
@@ -68,6 +70,93 @@ def test_after_an_apply_the_servers_match_and_a_second_apply_skips_every_instanc
         ruche("--workspace", str(audited_lab), "apply", "--server", "lab-1", "--no-health", "--full", "--json").stdout
     )
     assert full["succeeded"] and full["changed"] == 0 and full["unchanged"] == []
+
+
+def doctor(ruche, lab: Path, *options: str) -> tuple[int, dict, set[tuple[str, str]]]:
+    """Run `ruche doctor --json`; give its exit code, its answer and the (check, object) of its failures."""
+    answer = ruche("--workspace", str(lab), "doctor", "--json", *options)
+    result = json.loads(answer.stdout)
+    failures = {(c["check"], c["object"]) for c in result["checks"] if c["status"] == "error"}
+    assert (answer.exit_code == 1) == bool(failures) and result["ok"] == (not failures), answer.stderr
+    return answer.exit_code, result, failures
+
+
+def check_of(result: dict, check: str, subject: str) -> dict:
+    (found,) = [c for c in result["checks"] if c["check"] == check and c["object"] == subject]
+    return found
+
+
+def test_doctor_passes_on_the_lab_and_names_each_fault_with_its_fix(audited_lab, ruche, tmp_path):
+    lab, w = audited_lab, ["--workspace", str(audited_lab)]
+    address, backup_address = address_of(lab, "lab-1"), address_of(lab, "lab-backup")
+    with ZoneServer() as zone:
+        # no record published yet: the instance is named, and the zone line to publish given
+        _, result, failures = doctor(ruche, lab, "--server", "lab-1", "--resolver", zone.address)
+        assert failures == {("instance.dns", ADDRESS)}, result["checks"]
+        assert result["zone"] == [f"radicale.audites.lab.ruche.test. 3600 IN A {address}"]
+        zone.load(result["zone"])
+        code, result, failures = doctor(ruche, lab, "--server", "lab-1", "--resolver", zone.address)
+        assert code == 0 and not failures and result["zone"] == [], result["checks"]
+        for check in ("server.ssh", "server.os", "server.podman", "server.systemd", "server.port-80",
+                      "server.port-443", "server.mail", "server.backup"):  # fmt: skip
+            assert check_of(result, check, "lab-1")["status"] == "ok", result["checks"]
+        assert check_of(result, "instance.dns", ADDRESS)["status"] == "ok"
+
+    # port 443 closed and the backup target unreachable, by a firewall table of the server's own
+    rules = "\n".join([
+        "table inet doctor_faults {",
+        "  chain input { type filter hook input priority -10; tcp dport 443 reject; }",
+        f"  chain output {{ type filter hook output priority -10; ip daddr {backup_address} tcp dport 22 reject; }}",
+        "}",
+    ])  # fmt: skip
+    on(lab, "lab-1", "sh", "-c", 'printf "%s\\n" "$1" | nft -f -', "_", rules)
+    try:
+        _, result, failures = doctor(ruche, lab, "--server", "lab-1")
+    finally:
+        on(lab, "lab-1", "nft", "delete", "table", "inet", "doctor_faults")
+    assert {("server.port-443", "lab-1"), ("server.backup", "lab-1")} <= failures, result["checks"]
+    assert ("server.port-80", "lab-1") not in failures
+    assert "open TCP 443" in check_of(result, "server.port-443", "lab-1")["fix"]
+    assert backup_address in check_of(result, "server.backup", "lab-1")["detail"]
+
+    # SSH, as for a server an admin adds: lab-1 under a second address, its host key read and recorded
+    second = address.rsplit(".", 1)[0] + ".111"
+    key = str(open_workspace(lab).lab_dir / "ssh" / "id_ed25519")
+    on(lab, "lab-1", "ip", "address", "add", f"{second}/24", "dev", "eth0")
+    try:
+        added = ruche(*w, "server", "add", "doctor-probe", "--address", second, "--ssh-key", key, "--yes")
+        assert added.exit_code == 0, added.stderr
+        fingerprint = check_of(doctor(ruche, lab, "--server", "lab-1")[1], "server.ssh", "lab-1")["detail"].split()[-2]
+        assert fingerprint.startswith("SHA256:") and fingerprint in added.stderr  # shown before it was trusted
+        known = open_workspace(lab).known_hosts_dir / "doctor-probe"
+        assert known.read_text().startswith(f"{second} ssh-ed25519 ")
+        _, result, failures = doctor(ruche, lab, "--server", "doctor-probe")
+        assert not failures and check_of(result, "server.ssh", "doctor-probe")["status"] == "ok", result["checks"]
+
+        # a key the server does not accept
+        other = tmp_path / "other_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        assert ruche(*w, "server", "set", "doctor-probe", "--ssh-key", str(other)).exit_code == 0
+        _, result, failures = doctor(ruche, lab, "--server", "doctor-probe")
+        ssh = check_of(result, "server.ssh", "doctor-probe")
+        assert failures == {("server.ssh", "doctor-probe")} and "refused the key" in ssh["detail"], ssh
+        assert (
+            "authorized_keys" in ssh["fix"] and check_of(result, "server.system", "doctor-probe")["status"] == "skipped"
+        )
+
+        # a host key ruche has not recorded
+        assert ruche(*w, "server", "set", "doctor-probe", "--ssh-key", key).exit_code == 0
+        known.write_text("")
+        _, result, failures = doctor(ruche, lab, "--server", "doctor-probe")
+        ssh = check_of(result, "server.ssh", "doctor-probe")
+        assert failures == {("server.ssh", "doctor-probe")} and "not in the known_hosts" in ssh["detail"], ssh
+        assert fingerprint in ssh["fix"] and "ssh-keygen -lf" in ssh["fix"]
+        trusted = ruche(*w, "server", "trust", "doctor-probe", "--yes", "--json")
+        assert trusted.exit_code == 0 and json.loads(trusted.stdout)["fingerprint"] == fingerprint, trusted.stderr
+        assert doctor(ruche, lab, "--server", "doctor-probe")[0] == 0
+    finally:
+        ruche(*w, "server", "remove", "doctor-probe", "--yes")
+        on(lab, "lab-1", "ip", "address", "del", f"{second}/24", "dev", "eth0")
 
 
 def test_a_unit_edited_by_hand_is_found_and_the_next_apply_puts_it_back(audited_lab, ruche):

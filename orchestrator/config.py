@@ -131,6 +131,16 @@ class Offer(StrictModel):
     backup_window_hours: Annotated[
         int, Field(ge=1, le=24 * 31, description="`backup status` flags an instance whose last good backup is older.")
     ] = 26
+    trash_retention_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=3660,
+            description="Days the data of an instance deleted without --purge stays in its server's trash "
+            "(/srv/ruche/trash) before `ruche trash empty` erases it; 0: at the next emptying. An association's "
+            "entries are due at once when it has no offer or is removed.",
+        ),
+    ] = 30
     auto_approve: Annotated[
         bool, Field(description="Whether an association's request within this offer goes straight to provisioning.")
     ] = False

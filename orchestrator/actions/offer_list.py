@@ -23,6 +23,7 @@ def offer_as_dict(name: str, offer: Offer) -> dict:
         "services": {service: dict(limits) for service, limits in sorted(offer.services.items())},
         "backup_retention": offer.backup_retention.model_dump(),
         "backup_window_hours": offer.backup_window_hours,
+        "trash_retention_days": offer.trash_retention_days,
     }
 
 

@@ -146,7 +146,7 @@ def remove_(context: Context, slug: str, keep_backups: bool, dry_run: bool, yes:
     click.echo(f"association {slug} removed with {len(result['instances'])} deleted instance(s); backups: {done}")
     for address in result["trash"]:
         click.echo(f"{address} was deleted without --purge: its data may still be in its server's trash "
-                   "(/srv/ruche/trash)", err=True)  # fmt: skip
+                   "(/srv/ruche/trash); it is now due: `ruche trash empty` erases it", err=True)  # fmt: skip
 
 
 @association.command("invite")

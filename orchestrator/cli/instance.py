@@ -1,4 +1,4 @@
-"""``ruche instance create|list|show|suspend|resume|delete``."""
+"""``ruche instance create|list|show|suspend|resume|delete|secrets|upgrade|move``."""
 
 from __future__ import annotations
 
@@ -159,7 +159,8 @@ def delete(context: Context, address: str, purge: bool, no_final_backup: bool, y
            quiet: bool) -> None:  # fmt: skip
     """Remove ASSOCIATION/NAME from its server: containers, network, site.
 
-    Its data goes to a dated directory in the server's trash (/srv/ruche/trash), unless --purge.
+    Its data goes to a dated directory in the server's trash (/srv/ruche/trash), unless --purge; `ruche trash
+    empty` erases it once its offer's trash_retention_days are over (`ruche trash list`).
     With backups configured, a final backup is taken first and kept in the association's repository.
     """
     from orchestrator.actions.instance_lifecycle import change_instance
@@ -174,6 +175,62 @@ def delete(context: Context, address: str, purge: bool, no_final_backup: bool, y
     _lifecycle(
         context, address, action, dry_run=dry_run, as_json=as_json, quiet=quiet, final_backup=not no_final_backup
     )
+
+
+@instance.command()
+@click.argument("address")
+@click.option("--to", "to", required=True, metavar="SERVER", help="The application server to move it to.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_with_common_options
+@pass_context
+def move(context: Context, address: str, to: str, yes: bool, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Move ASSOCIATION/NAME to server SERVER, its data with it.
+
+    Its application stopped (no write after the snapshot), a safety backup, the instance deployed on SERVER
+    and the snapshot restored there (files and database), its health checked through SERVER's Caddy, then
+    its old copy removed (data to the old server's trash). Until it answers on SERVER, a failure undoes it:
+    back on its server, started again, SERVER's copy removed. Its domain stays: point its DNS record at
+    SERVER (the line is printed), unless a wildcard covers it.
+
+    Exit codes: 0 moved; 1 a step failed and the move was undone (or its old copy could not be removed: the
+    same command again removes it); refused before anything changed: 4 unknown instance or server, 5 already
+    there, not running, or the server cannot take it (why), 6 no backup repository.
+    """
+    from orchestrator.actions.instance_move import move_instance, preview
+
+    plan = preview(context.workspace, address, to=to)
+    if dry_run:
+        emit_json(plan) if as_json else click.echo(_move_plan_text(plan))
+        return
+    if not yes:
+        click.echo(_move_plan_text(plan), err=True)
+        click.confirm(f"Move {address} from {plan['from']} to {to}?" if not plan["cleanup_only"]
+                      else f"Remove {address}'s copy from {plan['from']}?", abort=True, err=True)  # fmt: skip
+    result = move_instance(context.workspace, address, to=to, progress=ProgressPrinter(not quiet and not as_json))
+    if as_json:
+        emit_json(result)
+    else:
+        if not result["cleanup_only"]:
+            click.echo(f"{address} moved from {result['from']} to {result['to']} (snapshot {result['snapshot'][:8]}): "
+                       f"{result['health']}, {result['health_detail']}")  # fmt: skip
+            click.echo(f"DNS: {result['dns']} (unless a wildcard record covers it)")
+        if result["old_copy_removed"]:
+            click.echo(f"its copy on {result['from']} is removed (data in {result['from']}'s trash)")
+    if not result["old_copy_removed"]:
+        click.echo(f"Error: its copy on {result['from']} could not be removed: {result['old_copy_error']}\n"
+                   f"  hint: its containers are stopped; `ruche instance move {address} --to {result['to']}` "
+                   "again removes it", err=True)  # fmt: skip
+        sys.exit(1)
+
+
+def _move_plan_text(plan: dict) -> str:
+    if plan["cleanup_only"]:
+        return f"{plan['instance']}: " + "; ".join(plan["steps"])
+    lines = [f"{plan['instance']} ({plan['service']}): {plan['from']} -> {plan['to']} ({plan['placement']['reason']})"]
+    lines += [f"  {number}. {step}" for number, step in enumerate(plan["steps"], 1)]
+    lines.append(f"  on a failure {plan['on_failure']}")
+    lines.append(f"  then DNS: {plan['dns']} (unless a wildcard record covers it)")
+    return "\n".join(lines)
 
 
 @instance.command("secrets")

@@ -32,7 +32,7 @@ COMMANDS = {
     "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
     "mail": "mail:mail", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
     "report": "report:report", "request": "request:request", "runs": "runs:runs", "schema": "schema:schema", "serve": "serve:serve",
-    "server": "server:server", "status": "status:status", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",
+    "server": "server:server", "status": "status:status", "trash": "trash:trash", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",
     "usage": "usage:usage", "worker": "worker:worker",
 }  # fmt: skip
 

@@ -47,6 +47,7 @@ def show(context: Context, name: str, as_json: bool) -> None:
     click.echo(f"  instances {entry['max_instances']}, memory {entry['memory_mb']} MiB, disk {entry['disk_gb']} GiB")
     click.echo(f"  backups kept: {retention['daily']} daily, {retention['weekly']} weekly, {retention['monthly']} monthly; "
                f"flagged after {entry['backup_window_hours']} h without one")  # fmt: skip
+    click.echo(f"  deleted instances' data erased from the servers' trash after {entry['trash_retention_days']} day(s)")
     for service, limits in entry["service_limits"].items():
         for limit, value in limits.items():
             click.echo(f"  {service}.{limit} = {value['value']}  ({value['description']['en']})")

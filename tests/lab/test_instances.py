@@ -11,9 +11,12 @@ import json
 import secrets
 import subprocess
 import sys
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.inventory_export import deployment_variables
@@ -96,7 +99,7 @@ def test_files_on_the_server_are_the_reviewed_renderings_and_env_files_are_priva
     with store.session() as session:
         variables = deployment_variables(get_instance(session, "amap/miniflux"), CATALOG, workspace.config)
     store.close()
-    # the lab's servers have no cgroup controllers: `lab up` turned resource_limits off
+    # the lab's servers have no cgroup controllers: the lab's settings turn resource_limits off
     expected = render_instance_files(variables, decrypted_secrets(lab, "amap/miniflux"), resource_limits=False)
     unit = "ruche-amap--miniflux-app.container"
     assert on(lab, "lab-1", "cat", f"/etc/containers/systemd/{unit}") == expected[unit]
@@ -227,3 +230,27 @@ def test_delete_removes_the_instance_from_its_server_and_the_inventory(lab, depl
     inventory = (open_workspace(lab).inventories_dir / "production" / "host_vars" / "lab-2.yml").read_text()
     assert "chorale--agenda" not in inventory  # (other modules' instances named agenda may be placed there)
     assert "chorale/agenda" not in status_of(ruche, lab)
+
+    # Its data stays in lab-2's trash for its offer's retention, then `trash empty` erases it (issue 29)
+    started = time.monotonic()
+    assert ruche(*w, "association", "set-offer", "chorale", "decouverte").exit_code == 0
+    listed = ruche(*w, "trash", "list", "--server", "lab-2", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    [entry] = [e for e in json.loads(listed.stdout)["entries"] if e["address"] == "chorale/agenda"]
+    assert [entry[k] for k in ("association", "offer", "retention_days", "due")] == ["chorale", "decouverte", 30, False]
+    assert entry["entry"].endswith("Z-chorale--agenda") and entry["bytes"] > 0
+    config_path = open_workspace(lab).config_path
+    original = config_path.read_bytes()
+    settings = tomllib.loads(original.decode())
+    settings["offers"]["decouverte"]["trash_retention_days"] = 0  # erased at the next emptying
+    try:
+        config_path.write_text(tomli_w.dumps(settings))
+        emptied = ruche(*w, "trash", "empty", "--server", "lab-2", "--yes", "--json")
+    finally:
+        config_path.write_bytes(original)
+    assert emptied.exit_code == 0, emptied.stderr
+    assert entry["entry"] in [e["entry"] for e in json.loads(emptied.stdout)["erased"]]
+    assert "chorale--agenda" not in on(lab, "lab-2", "ls", "/srv/ruche/trash")
+    erased = json.loads(ruche(*w, "events", "--kind", "trash.erased", "--instance", "chorale/agenda", "--json").stdout)
+    assert [(e["detail"]["server"], e["detail"]["entry"]) for e in erased] == [("lab-2", entry["entry"])]
+    print(f"trash list and empty: {time.monotonic() - started:.1f} s")

@@ -18,6 +18,9 @@ from orchestrator.errors import ConfigError
 from orchestrator.validation import validate_document
 
 CONFIG_FILE_NAME = "ruche.toml"
+LAB_SETTINGS_FILE_NAME = "settings.toml"  # in the lab's directory, see Workspace.lab_settings_path
+# what the lab's settings may replace while it is up (the rest of ruche.toml applies to the lab as it is)
+LAB_SETTINGS_KEYS = ("registry", "proxy_tls", "resource_limits", "backup", "mail")
 DEFAULT_LAB_SUBNET = "10.213.47.0/24"
 LAB_IMAGE_NAMESPACE = "lab.ruche.invalid"
 
@@ -293,6 +296,10 @@ class WebSettings(StrictModel):
 
 
 class WorkspaceConfig(StrictModel):
+    """The workspace's settings. While the lab is up, the lab's own file (lab/settings.toml, written by `ruche lab
+    up`, removed by `ruche lab down`) replaces registry, proxy_tls, resource_limits, backup and mail; ruche.toml
+    itself is never changed by the lab (`ruche mail show` says which relay applies)."""
+
     collective: Annotated[str, Field(min_length=1, max_length=120, description="The hosting collective's name.")]
     base_domain: Annotated[
         str, Field(description="Domain under which instances get their addresses, e.g. 'chatons.example.org'.")
@@ -320,7 +327,7 @@ class WorkspaceConfig(StrictModel):
         bool,
         Field(
             description="Whether containers get the CPU and memory limits of their size. Needs the cgroup v2 cpu and "
-            "memory controllers on the servers; `ruche lab up` sets false, its servers have none."
+            "memory controllers on the servers; the lab's settings set false, its servers have none."
         ),
     ] = True
     placement: Annotated[PlacementSettings, Field(description="How full servers may get.")] = PlacementSettings()
@@ -366,12 +373,59 @@ class WorkspaceConfig(StrictModel):
 def load_config(path: Path) -> WorkspaceConfig:
     """Give the validated configuration in ``path``; raises ConfigError naming the file and field."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file", hint="run `ruche init` to create a workspace") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return validate_document(WorkspaceConfig, data, path)
+    return parse_config(text, path)
+
+
+def parse_config(text: str, source: str | Path) -> WorkspaceConfig:
+    """Give the validated configuration in ``text`` (read from ``source``); raises ConfigError naming it and the
+    field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    return validate_document(WorkspaceConfig, data, source)
+
+
+def load_lab_settings(path: Path) -> dict[str, Any]:
+    """Give the lab's settings file at ``path`` (written by `ruche lab up`) as plain values by key, {} when there
+    is none; raises ConfigError naming the file for a key the lab may not set or a file that is not TOML."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}", hint="`ruche lab down` removes it") from None
+    unknown = [key for key in data if key not in LAB_SETTINGS_KEYS]
+    if unknown:
+        raise ConfigError(
+            "\n".join(f"{path}: At '{key}': not a setting the lab may set" for key in unknown),
+            hint=f"the lab's settings hold only {', '.join(LAB_SETTINGS_KEYS)}; `ruche lab down` removes the file",
+        )
+    return data
+
+
+def with_lab_settings(config: WorkspaceConfig, settings: dict[str, Any], source: Path) -> WorkspaceConfig:
+    """Give ``config`` with the lab's ``settings`` (read from ``source``) in place of its keys: each replaces
+    ruche.toml's value whole (a table with every key of its own). Raises ConfigError naming ``source`` and the
+    field."""
+    if not settings:
+        return config
+    return validate_document(WorkspaceConfig, {**config.model_dump(), **settings}, source)
+
+
+def dump_lab_settings(settings: dict[str, Any]) -> str:
+    """Give the text of the lab's settings file (plain values by key, each one of LAB_SETTINGS_KEYS)."""
+    header = [
+        "# The lab's own settings, written by `ruche lab up` and removed by `ruche lab down`. While the lab is up",
+        "# each key here replaces ruche.toml's (which the lab never edits); ruche.toml's apply again after.",
+        "",
+    ]
+    return "\n".join(header) + tomli_w.dumps(settings)
 
 
 def dump_config(config: WorkspaceConfig) -> str:

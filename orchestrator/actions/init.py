@@ -54,7 +54,7 @@ def init_workspace(
             os.environ.get(PASSWORD_ENV) or os.environ.get(PASSWORD_FILE_ENV)
         ):
             created_password = create_password_file(default_password_file(path))
-            workspace.save_config(
+            workspace.write_config(
                 config.model_copy(update={"secrets": SecretsSettings(vault_password_file=str(created_password))})
             )
         workspace.vault_password()  # refuses a password file inside the workspace or readable by others

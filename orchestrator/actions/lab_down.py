@@ -7,20 +7,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.config import BackupSettings, RegistrySettings
 from orchestrator.lab import machine, network
 from orchestrator.lab.host import require_root
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
 from orchestrator.state.servers import list_servers, remove_server
+from orchestrator.workspace import open_workspace
 
 
 def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) -> dict:
-    """Remove the lab of the workspace: servers, links, bridge, registry, root file systems, registry
+    """Remove the lab of the workspace: its settings, servers, links, bridge, registry, root file systems, registry
     entries; give counts of what was removed.  Safe to run on a half-created lab or no lab at all.
     """
     require_root()
     removed = {"servers": 0, "links": 0, "registry": 0, "registered": 0, "instances": 0}
+    # the lab's settings go first (with the lab's directory at the end, again): ruche.toml's alone apply from now
+    # on, and a damaged settings file cannot stop the lab from being taken down
+    open_workspace(workspace_path).lab_settings_path.unlink(missing_ok=True)
     with opened(workspace_path) as (workspace, store):
         layout = LabLayout(workspace.lab_dir)
         record = LabRecord.load(layout.record_path)
@@ -47,12 +50,6 @@ def tear_down(workspace_path: Path | None, *, progress: Progress = no_progress) 
             if record.bridge and network.link_exists(record.bridge):
                 network.delete_link(record.bridge)
                 removed["links"] += 1
-            if record.registry_address and workspace.config.registry.mirror == record.registry_address:
-                default = RegistrySettings(mirrored_registries=workspace.config.registry.mirrored_registries)
-                backup = BackupSettings(schedule=workspace.config.backup.schedule)
-                workspace.save_config(workspace.config.model_copy(
-                    update={"registry": default, "proxy_tls": "acme", "resource_limits": True, "backup": backup}
-                ))  # fmt: skip
         with store.session() as session:
             for server in list_servers(session, origin="lab"):
                 removed["instances"] += remove_server(session, server.name, with_instances=True)

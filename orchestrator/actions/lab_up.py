@@ -14,7 +14,7 @@ from sqlalchemy import update
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_status import inspect
-from orchestrator.config import BackupSettings, MailSettings, RegistrySettings
+from orchestrator.config import MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
 from orchestrator.lab.host import require_programs, require_root, run
@@ -53,12 +53,14 @@ def bring_up(
 ) -> dict:
     """Bring the lab up (a no-op when it already is); give what ``lab status`` gives.
 
-    Raises MissingPrerequisite (not root, programs or disk missing), Conflict (subnet in use,
-    a lab of another size running), TimedOut (a server never answers SSH).  Whatever was created
-    before a failure is in the lab record, so ``ruche lab down`` removes it.
+    Raises MissingPrerequisite (not root, programs or disk missing), Conflict (servers registered by an
+    admin in the workspace, subnet in use, a lab of another size running), TimedOut (a server never
+    answers SSH).  Whatever was created before a failure is in the lab record, so ``ruche lab down``
+    removes it.  The lab's settings go in a file of its own (``Workspace.lab_settings_path``).
     """
     if not 1 <= app_servers <= MAX_APP_SERVERS:
         raise InvalidInput(f"--servers must be between 1 and {MAX_APP_SERVERS} (got {app_servers})")
+    refuse_beside_real_servers(workspace_path)
     require_root()
     require_programs()
     cache_dir = cache_dir or rootfs.default_cache_dir()
@@ -79,6 +81,20 @@ def bring_up(
                 tear_down(workspace_path, progress=progress)
             _create(workspace, store, layout, app_servers, cache_dir, progress)
     return inspect(workspace_path)
+
+
+def refuse_beside_real_servers(workspace_path: Path | None) -> None:
+    """Raise Conflict when the workspace holds servers an admin registered: the lab's settings (its registry, no
+    resource limits, internal certificates, its backup target and mail sink) would apply to them too."""
+    with opened(workspace_path) as (_, store), store.session() as session:
+        names = [server.name for server in list_servers(session, origin="manual")]
+    if names:
+        raise Conflict(
+            f"this workspace holds servers registered by an admin ({', '.join(names)}): the lab does not run beside "
+            "them, its settings would apply to their instances too",
+            hint="bring the lab up in a workspace of its own: `ruche init lab-workspace --domain lab.ruche.test`, "
+            "then `ruche -w lab-workspace lab up`",
+        )
 
 
 def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Path, progress: Progress) -> None:
@@ -103,10 +119,9 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     record.registry_address = lab_network.registry_address
     record.save(layout.record_path)
     registry.wait_until_answering(lab_network.registry_address, record.registry, layout.registry_log)
+    own = workspace.file_config  # the lab's settings start from ruche.toml's own, never from an earlier lab's
     mirror = RegistrySettings(
-        mirror=lab_network.registry_address,
-        insecure=True,
-        mirrored_registries=workspace.config.registry.mirrored_registries,
+        mirror=lab_network.registry_address, insecure=True, mirrored_registries=own.registry.mirrored_registries
     )
 
     with ThreadPoolExecutor(max_workers=1) as image_builder:
@@ -120,19 +135,20 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
         for reference in pushed.result():
             progress(f"image ready: {reference}")
 
-    backup = BackupSettings(
-        repository=f"sftp:restic@{lab_network.address(BACKUP_HOST_INDEX)}:/srv/restic", managed_server=BACKUP_SERVER_NAME,
-        schedule=workspace.config.backup.schedule,
-    )  # fmt: skip
+    backup = own.backup.model_copy(update={  # the instances' target is lab-backup; the rest (schedule...) is kept
+        "repository": f"sftp:restic@{lab_network.address(BACKUP_HOST_INDEX)}:/srv/restic",
+        "managed_server": BACKUP_SERVER_NAME, "s3_credentials_file": None,
+    })  # fmt: skip
     # the services' mail goes to the SMTP sink on the backup server (a Maildir in /var/mail/ruche-sink)
     mail = MailSettings(host=lab_network.address(BACKUP_HOST_INDEX), port=25, security="none",
-                        sender_domain=workspace.config.base_domain)  # fmt: skip
-    workspace.save_config(workspace.config.model_copy(
-        update={"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
-    ))  # fmt: skip
+                        sender_domain=own.base_domain)  # fmt: skip
+    # in a file of the lab's own, laid over ruche.toml's until `lab down` removes the lab's directory
+    workspace.write_lab_settings(
+        {"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
+    )
     progress(
         f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}) and mail relay (its SMTP sink) "
-        f"set in {workspace.config_path.name}"
+        f"set in the lab's settings ({workspace.lab_settings_path}); {workspace.config_path.name} is left as it is"
     )
 
     with store.session() as session:

@@ -46,7 +46,10 @@ def _print_status(status: dict) -> None:
 def up(context: Context, app_servers: int, as_json: bool, quiet: bool) -> None:
     """Boot the lab: servers, local image registry, service images; register the servers.
 
-    Running it again while the lab is up changes nothing.
+    The lab's settings (its registry mirror, internal certificates, no resource limits, its backup target and
+    mail sink) go in the lab's own file (lab/settings.toml), which applies over ruche.toml until `ruche lab down`;
+    ruche.toml is left as it is. Refused in a workspace holding servers an admin registered. Running it again
+    while the lab is up changes nothing.
     """
     status = bring_up(context.workspace, app_servers=app_servers, progress=ProgressPrinter(not quiet))
     emit_json(status) if as_json else _print_status(status)

@@ -14,7 +14,8 @@ from orchestrator.cli.render import emit_json
 def _print(view: dict, as_json: bool) -> None:
     if as_json:
         emit_json(view)
-    elif not view["configured"]:
+        return
+    if not view["configured"]:
         click.echo("no mail relay: services are given no mail settings (`ruche mail set --help`)")
     else:
         login = (
@@ -24,6 +25,12 @@ def _print(view: dict, as_json: bool) -> None:
         )
         click.echo(f"relay {view['host']}:{view['port']} ({view['security']}), senders NAME-ASSOCIATION@{view['sender_domain']}, "
                    f"login {login}")  # fmt: skip
+    if view.get("from_lab"):
+        click.echo(f"this is the lab's relay (its SMTP sink), from {view['source']}: ruche.toml's [mail] applies "
+                   "again after `ruche lab down`")  # fmt: skip
+    elif view.get("lab_relay_applies"):
+        click.echo(f"saved in ruche.toml; while the lab is up its own relay ({view['lab_relay_applies']}) applies "
+                   "instead, until `ruche lab down`")  # fmt: skip
 
 
 @click.group()
@@ -32,6 +39,7 @@ def mail() -> None:
 
     \b
     Kept in ruche.toml under [mail]; the password only as vault ciphertext.
+    While the lab is up, its own relay (an SMTP sink, in the lab's settings) applies instead.
     Catalogue entries read it as ${mail.host}, ${mail.port}, ${mail.from}, ${mail.password}, ...
     A change reaches the servers at the next `ruche apply`.
     """
@@ -41,7 +49,7 @@ def mail() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
 def show(context: Context, as_json: bool) -> None:
-    """Show the relay's settings (never the password)."""
+    """Show the relay in use (never the password) and whether it is the lab's."""
     _print(actions.show(context.workspace), as_json)
 
 

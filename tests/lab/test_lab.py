@@ -12,6 +12,7 @@ import requests
 
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_up import bring_up
+from orchestrator.config import LAB_SETTINGS_KEYS
 from orchestrator.errors import Conflict, TimedOut
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.machine import wait_for_ssh
@@ -115,6 +116,24 @@ def test_an_image_from_the_lab_registry_runs_and_answers_http_from_the_host(lab,
         assert "lab.ruche.invalid/radicale:trixie" in pulled
     finally:
         run_command(target, ["podman", "rm", "--force", name])
+
+
+def test_the_labs_settings_live_in_a_file_of_its_own_and_ruche_toml_keeps_its_own(lab, ruche):
+    workspace = open_workspace(lab)
+    record = LabRecord.load(LabLayout(workspace.lab_dir).record_path)
+    sink = record.machines["lab-backup"].address
+    text = workspace.config_path.read_text()
+    assert record.registry_address not in text and sink not in text
+    assert 'proxy_tls = "acme"' in text and "resource_limits = true" in text
+    own, used = workspace.file_config, workspace.config
+    assert (own.registry.mirror, own.backup.repository, own.mail) == (None, None, None)
+    assert sorted(workspace.lab_settings) == sorted(LAB_SETTINGS_KEYS)
+    assert (used.registry.mirror, used.registry.insecure) == (record.registry_address, True)
+    assert (used.proxy_tls, used.resource_limits) == ("internal", False)
+    assert (used.backup.repository, used.backup.managed_server) == (f"sftp:restic@{sink}:/srv/restic", "lab-backup")
+    assert (used.mail.host, used.mail.port, used.mail.security) == (sink, 25, "none")
+    shown = json.loads(ruche("--workspace", str(lab), "mail", "show", "--json").stdout)
+    assert (shown["host"], shown["from_lab"], shown["source"]) == (sink, True, str(workspace.lab_settings_path))
 
 
 def test_up_again_changes_nothing(lab):

@@ -185,6 +185,58 @@ class AuditSettings(StrictModel):
     ] = 35
 
 
+class FirewallRule(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)  # `from` in ruche.toml
+
+    port: Annotated[int, Field(ge=1, le=65535, description="Port to open on every application server.")]
+    proto: Annotated[Literal["tcp", "udp"], Field(description="Protocol.")] = "tcp"
+    from_: Annotated[
+        str | None,
+        Field(alias="from", description="Only from this IP address or network (CIDR); unset: from anywhere."),
+    ] = None
+
+    @field_validator("from_")
+    @classmethod
+    def _is_address_or_network(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                return str(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (e.g. 192.0.2.0/24)") from None
+        return value
+
+
+class FirewallSettings(StrictModel):
+    extra_rules: Annotated[
+        list[FirewallRule],
+        Field(
+            max_length=64,
+            description="Ports opened on the application servers besides SSH, 80 and 443 (e.g. a monitoring "
+            'agent: [{port = 9100, from = "192.0.2.5"}]). Everything else inbound is dropped.',
+        ),
+    ] = []
+
+
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
+class AcmeSettings(StrictModel):
+    email: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$",
+            description="Contact address given to the ACME CA (expiry warnings, account recovery); recommended.",
+        ),
+    ] = None
+    staging: Annotated[
+        bool,
+        Field(
+            description="Ask Let's Encrypt's staging CA (untrusted certificates, generous rate limits): for a first "
+            "try of a new collective's DNS and ports. Certificates must be renewed from production after."
+        ),
+    ] = False
+
+
 def default_offers() -> dict[str, Offer]:
     """The offers a new workspace starts with (edit them in ruche.toml)."""
     return {
@@ -357,6 +409,12 @@ class WorkspaceConfig(StrictModel):
         UpgradeSettings, Field(description="How instances are upgraded (`ruche instance upgrade`).")
     ] = UpgradeSettings()
     audit: Annotated[AuditSettings, Field(description="What `ruche audit` holds the fleet to.")] = AuditSettings()
+    firewall: Annotated[
+        FirewallSettings, Field(description="The application servers' inbound firewall (nftables, by ruche_server).")
+    ] = FirewallSettings()
+    acme: Annotated[
+        AcmeSettings, Field(description="Public certificates (with proxy_tls acme): Caddy's ACME account.")
+    ] = AcmeSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

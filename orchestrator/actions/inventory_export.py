@@ -15,7 +15,7 @@ from orchestrator import inventory_history
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_variables
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import WorkspaceConfig
+from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
 from orchestrator.inventory import (
     InstanceEntry,
@@ -210,6 +210,11 @@ def fleet_variables(config: WorkspaceConfig) -> dict:
         "ruche_server_tls": config.proxy_tls,
         "ruche_instance_resource_limits": config.resource_limits,
         "ruche_base_domain": config.base_domain,
+        "ruche_server_firewall_extra_rules": [
+            {"port": r.port, "proto": r.proto, "from": r.from_ or ""} for r in config.firewall.extra_rules
+        ],
+        "ruche_server_acme_email": Unsafe(config.acme.email or ""),
+        "ruche_server_acme_ca": LETS_ENCRYPT_STAGING if config.acme.staging else "",
         **backup_variables(config.backup),
     }
 

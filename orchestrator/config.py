@@ -315,6 +315,28 @@ class MailSettings(StrictModel):
             description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."
         ),
     ] = None
+    control_plane_repository: Annotated[
+        str | None,
+        Field(
+            description="The restic repository `ruche backup control-plane` writes to, as the control machine reaches "
+            "it: a local path (e.g. a mounted disk), sftp:USER@HOST:/PATH, s3:https://HOST/BUCKET, rest:URL... "
+            "(restic's own syntax; credentials from the environment, as restic reads them). It holds the state, "
+            "ruche.toml, the inventories' history, the servers' host keys and SSH keys, encrypted with a password "
+            "derived from the vault password: keep it off this machine. Unset: give `--to`."
+        ),
+    ] = None
+
+    @field_validator("control_plane_repository")
+    @classmethod
+    def _restic_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(/|(local|sftp|rest|s3|b2|azure|gs|swift|rclone):)\S+$", value):
+            raise ValueError(
+                "expected a restic repository: an absolute path, or sftp:, s3:, rest:, b2:, azure:, gs:, swift: or "
+                "rclone: followed by its location (no spaces)"
+            )
+        return value
 
     _sender_domain_is_valid = field_validator("sender_domain")(lambda value: dns_name(value))
 

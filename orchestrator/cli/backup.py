@@ -1,8 +1,9 @@
-"""``ruche backup run|list|status|restore|verify``."""
+"""``ruche backup run|list|status|restore|verify|expire|control-plane|restore-control-plane``."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -28,7 +29,8 @@ def human_bytes(count: int | None) -> str:
 
 @click.group()
 def backup() -> None:
-    """Restic backups of instances: one encrypted repository per association (see [backup] in ruche.toml)."""
+    """Restic backups of instances (one encrypted repository per association, see [backup] in ruche.toml) and of
+    the control plane."""
 
 
 @backup.command()
@@ -186,3 +188,70 @@ def expire(context: Context, dry_run: bool, yes: bool, as_json: bool) -> None:
         click.echo(f"kept until {entry['keep_until']}: {entry['instance']}")
     if any(e.get("status") == "failed" for e in result["expired"]):
         sys.exit(1)
+
+
+@backup.command("control-plane")
+@click.option("--to", "to", metavar="REPOSITORY",
+              help="restic repository (path, sftp:USER@HOST:/PATH, s3:...); default: [backup] control_plane_repository.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@pass_context
+def control_plane(context: Context, to: str | None, as_json: bool, quiet: bool) -> None:
+    """Snapshot what only the control machine holds: the state (a portable dump), ruche.toml, the inventories'
+    history, the servers' host keys and SSH keys, into a restic repository whose password derives from the vault
+    password (never the vault password itself)."""
+    from orchestrator.actions.control_plane_backup import backup_control_plane
+
+    result = backup_control_plane(context.workspace, to=to, progress=ProgressPrinter(not quiet and not as_json))
+    if as_json:
+        emit_json(result)
+        return
+    holds, rows = result["holds"], result["holds"]["state_rows"]
+    click.echo(f"snapshot {result['snapshot_id']} in {result['repository']}"
+               f"{' (repository created)' if result['repository_created'] else ''}: {human_bytes(result['bytes'])}, "
+               f"{human_bytes(result['data_added_bytes'])} new")  # fmt: skip
+    click.echo(f"  state (revision {result['revision']}): {sum(rows.values())} rows, {rows.get('associations', 0)} "
+               f"association(s), {rows.get('instances', 0)} instance(s), {rows.get('servers', 0)} server(s), "
+               f"{rows.get('events', 0)} event(s)")  # fmt: skip
+    click.echo(f"  inventories: {holds['inventory_files']} file(s), {holds['inventory_commits']} commit(s); "
+               f"{holds['known_hosts_files']} known_hosts file(s); {holds['ssh_keys']} SSH key(s)"
+               + (f"; catalogue: {holds['catalog_files']} file(s)" if holds["catalog_files"] is not None else ""))  # fmt: skip
+    for missing in result["missing"]:
+        click.echo(f"not backed up: {missing['server']}'s {missing['what']} {missing['path']} ({missing['error']})",
+                   err=True)  # fmt: skip
+
+
+@backup.command("restore-control-plane")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "repository", required=True, metavar="REPOSITORY",
+              help="The restic repository `ruche backup control-plane` wrote to.")  # fmt: skip
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id (or its first characters).")
+@click.option("--state-url", metavar="URL",
+              help="Load the state into this (empty) database instead of ruche.toml's state_url, and write it there "
+                   "(e.g. from SQLite to PostgreSQL).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def restore_control_plane(directory: Path, repository: str, snapshot: str, state_url: str | None, as_json: bool,
+                          quiet: bool) -> None:  # fmt: skip
+    """Make the workspace DIRECTORY (new or empty) on this machine from a control-plane backup. The vault password
+    comes from $RUCHE_VAULT_PASSWORD_FILE (or $RUCHE_VAULT_PASSWORD): the repository opens with it."""
+    from orchestrator.actions.control_plane_backup import restore_control_plane as restore
+
+    result = restore(directory, repository=repository, snapshot=snapshot, state_url=state_url,
+                     progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    rows = result["rows"]
+    click.echo(f"{result['workspace']}: restored from snapshot {result['snapshot_id'][:8]} of {result['repository']} "
+               f"(made {result['made_at'][:19]} from {result['from_workspace']})")  # fmt: skip
+    click.echo(f"  state: {result['state_url']}, revision {result['revision']}, {sum(rows.values())} rows; the vault "
+               f"password opens {result['secrets_checked']} recorded secret(s)")  # fmt: skip
+    for key in result["keys"]:
+        click.echo(f"  SSH key of {', '.join(key['servers'])}: {key['path']}")
+    for change in result["servers_changed"]:
+        click.echo(
+            f"  server {change['server']}: " + ", ".join(f"{k} = {v}" for k, v in change.items() if k != "server")
+        )
+    for note in result["notes"]:
+        click.echo(f"note: {note}", err=True)

@@ -65,6 +65,49 @@ class RegistrySettings(StrictModel):
         return value
 
 
+_REGISTRY_PATH = re.compile(
+    r"^(?=.{1,255}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
+
+
+class ImageSettings(StrictModel):
+    registry: Annotated[
+        str | None,
+        Field(
+            description=f"The collective's own registry (host[:port][/path], no scheme) holding the images "
+            f"`ruche images build --push REGISTRY` built from Debian, as the lab does: every {LAB_IMAGE_NAMESPACE}/NAME:TAG "
+            "image of the catalogue is then deployed as REGISTRY/NAME:TAG. Unset: those images are served by the lab's "
+            "registry only, and instances that use them are refused on servers other than the lab's."
+        ),
+    ] = None
+    insecure: Annotated[
+        bool,
+        Field(
+            description="Whether that registry speaks plain HTTP (or has a certificate the servers do not trust): the "
+            "servers are told so. True only for a lab or a private network."
+        ),
+    ] = False
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_is_host_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "://" in value or not _REGISTRY_PATH.match(value):
+            raise ValueError(
+                "must be a registry's host[:port] and optional path, without scheme, e.g. 'registry.example.org/chatons'"
+            )
+        host = value.split("/", 1)[0]
+        if "." not in host and ":" not in host and host != "localhost":
+            # otherwise "chatons/radicale" would name docker.io/chatons/radicale
+            raise ValueError(
+                "its host must hold a dot or a port (or be localhost), e.g. 'registry.example.org/chatons'"
+            )
+        if host == LAB_IMAGE_NAMESPACE:
+            raise ValueError(f"{LAB_IMAGE_NAMESPACE} is the lab's own name for these images: name another registry")
+        return value
+
+
 class LabSettings(StrictModel):
     subnet: Annotated[
         str,
@@ -276,6 +319,28 @@ class BackupSettings(StrictModel):
             description="File outside the workspace holding AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines."
         ),
     ] = None
+    control_plane_repository: Annotated[
+        str | None,
+        Field(
+            description="The restic repository `ruche backup control-plane` writes to, as the control machine reaches "
+            "it: a local path (e.g. a mounted disk), sftp:USER@HOST:/PATH, s3:https://HOST/BUCKET, rest:URL... "
+            "(restic's own syntax; credentials from the environment, as restic reads them). It holds the state, "
+            "ruche.toml, the inventories' history, the servers' host keys and SSH keys, encrypted with a password "
+            "derived from the vault password: keep it off this machine. Unset: give `--to`."
+        ),
+    ] = None
+
+    @field_validator("control_plane_repository")
+    @classmethod
+    def _restic_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(/|(local|sftp|rest|s3|b2|azure|gs|swift|rclone):)\S+$", value):
+            raise ValueError(
+                "expected a restic repository: an absolute path, or sftp:, s3:, rest:, b2:, azure:, gs:, swift: or "
+                "rclone: followed by its location (no spaces)"
+            )
+        return value
 
     @field_validator("repository")
     @classmethod
@@ -315,28 +380,6 @@ class MailSettings(StrictModel):
             description="SMTP password as ansible-vault ciphertext, written by `ruche mail set-password` (never in clear)."
         ),
     ] = None
-    control_plane_repository: Annotated[
-        str | None,
-        Field(
-            description="The restic repository `ruche backup control-plane` writes to, as the control machine reaches "
-            "it: a local path (e.g. a mounted disk), sftp:USER@HOST:/PATH, s3:https://HOST/BUCKET, rest:URL... "
-            "(restic's own syntax; credentials from the environment, as restic reads them). It holds the state, "
-            "ruche.toml, the inventories' history, the servers' host keys and SSH keys, encrypted with a password "
-            "derived from the vault password: keep it off this machine. Unset: give `--to`."
-        ),
-    ] = None
-
-    @field_validator("control_plane_repository")
-    @classmethod
-    def _restic_repository(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not re.match(r"^(/|(local|sftp|rest|s3|b2|azure|gs|swift|rclone):)\S+$", value):
-            raise ValueError(
-                "expected a restic repository: an absolute path, or sftp:, s3:, rest:, b2:, azure:, gs:, swift: or "
-                "rclone: followed by its location (no spaces)"
-            )
-        return value
 
     _sender_domain_is_valid = field_validator("sender_domain")(lambda value: dns_name(value))
 
@@ -393,6 +436,12 @@ class WorkspaceConfig(StrictModel):
     registry: Annotated[RegistrySettings, Field(description="Where servers pull container images from.")] = (
         RegistrySettings()
     )
+    images: Annotated[
+        ImageSettings,
+        Field(
+            description="Where servers pull the Debian-built images of the lab's services from (`ruche images build`)."
+        ),
+    ] = ImageSettings()
     proxy_tls: Annotated[
         Literal["acme", "internal"],
         Field(description="How Caddy gets certificates: 'acme' (public CA) or 'internal' (its own CA, for the lab)."),

@@ -14,6 +14,7 @@ from secrets import token_hex
 
 from orchestrator.catalog import REFERENCE, Service
 from orchestrator.idranges import RANGE_SIZE
+from orchestrator.images import deployed_image
 from orchestrator.inventory import Unsafe, Vaulted, fingerprint  # noqa: F401 (fingerprint: used from here)
 from orchestrator.secrets import generate_secret
 
@@ -168,10 +169,15 @@ def _environment(templates: dict[str, str], values: dict[str, dict[str, str]]) -
     return [{"name": key, "parts": _parts(template, values)} for key, template in sorted(templates.items())]
 
 
-def instance_variables(record: InstanceRecord, service: Service) -> dict:
-    """Give the variables of one instance for the ``ruche_instance`` role (see the module's docstring)."""
+def instance_variables(record: InstanceRecord, service: Service, *, image_registry: str | None = None) -> dict:
+    """Give the variables of one instance for the ``ruche_instance`` role (see the module's docstring).
+
+    ``image_registry``: ruche.toml's [images] registry, where the lab's own images are pulled from when set
+    (``images.deployed_image``)."""
     identifier = record.identifier
     release = service.release(record.version)
+    image = deployed_image(release.image, image_registry)
+    database_image = deployed_image(release.database_image, image_registry) if release.database_image else None
     database = None
     limits = {name: limit.default for name, limit in service.limits.items()} | dict(record.limits)
     values = {
@@ -187,7 +193,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         values["db"] = {"host": _container(identifier, "db"), "port": str(engine["port"]), "name": "app", "user": "app"}
         database = {
             "engine": service.database,
-            "image": release.database_image,
+            "image": database_image,
             "major": release.database_major,
             "container": _container(identifier, "db"),
             "port": engine["port"],
@@ -208,14 +214,14 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "ids": {"start": record.id_start, "size": RANGE_SIZE} if record.id_start is not None else None,
         # the directories its containers own (relative to its directory), and the image whose default user owns each
         "id_volumes": [
-            {"path": f"volumes/{v.name}", "image": release.image, "mount": v.mount, "seed": v.seed_from_image}
+            {"path": f"volumes/{v.name}", "image": image, "mount": v.mount, "seed": v.seed_from_image}
             for v in service.volumes
         ]
         + (
             [
                 {
                     "path": "database",
-                    "image": release.database_image,
+                    "image": database_image,
                     "mount": DATABASE_ENGINES[service.database]["data_mount"],
                 }
             ]
@@ -228,7 +234,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
             "body_contains": service.health.body_contains,
         },
         "app": {
-            "image": release.image,
+            "image": image,
             "container": _container(identifier, "app"),
             "port": service.port,
             "volumes": [{"name": v.name, "mount": v.mount} for v in service.volumes],
@@ -242,7 +248,7 @@ def instance_variables(record: InstanceRecord, service: Service) -> dict:
         "sidecars": [
             {
                 "name": s.name,
-                "image": service.sidecar_image(s, release.version),
+                "image": deployed_image(service.sidecar_image(s, release.version), image_registry),
                 "container": _container(identifier, s.name),
                 "command": list(s.command),
                 "shares_volumes": s.shares_volumes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.errors import Conflict
+from orchestrator.images import LAB_ONLY_HINT
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Demand:
     disk_gb: int
     required_labels: dict[str, str] = field(default_factory=dict)
     server: str | None = None  # an admin's explicit choice
+    lab_only_images: tuple[str, ...] = ()  # images it runs that only the lab's registry serves (orchestrator.images)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Capacity:
     allocated_memory_mb: int = 0
     allocated_disk_gb: int = 0
     association_instances: int = 0  # instances of the demanding association already there
+    origin: str = "manual"  # who registered it: an admin ("manual") or `ruche lab up` ("lab")
+
+
+LAB_ONLY_REASON = "not a lab server; only served by the lab's registry: "
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ def evaluate(demand: Demand, server: Capacity, *, cpu_ratio: float, memory_ratio
         return Candidate(server.name, False, f"role is {server.role}, not apps")
     if server.draining:
         return Candidate(server.name, False, "draining")
+    if demand.lab_only_images and server.origin != "lab":
+        return Candidate(server.name, False, LAB_ONLY_REASON + ", ".join(demand.lab_only_images))
     missing = {k: v for k, v in demand.required_labels.items() if server.labels.get(k) != v}
     if missing:
         wanted = ", ".join(f"{k}={v}" for k, v in sorted(missing.items()))
@@ -85,6 +93,7 @@ def evaluate(demand: Demand, server: Capacity, *, cpu_ratio: float, memory_ratio
 def place(demand: Demand, servers: list[Capacity], *, cpu_ratio: float = 2.0, memory_ratio: float = 1.0) -> Decision:
     """Give the server for ``demand`` with every candidate's verdict.
 
+    An instance running images that only the lab's registry serves goes to a lab server only.
     Among eligible servers it prefers the one with the fewest instances of the same association
     (spreading each association), then the most memory left, then the name (deterministic).
     Raises Conflict listing why each server was refused when none fits.
@@ -94,8 +103,8 @@ def place(demand: Demand, servers: list[Capacity], *, cpu_ratio: float = 2.0, me
     eligible = [c for c in candidates if c.eligible]
     if not eligible:
         reasons = "; ".join(f"{c.server}: {c.reason}" for c in candidates) or "no server is registered"
-        raise Conflict(
-            f"no server can take this instance ({reasons})",
-            hint="add a server (`ruche server add`), choose a smaller --size, or free capacity",
-        )
+        hint = "add a server (`ruche server add`), choose a smaller --size, or free capacity"
+        if any(c.reason.startswith(LAB_ONLY_REASON) for c in candidates):
+            hint = LAB_ONLY_HINT
+        raise Conflict(f"no server can take this instance ({reasons})", hint=hint)
     return Decision(eligible[0].server, candidates)

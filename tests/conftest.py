@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.main import main as ruche_main
+from tests.helpers import serve_lab_images_from
 
 TIERS = ("unit", "integration", "lab")
 
@@ -120,10 +121,11 @@ def _drop_database(admin, name: str) -> None:
 
 @pytest.fixture
 def workspace(tmp_path, state_url, ruche) -> Path:
-    """A new workspace created with `ruche init`, on each state database."""
+    """A new workspace created with `ruche init`, on each state database, its [images] registry set."""
     path = tmp_path / "workspace"
     result = ruche("init", str(path), "--collective", "Test", "--domain", "test.example.org", "--state-url", state_url)
     assert result.exit_code == 0, result.stderr
+    serve_lab_images_from(path)  # its servers are not the lab's: they pull the lab's services from a registry
     return path
 
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.catalog import load_catalog
+from orchestrator.config import ImageSettings
 from orchestrator.deployment import InstanceRecord, instance_domain, instance_variables
 from orchestrator.inventory import InstanceEntry
-from orchestrator.workspace import BUNDLED_CATALOG_DIR
+from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
 
 CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
+# Where the tests' workspaces say the lab's images are pushed ([images] registry): their servers are not the lab's
+TEST_IMAGE_REGISTRY = "registry.test.example/chatons"
+
+
+def serve_lab_images_from(path: Path, registry: str | None = TEST_IMAGE_REGISTRY, *, insecure: bool = False) -> None:
+    """Set ``[images] registry`` in the workspace at ``path`` (None: unset it), so that services built like the
+    lab's (Radicale, Miniflux...) may be placed on servers that are not the lab's."""
+    workspace = open_workspace(path)
+    images = ImageSettings(registry=registry, insecure=insecure)
+    workspace.save_config(workspace.config.model_copy(update={"images": images}))
 
 
 def instance_record(

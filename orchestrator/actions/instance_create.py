@@ -12,6 +12,7 @@ from orchestrator.catalog import Service, resolve_parameters
 from orchestrator.deployment import free_http_port, generate_secrets, instance_domain
 from orchestrator.errors import Conflict, InvalidInput, QuotaExceeded
 from orchestrator.idranges import free_slot
+from orchestrator.images import deployed_images, lab_only, lab_only_refusal
 from orchestrator.placement import Demand, place
 from orchestrator.quotas import excesses, find_offer, service_limits
 from orchestrator.state.associations import ensure_backup_password, get_association, is_slug
@@ -58,7 +59,8 @@ def create_instance(
     instances (backup verification), which no offer counts.
 
     Gives ``{"instance": {...}, "placement": [{"server", "eligible", "reason"}...], "quota": {...}, "dry_run": bool}``.
-    Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken) with the state unchanged.
+    Raises InvalidInput, NotFound, QuotaExceeded or Conflict (no room, name taken, images only the lab's registry
+    serves and no lab server: see orchestrator.images) with the state unchanged.
     """
     definition = catalog_of(workspace_path).get(service)
     values = resolve_parameters(
@@ -92,8 +94,12 @@ def plan_instance(
         raise InvalidInput(f"{service} has no version {version!r} (known: {', '.join(v.version for v in definition.versions)})",
                            hint=f"`ruche catalog show {service}` lists them")  # fmt: skip
     owner = get_association(session, association)
+    # images only the lab's registry serves (no [images] registry in ruche.toml): a lab server only
+    lab_images = lab_only(deployed_images(definition, version, workspace.config.images.registry))
     if server is not None:
-        get_server(session, server)  # NotFound before placement explains anything
+        requested = get_server(session, server)  # NotFound before placement explains anything
+        if lab_images and requested.origin != "lab":
+            raise lab_only_refusal(f"{association}/{instance_name} ({service})", server, lab_images)
     if any(i.name == instance_name for i in list_instances(session, association=association)):
         raise Conflict(f"{association}/{instance_name} already exists", hint="choose another --name")
     offer = find_offer(workspace.config.offers, owner.offer)
@@ -108,7 +114,7 @@ def plan_instance(
         )
     demand = Demand(
         association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,
-        required_labels=labels or {}, server=server,
+        required_labels=labels or {}, server=server, lab_only_images=tuple(lab_images),
     )  # fmt: skip
     decision = place(demand, capacities(session, owner.id), **_ratios(workspace))
     chosen = get_server(session, decision.server)

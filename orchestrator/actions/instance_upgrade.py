@@ -29,6 +29,7 @@ from orchestrator.actions.status import check_and_record_health
 from orchestrator.backups import backup_tool
 from orchestrator.catalog import Service, load_catalog
 from orchestrator.errors import Conflict, OperationFailed
+from orchestrator.images import deployed_image, deployed_images, lab_only, lab_only_refusal
 from orchestrator.remote import SshTarget, run_tool
 from orchestrator.state.events import current_actor, record_event
 from orchestrator.state.instances import get_instance
@@ -75,13 +76,11 @@ PULL_SCRIPT = ('for image do podman image exists "$image" && { echo "present: $i
                'echo "pulled: $image"; done')  # fmt: skip
 
 
-def _pull_images(service: Service, target: SshTarget, steps: list[dict]) -> str:
+def _pull_images(service: Service, target: SshTarget, steps: list[dict], registry: str | None) -> str:
     """Have every image the upgrade's steps deploy on the server before anything stops (application and its
-    sidecars, database); raises StepFailed with the registry's answer when one cannot be pulled."""
-    images: list[str] = []
-    for step in steps:
-        release = service.release(step["to"])
-        images += [release.image] + ([release.database_image] if release.database_image else [])
+    sidecars, database; ``registry``: [images] registry); raises StepFailed with the registry's answer when one
+    cannot be pulled."""
+    images = [image for step in steps for image in deployed_images(service, step["to"], registry)]
     code, output = run_tool(target, ["sh", "-c", PULL_SCRIPT, "sh", *dict.fromkeys(images)], timeout=3600)
     if code != 0:
         raise StepFailed("images", f"an image of the new version cannot be had on {target.name}", output.strip())
@@ -110,6 +109,11 @@ def preview(workspace_path: Path | None, address: str, *, to: str | None = None,
         instance = get_instance(session, address)
         service = catalog.get(instance.service_id)
         steps = service.upgrade_path(instance.service_version, to)
+        if instance.server.origin != "lab":
+            for step in steps:
+                images = lab_only(deployed_images(service, step.version, workspace.config.images.registry))
+                if images:
+                    raise lab_only_refusal(f"{address} upgraded to {step.version}", instance.server.name, images)
         if instance.desired_state != "present" or instance.state != "running":
             raise Conflict(f"{address} is {instance.state} (desired {instance.desired_state}): only a running instance is upgraded",
                            hint=f"`ruche instance resume {address}` or `ruche apply --instance {address}` first")  # fmt: skip
@@ -124,7 +128,8 @@ def preview(workspace_path: Path | None, address: str, *, to: str | None = None,
         previous = service.release(instance.service_version)
         planned, before = [], previous
         for step in steps:
-            planned.append({"from": before.version, "to": step.version, "image": step.image,
+            planned.append({"from": before.version, "to": step.version,
+                            "image": deployed_image(step.image, workspace.config.images.registry),
                             "database_move": before.database_major != step.database_major,
                             "database": f"{before.database_major} -> {step.database_major}" if before.database_major != step.database_major else None,
                             "notes": step.notes})  # fmt: skip
@@ -185,7 +190,7 @@ def upgrade_instance(
     try:  # prepared while the running version still serves: a registry that refuses changes nothing
         started = time.monotonic()
         progress(f"{address}: pulling the images of {plan['to']} on {target.name} before anything stops")
-        note("images", "ok", _pull_images(service, target, plan["steps"]), started)
+        note("images", "ok", _pull_images(service, target, plan["steps"], workspace.config.images.registry), started)
     except (StepFailed, OperationFailed) as error:
         output = getattr(error, "output", "")
         note("images", "failed", output or str(error), started)
@@ -212,14 +217,17 @@ def upgrade_instance(
             if step["database_move"]:
                 started = time.monotonic()
                 progress(f"{address}: moving the database {step['database']} (dump, new engine, load)")
-                answer = backup_tool(target, "db-move", identifier, "--image", new.database_image, timeout=7200)
+                answer = backup_tool(target, "db-move", identifier, "--image",
+                                     deployed_image(new.database_image, workspace.config.images.registry), timeout=7200)  # fmt: skip
                 if answer.get("status") != "success":
                     raise StepFailed(f"{name}: database move", f"moving the database failed: {answer.get('error')}")
                 moved_database = True
                 note(f"{name}: database move", "ok", f"{answer.get('dump_bytes')} bytes dumped and loaded, "
                      f"{len(answer.get('tables') or {})} tables with the same row counts", started)  # fmt: skip
             started = time.monotonic()
-            progress(f"{address}: deploying {new.version} ({new.image})")
+            progress(
+                f"{address}: deploying {new.version} ({deployed_image(new.image, workspace.config.images.registry)})"
+            )
             _set_version(workspace_path, address, new.version)
             run = apply(workspace_path, instance=address, progress=progress, check_health=False, upgrading=True)
             if not run["succeeded"]:

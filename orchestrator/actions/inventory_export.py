@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import inventory_history
@@ -17,6 +18,7 @@ from orchestrator.backups import backup_variables
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
+from orchestrator.images import deployed_images, lab_only, lab_only_refusal
 from orchestrator.inventory import (
     InstanceEntry,
     RenderedInstance,
@@ -33,7 +35,7 @@ from orchestrator.runner import inventory_lock
 from orchestrator.state import render_keys
 from orchestrator.state.audit import acting_actor
 from orchestrator.state.instances import ACTIVE_STATES, deployment_record, list_instances
-from orchestrator.state.models import Instance
+from orchestrator.state.models import Association, Instance, Server
 from orchestrator.state.servers import list_servers
 from orchestrator.workspace import Workspace
 
@@ -51,8 +53,10 @@ def write_inventory(workspace: Workspace, session: Session, *, history: str | No
     The directory is replaced as a whole (written beside it, then swapped), so a reader never
     sees half an inventory; unchanged state gives byte-identical files (and touches none). With
     ``history`` (what writes it), a change is committed to the inventories' history. What did not
-    change since the last write is not rendered again (see ``_render``).
+    change since the last write is not rendered again (see ``_render``). Raises Conflict, writing nothing,
+    when an instance would run an image only the lab's registry serves on another server (``refuse_lab_only``).
     """
+    refuse_lab_only(workspace, session)
     target = workspace.inventories_dir / workspace.config.environment
     cache_file = workspace.root / "cache" / f"inventory-{workspace.config.environment}.json"
     with inventory_lock(target):
@@ -206,7 +210,7 @@ def write_cache(path: Path, cache: dict) -> None:
 def fleet_variables(config: WorkspaceConfig) -> dict:
     """The collective's settings every server and instance gets (``group_vars/all.yml``; no secret)."""
     return {
-        "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(config.registry)),
+        "ruche_server_registry_mirror_drop_in": Unsafe(render_mirror_drop_in(config.registry, config.images)),
         "ruche_server_tls": config.proxy_tls,
         "ruche_instance_resource_limits": config.resource_limits,
         "ruche_base_domain": config.base_domain,
@@ -237,7 +241,50 @@ def deployment_variables(instance: Instance, catalog: Catalog, config: Workspace
     retention = offer.backup_retention.model_dump() if offer is not None else None
     record = deployment_record(instance, limits, retention, with_backups=config.backup.repository is not None,
                                mail=mail_relay(config))  # fmt: skip
-    return instance_variables(record, service)
+    return instance_variables(record, service, image_registry=config.images.registry)
+
+
+def refuse_lab_only(workspace: Workspace, session: Session, *, server: str | None = None) -> None:
+    """Raise Conflict naming the instances (present or suspended; of ``server`` only, if given) that would run
+    an image only the lab's registry serves (``lab.ruche.invalid/...``, [images] registry unset) on a server
+    that is not the lab's: no inventory holds them, so they never reach a server that cannot pull them.
+    One query of the (service, version) pairs on such servers, so it costs next to nothing at fleet scale."""
+    on_other_servers = (
+        select(Instance.service_id, Instance.service_version)
+        .join(Server, Instance.server)
+        .where(Server.origin != "lab", Instance.state.in_(ACTIVE_STATES),
+               Instance.desired_state.in_(("present", "suspended")))
+    )  # fmt: skip
+    if server is not None:
+        on_other_servers = on_other_servers.where(Server.name == server)
+    pairs = session.execute(on_other_servers.distinct()).all()
+    if not pairs:
+        return
+    catalog = load_catalog(workspace.catalog_dir)
+    registry = workspace.config.images.registry
+    refused: dict[tuple[str, str], list[str]] = {}
+    for service_id, version in pairs:
+        service = catalog.services.get(service_id)
+        if service is not None and any(v.version == version for v in service.versions):
+            images = lab_only(deployed_images(service, version, registry))
+            if images:
+                refused[(service_id, version)] = images
+    if not refused:
+        return
+    offending = [
+        (f"{slug}/{name}", server_name, service_id, version)
+        for slug, name, server_name, service_id, version in session.execute(
+            on_other_servers.with_only_columns(Association.slug, Instance.name, Server.name, Instance.service_id,
+                                               Instance.service_version)
+            .join(Association, Instance.association)
+            .where(Instance.service_id.in_({service_id for service_id, _ in refused}))
+            .order_by(Association.slug, Instance.name)
+        )
+        if (service_id, version) in refused
+    ]  # fmt: skip
+    address, server_name, service_id, version = offending[0]
+    raise lab_only_refusal(f"{address} ({service_id} {version})", server_name, refused[(service_id, version)],
+                           others=[o[0] for o in offending[1:]], or_else=f"delete it: `ruche instance delete {address}`")  # fmt: skip
 
 
 def mail_relay(config: WorkspaceConfig) -> MailRelay | None:

@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.actions.common import opened
-from orchestrator.actions.inventory_export import deployment_variables, read_cache, render_context, write_cache
+from orchestrator.actions.inventory_export import (
+    deployment_variables,
+    read_cache,
+    refuse_lab_only,
+    render_context,
+    write_cache,
+)
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.deployment import fingerprint
 from orchestrator.errors import InvalidInput, NotFound
@@ -61,8 +67,11 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
     """Give ``{"servers": [{"server", "base", "changes": [{"instance", "service", "change"}]}], "changes": N}``.
 
     ``base`` is "first converge" for a server no successful run has reached yet, else "up to date".
+    Raises Conflict as ``apply`` would, for an instance whose images only the lab's registry serves on
+    another server (``inventory_export.refuse_lab_only``).
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
+        refuse_lab_only(workspace, session, server=server)
         catalog = load_catalog(workspace.catalog_dir)
         converged = set()
         for run in reversed(list_runs(session, limit=1000)):

@@ -4,6 +4,8 @@ No image can be pulled from a public registry here, so the lab builds its own: a
 Debian root file system per image (debootstrap once, then ``apt-get install`` in a copy),
 imported with ``podman import`` and pushed to the lab registry under ``lab.ruche.invalid/NAME``.
 ``.invalid`` never resolves: those names are only ever served through the registry mirror.
+``ruche images build --push REGISTRY`` (actions/images_build.py) runs the same build for a collective's own
+registry, which ruche.toml's ``[images] registry`` then names (orchestrator/images.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,14 +236,29 @@ def is_in_registry(registry_address: str, image: LabImage) -> bool:
     return response.status_code == 200
 
 
-def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -> str:
-    """Build ``image`` and push it to the registry (skipped when already there); give its reference."""
-    if is_in_registry(registry_address, image):
-        return image.reference
+LOCAL_REPOSITORY = "localhost/ruche-lab"
+
+
+def local_reference(image: LabImage) -> str:
+    """The name of ``image`` as built in this machine's Podman storage (its tag: the definition's fingerprint)."""
+    return f"{LOCAL_REPOSITORY}/{image.name}:{image.fingerprint()}"
+
+
+def is_built(image: LabImage) -> bool:
+    """Tell whether this machine's Podman storage holds ``image`` as built from its current definition."""
+    return subprocess.run(["podman", "image", "exists", local_reference(image)], capture_output=True).returncode == 0
+
+
+def build_local(image: LabImage, *, cache_dir: Path) -> str:
+    """Build ``image`` into this machine's Podman storage, unless it is there already; give its local name.
+
+    The same build for the lab (``build_and_push``) and for a collective's registry (``ruche images build``)."""
+    local = local_reference(image)
+    if is_built(image):
+        return local
     work_dir = cache_dir / "image-build"
     work_dir.mkdir(parents=True, exist_ok=True)
     root = build_rootfs(image, container_base(cache_dir, image.suite), work_dir)
-    local = f"localhost/ruche-lab/{image.name}:{image.fingerprint()}"
     tarball = work_dir / f"{image.name}-{image.suite}.tar"
     try:
         run(["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tarball, "."], what=f"tar of {image.name}")
@@ -249,15 +268,38 @@ def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -
             timeout=900,
             what=f"podman import of {image.name}",
         )
-        remote_repository = f"{registry_address}/{LAB_IMAGE_NAMESPACE}/{image.name}"
-        for tag in (image.fingerprint(), image.suite):
-            run(
-                ["podman", "push", "--quiet", "--tls-verify=false", local, f"{remote_repository}:{tag}"],
-                timeout=900,
-                what=f"podman push of {image.name}",
-            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
         tarball.unlink(missing_ok=True)
-        run(["podman", "rmi", "--ignore", local], what="podman rmi")
+    return local
+
+
+def push(local: str, destination: str, *, tls_verify: bool = True) -> str:
+    """Push the local image ``local`` as ``destination`` (REGISTRY/NAME:TAG); give the pushed manifest's digest.
+
+    ``tls_verify=False`` lets Podman speak plain HTTP (or accept an untrusted certificate)."""
+    with tempfile.TemporaryDirectory(prefix="ruche-push-") as directory:
+        digest_file = Path(directory) / "digest"
+        run(
+            ["podman", "push", "--quiet", f"--tls-verify={'true' if tls_verify else 'false'}",
+             "--digestfile", digest_file, local, destination],
+            timeout=900,
+            what=f"podman push of {destination}",
+        )  # fmt: skip
+        return digest_file.read_text().strip()
+
+
+def build_and_push(image: LabImage, *, registry_address: str, cache_dir: Path) -> str:
+    """Build ``image`` and push it to the lab registry (skipped when already there); give its reference."""
+    if is_in_registry(registry_address, image):
+        return image.reference
+    was_built = is_built(image)  # by `ruche images build`, which keeps its images: left as found
+    local = build_local(image, cache_dir=cache_dir)
+    try:
+        remote_repository = f"{registry_address}/{LAB_IMAGE_NAMESPACE}/{image.name}"
+        for tag in (image.fingerprint(), image.suite):
+            push(local, f"{remote_repository}:{tag}", tls_verify=False)
+    finally:
+        if not was_built:
+            run(["podman", "rmi", "--ignore", local], what="podman rmi")
     return image.reference

@@ -74,7 +74,7 @@ def capacities(session: Session, association_id: int) -> list[Capacity]:
                 name=server.name, role=server.role, draining=server.draining, labels=dict(server.labels),
                 cpu=server.cpu, memory_mb=server.memory_mb, disk_gb=server.disk_gb,
                 allocated_cpu=float(cpu or 0), allocated_memory_mb=int(memory_mb or 0), allocated_disk_gb=int(disk_gb or 0),
-                association_instances=int(own or 0),
+                association_instances=int(own or 0), origin=server.origin,
             )
         )  # fmt: skip
     return result

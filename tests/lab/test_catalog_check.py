@@ -1,18 +1,29 @@
 """`ruche catalog check` on the lab: the whole lifecycle of every entry whose images the lab serves, run by
 the command itself (no step re-implemented here), recorded and shown by `catalog list`; entries whose images
 come from registries the lab cannot reach are skipped, saying so. MediaWiki (Debian) has its own file
-(test_catalog_check_mediawiki.py) so that the two run on different pytest workers."""
+(test_catalog_check_mediawiki.py) so that the two run on different pytest workers. Last, an entry built like the
+lab's runs from a registry other than the lab's, pushed there by `ruche images build --push`."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import pytest
+import requests
 
 from orchestrator.catalog import load_catalog
-from orchestrator.config import LAB_IMAGE_NAMESPACE
+from orchestrator.config import LAB_IMAGE_NAMESPACE, ImageSettings
 from orchestrator.image_tags import parse_image
-from orchestrator.workspace import BUNDLED_CATALOG_DIR
+from orchestrator.lab import images, registry
+from orchestrator.lab.host import run
+from orchestrator.lab.layout import LabLayout
+from orchestrator.lab.record import LabRecord
+from orchestrator.processes import is_same_process
+from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
+from tests.lab.servers import on
 
 W = "--workspace"
 CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
@@ -71,3 +82,81 @@ def test_catalog_check_passes_for_every_entry_the_lab_can_run(lab, ruche, servic
     if why:
         pytest.skip(why)
     run_check(lab, ruche, service_id)
+
+
+OTHER_REGISTRY_PORT = 5001  # the lab's registry listens on 5000 of the same bridge address
+
+
+def test_an_image_pushed_by_images_build_to_another_registry_runs_an_instance(lab, ruche, tmp_path):
+    """A second registry (Debian's docker-registry, as the lab's) on the lab's bridge address stands for a
+    collective's: `ruche images build --push` puts Radicale there, [images] registry names it in ruche.toml, and an
+    instance runs from it, answering through Caddy. The image's Debian build is the one `lab up` runs (about 50 s for
+    Radicale); to keep this test short its cache (this machine's Podman storage) is filled from the lab's registry."""
+    started = last = time.monotonic()
+    phases: list[str] = []
+
+    def lap(what: str) -> None:
+        nonlocal last
+        phases.append(f"{what} {time.monotonic() - last:.1f} s")
+        last = time.monotonic()
+
+    w = [W, str(lab)]
+    workspace = open_workspace(lab)
+    lab_registry = LabRecord.load(LabLayout(workspace.lab_dir).record_path).registry_address
+    address = f"{lab_registry.rsplit(':', 1)[0]}:{OTHER_REGISTRY_PORT}"
+    pushed_to = f"{address}/chatons"
+    config, log = tmp_path / "registry.yml", tmp_path / "registry.log"
+    registry.write_config(config, address=address, storage_dir=tmp_path / "storage")
+    process = registry.start(config, log)
+    radicale = images.image_named("radicale")
+    in_lab_registry = f"{lab_registry}/{LAB_IMAGE_NAMESPACE}/radicale:{radicale.fingerprint()}"
+    seeded = [] if images.is_built(radicale) else [in_lab_registry]
+    before = workspace.file_config.images
+    try:
+        registry.wait_until_answering(address, process, log)
+        for pulled in seeded:
+            run(["podman", "pull", "--quiet", "--tls-verify=false", pulled], timeout=300)
+            run(["podman", "tag", pulled, images.local_reference(radicale)])
+        lap("registry and cache")
+        built = ruche("images", "build", "--image", "radicale:trixie", "--push", pushed_to, "--insecure", "--json")
+        assert built.exit_code == 0, built.stderr
+        (entry,) = json.loads(built.stdout)["images"]
+        assert entry["pushed"] == f"{pushed_to}/radicale:trixie" and entry["digest"].startswith("sha256:")
+        assert 'registry = "' + pushed_to + '"' in built.stderr and "insecure = true" in built.stderr
+        manifest = requests.get(f"http://{address}/v2/chatons/radicale/manifests/trixie", timeout=10, headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"})  # fmt: skip
+        assert manifest.status_code == 200 and manifest.headers["Docker-Content-Digest"] == entry["digest"]
+        lap("images build --push")
+
+        workspace.save_config(
+            workspace.config.model_copy(update={"images": ImageSettings(registry=pushed_to, insecure=True)})
+        )
+        assert ruche(*w, "association", "add", "regis", "--name", "Régie", "--email", "c@regis.example").exit_code == 0
+        created = ruche(*w, "instance", "create", "regis", "radicale", "--json")
+        assert created.exit_code == 0, created.stderr
+        server = json.loads(created.stdout)["instance"]["server"]
+        lap("create")
+        applied = ruche(*w, "apply", "--instance", "regis/radicale", "--json")
+        assert applied.exit_code == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+        outcome = {i["address"]: (i["state"], i["health"]) for i in json.loads(applied.stdout)["instances"]}
+        assert outcome == {"regis/radicale": ("running", "healthy")}  # checked through Caddy
+        running = on(lab, server, "podman", "inspect", "--format", "{{.ImageName}}", "ruche-regis--radicale-app")
+        assert running.strip() == f"{pushed_to}/radicale:trixie"
+        lap("apply")
+    finally:
+        workspace.save_config(workspace.config.model_copy(update={"images": before}))
+        # gone from its server (whose registries.conf drop-in this apply puts back as it was) and from the state
+        deleted = ruche(*w, "instance", "delete", "regis/radicale", "--purge", "--no-final-backup", "--yes")
+        lap("delete")
+        removed = ruche(*w, "association", "remove", "regis", "--yes")
+        lap("association remove")
+        if is_same_process(process.pid, process.start_time):
+            os.kill(process.pid, signal.SIGTERM)
+        if seeded:
+            run(["podman", "rmi", "--ignore", images.local_reference(radicale), *seeded])
+    assert deleted.exit_code == 0 and removed.exit_code == 0, deleted.stderr + removed.stderr
+    on(lab, server, "podman", "rmi", "--ignore", f"{pushed_to}/radicale:trixie")
+    lap("cleanup")
+    print(
+        f"images build --push, deployed from another registry: {time.monotonic() - started:.1f} s ({', '.join(phases)})"
+    )

@@ -1,6 +1,7 @@
 """Backups on the lab: data written through the services' own protocols, backed up to lab-backup over
 SFTP (a server's instances at once), listed; exports, timer-run backups; verification's failure on a
-damaged repository; the final backup of a deleted instance; quotas. A verification that passes is a step of
+damaged repository; the final backup of a deleted instance; an instance moved to the other server with its
+data (read back through the service there); quotas. A verification that passes is a step of
 `ruche catalog check` (test_catalog_check.py), as is a restore into a new instance, whose data it
 reads back with the copy's recorded admin credentials (Miniflux keeps its admin's password hashed in its
 database: a copy recording another would be refused).
@@ -207,6 +208,47 @@ def test_deleting_keeps_a_final_backup(lab, jardin, ruche):
     assert final["status"] == "success" and final["reason"] == "final"
     snapshots = json.loads(ruche(*w, "backup", "list", "jardin/archives", "--json").stdout)["snapshots"]
     assert [s["id"] for s in snapshots] == [final["snapshot_id"]] and "reason=final" in snapshots[0]["tags"]
+
+
+def test_a_moved_instance_keeps_its_data_and_leaves_nothing_running_on_its_old_server(lab, jardin, ruche):
+    radicale = jardin["radicale"]
+    w = [W, str(lab)]
+    assert radicale["server"] == "lab-2"
+    # a datum written through CalDAV just before the move (so the move's own snapshot must hold it)
+    calendar = f"/{radicale['user']}/demenagement/"
+    mkcol = (
+        '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><set><prop>'
+        "<resourcetype><collection/><C:calendar/></resourcetype></prop></set></mkcol>"
+    )
+    assert call(lab, radicale, "MKCOL", calendar, body=mkcol, content_type="application/xml")[0] == 201
+    uid = f"ruche-move-{uuid.uuid4().hex[:8]}"
+    event = EVENT.replace(EVENT_UID, uid)
+    assert call(lab, radicale, "PUT", f"{calendar}{uid}.ics", body=event, content_type="text/calendar")[0] == 201
+
+    moved = ruche(*w, "instance", "move", radicale["address"], "--to", "lab-1", "--yes", "--json")
+    assert moved.exit_code == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
+    result = json.loads(moved.stdout)
+    assert (result["from"], result["to"], result["health"]) == ("lab-2", "lab-1", "healthy")
+    assert result["old_copy_removed"], result
+
+    # read back through the service, on the new server's Caddy
+    code, text = call(lab, {**radicale, "server": "lab-1"}, "GET", f"{calendar}{uid}.ics")
+    assert code == 200 and f"UID:{uid}" in text
+    assert json.loads(ruche(*w, "instance", "show", radicale["address"], "--json").stdout)["server"] == "lab-1"
+    (recorded,) = json.loads(ruche(*w, "events", "--kind", "instance.moved", "--json").stdout)
+    assert recorded["detail"]["from"] == "lab-2" and recorded["detail"]["snapshot"] == result["snapshot"]
+
+    # nothing of it left running on lab-2: no unit, container, site or timer; its data in the trash
+    identifier = "jardin--radicale"
+    units = on(lab, "lab-2", "systemctl", "list-units", "--all", "--plain", "--no-legend", f"ruche-{identifier}-*")
+    assert [u for u in units.splitlines() if u.split()[1] != "not-found"] == []  # systemd may remember a removed unit
+    assert on(lab, "lab-2", "podman", "ps", "--all", "--filter", f"name={identifier}", "--format", "{{.Names}}") == ""
+    timer = on(lab, "lab-2", "sh", "-c", f"systemctl is-active ruche-backup@{identifier}.timer || true").strip()
+    assert timer == "inactive"
+    left = on(lab, "lab-2", "sh", "-c", "ls /srv/ruche/jardin /etc/caddy/sites 2>/dev/null | grep radicale || true")
+    assert left == ""
+    assert any(entry.endswith(f"-{identifier}") for entry in on(lab, "lab-2", "ls", "/srv/ruche/trash").split())
+    assert call(lab, radicale, "GET", f"{calendar}{uid}.ics")[0] != 200  # lab-2's Caddy no longer serves it
 
 
 def test_verify_fails_and_is_recorded_when_the_repository_is_damaged(lab, jardin, ruche):

@@ -43,3 +43,8 @@ def parse_key_values(pairs: tuple[str, ...], *, option: str, example: str) -> di
             raise InvalidInput(f"{option} {key} is given twice")
         values[key] = value
     return values
+
+
+def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Give ``{"k": "v"}`` for ``--label k=v`` pairs; raises InvalidInput for a malformed or repeated one."""
+    return parse_key_values(pairs, option="--label", example="region=lyon")

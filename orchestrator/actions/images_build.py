@@ -17,11 +17,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from orchestrator.actions.common import Progress, no_progress
-from orchestrator.actions.lab_up import cache_lock  # a lab being brought up builds into the same storage
 from orchestrator.config import ImageSettings
 from orchestrator.errors import InvalidInput
 from orchestrator.lab import images, rootfs
-from orchestrator.lab.host import require_programs, require_root
+from orchestrator.lab.host import (
+    cache_lock,  # a lab being brought up builds into the same storage
+    require_programs,
+    require_root,
+)
 
 BUILD_PROGRAMS = {"debootstrap": "debootstrap", "podman": "podman", "tar": "tar", "chroot": "coreutils"}
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import update
@@ -17,7 +14,7 @@ from orchestrator.actions.lab_status import inspect
 from orchestrator.config import MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
-from orchestrator.lab.host import require_programs, require_root, run
+from orchestrator.lab.host import cache_lock, require_programs, require_root, run
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
 from orchestrator.processes import is_same_process
@@ -193,19 +190,6 @@ def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
     ):
         built = list(builders.map(build_suite, suites.values()))
     return [reference for references in built for reference in references]
-
-
-@contextmanager
-def cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``name`` in the lab cache: two labs brought up at once (the test tiers run in
-    parallel, each with its own lab) build a missing image or base once, the second then finds it."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f".{name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ensure_ssh_key(layout: LabLayout) -> str:

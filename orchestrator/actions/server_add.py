@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.actions.common import opened, parse_key_values
+from orchestrator.actions.common import opened, parse_labels
 from orchestrator.errors import InvalidInput, OperationFailed
 from orchestrator.remote import trust_host_key
 from orchestrator.state.servers import (
@@ -18,11 +18,6 @@ from orchestrator.state.servers import (
     ssh_key_file,
     validate_server_spec,
 )
-
-
-def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
-    """Give ``{"k": "v"}`` for ``--label k=v`` pairs; raises InvalidInput for a malformed or repeated one."""
-    return parse_key_values(pairs, option="--label", example="region=lyon")
 
 
 def register_server(

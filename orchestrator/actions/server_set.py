@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.actions.common import opened
-from orchestrator.actions.server_add import parse_labels
+from orchestrator.actions.common import opened, parse_labels
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.state.events import record_event
 from orchestrator.state.instances import capacities

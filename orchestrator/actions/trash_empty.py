@@ -1,6 +1,6 @@
 """``ruche trash empty``: erase the servers' trash entries that are due, one audit event per entry erased.
 
-The entries are those ``ruche trash list`` shows as due (``actions/trash_list.survey``); only names that are
+The entries are those ``ruche trash list`` shows as due (``trash.survey``); only names that are
 exactly ``STAMP-ASSOCIATION--NAME`` directly under /srv/ruche/trash are ever erased (``trash.erase_entries``),
 servers in parallel. Each erased entry becomes a ``trash.erased`` event of the audit trail (subject: the
 deleted instance's address), recorded once its server confirmed the erasure.
@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.trash_list import survey
 from orchestrator.remote import for_each_server
 from orchestrator.state.events import record_event
-from orchestrator.trash import erase_entries
+from orchestrator.trash import erase_entries, survey
 
 
 def empty_trash(
@@ -34,7 +33,9 @@ def empty_trash(
     "checked_at", "dry_run"}``. Raises NotFound for an unknown ``server``; a server that cannot be read or
     emptied is in ``errors`` (its entries are not erased), an entry rm could not erase in ``failed``.
     """
-    surveyed, targets = survey(workspace_path, server=server, parallel=parallel, progress=progress)
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        surveyed, targets = survey(session, dict(workspace.config.offers), server=server, parallel=parallel,
+                                   progress=progress)  # fmt: skip
     due = [e for e in surveyed["entries"] if e["due"] and (confirmed is None or (e["server"], e["entry"]) in confirmed)]
     kept = [e for e in surveyed["entries"] if not e["due"]]
     result = {"kept": kept, "failed": [], "errors": dict(surveyed["errors"]), "servers": surveyed["servers"],

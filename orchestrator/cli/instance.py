@@ -36,8 +36,8 @@ def instance() -> None:
 @pass_context
 def create(context: Context, association: str, service: str, labels: tuple[str, ...], as_json: bool, **options) -> None:
     """Plan a new instance of SERVICE for ASSOCIATION on a server with room for it."""
+    from orchestrator.actions.common import parse_labels
     from orchestrator.actions.instance_create import create_instance
-    from orchestrator.actions.server_add import parse_labels
 
     result = create_instance(
         context.workspace, association=association, service=service, labels=parse_labels(labels), **options

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.errors import MissingPrerequisite, OperationFailed
@@ -90,3 +92,16 @@ def run(
     completed.stdout = completed.stdout.decode(errors="replace")
     completed.stderr = completed.stderr.decode(errors="replace")
     return completed
+
+
+@contextmanager
+def cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``name`` in the lab cache: two labs brought up at once (the test tiers run in
+    parallel, each with its own lab) build a missing image or base once, the second then finds it."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

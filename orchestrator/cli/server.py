@@ -93,7 +93,7 @@ def trust(context: Context, name: str, yes: bool, as_json: bool) -> None:
 @server.command("set")
 @click.argument("name")
 @click.option("--address", help="New IP address or DNS name reachable over SSH.")
-@click.option("--ssh-user", help="New SSH user (root or a sudoer).")
+@click.option("--ssh-user", help="New SSH user (root: the playbooks and server tools run as it, without sudo).")
 @click.option("--ssh-port", type=int, help="New SSH port.")
 @click.option("--ssh-key", help="New private key file (checked as `server add` checks it).")
 @click.option("--cpu", type=int, help="CPU cores offered to instances.")

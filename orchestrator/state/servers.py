@@ -33,9 +33,13 @@ class ServerSpec(BaseModel):
         str, Field(pattern=SLUG_PATTERN, description="Short unique name: lower-case letters, digits, inner dashes.")
     ]
     address: Annotated[str, Field(description="IP address or DNS name ruche reaches the server at over SSH.")]
-    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="SSH user (root or a sudoer).")] = (
-        "root"
-    )
+    ssh_user: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+            description="SSH user: root (the playbooks and server tools run as it, without sudo).",
+        ),
+    ] = "root"
     ssh_port: Annotated[int, Field(ge=1, le=65535, description="SSH port.")] = 22
     ssh_key_path: Annotated[str | None, Field(description="Private key file; unset uses the SSH agent/defaults.")] = (
         None

@@ -93,6 +93,20 @@ def _parameters(service: Service, workspace: Workspace) -> list[str]:
     return options
 
 
+SKIPPABLE = ("restart", "restore-into", "verify", "suspend", "resume", "upgrades")  # the rest make or need the data
+
+
+def skipped_steps(service: Service, version: str, skip: tuple[str, ...]) -> list[str]:
+    """The planned steps ``skip`` names (``upgrades``: every upgrade-from step); raises InvalidInput for a name
+    that is not one of SKIPPABLE."""
+    unknown = sorted(set(skip) - set(SKIPPABLE))
+    if unknown:
+        raise InvalidInput(f"--skip {', '.join(unknown)}: not a step that can be skipped",
+                           hint=f"skippable: {', '.join(SKIPPABLE)}")  # fmt: skip
+    return [name for name in planned_steps(service, version)
+            if name in skip or ("upgrades" in skip and name.startswith("upgrade-from-"))]  # fmt: skip
+
+
 def planned_steps(service: Service, version: str) -> list[str]:
     """The names of the check's steps for ``version``, in order."""
     upgrades = [f"upgrade-from-{source}" for source in service.upgrade_sources(version)]
@@ -104,8 +118,9 @@ class _Check:
     """One run of the check: its workspace, throwaway association, log directory and steps."""
 
     def __init__(self, workspace: Workspace, service: Service, version: str, server: str | None,
-                 log_dir: Path, progress: Progress) -> None:  # fmt: skip
+                 log_dir: Path, progress: Progress, skip: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.workspace, self.service, self.version, self.server = workspace, service, version, server
+        self.skip = skipped_steps(service, version, skip)
         self.association = f"check-{secrets.token_hex(4)}"
         self.log_dir, self.progress = log_dir, progress
         self.steps: list[dict] = []
@@ -414,6 +429,11 @@ def _run_steps(run: _Check, on_step) -> None:
     for index, name in enumerate(names, start=1):
         step = {"name": name, "status": "running", "seconds": None, "log": f"{index:02d}-{name}.log", "error": None}
         run.steps.append(step)
+        if name in run.skip:
+            step.update(status="skipped", log=None)
+            run.progress(f"[{index}/{len(names)}] {name}: skipped (--skip)")
+            on_step(step)
+            continue
         run.current = step
         run.progress(f"[{index}/{len(names)}] {name}")
         started = time.monotonic()
@@ -456,12 +476,16 @@ def _clean_up(run: _Check) -> list[str]:
 
 
 def catalog_check(workspace_path: Path | None, service_id: str, *, version: str | None = None,
-                  server: str | None = None, keep: bool = False, progress: Progress = no_progress) -> dict:  # fmt: skip
+                  server: str | None = None, keep: bool = False, skip: tuple[str, ...] = (),
+                  progress: Progress = no_progress) -> dict:  # fmt: skip
     """Run the whole lifecycle of ``service_id`` (at ``version``, default the one new instances get) on
     ``server`` (default: placement's choice) and record the outcome; give the record.
 
+    ``skip``: steps of SKIPPABLE left out (recorded as skipped; the check passes on the others).
+
     Raises NotFound for an unknown service, version or server, InvalidInput for an entry without a ``check``
-    hook; a failing step does not raise: the record says which, with the command to reproduce it."""
+    hook or a step that cannot be skipped; a failing step does not raise: the record says which, with the
+    command to reproduce it."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
         service = load_catalog(workspace.catalog_dir).get(service_id)
         version = service.release(version).version
@@ -472,8 +496,10 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
             )
         if server is not None:
             get_server(session, server)
+        skipped = skipped_steps(service, version, skip)
         row = CatalogCheck(service_id=service_id, version=version, server=server or "", association="",
-                           ruche_version=__version__, status="running", steps_total=len(planned_steps(service, version)),
+                           ruche_version=__version__, status="running",
+                           steps_total=len(planned_steps(service, version)) - len(skipped),
                            requested_by=current_actor(), detail={})  # fmt: skip
         session.add(row)
         session.flush()
@@ -481,7 +507,7 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
     log_dir = workspace.root / "checks" / f"{check_id}-{service_id}"
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (workspace.root / "checks").chmod(0o700)
-    run = _Check(workspace, service, version, server, log_dir, progress)
+    run = _Check(workspace, service, version, server, log_dir, progress, skip)
 
     def save(status: str, failed: dict | None = None, cleanup: list[str] | None = None) -> dict:
         with opened(workspace.root) as (_workspace, store), store.session() as session:
@@ -489,8 +515,8 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
             row.association, row.server, row.status = run.association, run.server or "", status
             row.steps_passed = sum(1 for step in run.steps if step["status"] == "passed")
             row.failed_step = failed["name"] if failed else None
-            row.steps_total = len(planned_steps(run.service, run.version))
-            row.detail = {"log_dir": str(log_dir), "steps": [dict(step) for step in run.steps],
+            row.steps_total = len(planned_steps(run.service, run.version)) - len(run.skip)
+            row.detail = {"log_dir": str(log_dir), "steps": [dict(step) for step in run.steps], "skipped": run.skip,
                           **({"cleanup_problems": cleanup} if cleanup else {})}  # fmt: skip
             if status != "running":
                 row.finished_at = utc_now()
@@ -511,7 +537,7 @@ def catalog_check(workspace_path: Path | None, service_id: str, *, version: str 
         record["reproduce"] = _reproduce(run, failed, keep)
         return record
     except BaseException:
-        failed = next((step for step in run.steps if step["status"] != "passed"), None)
+        failed = next((step for step in run.steps if step["status"] not in ("passed", "skipped")), None)
         cleanup: list[str] = ["not cleaned up: interrupted again"]
         try:
             cleanup = [] if keep else _clean_up(run)  # a second Ctrl-C leaves it (the record says so)

@@ -41,7 +41,8 @@ def _checked(record: dict | None) -> str:
         return "never run (ruche catalog check)"
     when = record["started_at"][:10]
     if record["status"] == "passed":
-        return f"ran on {record['server']} on {when}: {record['version']} passed"
+        skipped = f" ({', '.join(record['skipped'])} skipped)" if record.get("skipped") else ""
+        return f"ran on {record['server']} on {when}: {record['version']} passed{skipped}"
     return f"ran on {record['server'] or '?'} on {when}: {record['version']} FAILED at {record['failed_step']}"
 
 
@@ -113,11 +114,18 @@ def outdated(context: Context, services: tuple[str, ...], as_json: bool) -> None
     help="After a failure, leave what the check made in place, to look at it "
     "(a check that passes always ends by deleting it).",
 )
+@click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    type=click.Choice(checks.SKIPPABLE),
+    help="Leave this step out (repeatable): a quicker check, recorded as such.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context
-def check(context: Context, service_id: str, version: str | None, server: str | None, keep: bool, as_json: bool,
-          quiet: bool) -> None:  # fmt: skip
+def check(context: Context, service_id: str, version: str | None, server: str | None, keep: bool,
+          skip: tuple[str, ...], as_json: bool, quiet: bool) -> None:  # fmt: skip
     """Run SERVICE's whole lifecycle for real on a server, in a throwaway association, and record the outcome.
 
     Steps: create and converge, health through Caddy, a datum written and read back through the service's
@@ -127,11 +135,12 @@ def check(context: Context, service_id: str, version: str | None, server: str | 
     named with the commands to reproduce it; its output is kept under the workspace's checks/ directory.
     `catalog list` shows the outcome. Exit 1 when a step fails."""
     record = checks.catalog_check(context.workspace, service_id, version=version, server=server, keep=keep,
-                                  progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
+                                  skip=skip, progress=ProgressPrinter(not quiet and not as_json))  # fmt: skip
     if as_json:
         emit_json(record)
     else:
-        rows = [(step["name"], step["status"], f"{step['seconds']} s") for step in record["steps"]]
+        rows = [(step["name"], step["status"], "-" if step["seconds"] is None else f"{step['seconds']} s")
+                for step in record["steps"]]  # fmt: skip
         click.echo(table(rows, ["STEP", "STATUS", "TIME"]))
         click.echo(f"{record['service']} {record['version']} on {record['server']}: {record['status']} "
                    f"({record['steps_passed']}/{record['steps_total']} steps); output in {record['log_dir']}")  # fmt: skip

@@ -43,23 +43,26 @@ def unreachable(service_id: str) -> str | None:
     return None
 
 
-def run_check(lab, ruche, service_id: str) -> dict:
+def run_check(lab, ruche, service_id: str, skip: tuple[str, ...] = ()) -> dict:
     """`ruche catalog check SERVICE --json` on the lab; asserts it passed, is recorded and left nothing."""
     w = [W, str(lab)]
-    checked = ruche(*w, "catalog", "check", service_id, "--json")
+    checked = ruche(*w, "catalog", "check", service_id, "--json", *(f"--skip={step}" for step in skip))
     record = json.loads(checked.stdout)
-    failed = [step for step in record["steps"] if step["status"] != "passed"]
+    failed = [step for step in record["steps"] if step["status"] not in ("passed", "skipped")]
     assert checked.exit_code == 0 and record["status"] == "passed", (failed, record.get("reproduce"))
+    assert [s["name"] for s in record["steps"] if s["status"] == "skipped"] == record["skipped"] == list(skip)
     print(f"catalog check {service_id}: " + ", ".join(f"{s['name']} {s['seconds']} s" for s in record["steps"]))
     expected = CATALOG.get(service_id).upgrade_sources(CATALOG.get(service_id).version)
     assert [s["name"] for s in record["steps"] if s["name"].startswith("upgrade-from-")] == [
         f"upgrade-from-{source}" for source in expected
     ]
-    assert record["steps_passed"] == record["steps_total"] == len(record["steps"])
+    assert record["steps_passed"] == record["steps_total"] == len(record["steps"]) - len(skip)
     listed = {entry["id"]: entry for entry in json.loads(ruche(*w, "catalog", "list", "--json").stdout)}
     last = listed[service_id]["last_check"]
     assert (last["id"], last["status"], last["server"]) == (record["id"], "passed", record["server"])
-    assert f"ran on {record['server']} on " in ruche(*w, "catalog", "list").stdout
+    listed_text = ruche(*w, "catalog", "list").stdout
+    assert f"ran on {record['server']} on " in listed_text
+    assert not skip or f"passed ({', '.join(skip)} skipped)" in listed_text
     # the throwaway association is gone from the registry, its instances from the inventory
     slugs = [a["slug"] for a in json.loads(ruche(*w, "association", "list", "--json").stdout)]
     assert record["association"] not in slugs
@@ -70,6 +73,9 @@ def run_check(lab, ruche, service_id: str) -> dict:
 
 # every entry of the catalogue but those with a file of their own (a test below fails when one is missing)
 ENTRIES = ["limesurvey", "mattermost", "mediawiki", "miniflux", "nextcloud", "radicale"]
+# steps left out here, run on another entry of the same kind (suite time): the lab MediaWiki's check runs them all
+# on PostgreSQL (as Miniflux's data lives), Radicale's restore-into covers an entry whose data is files only
+SKIPPED_HERE = {"miniflux": ("restore-into", "verify"), "radicale": ("verify",)}
 
 
 def test_every_entry_is_checked_here_or_in_its_own_file():
@@ -81,7 +87,7 @@ def test_catalog_check_passes_for_every_entry_the_lab_can_run(lab, ruche, servic
     why = unreachable(service_id)
     if why:
         pytest.skip(why)
-    run_check(lab, ruche, service_id)
+    run_check(lab, ruche, service_id, SKIPPED_HERE.get(service_id, ()))
 
 
 OTHER_REGISTRY_PORT = 5001  # the lab's registry listens on 5000 of the same bridge address

@@ -93,10 +93,12 @@ def test_doctor_passes_on_the_lab_and_names_each_fault_with_its_fix(audited_lab,
     lab, w = audited_lab, ["--workspace", str(audited_lab)]
     address, backup_address = address_of(lab, "lab-1"), address_of(lab, "lab-backup")
     with ZoneServer() as zone:
-        # no record published yet: the instance is named, and the zone line to publish given
+        # no record published yet: the instances of lab-1 (this module's, and others' in a whole run) are named,
+        # each with the zone line to publish
         _, result, failures = doctor(ruche, lab, "--server", "lab-1", "--resolver", zone.address)
-        assert failures == {("instance.dns", ADDRESS)}, result["checks"]
-        assert result["zone"] == [f"radicale.audites.lab.ruche.test. 3600 IN A {address}"]
+        assert ("instance.dns", ADDRESS) in failures and {check for check, _ in failures} == {"instance.dns"}, failures
+        assert f"radicale.audites.lab.ruche.test. 3600 IN A {address}" in result["zone"]
+        assert len(result["zone"]) == len(failures)
         zone.load(result["zone"])
         code, result, failures = doctor(ruche, lab, "--server", "lab-1", "--resolver", zone.address)
         assert code == 0 and not failures and result["zone"] == [], result["checks"]

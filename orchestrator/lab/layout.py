@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.lab.network import BACKUP_HOST_INDEX, FIRST_APP_HOST_INDEX, LabNetwork
+from orchestrator.lab.network import BACKUP_HOST_INDEX, FIRST_APP_HOST_INDEX
 
 BACKUP_SERVER_NAME = "lab-backup"
 
@@ -68,7 +68,3 @@ class LabLayout:
     def owns(self, path: Path) -> bool:
         """Tell whether ``path`` lies inside this lab's directory (nothing else is ever deleted)."""
         return path.resolve().is_relative_to(self.root.resolve()) and path.resolve() != self.root.resolve()
-
-
-def network_of(subnet: str) -> LabNetwork:
-    return LabNetwork.parse(subnet)

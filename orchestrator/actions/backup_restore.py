@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets as random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from orchestrator.remote import SshTarget
 from orchestrator.state.backups import backup_run_as_dict, record_tool_result
 from orchestrator.state.instances import get_instance, instance_as_dict, parse_address
 from orchestrator.state.models import utc_now
+from orchestrator.unit_watch import wait_watching
 
 Progress = Callable[[str], None]
 RESTART_TIMEOUT = 120  # seconds a restored instance may take to answer again
@@ -62,16 +62,24 @@ def _restore_into(
         if answer.get("status") == "success":
             progress(f"{target}: waiting for it to answer")
             catalog = load_catalog(workspace.catalog_dir)
-            deadline = time.monotonic() + RESTART_TIMEOUT
-            while True:  # the restore restarts its containers; give the service time to come up
+
+            def answers() -> tuple[bool, str]:
                 check_and_record_health(workspace, catalog, [instance])
-                if instance.health == "healthy" or time.monotonic() > deadline:
-                    break
-                time.sleep(2)
-            if instance.health != "healthy":
+                return instance.health == "healthy", instance.health_detail
+
+            # the restore restarts its containers: the service has RESTART_TIMEOUT to come up, unless one of its
+            # units fails or restarts in a loop meanwhile, which ends the wait at once
+            outcome, detail = wait_watching(answers, RESTART_TIMEOUT, (server, identifier))
+            if outcome == "failed":
+                instance.health_detail = detail.splitlines()[0]
+                answer["status"] = "failed"
+                answer["error"] = (f"restored, but its service does not start: {detail}\n(`journalctl -u "
+                                   f"{detail.split()[0]}` on {server.name} says more; fix the cause, then "
+                                   f"`ruche apply --instance {target}`)")  # fmt: skip
+            elif outcome == "timeout":
                 answer["status"] = "failed"
                 answer["error"] = (f"restored, but it does not answer its health check after {RESTART_TIMEOUT} s: "
-                                   f"{instance.health_detail}")  # fmt: skip
+                                   f"{detail}")  # fmt: skip
         record_tool_result(session, instance, server.name, {k: v for k, v in answer.items() if k != "inspected"},
                            kind="restore")  # fmt: skip
         answer["health"] = instance.health

@@ -43,6 +43,7 @@ from orchestrator.state.events import current_actor, record_event
 from orchestrator.state.instances import get_instance
 from orchestrator.state.models import CatalogCheck, utc_now
 from orchestrator.state.servers import get_server
+from orchestrator.unit_watch import wait_watching
 from orchestrator.workspace import Workspace
 
 COMMAND_TIMEOUT = 3600  # one ruche command (an upgrade with its safety backup and rollback)
@@ -198,15 +199,17 @@ class _Check:
         return result.healthy, result.detail
 
     def wait_healthy(self, facts: dict) -> None:
-        deadline = time.monotonic() + HEALTH_TIMEOUT
-        while True:
-            healthy, detail = self.health(facts)
-            if healthy:
-                self.log(f"healthy: {detail}\n")
-                return
-            if time.monotonic() > deadline:
-                raise StepFailed(f"{facts['address']} does not answer after {HEALTH_TIMEOUT} s: {detail}")
-            time.sleep(3)
+        """Wait until the instance answers healthy through Caddy, at most HEALTH_TIMEOUT; a unit of it that fails or
+        restarts in a loop meanwhile ends the wait at once (raises StepFailed with its last log lines)."""
+        outcome, detail = wait_watching(
+            lambda: self.health(facts), HEALTH_TIMEOUT, (facts["target"], facts["identifier"]), interval=3
+        )
+        if outcome == "ready":
+            self.log(f"healthy: {detail}\n")
+            return
+        if outcome == "failed":
+            raise StepFailed(f"{facts['address']} does not come up on {facts['server']}: {detail}")
+        raise StepFailed(f"{facts['address']} does not answer after {HEALTH_TIMEOUT} s: {detail}")
 
     def hook(self, facts: dict, step: CheckStep, token: str = "") -> str:
         """Run one step of the entry's data check against the instance; give its output (or answer's body)."""

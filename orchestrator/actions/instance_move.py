@@ -16,7 +16,6 @@ removed at the end is complete; the same command again removes that copy (``inst
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,10 +39,12 @@ from orchestrator.state.instances import capacities, deployment_record, get_inst
 from orchestrator.state.runs import record_run
 from orchestrator.state.servers import get_server
 from orchestrator.state.upgrades import running_upgrade
+from orchestrator.unit_watch import wait_watching
 from orchestrator.workspace import Workspace
 
 REMOVE_COPY_PLAYBOOK = "remove-copy.yml"
 HEALTH_TIMEOUT = 120  # seconds the restored copy (or the old one, started again) may take to answer
+WAIT_TOOL = "/usr/local/sbin/ruche-wait"  # installed by the server role
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,9 @@ def move_instance(workspace_path: Path | None, address: str, *, to: str, progres
         health, detail = _wait_until_answering_on(workspace_path, address, move)
         if health == "healthy" and _through_caddy_now(workspace_path):
             progress(f"{address}: answering on {new}; checking it through {new}'s Caddy")
-            health, detail = _wait_until_healthy(workspace_path, address)
+            health, detail = _wait_until_healthy(workspace_path, address, move.new)
         if health != "healthy":
-            raise _StepFailed(f"restored on {new}, but it does not answer after {HEALTH_TIMEOUT} s: {detail}")
+            raise _StepFailed(f"restored on {new}, but it does not answer: {detail}")
     except (Exception, KeyboardInterrupt) as error:
         reason = error.message if isinstance(error, RucheError) else str(error) or type(error).__name__
         undone, left = _undo(
@@ -283,26 +284,6 @@ def _restore(workspace_path: Path | None, move: _Move, snapshot: str, progress: 
         raise _StepFailed(f"restoring the snapshot on {move.new.name} failed: {answer.get('error')}")
 
 
-# $1 port, $2 path, $3 Host: the status of the answer, then its first 64 KiB (no redirect followed)
-LOOPBACK_CHECK = r"""
-import sys, urllib.error, urllib.request
-class Keep(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
-request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}",
-                                 headers={"Host": sys.argv[3], "X-Forwarded-Proto": "https"})
-try:
-    answer = urllib.request.build_opener(Keep).open(request, timeout=10)
-except urllib.error.HTTPError as error:
-    answer = error
-except OSError as error:
-    print(f"0 {type(error).__name__}")
-    sys.exit(0)
-print(answer.status)
-sys.stdout.write(answer.read(65536).decode("utf-8", "replace"))
-"""
-
-
 def _through_caddy_now(workspace_path: Path | None) -> bool:
     """Whether the moved copy can be checked through its new server's Caddy before DNS changes (the lab's internal
     certificates; public ones come only once the name points at the new server)."""
@@ -311,42 +292,38 @@ def _through_caddy_now(workspace_path: Path | None) -> bool:
 
 
 def _wait_until_answering_on(workspace_path: Path | None, address: str, move: _Move) -> tuple[str, str]:
-    """Ask the restored copy on its new server, over SSH, on its loopback port with its domain as Host, as its
-    entry's health check says, until it answers or HEALTH_TIMEOUT passes; give (health, detail)."""
+    """Ask the restored copy on its new server, on its loopback port with its domain as Host, as its entry's health
+    check says, until it answers or HEALTH_TIMEOUT passes, its units watched meanwhile (``ruche-wait``, installed by
+    the server role: one SSH command; a unit that fails ends the wait at once); give (health, detail)."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
         instance = get_instance(session, address)
         health = load_catalog(workspace.catalog_dir).get(instance.service_id).health
         domain = instance.domain
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while True:
-        _code, output = run_tool(move.new, ["python3", "-c", LOOPBACK_CHECK, str(move.new_port), health.path, domain],
-                                 timeout=60)  # fmt: skip
-        status, _, body = output.partition("\n")
-        detail = f"HTTP {status.split()[0]} on {move.new.name}:127.0.0.1:{move.new_port}{health.path}"
-        if status.strip() == str(health.expected_status):
-            if health.body_contains is None or health.body_contains in body:
-                return "healthy", detail
-            detail += f", but the answer lacks {health.body_contains!r}"
-        elif not status.startswith("0 "):
-            detail += f", expected {health.expected_status}"
-        else:
-            detail = f"no answer on {move.new.name}:127.0.0.1:{move.new_port} ({status[2:].strip()})"
-        if time.monotonic() > deadline:
-            return "unhealthy", detail
-        time.sleep(2)
+    units = ([move.database_unit] if move.database_unit else []) + list(move.app_units)
+    argv = [WAIT_TOOL, str(move.new_port), health.path, domain, str(health.expected_status), str(HEALTH_TIMEOUT),
+            *([f"--contains={health.body_contains}"] if health.body_contains is not None else []),
+            *(f"--unit={unit}" for unit in units)]  # fmt: skip
+    code, output = run_tool(move.new, ["sh", "-c", 'exec "$@" 2>&1', "sh", *argv], timeout=HEALTH_TIMEOUT + 60)
+    detail = f"{output.strip() or f'{WAIT_TOOL} exited {code}'} (on {move.new.name}, port {move.new_port})"
+    return ("healthy" if code == 0 else "unhealthy"), detail
 
 
-def _wait_until_healthy(workspace_path: Path | None, address: str) -> tuple[str, str]:
-    """Check ``address`` through its server's Caddy until it answers or HEALTH_TIMEOUT passes; give its health."""
+def _wait_until_healthy(workspace_path: Path | None, address: str, watch: SshTarget) -> tuple[str, str]:
+    """Check ``address`` through its server's Caddy until it answers or HEALTH_TIMEOUT passes, its units on
+    ``watch`` watched meanwhile (one that fails or restarts in a loop ends the wait at once); give its health."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
         catalog = load_catalog(workspace.catalog_dir)
         instance = get_instance(session, address)
-        deadline = time.monotonic() + HEALTH_TIMEOUT
-        while True:
+
+        def answers() -> tuple[bool, str]:
             check_and_record_health(workspace, catalog, [instance])
-            if instance.health == "healthy" or time.monotonic() > deadline:
-                return instance.health, instance.health_detail
-            time.sleep(2)
+            return instance.health == "healthy", instance.health_detail
+
+        outcome, detail = wait_watching(answers, HEALTH_TIMEOUT, (watch, instance.identifier))
+        if outcome == "failed":
+            instance.health_detail = detail.splitlines()[0]
+            return "unhealthy", detail
+        return instance.health, instance.health_detail
 
 
 def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: bool, deployed: bool,
@@ -374,7 +351,7 @@ def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: 
         try:
             run_command(move.old, ["systemctl", "start", "--", *units], timeout=300)
             run_tool(move.old, ["systemctl", "start", move.timer], timeout=120)
-            health, detail = _wait_until_healthy(workspace_path, move.address)
+            health, detail = _wait_until_healthy(workspace_path, move.address, move.old)
             undone.append(f"started again on {old} ({health}: {detail})")
         except Exception as error:
             left.append(f"it could not be started again on {old}: {error} (`ruche apply --instance {move.address}`)")

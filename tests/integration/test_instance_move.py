@@ -148,7 +148,7 @@ class FakeServers:
         for name, fake in (("run_command", run_command), ("run_tool", run_tool), ("back_up", back_up), ("apply", apply),
                            ("backup_tool", backup_tool), ("run_playbook", run_playbook)):  # fmt: skip
             monkeypatch.setattr(move, name, fake)
-        monkeypatch.setattr(move, "_wait_until_healthy", lambda _path, _address: ("healthy", "HTTP 200 in 0.01 s"))
+        monkeypatch.setattr(move, "_wait_until_healthy", lambda *_args: ("healthy", "HTTP 200 in 0.01 s"))
         monkeypatch.setattr(move, "_wait_until_answering_on", lambda _path, _address, _move: ("healthy", "HTTP 200"))
 
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import stat
 import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from orchestrator.idranges import POOL_SIZE, POOL_START
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.remote import SshTarget, run_command
-from orchestrator.workspace import open_workspace
+from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
 
 
 def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab, ruche):
@@ -69,3 +77,77 @@ def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, r
 def test_apply_to_an_unknown_server_is_refused(lab, ruche):
     result = ruche("--workspace", str(lab), "apply", "--server", "nowhere")
     assert result.exit_code == 4 and "no server named 'nowhere'" in result.stderr
+
+
+BROKEN = "3.5.98-never-starts"  # a Radicale version of the catalogue that never starts
+
+
+@contextmanager
+def radicale_version_on(lab: Path, image: str):
+    """The lab workspace's catalogue with a Radicale version BROKEN on ``image``; yields a function that puts it on
+    another image. Undone afterwards."""
+    workspace = open_workspace(lab)
+    saved = workspace.config
+    catalog = workspace.root / f"catalog-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(BUNDLED_CATALOG_DIR, catalog)
+
+    def on_image(image: str) -> None:
+        entry = yaml.safe_load((catalog / "radicale.yaml").read_text())
+        entry["versions"] = [v for v in entry["versions"] if v["version"] != BROKEN] + [
+            {"version": BROKEN, "image": image}
+        ]
+        (catalog / "radicale.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True))
+
+    on_image(image)
+    workspace.save_config(saved.model_copy(update={"catalog_dir": catalog.name}))
+    try:
+        yield on_image
+    finally:
+        workspace.save_config(saved)
+        shutil.rmtree(catalog)
+
+
+def test_an_instance_that_cannot_start_ends_its_apply_at_once_with_the_registrys_or_its_units_answer(lab, ruche):
+    """A first deployment whose image cannot be pulled, then one whose application exits at once (Miniflux's image
+    without its database, as Radicale): each apply ends in seconds, not the role's start timeout (300 s), and says
+    why: the registry's answer, the failing unit with its last journal lines (ruche-wait)."""
+    w = ["--workspace", str(lab)]
+    added = ruche(*w, "association", "add", "panne", "--name", "Panne", "--email", "contact@panne.example")
+    assert added.exit_code == 0, added.stderr
+    absent = f"lab.ruche.invalid/radicale:absent-{uuid.uuid4().hex[:8]}"
+    with radicale_version_on(lab, absent) as on_image:
+        created = ruche(*w, "instance", "create", "panne", "radicale", "--server", "lab-1", "--version", BROKEN)
+        assert created.exit_code == 0, created.stderr
+        try:
+            started = time.monotonic()
+            pulled = ruche(*w, "apply", "--instance", "panne/radicale")
+            elapsed = time.monotonic() - started
+            print(f"apply of an instance whose image cannot be pulled: failed in {elapsed:.1f} s", file=sys.__stderr__)
+            assert pulled.exit_code == 1, pulled.stdout[-3000:] + pulled.stderr[-3000:]
+            assert f"cannot pull {absent}: " in pulled.stderr, pulled.stderr[-3000:]
+            assert "manifest unknown" in pulled.stderr.lower(), pulled.stderr[-3000:]  # the registry's own answer
+            assert "Wait until" not in pulled.stderr and elapsed < 150
+
+            on_image("lab.ruche.invalid/miniflux:trixie")
+            started = time.monotonic()
+            failed = ruche(*w, "apply", "--instance", "panne/radicale")
+            elapsed = time.monotonic() - started
+            # the wait itself, between its task's start and the next task's (the progress lines' times)
+            waited = re.search(r"\[ *([\d.]+)s\] task: Wait until panne--radicale answers on its loopback port\n"
+                               r"\[ *([\d.]+)s\] task: Report why", failed.stderr)  # fmt: skip
+            assert waited, failed.stderr[-3000:]
+            wait_seconds = float(waited[2]) - float(waited[1])
+            print(f"apply of an instance whose application exits at once: failed in {elapsed:.1f} s, its wait ended "
+                  f"after {wait_seconds:.1f} s (start timeout 300 s)", file=sys.__stderr__)  # fmt: skip
+            assert wait_seconds < 30, wait_seconds
+            report = failed.stderr[failed.stderr.index("FAILED on lab-1") :]
+            assert "does not answer on its loopback port" in report, report
+            assert re.search(r"ruche-panne--radicale-app\.service (failed|restarted \d+ times) [\d.]+ s into the wait "
+                             r"for http://127\.0\.0\.1:\d+/\.web/", report), report  # fmt: skip
+            assert "its last lines:\n" in report and "ruche apply --instance panne/radicale" in report, report
+            assert elapsed < 150, elapsed
+            shown = json.loads(ruche(*w, "instance", "show", "panne/radicale", "--json").stdout)
+            assert shown["state"] == "failed", shown
+        finally:
+            deleted = ruche(*w, "instance", "delete", "panne/radicale", "--purge", "--no-final-backup", "--yes", "-q")
+            assert deleted.exit_code == 0, deleted.stdout[-2000:] + deleted.stderr[-2000:]

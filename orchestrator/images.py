@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.config import LAB_IMAGE_NAMESPACE
 from orchestrator.errors import Conflict
+from orchestrator.remote import SshTarget, run_tool
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Service
@@ -58,3 +59,17 @@ def lab_only_refusal(
         f"{these} only served by the lab's registry{more}",
         hint=LAB_ONLY_HINT + (f"; or {or_else}" if or_else else ""),
     )
+
+
+# each image: present on the server, else pulled (through its registries.conf mirror); the first that cannot be
+# pulled ends the script with podman's own error
+PULL_SCRIPT = ('for image do podman image exists "$image" && { echo "present: $image"; continue; }; '
+               'podman pull --quiet "$image" 2>&1 >/dev/null || { echo "cannot pull $image"; exit 1; }; '
+               'echo "pulled: $image"; done')  # fmt: skip
+
+
+def ensure_present(target: SshTarget, images: list[str], *, timeout: float = 3600) -> tuple[bool, str]:
+    """Have ``images`` on ``target`` (each pulled unless present), in one SSH command, before anything that needs
+    them stops the service; give (all there, what podman said: the registry's answer when a pull failed)."""
+    code, output = run_tool(target, ["sh", "-c", PULL_SCRIPT, "sh", *dict.fromkeys(images)], timeout=timeout)
+    return code == 0, output.strip()

@@ -15,6 +15,7 @@ from orchestrator.actions.status import check_and_record_health
 from orchestrator.backups import backup_tool, compare_with_manifest
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import Conflict, InvalidInput, NotFound, OperationFailed
+from orchestrator.images import deployed_images, ensure_present
 from orchestrator.remote import SshTarget
 from orchestrator.state.backups import backup_run_as_dict, record_tool_result
 from orchestrator.state.instances import get_instance, instance_as_dict, parse_address
@@ -45,16 +46,30 @@ def _restore_into(
     The tool leaves the snapshot's quiet state (the entry's "after" commands, then its after-restore ones);
     a restore after which the instance does not answer its health check within RESTART_TIMEOUT is failed.
     ``inspect``: the answer's ``inspected`` is what was restored, read before the service started."""
-    with opened(workspace_path) as (_workspace, store), store.session() as session:
+    with opened(workspace_path) as (workspace, store), store.session() as session:
         source_id = get_instance(session, source).identifier
         instance = get_instance(session, target)
         server, identifier = SshTarget.of(instance.server), instance.identifier
-    progress(f"{target}: restoring snapshot {snapshot} of {source} on {server.name}")
-    arguments = ["--inspect"] if inspect else []
+        images = deployed_images(load_catalog(workspace.catalog_dir).get(instance.service_id), instance.service_version,
+                                 workspace.config.images.registry)  # fmt: skip
+    # the images the restarted units need, there before anything stops (pruned since, or a registry away)
+    progress(f"{target}: checking that its images are on {server.name}")
     try:
-        answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id, *arguments)
+        present, pulled = ensure_present(server, images)
     except OperationFailed as error:
-        answer = {"status": "failed", "error": str(error), "started_at": utc_now().isoformat(timespec="seconds")}
+        present, pulled = False, str(error)
+    if not present:
+        answer = {"status": "failed", "started_at": utc_now().isoformat(timespec="seconds"),
+                  "error": f"an image of {target} cannot be had on {server.name}, nothing was stopped: "
+                  f"{pulled.splitlines()[-1] if pulled else 'no answer'}"}  # fmt: skip
+    else:
+        progress(f"{target}: restoring snapshot {snapshot} of {source} on {server.name}")
+        arguments = ["--inspect"] if inspect else []
+        try:
+            answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id,
+                                 *arguments)  # fmt: skip
+        except OperationFailed as error:
+            answer = {"status": "failed", "error": str(error), "started_at": utc_now().isoformat(timespec="seconds")}
     answer["source"] = source
     answer["data_restored"] = answer.get("status") == "success"  # the snapshot's files and database are back
     with opened(workspace_path) as (workspace, store), store.session() as session:

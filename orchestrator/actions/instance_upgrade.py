@@ -14,10 +14,19 @@ Order (each recorded in the ``upgrades`` row, the runs and the audit trail):
    the data check again, whose output must be the same;
 5. on any failure, the rollback: the kept data directory back, the previous version applied, the
    safety snapshot restored (files and database), the instance answering again.
+
+Each act that changes something is written in the upgrade's journal (``detail.journal``) before it is done, so
+the rollback undoes exactly what was started, whatever step failed. The upgrade also records the process
+running it (``detail.process``, ``HOST:PID:START:TOKEN``): an upgrade still ``running`` whose process is gone
+(ruche killed, the machine rebooted) is interrupted, and the next ``ruche instance upgrade`` of that instance,
+``ruche apply`` or the worker finishes it (its journal says every step passed) or rolls it back, recorded in
+the upgrade (``detail.interrupted``, ``detail.recovered_by``) and shown by ``ruche upgrades``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -29,12 +38,15 @@ from orchestrator.actions.status import check_and_record_health
 from orchestrator.backups import backup_tool
 from orchestrator.catalog import Service, load_catalog
 from orchestrator.errors import Conflict, OperationFailed
-from orchestrator.images import deployed_image, deployed_images, lab_only, lab_only_refusal
+from orchestrator.images import deployed_image, deployed_images, ensure_present, lab_only, lab_only_refusal
+from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_name
 from orchestrator.remote import SshTarget, run_tool
 from orchestrator.state.events import current_actor, record_event
 from orchestrator.state.instances import get_instance
 from orchestrator.state.models import Upgrade, utc_now
-from orchestrator.state.upgrades import running_upgrade, upgrade_as_dict
+from orchestrator.state.upgrades import is_interrupted, running_upgrade, running_upgrades, upgrade_as_dict
+from orchestrator.unit_watch import failing_unit as _failing_unit
+from orchestrator.unit_watch import instance_units as _units
 
 COMMAND_TIMEOUT = 3600  # one post-start command (a large Nextcloud's `occ upgrade` takes a while)
 
@@ -69,22 +81,15 @@ def _app_command_when_up(target: SshTarget, identifier: str, user: str | None, c
         time.sleep(max(0.0, min(5.0, deadline - time.monotonic())))
 
 
-# each image: present on the server, else pulled (through its registries.conf mirror); the first that cannot be
-# pulled ends the script with podman's own error
-PULL_SCRIPT = ('for image do podman image exists "$image" && { echo "present: $image"; continue; }; '
-               'podman pull --quiet "$image" 2>&1 >/dev/null || { echo "cannot pull $image"; exit 1; }; '
-               'echo "pulled: $image"; done')  # fmt: skip
-
-
 def _pull_images(service: Service, target: SshTarget, steps: list[dict], registry: str | None) -> str:
     """Have every image the upgrade's steps deploy on the server before anything stops (application and its
     sidecars, database; ``registry``: [images] registry); raises StepFailed with the registry's answer when one
     cannot be pulled."""
     images = [image for step in steps for image in deployed_images(service, step["to"], registry)]
-    code, output = run_tool(target, ["sh", "-c", PULL_SCRIPT, "sh", *dict.fromkeys(images)], timeout=3600)
-    if code != 0:
-        raise StepFailed("images", f"an image of the new version cannot be had on {target.name}", output.strip())
-    return output.strip()
+    present, output = ensure_present(target, images)
+    if not present:
+        raise StepFailed("images", f"an image of the new version cannot be had on {target.name}", output)
+    return output
 
 
 def _data_check(service: Service, target: SshTarget, container: str) -> str | None:
@@ -117,8 +122,13 @@ def preview(workspace_path: Path | None, address: str, *, to: str | None = None,
         if instance.desired_state != "present" or instance.state != "running":
             raise Conflict(f"{address} is {instance.state} (desired {instance.desired_state}): only a running instance is upgraded",
                            hint=f"`ruche instance resume {address}` or `ruche apply --instance {address}` first")  # fmt: skip
-        if running_upgrade(session, address) is not None:
-            raise Conflict(f"{address} is being upgraded already", hint=f"`ruche upgrade history {address}`")
+        running = running_upgrade(session, address)
+        if running is not None:
+            if is_interrupted(running):
+                raise Conflict(f"the upgrade {running.id} of {address} was interrupted at {running.step!r}",
+                               hint=f"`ruche instance upgrade {address}` or `ruche apply --instance {address}` "
+                               "rolls it back first")  # fmt: skip
+            raise Conflict(f"{address} is being upgraded already", hint=f"`ruche upgrades {address}`")
         if steps and check_health:
             check_and_record_health(workspace, catalog, [instance])
             if instance.health != "healthy":
@@ -142,7 +152,7 @@ def preview(workspace_path: Path | None, address: str, *, to: str | None = None,
 
 def upgrade_instance(
     workspace_path: Path | None, address: str, *, to: str | None = None, dry_run: bool = False,
-    progress: Progress = no_progress, actor: str | None = None, fleet: str | None = None,
+    progress: Progress = no_progress, actor: str | None = None, fleet: str | None = None, pull_first: bool = True,
 ) -> dict:  # fmt: skip
     """Upgrade ``address`` step by step (see the module's docstring); give the plan, or the recorded upgrade.
 
@@ -150,11 +160,17 @@ def upgrade_instance(
     (the instance runs its previous version again, data restored) or ``rollback_failed``. Refusals
     raise before anything changes; a failure after the safety backup is reported, not raised.
     """
+    recovered = (
+        None if dry_run else recover_interrupted(workspace_path, address, by="instance upgrade", progress=progress)
+    )
     plan = preview(workspace_path, address, to=to)
+    if recovered is not None:
+        plan["recovered"] = recovered
     if not plan["steps"]:
         return {**plan, "status": "up to date"}
     if dry_run:
         return {**plan, "status": "would upgrade"}
+    process = this_process()
     with opened(workspace_path) as (workspace, store), store.session() as session:
         catalog = load_catalog(workspace.catalog_dir)
         instance = get_instance(session, address)
@@ -164,20 +180,29 @@ def upgrade_instance(
         timeout = workspace.config.upgrades.start_timeout_seconds
         record = Upgrade(instance_id=instance.id, instance_address=address, service_id=service.id, server=target.name,
                          from_version=plan["from"], to_version=plan["to"], status="running", step="data check",
-                         requested_by=_actor(actor), fleet=fleet, started_at=utc_now(), detail={"steps": []})  # fmt: skip
+                         requested_by=_actor(actor), fleet=fleet, started_at=utc_now(),
+                         detail={"steps": [], "journal": [], "process": process})  # fmt: skip
         record_event(session, kind="instance.upgrade", subject=address, actor=actor,
                      detail={"from": plan["from"], "to": plan["to"], "fleet": fleet})  # fmt: skip
         session.add(record)
         session.flush()
         upgrade_id = record.id
     log: list[dict] = []
+    journal: list[dict] = []
 
     def note(step: str, status: str, output: str = "", started: float | None = None, **more) -> None:
         entry = {"step": step, "status": status, "output": output[-4000:], **more}
         if started is not None:
             entry["seconds"] = round(time.monotonic() - started, 2)
         log.append(entry)
-        _save(workspace_path, upgrade_id, step=step, detail={"steps": list(log)})
+        _save(workspace_path, upgrade_id, step=step, detail={"steps": list(log), "journal": list(journal),
+                                                             "process": process})  # fmt: skip
+
+    def act(name: str, **about) -> None:
+        """Write in the journal what is about to change, before changing it."""
+        journal.append({"act": name, **about, "at": utc_now().isoformat(timespec="seconds")})
+        _save(workspace_path, upgrade_id, step=f"{about['step']}: {name}" if "step" in about else name,
+              detail={"steps": list(log), "journal": list(journal), "process": process})  # fmt: skip
 
     try:
         started = time.monotonic()
@@ -187,18 +212,23 @@ def upgrade_instance(
     except (StepFailed, OperationFailed) as error:
         return _finish(workspace_path, upgrade_id, "refused", f"data check before the upgrade failed: {error}",
                        getattr(error, "output", ""), actor)  # fmt: skip
-    try:  # prepared while the running version still serves: a registry that refuses changes nothing
+    # ``pull_first=False`` leaves the pulls to the deployment, after the database move has stopped the service, as
+    # upgrades did before: only for benchmarks/lab_upgrade_downtime.py's comparison
+    if pull_first:  # prepared while the running version still serves: a registry that refuses changes nothing
         started = time.monotonic()
-        progress(f"{address}: pulling the images of {plan['to']} on {target.name} before anything stops")
-        note("images", "ok", _pull_images(service, target, plan["steps"], workspace.config.images.registry), started)
-    except (StepFailed, OperationFailed) as error:
-        output = getattr(error, "output", "")
-        note("images", "failed", output or str(error), started)
-        return _finish(workspace_path, upgrade_id, "refused", f"{error}; nothing was stopped or changed"
-                       + (f": {output.splitlines()[-1]}" if output else ""), output, actor)  # fmt: skip
+        try:
+            progress(f"{address}: pulling the images of {plan['to']} on {target.name} before anything stops")
+            pulled = _pull_images(service, target, plan["steps"], workspace.config.images.registry)
+        except (StepFailed, OperationFailed) as error:
+            output = getattr(error, "output", "")
+            note("images", "failed", output or str(error), started)
+            return _finish(workspace_path, upgrade_id, "refused", f"{error}; nothing was stopped or changed"
+                           + (f": {output.splitlines()[-1]}" if output else ""), output, actor)  # fmt: skip
+        note("images", "ok", pulled, started)
 
     progress(f"{address}: safety backup before upgrading {plan['from']} -> {plan['to']}")
     started = time.monotonic()
+    act("safety backup")
     with opened(workspace_path) as (workspace, store), store.session() as session:
         (safety,) = back_up(workspace, session, [address], reason="safety", progress=progress)
     snapshot = safety.get("snapshot_id")
@@ -208,7 +238,6 @@ def upgrade_instance(
     _save(workspace_path, upgrade_id, safety_snapshot=snapshot)
     note("safety backup", "ok", f"snapshot {snapshot}", started)
 
-    moved_database = False
     current = service.release(plan["from"])
     try:
         for step in plan["steps"]:
@@ -217,17 +246,18 @@ def upgrade_instance(
             if step["database_move"]:
                 started = time.monotonic()
                 progress(f"{address}: moving the database {step['database']} (dump, new engine, load)")
+                act("database move", step=name)
                 answer = backup_tool(target, "db-move", identifier, "--image",
                                      deployed_image(new.database_image, workspace.config.images.registry), timeout=7200)  # fmt: skip
                 if answer.get("status") != "success":
                     raise StepFailed(f"{name}: database move", f"moving the database failed: {answer.get('error')}")
-                moved_database = True
                 note(f"{name}: database move", "ok", f"{answer.get('dump_bytes')} bytes dumped and loaded, "
                      f"{len(answer.get('tables') or {})} tables with the same row counts", started)  # fmt: skip
             started = time.monotonic()
             progress(
                 f"{address}: deploying {new.version} ({deployed_image(new.image, workspace.config.images.registry)})"
             )
+            act("deploy", step=name, version=new.version)
             _set_version(workspace_path, address, new.version)
             run = apply(workspace_path, instance=address, progress=progress, check_health=False, upgrading=True)
             if not run["succeeded"]:
@@ -273,18 +303,102 @@ def upgrade_instance(
         note(step_name, "failed", getattr(error, "output", "") or str(error))
         progress(f"{address}: FAILED at {step_name}: {error}; rolling back to {plan['from']}")
         rollback = _roll_back(
-            workspace_path, address, target, identifier, plan["from"], snapshot, moved_database, progress, timeout
+            workspace_path, address, target, identifier, plan["from"], snapshot, journal, progress, timeout
         )
         note("rollback", "ok" if rollback["health"] == "healthy" else "failed", rollback.get("detail", ""),
              health=rollback["health"])  # fmt: skip
         status = "rolled_back" if rollback["health"] == "healthy" and rollback["restored"] else "rollback_failed"
         return _finish(workspace_path, upgrade_id, status, f"{step_name}: {error}", "", actor, failed_step=step_name,
                        reached=current.version)  # fmt: skip
-    if moved_database:
+    act("done")
+    if any(entry["act"] == "database move" for entry in journal):
         answer = backup_tool(target, "db-move-done", identifier, timeout=600)
         note("drop the old database directory", "ok" if answer.get("status") == "success" else "failed", str(answer))
     progress(f"{address}: now runs {plan['to']}")
     return _finish(workspace_path, upgrade_id, "succeeded", "", "", actor)
+
+
+def this_process() -> str:
+    """The name of the process running this upgrade (``HOST:PID:START:TOKEN``, see processes.worker_name), which tells
+    later whether it still runs. Unless the process is marked already (a worker's ``RUCHE_WORKER``), the name is
+    also put in its environment, so that what it starts (ansible-playbook, SSH) carries it and an interrupted
+    upgrade's leftovers can be found and stopped (processes.stop_processes_of_worker)."""
+    name = worker_name(token="upgrade")
+    os.environ.setdefault(WORKER_VARIABLE, name)
+    if os.environ[WORKER_VARIABLE].split(":")[:3] != name.split(":")[:3]:  # inherited from the process that started us
+        os.environ[WORKER_VARIABLE] = name
+    return name
+
+
+# the instance's server operations still running (transient units ruche-op-ID-*): waited for, never stopped
+# (each ends by leaving its quiet state and putting back what it moved)
+OPERATIONS_SCRIPT = (
+    'systemctl list-units --plain --no-legend --state=activating,active,deactivating "ruche-op-$1-*" | wc -l'
+)
+
+
+def _wait_for_server_operations(target: SshTarget, identifier: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, output = run_tool(target, ["sh", "-c", OPERATIONS_SCRIPT, "sh", identifier], timeout=60)
+        running = int(output.strip()) if code == 0 and output.strip().isdigit() else 0
+        if running == 0:
+            return "no server operation of the instance running"
+        if time.monotonic() > deadline:
+            return f"{running} server operation(s) of the instance still running after {timeout:.0f} s"
+        time.sleep(2)
+
+
+def recover_interrupted(
+    workspace_path: Path | None, address: str, *, by: str, progress: Progress = no_progress
+) -> dict | None:
+    """Finish or roll back the interrupted upgrade of ``address``, if it has one (see the module's docstring); give the
+    recorded upgrade, or None. Finished when its journal says every step passed, else rolled back from its journal:
+    the processes it left on this machine are stopped and its server operations waited for first."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        record = running_upgrade(session, address)
+        if record is None or not is_interrupted(record):
+            return None
+        instance = get_instance(session, address)
+        target, identifier = SshTarget.of(instance.server), instance.identifier
+        upgrade_id, detail, step = record.id, dict(record.detail or {}), record.step
+        from_version, snapshot = record.from_version, record.safety_snapshot
+        timeout = workspace.config.upgrades.start_timeout_seconds
+    process = detail.get("process") or "unknown"
+    journal = list(detail.get("journal") or [])
+    progress(f"{address}: the upgrade {upgrade_id} was interrupted at {step!r} (its process {process} is gone)")
+    # what it started carries its name only when it marked itself (a worker's leftovers are its next worker's job)
+    left = stop_processes_of_worker(process) if detail.get("process") and is_local(process) else []
+    waited = _wait_for_server_operations(target, identifier, timeout=3600)
+    about = {"interrupted": True, "recovered_by": by, "recovered_on": socket.gethostname(),
+             "interrupted_at": step, "left_processes_stopped": left, "server_operations": waited}  # fmt: skip
+    acts = [entry["act"] for entry in journal]
+    if "done" in acts:
+        if "database move" in acts:
+            backup_tool(target, "db-move-done", identifier, timeout=600)
+        progress(f"{address}: every step had passed: the upgrade is finished")
+        return _finish(workspace_path, upgrade_id, "succeeded", "", "", None, recovery="finished", **about)
+    progress(f"{address}: rolling back to {from_version} from its journal ({', '.join(acts) or 'nothing changed'})")
+    rollback = _roll_back(
+        workspace_path, address, target, identifier, from_version, snapshot, journal, progress, timeout
+    )
+    status = "rolled_back" if rollback["health"] == "healthy" and rollback["restored"] else "rollback_failed"
+    steps = list(detail.get("steps") or []) + [{"step": "rollback", "status": "ok" if status == "rolled_back" else "failed",
+                                               "output": rollback.get("detail", ""), "health": rollback["health"]}]  # fmt: skip
+    _save(workspace_path, upgrade_id, step="rollback", detail={**detail, "steps": steps})
+    return _finish(workspace_path, upgrade_id, status, f"interrupted at {step!r}: its process {process} is gone; "
+                   f"rolled back by {by}", "", None, recovery="rolled back", **about)  # fmt: skip
+
+
+def recover_interrupted_upgrades(workspace_path: Path | None, *, instance: str | None = None, server: str | None = None,
+                                 by: str, progress: Progress = no_progress) -> list[dict]:  # fmt: skip
+    """Finish or roll back every interrupted upgrade (of ``instance``, or of the instances on ``server``, when given);
+    give the recorded upgrades."""
+    with opened(workspace_path) as (_workspace, store), store.session() as session:
+        found = [r.instance_address for r in running_upgrades(session, [instance] if instance else None)
+                 if is_interrupted(r) and (server is None or r.server == server)]  # fmt: skip
+    return [recovered for address in found
+            if (recovered := recover_interrupted(workspace_path, address, by=by, progress=progress)) is not None]  # fmt: skip
 
 
 def _actor(actor: str | None) -> str:
@@ -306,38 +420,6 @@ def _save(workspace_path: Path | None, upgrade_id: int, **values) -> None:
         record = session.get(Upgrade, upgrade_id)
         for key, value in values.items():
             setattr(record, key, value)
-
-
-# each unit of the instance: its state and how often systemd restarted it (one SSH command)
-UNITS_SCRIPT = (
-    'for unit in $(systemctl list-units --all --plain --no-legend --type=service "ruche-$1-*" | cut -d" " -f1); do '
-    'echo "$unit $(systemctl show -P ActiveState "$unit") $(systemctl show -P NRestarts "$unit")"; done'
-)
-RESTART_LOOP = 3  # restarts during one wait: the unit is failing, not starting
-
-
-def _units(target: SshTarget, identifier: str) -> dict[str, tuple[str, int]]:
-    code, output = run_tool(target, ["sh", "-c", UNITS_SCRIPT, "sh", identifier], timeout=60)
-    units = {}
-    for line in output.splitlines() if code == 0 else []:
-        name, _, rest = line.partition(" ")
-        state, _, restarts = rest.partition(" ")
-        units[name] = (state, int(restarts) if restarts.strip().isdigit() else 0)
-    return units
-
-
-def _failing_unit(target: SshTarget, identifier: str, first: dict[str, tuple[str, int]]) -> str | None:
-    """A unit of the instance that failed, or that systemd restarted RESTART_LOOP times since ``first``: named,
-    with its last log lines; None while none is."""
-    for unit, (state, restarts) in sorted(_units(target, identifier).items()):
-        more = restarts - first.get(unit, (state, restarts))[1]
-        if state == "failed" or more >= RESTART_LOOP:
-            _code, journal = run_tool(
-                target, ["journalctl", "-u", unit, "-n", "15", "--no-pager", "-o", "cat"], timeout=60
-            )
-            why = "failed" if state == "failed" else f"restarted {more} times"
-            return f"{unit} {why}; its last lines:\n{journal.strip()}"
-    return None
 
 
 def _wait_healthy(
@@ -362,14 +444,29 @@ def _wait_healthy(
 
 
 def _roll_back(
-    workspace_path: Path | None, address: str, target: SshTarget, identifier: str, version: str, snapshot: str,
-    moved_database: bool, progress: Progress, timeout: int,
+    workspace_path: Path | None, address: str, target: SshTarget, identifier: str, version: str, snapshot: str | None,
+    journal: list[dict], progress: Progress, timeout: int,
 ) -> dict:  # fmt: skip
-    """Bring ``address`` back to ``version`` with the safety snapshot's data; give ``{"health", "restored", "detail"}``."""
+    """Undo what ``journal`` says was started: the database directory put back when a move was started (whether
+    or not it ended), and when a version was deployed: ``version`` applied again and the safety snapshot's data
+    restored. Give ``{"health", "restored", "detail"}`` (``restored``: the data is as before the upgrade)."""
+    acts = {entry["act"] for entry in journal}
     notes = []
-    if moved_database:
+    if "database move" in acts:  # idempotent on the server: acts only when the kept directory is there
         answer = backup_tool(target, "db-move-back", identifier, timeout=600)
         notes.append(f"database directory put back: {answer.get('status')} {answer.get('error') or ''}".strip())
+    if "deploy" not in acts:  # the previous version's files were never touched: start it again if it was stopped
+        if "database move" in acts:
+            progress(f"{address}: starting {version} again on its own database directory")
+            run = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout,
+                        full=True)  # fmt: skip
+            notes.append(f"apply of {version}: run {run['run_id']} {run['status']}")
+        health, detail = _wait_healthy(workspace_path, address, timeout)
+        notes.append(f"health: {health} ({detail})")
+        return {"health": health, "restored": True, "detail": "\n".join(notes)}
+    if snapshot is None:
+        return {"health": "unknown", "restored": False,
+                "detail": "\n".join(notes + ["a version was deployed but no safety snapshot is recorded"])}  # fmt: skip
     _set_version(workspace_path, address, version)
     progress(f"{address}: deploying {version} again")
     first = apply(workspace_path, instance=address, progress=progress, check_health=False, start_timeout=timeout)

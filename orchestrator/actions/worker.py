@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.instance_upgrade import upgrade_instance
+from orchestrator.actions.instance_upgrade import recover_interrupted_upgrades, upgrade_instance
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.audit import acting_as
 from orchestrator.state.models import QueuedRun
@@ -39,6 +39,8 @@ def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress
         summary = {k: upgraded.get(k) for k in ("id", "status", "from", "to", "step", "safety_snapshot")}
         summary["error"] = (upgraded.get("detail") or {}).get("error")
         return upgraded.get("status") in ("succeeded", "up to date"), None, summary
+    recover_interrupted_upgrades(workspace_path, instance=run.instance_address, server=None if run.instance_address else run.server,
+                                 by="worker", progress=progress)  # fmt: skip
     if run.instance_address is not None:
         result = apply(workspace_path, instance=run.instance_address, progress=progress)
     else:

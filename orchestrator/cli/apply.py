@@ -7,6 +7,7 @@ import sys
 import click
 
 from orchestrator.actions.apply import apply as apply_action
+from orchestrator.actions.instance_upgrade import recover_interrupted_upgrades
 from orchestrator.actions.queue import enqueue_apply
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
@@ -41,6 +42,9 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
     files are those ruche wrote, its containers and backup timer in the state ruche left them.
     Drift is reported and the instance converged again; --full converges everything.
 
+    An upgrade interrupted in the run's scope (ruche killed in the middle of it) is first finished
+    or rolled back from its journal, as `ruche upgrades` then shows.
+
     Exits 1 when the run failed (the failed instances are marked with the run id; the next apply
     retries them); its artifacts stay in the workspace's runs/RUN_ID/.
     """
@@ -56,13 +60,20 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
                 or "no server to run"
             )
         return
-    run = apply_action(
-        context.workspace, server=server, instance=instance, check_health=not no_health, full=full,
-        progress=ProgressPrinter(not quiet and not as_json),
-    )  # fmt: skip
+    progress = ProgressPrinter(not quiet and not as_json)
+    # an upgrade interrupted in the scope (ruche killed): finished or rolled back first, from its journal
+    recovered = recover_interrupted_upgrades(context.workspace, instance=instance, server=server, by="apply",
+                                             progress=progress)  # fmt: skip
+    run = apply_action(context.workspace, server=server, instance=instance, check_health=not no_health, full=full,
+                       progress=progress)  # fmt: skip
+    if recovered:
+        run["recovered_upgrades"] = recovered
     if as_json:
         emit_json(run)
     else:
+        for upgrade in recovered:
+            click.echo(f"interrupted upgrade {upgrade['id']} of {upgrade['instance']} ({upgrade['from']} -> "
+                       f"{upgrade['to']}): {upgrade['status']}")  # fmt: skip
         rows = [(h, c["ok"], c["changed"], c["failed"], c["unreachable"]) for h, c in run["hosts"].items()]
         click.echo(table(rows, ["SERVER", "OK", "CHANGED", "FAILED", "UNREACHABLE"]))
         for identifier, found in run["drift"].items():

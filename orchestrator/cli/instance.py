@@ -266,7 +266,9 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     A safety backup first (nothing happens if it fails); then per step: the database moved with its
     engine's own dump and restore when its major changes, the new images deployed, the entry's
     post-start commands, the health check and the entry's data check. On any failure the instance
-    is rolled back: previous version, data restored from the safety snapshot, answering again.
+    is rolled back: previous version, data restored from the safety snapshot, answering again. An
+    earlier upgrade of it that was interrupted (ruche killed) is first finished or rolled back from
+    its journal, as `ruche upgrades` then shows.
 
     Exit codes: 0 upgraded (or already current); 1 the safety backup failed (nothing changed), or an
     upgrade step failed and was rolled back (`ruche upgrades` shows the step and its output); refused
@@ -274,8 +276,11 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     instance is not running or not healthy, 6 no backup repository.
     """
     from orchestrator.actions.instance_upgrade import preview as upgrade_preview
-    from orchestrator.actions.instance_upgrade import upgrade_instance
+    from orchestrator.actions.instance_upgrade import recover_interrupted, upgrade_instance
 
+    progress = ProgressPrinter(not quiet and not as_json)
+    if not dry_run:  # an upgrade of it that was interrupted is finished or rolled back first, from its journal
+        recover_interrupted(context.workspace, address, by="instance upgrade", progress=progress)
     plan = upgrade_preview(context.workspace, address, to=to)
     if not plan["steps"]:
         emit_json({**plan, "status": "up to date"}) if as_json else click.echo(f"{address} already runs {plan['from']}")
@@ -289,9 +294,7 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     if not yes:
         click.echo(_upgrade_plan_text(plan), err=True)
         click.confirm(f"Upgrade {address} from {plan['from']} to {plan['to']}?", abort=True, err=True)
-    result = upgrade_instance(
-        context.workspace, address, to=to, fleet=fleet, progress=ProgressPrinter(not quiet and not as_json)
-    )
+    result = upgrade_instance(context.workspace, address, to=to, fleet=fleet, progress=progress)
     if as_json:
         emit_json(result)
     else:

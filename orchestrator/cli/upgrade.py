@@ -81,6 +81,16 @@ def _text(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _status(upgrade: dict) -> str:
+    """The status as recorded, saying when an upgrade was interrupted and what became of it."""
+    if upgrade["interrupted"]:
+        return "interrupted (its process is gone): the next upgrade or apply of it rolls it back"
+    recovered_by = (upgrade["detail"] or {}).get("recovered_by")
+    if recovered_by:
+        return f"{upgrade['status']} after an interruption, by {recovered_by}"
+    return upgrade["status"]
+
+
 @click.command()
 @click.argument("address", required=False)
 @click.option("--fleet", help="Only the upgrades of this fleet upgrade.")
@@ -88,12 +98,16 @@ def _text(result: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (with each step's output).")
 @pass_context
 def upgrades(context: Context, address: str | None, fleet: str | None, limit: int, as_json: bool) -> None:
-    """List recorded upgrades (of ADDRESS only), newest first, with the step that failed."""
+    """List recorded upgrades (of ADDRESS only), newest first, with the step that failed.
+
+    An upgrade whose process is gone (ruche killed, the machine rebooted) shows as interrupted until the next
+    `ruche instance upgrade` of that instance, `ruche apply` or the worker finishes it (every step had passed)
+    or rolls it back from its journal; it then says which, and who did."""
     found = list_upgrades(context.workspace, instance=address, fleet=fleet, limit=limit)
     if as_json:
         emit_json(found)
         return
-    rows = [(u["id"], u["instance"], u["from"], u["to"], u["status"], u["step"], u["started_at"], u["requested_by"])
+    rows = [(u["id"], u["instance"], u["from"], u["to"], _status(u), u["step"], u["started_at"], u["requested_by"])
             for u in found]  # fmt: skip
     click.echo(
         table(rows, ["ID", "INSTANCE", "FROM", "TO", "STATUS", "STEP", "STARTED", "BY"])

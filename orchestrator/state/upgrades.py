@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.processes import is_local, is_same_process
 from orchestrator.state.models import Upgrade
 
 FINISHED = ("succeeded", "rolled_back", "rollback_failed", "refused")
@@ -27,6 +28,7 @@ def upgrade_as_dict(upgrade: Upgrade) -> dict:
         "started_at": upgrade.started_at.isoformat(timespec="seconds") if upgrade.started_at else None,
         "finished_at": upgrade.finished_at.isoformat(timespec="seconds") if upgrade.finished_at else None,
         "detail": upgrade.detail,
+        "interrupted": upgrade.status == "running" and is_interrupted(upgrade),
     }
 
 
@@ -47,6 +49,30 @@ def running_upgrade(session: Session, instance: str) -> Upgrade | None:
     return session.scalars(
         select(Upgrade).where(Upgrade.instance_address == instance, Upgrade.status == "running")
     ).first()
+
+
+def is_interrupted(record: Upgrade) -> bool:
+    """Tell whether ``record``, still ``running``, lost the process that ran it (killed, machine rebooted). An
+    upgrade run from another machine is never taken for interrupted; one recorded without its process (before
+    ruche recorded it) is."""
+    process = (record.detail or {}).get("process")
+    if not process:
+        return True
+    if not is_local(process):
+        return False
+    try:
+        _host, pid, start, _token = process.split(":")
+        return not is_same_process(int(pid), int(start))
+    except ValueError:
+        return True
+
+
+def running_upgrades(session: Session, addresses: list[str] | None = None) -> list[Upgrade]:
+    """Give the upgrades still recorded as running (of ``addresses`` only, when given), oldest first."""
+    query = select(Upgrade).where(Upgrade.status == "running").order_by(Upgrade.started_at, Upgrade.id)
+    if addresses is not None:
+        query = query.where(Upgrade.instance_address.in_(addresses))
+    return list(session.scalars(query))
 
 
 def latest_upgrades(session: Session, addresses: list[str]) -> dict[str, Upgrade]:

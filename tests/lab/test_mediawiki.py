@@ -5,19 +5,28 @@ sink. A restart of every unit (owners compared), backup, restores (in place, of 
 Nextcloud's maintenance mode in its config.php), `backup verify` and the upgrade from 1.39 are steps of
 `ruche catalog check mediawiki-debian` (test_catalog_check_mediawiki.py).
 
-One association (savoirs) with a mediawiki-debian instance on lab-1.
+Failure paths of an upgrade from 1.39 to 1.43 (PostgreSQL 15 -> 17): the registry refusing the server's pulls
+ends it at once with nothing stopped; ruche killed in the middle of it leaves it interrupted, and the next `ruche
+instance upgrade` rolls it back from its journal and then upgrades the wiki, its page intact.
+
+One association (savoirs) with a mediawiki-debian instance on lab-1, on MediaWiki 1.39.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from orchestrator.lab.network import REGISTRY_PORT
 from tests.lab.servers import address_of, on
 
 W = "--workspace"
@@ -26,7 +35,8 @@ APP = "ruche-savoirs--wiki-app"
 JOBS = "ruche-savoirs--wiki-jobs"
 ADMIN_EMAIL = "admin@savoirs.example"
 PAGE = f"Calendrier_des_ateliers_{uuid.uuid4().hex[:6]}"
-RUN_PHP = "/usr/share/mediawiki/maintenance/run.php"
+OLD, NEW = "1.39.17", "1.43.9"  # the wiki starts on bookworm's MediaWiki and PostgreSQL 15
+NEW_APP_IMAGE = "lab.ruche.invalid/mediawiki:trixie"
 
 
 class Wiki:
@@ -74,7 +84,8 @@ def wiki(lab, ruche_module, tmp_path_factory):
     assert ruche_module(*w, "association", "add", "savoirs", "--name", "Université populaire", "--email",
                         "contact@savoirs.example", "--offer", "association").exit_code == 0  # fmt: skip
     created = ruche_module(*w, "instance", "create", "savoirs", "mediawiki-debian", "--name", "wiki", "--server", "lab-1",
-                           "--param", f"admin_email={ADMIN_EMAIL}", "--param", "site_name=Savoirs partagés")  # fmt: skip
+                           "--param", f"admin_email={ADMIN_EMAIL}", "--param", "site_name=Savoirs partagés",
+                           "--version", OLD)  # fmt: skip
     assert created.exit_code == 0, created.stdout + created.stderr
     applied = ruche_module(*w, "apply", "--instance", ADDRESS, "--json")
     assert applied.exit_code == 0, applied.stdout[-4000:] + applied.stderr[-4000:]
@@ -120,10 +131,10 @@ def test_a_page_created_through_the_api_is_served_and_the_job_runner_runs_the_qu
     assert code == 200 and body == text
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # web requests run no job: the sidecar empties the queue
-        if in_app(lab, "php", RUN_PHP, "showJobs").strip() == "0":
+        if in_app(lab, "mediawiki-maintenance", "showJobs").strip() == "0":
             break
         time.sleep(3)
-    assert in_app(lab, "php", RUN_PHP, "showJobs").strip() == "0"
+    assert in_app(lab, "mediawiki-maintenance", "showJobs").strip() == "0"
     logs = on(lab, "lab-1", "podman", "logs", JOBS)
     assert "running jobs" in logs and " good" in logs, logs[-3000:]
 
@@ -172,3 +183,95 @@ def test_its_snapshots_are_taken_in_read_only_mode_with_the_flag_in_the_volume(l
         "test -e /var/lib/mediawiki-data/state/read-only && echo yes || echo no",
     )
     assert left.strip() == "no"
+
+
+def units_started(lab: Path) -> dict[str, str]:
+    """When each unit of the wiki last entered its active state (a unit stopped or restarted since has another)."""
+    units = ["ruche-savoirs--wiki-db", APP, JOBS]
+    return {unit: on(lab, "lab-1", "systemctl", "show", "-P", "ActiveEnterTimestampMonotonic", f"{unit}.service").strip()
+            for unit in units}  # fmt: skip
+
+
+def shown(ruche, lab: Path) -> dict:
+    return json.loads(ruche(W, str(lab), "instance", "show", ADDRESS, "--json").stdout)
+
+
+def test_an_upgrade_the_registry_refuses_ends_at_once_and_stops_nothing(lab, wiki, ruche):
+    # the new version's application image must be pulled (another module's check may have left it on lab-1)
+    on(lab, "lab-1", "podman", "image", "rm", "--ignore", NEW_APP_IMAGE)
+    assert (
+        on(lab, "lab-1", "sh", "-c", 'podman image exists "$1" && echo yes || echo no', "_", NEW_APP_IMAGE).strip()
+        == "no"
+    )
+    gateway = ipaddress.ip_interface(address_of(lab, "lab-1") + "/24").network.network_address + 1  # the lab host
+    before = units_started(lab)
+    on(lab, "lab-1", "sh", "-c", 'printf "%s\\n" "$1" | nft -f -', "_",
+       f"table inet registry_fault {{ chain output {{ type filter hook output priority 0; "
+       f"ip daddr {gateway} tcp dport {REGISTRY_PORT} reject with tcp reset; }}; }}")  # fmt: skip
+    try:
+        started = time.monotonic()
+        refused = ruche(W, str(lab), "instance", "upgrade", ADDRESS, "--to", NEW, "--yes", "--json", "--quiet")
+        elapsed = time.monotonic() - started
+    finally:
+        on(lab, "lab-1", "nft", "delete", "table", "inet", "registry_fault")
+    print(f"upgrade {OLD} -> {NEW} with the registry refusing lab-1's pulls: refused in {elapsed:.1f} s")
+    assert refused.exit_code == 1, refused.stdout[-4000:] + refused.stderr[-3000:]
+    result = json.loads(refused.stdout)
+    assert result["status"] == "refused" and "nothing was stopped or changed" in result["detail"]["error"], result
+    assert f"cannot pull {NEW_APP_IMAGE}" in result["detail"]["output"], result["detail"]["output"]
+    assert "connection refused" in result["detail"]["output"].lower(), result["detail"]["output"]  # podman's own words
+    assert [s["step"] for s in result["detail"]["steps"]] == ["data check", "images"]  # no backup, nothing stopped
+    assert elapsed < 120
+    assert units_started(lab) == before  # not one unit stopped or restarted
+    assert (shown(ruche, lab)["version"], shown(ruche, lab)["health"]) == (OLD, "healthy")
+    code, body = read_page(lab, wiki)
+    assert code == 200 and "Ateliers du mardi" in body
+
+
+def test_ruche_killed_in_the_middle_of_an_upgrade_is_rolled_back_by_the_next_upgrade_which_succeeds(lab, wiki, ruche):
+    argv = [sys.executable, "-m", "orchestrator", W, str(lab), "instance", "upgrade", ADDRESS, "--to", NEW, "--yes",
+            "--json", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while True:  # killed once the database move has begun: the wiki stopped, its database being dumped
+        latest = (json.loads(ruche(W, str(lab), "upgrades", ADDRESS, "--json").stdout) or [{"status": "none"}])[0]
+        if latest["status"] == "running" and any(
+            e["act"] == "database move" for e in latest["detail"].get("journal", [])
+        ):
+            break
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
+        time.sleep(0.5)
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed = json.loads(ruche(W, str(lab), "upgrades", ADDRESS, "--json").stdout)[0]
+    assert (killed["status"], killed["interrupted"]) == ("running", True), killed
+    assert "interrupted" in ruche(W, str(lab), "upgrades", ADDRESS).stdout
+    refused = ruche(W, str(lab), "instance", "upgrade", ADDRESS, "--to", NEW, "--dry-run", "--json")
+    assert refused.exit_code == 5 and "was interrupted" in refused.stderr  # a dry run changes nothing, says so
+
+    started = time.monotonic()
+    again = ruche(W, str(lab), "instance", "upgrade", ADDRESS, "--to", NEW, "--yes", "--json", "--quiet")
+    elapsed = time.monotonic() - started
+    print(f"interrupted upgrade rolled back, then {OLD} -> {NEW} in {elapsed:.1f} s")
+    assert again.exit_code == 0, again.stdout[-4000:] + again.stderr[-3000:]
+    assert json.loads(again.stdout)["status"] == "succeeded"
+    recovered = next(
+        u for u in json.loads(ruche(W, str(lab), "upgrades", ADDRESS, "--json").stdout) if u["id"] == killed["id"]
+    )
+    assert recovered["status"] == "rolled_back" and not recovered["interrupted"], recovered
+    detail = recovered["detail"]
+    assert (detail["interrupted"], detail["recovered_by"], detail["recovery"]) == (
+        True,
+        "instance upgrade",
+        "rolled back",
+    )
+    assert "database move" in detail["interrupted_at"], detail
+    assert "database directory put back: success" in detail["steps"][-1]["output"], detail["steps"][-1]
+    assert "rolled_back after an interruption, by instance upgrade" in ruche(W, str(lab), "upgrades", ADDRESS).stdout
+    after = shown(ruche, lab)
+    assert (after["version"], after["state"], after["health"]) == (NEW, "running", "healthy"), after
+    code, body = read_page(lab, wiki)
+    assert code == 200 and "Ateliers du mardi" in body
+    left = on(lab, "lab-1", "ls", "/srv/ruche/savoirs/wiki").split()
+    assert "database.before-upgrade" not in left and "upgrade" not in left, left  # the old directory dropped at the end

@@ -646,29 +646,20 @@ def load_service(path: Path) -> Service:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    service = validate_document(Service, single_version_converted(data), path)
+    _refuse_single_version_form(data, path)
+    service = validate_document(Service, data, path)
     if service.id != path.stem:
         raise ConfigError(f"{path}: At 'id': {service.id!r} must match the file name {path.stem!r}")
     return service
 
 
-def single_version_converted(data: object) -> object:
-    """Give an entry written in the single-version form (``version: N+X``, ``image``, ``database_image``,
-    ruche before upgrades) in the form with ``versions``; other documents unchanged.
-
-    A collective's own entries thus keep loading; instances recorded under ``N+X`` were migrated to ``X``.
-    """
-    if not isinstance(data, dict) or "versions" in data or "version" not in data or "image" not in data:
-        return data
-    converted = {key: value for key, value in data.items() if key not in ("version", "image", "database_image")}
-    image = data["image"].get("reference") if isinstance(data["image"], dict) else data["image"]
-    release = {"version": str(data["version"]).split("+", 1)[-1], "image": image}
-    if data.get("database_image") is not None:
-        release["database_image"] = data["database_image"]
-        major = re.search(r":([0-9]+)", str(data["database_image"]).rsplit("/", 1)[-1])
-        release["database_major"] = major.group(1) if major else "0"
-    converted["versions"] = [release]
-    return converted
+def _refuse_single_version_form(data: object, path: Path) -> None:
+    """Name the fix for an entry still in the single-version form of ruche before upgrades (``version``, ``image``,
+    ``database_image`` at the top), which validation alone would only call extra fields."""
+    if isinstance(data, dict) and "versions" not in data and "version" in data and "image" in data:
+        raise ConfigError(f"{path}: written in the single-version form of ruche before upgrades (top-level 'version' "
+                          "and 'image')", hint="move them into a list: versions: [{version: X, image: REFERENCE, "
+                          "database_image: REFERENCE, database_major: 'N'}] (service_catalog/*.yaml are examples)")  # fmt: skip
 
 
 def load_catalog(directory: Path) -> Catalog:

@@ -1,11 +1,11 @@
-"""Versions in the catalogue: upgrade paths, refusals, entries in the single-version form."""
+"""Versions in the catalogue: upgrade paths, refusals, entries in the single-version form refused with the fix."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from orchestrator.catalog import load_service, single_version_converted
+from orchestrator.catalog import load_service
 from orchestrator.errors import ConfigError, InvalidInput
 from orchestrator.workspace import BUNDLED_CATALOG_DIR
 
@@ -73,14 +73,14 @@ def test_versions_are_checked(tmp_path):
         )
 
 
-def test_the_single_version_form_is_converted(tmp_path):
-    old = {"id": "x", "version": "3+31.0.9", "image": {"reference": "docker.io/library/nextcloud:31.0.9-apache"},
-           "database": "postgresql", "database_image": "docker.io/library/postgres:16-alpine"}  # fmt: skip
-    converted = single_version_converted(old)
-    assert converted["versions"] == [{"version": "31.0.9", "image": "docker.io/library/nextcloud:31.0.9-apache",
-                                      "database_image": "docker.io/library/postgres:16-alpine", "database_major": "16"}]  # fmt: skip
-    assert "image" not in converted and "version" not in converted
-    assert single_version_converted({"versions": []}) == {"versions": []}
+def test_an_entry_in_the_single_version_form_is_refused_with_the_fix(tmp_path):
+    old = {"id": "radicale", "version": "3+31.0.9", "image": {"reference": "docker.io/library/nextcloud:31.0.9-apache"}}
+    path = tmp_path / "radicale.yaml"
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError) as raised:
+        load_service(path)
+    assert "single-version form" in raised.value.message and str(path) in raised.value.message
+    assert "versions: [{version: X, image: REFERENCE" in raised.value.hint
 
 
 def test_bundled_lab_entries_have_the_version_pairs_upgrades_are_tested_with():

@@ -1,5 +1,6 @@
 """Instances on the lab: converge, health through Caddy, isolation, hostile values, delete, lost server (suspend
-and resume are steps of `ruche catalog check`, test_catalog_check.py).
+and resume are steps of `ruche catalog check`, test_catalog_check.py). Failures of a backup on the server: the
+database container killed during the dump, the disk of the instance's directory full (a small tmpfs in its place).
 
 One module-wide deployment: chorale (radicale on lab-1, radicale "agenda" placed by ruche) and amap
 (miniflux with its PostgreSQL, on lab-1 beside chorale's radicale).
@@ -27,6 +28,7 @@ from orchestrator.state.instances import get_instance
 from orchestrator.workspace import open_workspace
 from tests.helpers import CATALOG
 from tests.lab.servers import on
+from tests.lab.test_backups import http
 from tests.role_templates import render_instance_files
 
 MODULE_INSTANCES = {"amap/miniflux", "chorale/agenda", "chorale/radicale"}
@@ -254,3 +256,202 @@ def test_delete_removes_the_instance_from_its_server_and_the_inventory(lab, depl
     erased = json.loads(ruche(*w, "events", "--kind", "trash.erased", "--instance", "chorale/agenda", "--json").stdout)
     assert [(e["detail"]["server"], e["detail"]["entry"]) for e in erased] == [("lab-2", entry["entry"])]
     print(f"trash list and empty: {time.monotonic() - started:.1f} s")
+
+
+# The backup faults below: amap's Miniflux, its PostgreSQL in ruche-amap--miniflux-db, on lab-1.
+MINIFLUX, MINIFLUX_ID = "amap/miniflux", "amap--miniflux"
+MINIFLUX_DIR = "/srv/ruche/amap/miniflux"
+MINIFLUX_UNITS = ("ruche-amap--miniflux-db", "ruche-amap--miniflux-app")
+PSQL = 'PGPASSWORD="$POSTGRES_PASSWORD" exec psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "$0"'
+
+# Runs on the server for the test: as soon as pg_dump runs there, kills the database container (podman kill) and
+# records what it saw; gives up after 120 s.
+KILL_SCRIPT = r"""
+for _ in $(seq 1200); do pgrep -x pg_dump >/dev/null && break; sleep 0.1; done
+pgrep -ax pg_dump >/run/ruche-test-kill.seen || exit 1
+podman kill "$1" >/dev/null
+"""
+
+# Puts the instance's directory on a tmpfs of its files' size plus $2 MiB, mounted in its place (the original stays
+# underneath, untouched, and comes back at the unmount); its units stopped meanwhile. `undo` unmounts it.
+ROOM_SCRIPT = r"""
+set -e
+dir=$1 units="$3 $4"
+case "$2" in
+  undo) systemctl stop $4 $3; umount "$dir" || umount --lazy "$dir"; systemctl start $units; exit 0 ;;
+esac
+systemctl stop $4 $3
+used=$(du -s -B1M "$dir" | cut -f1)
+cd "$dir"
+mount -t tmpfs -o "size=$((used + $2))m,mode=0700" ruche-test-room "$dir"
+cp -a . "$dir"/
+cd /
+systemctl start $units
+"""
+
+
+def miniflux_client(ruche, lab: Path) -> dict:
+    shown = json.loads(ruche("--workspace", str(lab), "instance", "show", MINIFLUX, "--json").stdout)
+    password = json.loads(
+        ruche("--workspace", str(lab), "instance", "secrets", MINIFLUX, "admin_password", "--json").stdout
+    )["admin_password"]
+    return {"server": shown["server"], "domain": shown["domain"], "user": "admin", "password": password}
+
+
+def miniflux_categories(lab: Path, client: dict, attempts: int = 30) -> list[str]:
+    """The categories' titles, read through lab-1's Caddy (asked again while the service is not back)."""
+    for _ in range(attempts):
+        code, text = http(lab, client["server"], client["domain"], "GET", "/v1/categories", user=client["user"],
+                          password=client["password"])  # fmt: skip
+        if code == 200:
+            return [c["title"] for c in json.loads(text)]
+        time.sleep(2)
+    raise AssertionError(f"Miniflux does not answer through Caddy: HTTP {code} {text[:300]}")
+
+
+def add_category(lab: Path, client: dict, title: str) -> None:
+    code, text = http(lab, client["server"], client["domain"], "POST", "/v1/categories", user=client["user"],
+                      password=client["password"], body=json.dumps({"title": title}), content_type="application/json")  # fmt: skip
+    assert code == 201, text
+
+
+def sql(lab: Path, statement: str) -> str:
+    return on(lab, "lab-1", "podman", "exec", MINIFLUX_UNITS[0], "sh", "-c", PSQL, statement).strip()
+
+
+def back_up_miniflux(ruche, lab: Path) -> tuple[int, dict]:
+    result = ruche("--workspace", str(lab), "backup", "run", MINIFLUX, "--json")
+    (answer,) = json.loads(result.stdout)["results"]
+    return result.exit_code, answer
+
+
+def snapshot_ids(lab: Path) -> set[str]:
+    return {s["id"] for s in json.loads(on(lab, "lab-1", "/usr/local/sbin/ruche-backup", "snapshots", MINIFLUX_ID))}
+
+
+def container_ids(lab: Path) -> list[str]:
+    return on(lab, "lab-1", "podman", "inspect", "--format", "{{.Id}}", *MINIFLUX_UNITS).split()
+
+
+def units_active(lab: Path) -> list[str]:
+    return on(lab, "lab-1", "sh", "-c", f"systemctl is-active {' '.join(MINIFLUX_UNITS)}; true").split()
+
+
+def free_mib(lab: Path) -> int:
+    return int(on(lab, "lab-1", "df", "--output=avail", "-B1M", MINIFLUX_DIR).split()[-1])
+
+
+def test_a_database_killed_during_a_backups_dump_fails_it_clearly_and_the_instance_answers_again(lab, deployed, ruche):
+    """Fault: `podman kill` of the database container while pg_dump runs. The backup fails at once, naming the
+    container; no partial dump is left or backed up; the units are active again and Miniflux answers through Caddy
+    with its data; the next backup succeeds. (A session holding a test table locked keeps pg_dump waiting on it,
+    as pg_dump locks every table before it writes: the kill comes during the dump whatever the machine's speed.)"""
+    client = miniflux_client(ruche, lab)
+    title = f"Avant-panne-{secrets.token_hex(3)}"
+    miniflux_categories(lab, client)  # answering (a test before may have restarted it)
+    add_category(lab, client, title)
+    snapshots = snapshot_ids(lab)
+    sql(lab, "create table public.ruche_test_lock (id int)")
+    try:
+        seconds = killed_during_the_dump(lab, ruche, client, title, snapshots)
+    finally:
+        on(lab, "lab-1", "sh", "-c", f"podman exec {MINIFLUX_UNITS[0]} sh -c '{PSQL}' "
+           "'drop table if exists public.ruche_test_lock'; true")  # fmt: skip
+    started = time.monotonic()
+    code, again = back_up_miniflux(ruche, lab)
+    assert code == 0 and again["status"] == "success", again
+    assert again["detail"]["tables"]["public.categories"] >= 2 and snapshot_ids(lab) - snapshots == {
+        again["snapshot_id"]
+    }
+    print(f"backup with its database killed during the dump: {seconds:.1f} s; the next one: "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
+
+
+def killed_during_the_dump(lab: Path, ruche, client: dict, title: str, snapshots: set[str]) -> float:
+    on(lab, "lab-1", "systemd-run", "--unit=ruche-test-lock", "--collect", "--quiet", "--", "podman", "exec",
+       MINIFLUX_UNITS[0], "sh", "-c", PSQL, "begin; lock table public.ruche_test_lock; select pg_sleep(180)")  # fmt: skip
+    locked = "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'ruche_test_lock'"
+    for _ in range(50):
+        if sql(lab, locked + " and l.granted and l.mode = 'AccessExclusiveLock'") == "1":
+            break
+        time.sleep(0.2)
+    before = container_ids(lab)
+    on(lab, "lab-1", "systemd-run", "--unit=ruche-test-kill", "--collect", "--quiet", "--", "sh", "-c", KILL_SCRIPT,
+       "sh", MINIFLUX_UNITS[0])  # fmt: skip
+    started = time.monotonic()
+    try:
+        code, failed = back_up_miniflux(ruche, lab)
+    finally:
+        seconds = time.monotonic() - started
+        seen = on(lab, "lab-1", "sh", "-c", "cat /run/ruche-test-kill.seen; rm -f /run/ruche-test-kill.seen; "
+                  "systemctl stop ruche-test-kill ruche-test-lock 2>/dev/null; true")  # fmt: skip
+    assert "pg_dump" in seen, "the kill did not come while pg_dump ran"
+    error = failed["detail"].get("error", "")
+    assert code == 1 and failed["status"] == "failed" and failed["snapshot_id"] is None, failed
+    assert "the database container ruche-amap--miniflux-db stopped during the dump" in error, error
+    assert "the partial dump was removed" in error and "nothing was backed up" in error, error
+    assert "units are active again" in error, error
+    assert seconds < 120
+    # no partial dump left on the server, nor in a snapshot; the units active again (the database's a new container)
+    assert not _exists_on(lab, "lab-1", f"{MINIFLUX_DIR}/dump")
+    assert snapshot_ids(lab) == snapshots
+    assert units_active(lab) == ["active", "active"]
+    assert container_ids(lab)[0] != before[0]  # the database runs in a new container
+    assert title in miniflux_categories(lab, client)
+    return seconds
+
+
+def test_a_full_disk_fails_a_backup_before_it_stops_anything_and_a_dump_that_fills_it_is_removed(lab, deployed, ruche):
+    """Fault: the disk of the instance's directory full (a small tmpfs in its place). With too little room for the
+    dump, the backup (and a restore) fails at once with what it needs, nothing stopped or restarted; with enough
+    room by the engine's figure but a dump larger than that (well compressed rows), the dump stops before the disk
+    is full and is removed at once. Miniflux answers through Caddy with its data throughout (a backup that succeeds
+    after a failed dump is the test above's)."""
+    client = miniflux_client(ruche, lab)
+    title = f"Disque-plein-{secrets.token_hex(3)}"
+    miniflux_categories(lab, client)  # answering (a test before may have restarted it)
+    add_category(lab, client, title)
+    if not snapshot_ids(lab):  # (run alone) a snapshot for the restore to refuse
+        assert back_up_miniflux(ruche, lab)[0] == 0
+    started, timings = time.monotonic(), {}
+    on(lab, "lab-1", "sh", "-c", ROOM_SCRIPT, "sh", MINIFLUX_DIR, "40", *MINIFLUX_UNITS)
+    try:
+        assert title in miniflux_categories(lab, client)
+        assert on(lab, "lab-1", "findmnt", "-n", "-o", "SOURCE", MINIFLUX_DIR).strip() == "ruche-test-room"
+        timings["onto a tmpfs"] = time.monotonic() - started
+        before = container_ids(lab)
+        code, refused = back_up_miniflux(ruche, lab)
+        error = refused["detail"].get("error", "")
+        assert code == 1 and refused["status"] == "failed", refused
+        assert "the database dump needs about" in error and f"MiB in {MINIFLUX_DIR}, " in error, error
+        assert "MiB free: free some room or grow the disk (nothing was stopped or changed)" in error, error
+        assert refused["duration_seconds"] < 10, refused
+        restore = on(lab, "lab-1", "sh", "-c", f"/usr/local/sbin/ruche-backup restore {MINIFLUX_ID}; true")
+        restore_error = json.loads(restore)["error"]
+        assert "needs about" in restore_error and "free some room or grow the disk" in restore_error, restore_error
+        assert container_ids(lab) == before  # nothing stopped, restarted or quiesced
+        timings["backup and restore refused"] = refused["duration_seconds"] + json.loads(restore)["duration_seconds"]
+
+        # room enough by PostgreSQL's figure, but 200 rows of 1 MiB that compress to almost nothing on its disk
+        used = int(on(lab, "lab-1", "du", "-s", "-B1M", MINIFLUX_DIR).split()[0])
+        on(lab, "lab-1", "mount", "-o", f"remount,size={used + 130}m", MINIFLUX_DIR)
+        sql(lab, "create table public.ruche_test_room (id int, filler text); insert into public.ruche_test_room "
+                 "select i, repeat('0123456789abcdef', 65536) from generate_series(1, 200) i")  # fmt: skip
+        free = free_mib(lab)
+        started = time.monotonic()
+        code, filled = back_up_miniflux(ruche, lab)
+        timings["backup whose dump fills the disk"] = time.monotonic() - started
+        error = filled["detail"].get("error", "")
+        assert code == 1 and filled["status"] == "failed", filled
+        assert "filled up during the database dump" in error and "its partial file removed" in error, error
+        assert "free some room or grow the disk" in error and "nothing was backed up" in error, error
+        assert free_mib(lab) >= free - 5  # the partial dump is gone: the service has its room back
+        assert not _exists_on(lab, "lab-1", f"{MINIFLUX_DIR}/dump")
+        assert units_active(lab) == ["active", "active"] and container_ids(lab) == before
+        assert title in miniflux_categories(lab, client)
+    finally:
+        started = time.monotonic()
+        on(lab, "lab-1", "sh", "-c", ROOM_SCRIPT, "sh", MINIFLUX_DIR, "undo", *MINIFLUX_UNITS)
+    assert title in miniflux_categories(lab, client)  # the directory's own copy, written before the tmpfs
+    timings["tmpfs undone"] = time.monotonic() - started
+    print("full disk faults: " + ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timings.items()))

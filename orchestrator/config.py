@@ -410,6 +410,27 @@ class WebSettings(StrictModel):
         int, Field(ge=1024, le=10 * 1024 * 1024, description="Largest request body accepted; larger ones get 413.")
     ] = 65536
     invite_days: Annotated[int, Field(ge=1, le=365, description="How long a new invite link stays valid.")] = 30
+    trusted_proxies: Annotated[
+        list[str],
+        Field(
+            max_length=64,
+            description="Addresses (or networks, e.g. 10.0.0.0/24) of the reverse proxies in front of `ruche serve` "
+            "whose X-Forwarded-For header is believed: the client address that rate limits count. Empty (the "
+            "default): the header is ignored from anyone, the connection's address counts.",
+        ),
+    ] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network, e.g. '127.0.0.1' or '10.0.0.0/24'"
+                ) from None
+        return value
 
 
 class WorkspaceConfig(StrictModel):

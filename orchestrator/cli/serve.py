@@ -29,7 +29,10 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
 
     workspace = open_workspace(context.workspace)
     settings = workspace.config.web
-    options = {"host": host or settings.host, "port": port or settings.port, "proxy_headers": True,
+    # X-Forwarded-For is believed from [web] trusted_proxies only (none by default): from anyone else, one header
+    # per try would give a new client address to the rate limits
+    options = {"host": host or settings.host, "port": port or settings.port,
+               "proxy_headers": bool(settings.trusted_proxies), "forwarded_allow_ips": list(settings.trusted_proxies),
                "server_header": False, "log_level": "info"}  # fmt: skip
     if workers == 1:
         uvicorn.run(create_app(workspace.root), **options)

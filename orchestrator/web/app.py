@@ -20,7 +20,7 @@ from orchestrator.web.dependencies import WebApp
 from orchestrator.web.errors import install_error_answers
 from orchestrator.web.pages import Pages
 from orchestrator.web.routes import admin, api, join, member, public
-from orchestrator.web.security import Guard, RateLimiter, redact_access_log
+from orchestrator.web.security import TOO_MANY, TOO_MANY_TEN_MINUTES, Guard, RateLimiter, redact_access_log
 from orchestrator.workspace import open_workspace
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -34,7 +34,9 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     app.state.web = WebApp(
         workspace=workspace, store=StateStore(workspace.state_url), catalog=load_catalog(workspace.catalog_dir),
         pages=Pages(workspace.config.collective, secure_cookies=settings.secure_cookies),
-        sign_in_limit=RateLimiter("sign-in", limit=10, window=60), join_limit=RateLimiter("join", limit=5, window=600),
+        sign_in_limit=RateLimiter("sign-in", limit=10, window=60, refusal=TOO_MANY),
+        account_limit=RateLimiter("admin-account", limit=10, window=600, refusal=TOO_MANY_TEN_MINUTES),
+        join_limit=RateLimiter("join", limit=5, window=600, refusal=TOO_MANY_TEN_MINUTES),
     )  # fmt: skip
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hsts=settings.secure_cookies)

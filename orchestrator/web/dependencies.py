@@ -38,6 +38,7 @@ class WebApp:
     catalog: Catalog
     pages: Pages
     sign_in_limit: RateLimiter  # invite links and admins' passwords, per client address
+    account_limit: RateLimiter  # admins' passwords, per account name (whatever the address)
     join_limit: RateLimiter  # the public join page, per client address
 
 

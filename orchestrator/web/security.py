@@ -30,6 +30,22 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 # browser's or a proxy's cache; only /static/ files may be
 NO_STORE = (b"cache-control", b"no-store")
 SIGN_IN_PATH = re.compile(r"^/connexion/[^?\s]+")
+# Characters that change how a text is displayed without being seen: bidirectional controls (U+202E shows an
+# admin's reason reversed), zero-width ones, the byte-order mark. Refused in what members and admins type.
+INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+INVISIBLE_REFUSED = N_(
+    "%(field)s: invisible or direction-changing characters (such as U+%(code)s) are not "
+    "accepted. Type the text again without them."
+)
+
+
+def invisible_in(values: dict[str, str]) -> tuple[str, str] | None:
+    """The first field of ``values`` holding an INVISIBLE character, and the character's code (e.g. 202E)."""
+    for field, value in values.items():
+        found = INVISIBLE.search(value) if isinstance(value, str) else None
+        if found:
+            return field, f"{ord(found.group()):04X}"
+    return None
 
 
 class RedactSignInLinks(logging.Filter):
@@ -104,24 +120,32 @@ class BodyTooLarge(Exception):
 
 @dataclass(frozen=True)
 class RateLimiter:
-    """At most ``limit`` hits per ``window`` seconds per key (a client address), counted in the state
-    database: every `ruche serve` process shares them (state/rate_limits.py)."""
+    """At most ``limit`` hits per ``window`` seconds per key (a client address, or an account), counted in the
+    state database: every `ruche serve` process shares them (state/rate_limits.py). ``refusal``: the 429 page's
+    text, which names the window."""
 
     name: str
     limit: int
     window: float
+    refusal: str
 
     def allow(self, session: Session, key: str) -> bool:
         return hit(session, name=self.name, key=key, limit=self.limit, window_seconds=self.window)
 
 
 TOO_MANY = N_("Too many attempts: try again in a minute.")
+TOO_MANY_TEN_MINUTES = N_("Too many attempts: try again in ten minutes.")
 
 
-def over_the_limit(limiter: RateLimiter, session: Session, request: Request) -> bool:
-    """Count a hit of the client's address on ``limiter``; tell whether it is over the rate (then answer 429).
+def over_the_limit(limiter: RateLimiter, session: Session, request: Request, key: str | None = None) -> bool:
+    """Count a hit of ``key`` (default: the client's address) on ``limiter``; tell whether it is over the rate
+    (then answer 429 with ``limiter.refusal``).
 
-    The hit is committed at once, in its own transaction, whatever the route does next."""
-    allowed = limiter.allow(session, request.client.host if request.client else "unknown")
+    The client's address is the connection's, or X-Forwarded-For's only when the connection comes from one of
+    `[web] trusted_proxies` (uvicorn's forwarded-allow-ips, set by `ruche serve`). The hit is committed at once,
+    in its own transaction, whatever the route does next."""
+    if key is None:
+        key = request.client.host if request.client else "unknown"
+    allowed = limiter.allow(session, key)
     session.commit()
     return not allowed

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from orchestrator.actions.request_submit import SIZES as SIZE_NAMES
+from orchestrator.catalog import Catalog
 from orchestrator.errors import RucheError
-from orchestrator.i18n import Translator, members_progress
-from orchestrator.quotas import find_offer
+from orchestrator.i18n import N_, Translator, members_progress
+from orchestrator.quotas import excesses, find_offer
 from orchestrator.state.backups import runs_of
 from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
 from orchestrator.state.models import ServiceRequest, WebSession
@@ -60,6 +62,50 @@ def members_quota(workspace: Workspace, session: Session, signed_in: WebSession)
     used = allocation(session, association.id)
     return QuotaView(instances=used.instances, max_instances=offer.max_instances, memory=used.memory_mb,
                      max_memory=offer.memory_mb, disk=used.disk_gb, max_disk=offer.disk_gb)  # fmt: skip
+
+
+# Requests an association may have waiting for the admins at once: more are refused at submission.
+MAX_PENDING_REQUESTS = 5
+TOO_MANY_PENDING = N_(
+    "Your association already has %(count)s requests waiting for the admins' answer: wait for "
+    "it before asking for more."
+)
+BEYOND_OFFER = N_(
+    "This request is beyond your association's offer (%(offer)s): %(excesses)s. Choose a smaller "
+    "size, or ask %(collective)s's admins for a larger offer."
+)
+EXCESS = N_("%(limit)s %(requested)s where the offer allows %(allowed)s (%(over)s over)")
+LIMIT_NAMES = {"instances": N_("services"), "memory": N_("memory"), "disk": N_("disk")}
+
+
+def submission_refusal(workspace: Workspace, session: Session, catalog: Catalog, signed_in: WebSession, *,
+                       service: str, size: str, _: Translator) -> str | None:  # fmt: skip
+    """Why a member's request cannot even wait for the admins (in the member's language), or None: the
+    association has MAX_PENDING_REQUESTS waiting already, or the request alone passes its offer. The offer
+    is checked by the approval's own check (quotas.excesses), so the member reads the limits the admin would.
+    An unknown service or size is left to submit_in_session, which says why."""
+    association = signed_in.association
+    pending = sum(1 for r in list_requests(session, association=association) if r.state == "pending")
+    if pending >= MAX_PENDING_REQUESTS:
+        return _(TOO_MANY_PENDING, count=pending)
+    definition = catalog.services.get(service)
+    resources = getattr(definition.sizes, size, None) if definition is not None and size in SIZE_NAMES else None
+    if resources is None:
+        return None
+    offer = find_offer(workspace.config.offers, association.offer)
+    over = excesses(offer, allocation(session, association.id), resources.memory_mb, resources.disk_gb)
+    if not over:
+        return None
+    described = "; ".join(
+        _(EXCESS, limit=_(LIMIT_NAMES.get(e.limit, e.limit)), requested=quantity(e.requested, e.unit),
+          allowed=quantity(e.allowed, e.unit), over=quantity(e.over, e.unit))
+        for e in over
+    )  # fmt: skip
+    return _(BEYOND_OFFER, offer=association.offer, excesses=described, collective=workspace.config.collective)
+
+
+def quantity(value: float, unit: str) -> str:
+    return f"{value:g} {unit}" if unit else f"{value:g}"
 
 
 @dataclass

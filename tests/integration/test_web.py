@@ -297,7 +297,7 @@ def test_an_unknown_association_applies_on_the_public_page_and_an_admin_accepts_
     assert sent.status_code == 200 and "Merci" in sent.text
     taken = visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": "Autre", "slug": "jardin",
                                              "email": "x@y.example"})  # fmt: skip
-    assert taken.status_code == 400 and "is taken" in taken.text
+    assert taken.status_code == 400 and "ne peut pas être utilisé" in taken.text
     admin = admin_client(workspace)
     review = admin.get("/admin")
     assert "Le jardin (jardin, contact@jardin.example)" in review.text

@@ -5,8 +5,6 @@ Every route but the sign-in needs an admin's session (``Admin``); a member's ses
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -19,10 +17,10 @@ from orchestrator.state.access import check_admin, open_admin_session
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
 from orchestrator.state.models import WebSession
 from orchestrator.state.requests import checked_reason, get_request, list_requests, move, request_view
-from orchestrator.web.dependencies import Admin, AdminForm, RowId, StateSession, Web
+from orchestrator.web.dependencies import Admin, AdminForm, RowId, StateSession, Web, WebApp
 from orchestrator.web.errors import BadForm
 from orchestrator.web.pages import form_token_matches, texts_of
-from orchestrator.web.security import TOO_MANY, over_the_limit
+from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in, over_the_limit
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -40,11 +38,14 @@ def admin_sign_in_page(request: Request, web: Web) -> Response:
 async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Response:
     _ = texts_of(request)
     if over_the_limit(web.sign_in_limit, session, request):
-        return web.pages.message(request, TOO_MANY, 429)
+        return web.pages.message(request, web.sign_in_limit.refusal, 429)
     form = await request.form()
     if not form_token_matches(request, form):
         return sign_in_form(request, web, 400, _("The form expired: reload the page and try again."))
     name, password = form.get("name", ""), form.get("password", "")
+    # and per account, whatever the address: many addresses (IPv6, a botnet) get no more tries at one password
+    if isinstance(name, str) and over_the_limit(web.account_limit, session, request, key=name.strip().lower()):
+        return web.pages.message(request, web.account_limit.refusal, 429)
     found = check_admin(session, name, password) if isinstance(name, str) and isinstance(password, str) else None
     if found is None:
         return sign_in_form(request, web, 401, _("Wrong name or password."))
@@ -54,46 +55,72 @@ async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Re
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_page(request: Request, web: Web, session: StateSession, signed_in: Admin) -> Response:
+def review_page(request: Request, web: Web, session: StateSession, signed_in: Admin) -> Response:
+    key = request.query_params.get("info", "")
+    return admin_page(
+        request, web, session, signed_in, notice=texts_of(request)(NOTICES[key]) if key in NOTICES else ""
+    )
+
+
+def admin_page(request: Request, web: WebApp, session: Session, signed_in: WebSession, *, notice: str,
+               status: int = 200) -> Response:  # fmt: skip
     requests = [request_view(r) for r in list_requests(session)]
     return web.pages.render(
-        request, "admin.html", csrf=signed_in.csrf_token, admin=signed_in.admin.name,
+        request, "admin.html", status, csrf=signed_in.csrf_token, admin=signed_in.admin.name,
         open_requests=[r for r in requests if r.state in ("pending", "provisioning", "failed")],
         done_requests=[r for r in requests if r.state in ("done", "rejected")][:20],
         applications=[application_as_dict(a) for a in list_applications(session, state="pending")],
-        offers=sorted(web.workspace.config.offers), notice=request.query_params.get("info", ""),
+        offers=sorted(web.workspace.config.offers), notice=notice,
     )  # fmt: skip
 
 
-def carry_out(session: Session, signed_in: WebSession, act) -> Response:
-    """Run ``act(actor)`` in a savepoint; back to the review page, with the refusal's message if any."""
+# What the review page may say after a decision, by the key in ?info= (any other value shows nothing: the
+# address bar must not put words in the page).
+NOTICES = {
+    "approved": N_("Request approved: its set-up is queued."),
+    "rejected": N_("Request rejected: the association reads your reason."),
+    "accepted": N_("Application accepted: the association is registered."),
+    "declined": N_("Application declined."),
+}
+DONE = {"approuver": "approved", "refuser": "rejected", "accepter": "accepted"}
+
+
+def carry_out(request: Request, web: Web, session: Session, signed_in: WebSession, act, done: str) -> Response:
+    """Run ``act(actor)`` in a savepoint; back to the review page saying ``done`` (a key of NOTICES), or the
+    review page itself with the refusal's message (409; nothing was changed)."""
     try:
         with session.begin_nested():
             act(f"admin {signed_in.admin.name}")
     except RucheError as error:
-        return RedirectResponse(f"/admin?info={quote(error.message[:300])}", status_code=303)
-    return RedirectResponse("/admin", status_code=303)
+        return admin_page(request, web, session, signed_in, notice=error.message, status=409)
+    return RedirectResponse(f"/admin?info={done}", status_code=303)
 
 
-def text_field(form: FormData, name: str) -> str:
+def text_field(request: Request, form: FormData, name: str) -> str:
+    """The form's field ``name`` (empty if missing); raises InvalidInput when it holds an invisible character."""
     value = form.get(name, "")
-    return value if isinstance(value, str) else ""
+    value = value if isinstance(value, str) else ""
+    invisible = invisible_in({name: value})
+    if invisible is not None:
+        raise InvalidInput(texts_of(request)(INVISIBLE_REFUSED, field=name, code=invisible[1]))
+    return value
 
 
 @router.post("/candidatures/{application_id}/{decision}")
-def admin_application(application_id: RowId, decision: str, web: Web, session: StateSession, signed_in: Admin,
-                      form: AdminForm) -> Response:  # fmt: skip
+def admin_application(request: Request, application_id: RowId, decision: str, web: Web, session: StateSession,
+                      signed_in: Admin, form: AdminForm) -> Response:  # fmt: skip
     if decision not in ("accepter", "refuser"):
         raise BadForm()
-    offer = text_field(form, "offer") or None
+    offer = form.get("offer")
+    offer = offer if isinstance(offer, str) and offer else None
 
     def act(actor: str) -> None:
         if offer is not None and offer not in web.workspace.config.offers:
             raise InvalidInput(f"offer {offer!r} does not exist")
         decide(session, get_application(session, application_id), accept=decision == "accepter", actor=actor,
-               offer=offer, reason=text_field(form, "reason"))  # fmt: skip
+               offer=offer, reason=text_field(request, form, "reason"))  # fmt: skip
 
-    return carry_out(session, signed_in, act)
+    return carry_out(request, web, session, signed_in, act, "accepted" if decision == "accepter" else "declined")
 
 
 @router.post("/demandes/{request_id}/{decision}")
@@ -107,8 +134,8 @@ def admin_decide(request: Request, request_id: RowId, decision: str, web: Web, s
         if decision == "approuver":
             approve_in_session(web.workspace, session, found, actor=actor)
             return
-        reason = checked_reason(text_field(form, "reason"), message=texts_of(request)(
+        reason = checked_reason(text_field(request, form, "reason"), message=texts_of(request)(
             N_("Give a reason for the rejection (1000 characters at most): the association reads it.")))  # fmt: skip
         move(session, found, "rejected", actor=actor, reason=reason)
 
-    return carry_out(session, signed_in, act)
+    return carry_out(request, web, session, signed_in, act, DONE[decision])

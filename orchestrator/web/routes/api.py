@@ -12,7 +12,14 @@ from orchestrator.web.dependencies import ApiMember, ApiWriter, RowId, StateSess
 from orchestrator.web.errors import API_ERRORS, API_WRITE_ERRORS, ApiError
 from orchestrator.web.models import InstanceView, RequestDetail, RequestIn
 from orchestrator.web.pages import texts_of
-from orchestrator.web.views import follow_request, members_instances, members_request, members_requests
+from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
+from orchestrator.web.views import (
+    follow_request,
+    members_instances,
+    members_request,
+    members_requests,
+    submission_refusal,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["member"], responses=API_ERRORS)
 
@@ -39,7 +46,14 @@ def api_request(request: Request, request_id: RowId, session: StateSession, sign
 
 
 @router.post("/requests", summary="Request a service", status_code=201, responses=API_WRITE_ERRORS)
-def api_submit(body: RequestIn, web: Web, session: StateSession, signed_in: ApiWriter) -> RequestView:
+def api_submit(request: Request, body: RequestIn, web: Web, session: StateSession, signed_in: ApiWriter) -> RequestView:
+    invisible = invisible_in({"name": body.name or "", "service": body.service, "size": body.size, **body.parameters})
+    if invisible is not None:
+        raise ApiError(400, texts_of(request)(INVISIBLE_REFUSED, field=invisible[0], code=invisible[1]))
+    refusal = submission_refusal(web.workspace, session, web.catalog, signed_in, service=body.service, size=body.size,
+                                 _=texts_of(request))  # fmt: skip
+    if refusal is not None:
+        raise ApiError(409, refusal)
     try:
         with session.begin_nested():
             created = submit_in_session(

@@ -14,7 +14,15 @@ from orchestrator.errors import RucheError
 from orchestrator.state.models import WebSession
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.pages import texts_of
-from orchestrator.web.views import follow_request, members_instances, members_quota, members_request, members_requests
+from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
+from orchestrator.web.views import (
+    follow_request,
+    members_instances,
+    members_quota,
+    members_request,
+    members_requests,
+    submission_refusal,
+)
 
 router = APIRouter(prefix="/espace", include_in_schema=False)
 
@@ -59,6 +67,17 @@ def send_request(request: Request, service_id: str, web: Web, session: StateSess
     parameters = {
         p.name: values[f"param_{p.name}"] for p in service.parameters if values.get(f"param_{p.name}", "") != ""
     }
+    invisible = invisible_in(
+        {key.removeprefix("param_"): value for key, value in values.items() if key != "csrf_token"}
+    )
+    if invisible is not None:
+        field, code = invisible
+        refused = texts_of(request)(INVISIBLE_REFUSED, field=field, code=code)
+        return form_page(request, web, signed_in, service, 400, [refused], values)
+    refusal = submission_refusal(web.workspace, session, web.catalog, signed_in, service=service_id,
+                                 size=values.get("size", "small"), _=texts_of(request))  # fmt: skip
+    if refusal is not None:
+        return form_page(request, web, signed_in, service, 400, [refusal], values)
     try:
         with session.begin_nested():
             created = submit_in_session(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,24 +70,45 @@ def backup_variables(settings: BackupSettings) -> dict:
 
 
 BACKUP_TOOL = "/usr/local/sbin/ruche-backup"
+# Commands that change an instance or its repository, or may take long: they run as a transient systemd unit,
+# polled (remote.run_detached), so that a lost SSH connection neither stops them half-way nor loses their answer.
+# The others (init, snapshots, log, inspect, manifest) are short and read-only or idempotent: one SSH command.
+DETACHED_COMMANDS = frozenset(
+    {"backup", "restore", "export", "forget", "check", "db-move", "db-move-back", "db-move-done"}
+)
+
+
+def operation_unit(command: str, identifier: str) -> str:
+    """Give the name of a new transient unit running ``command`` for instance ``identifier``."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", f"{identifier}-{command}".lower())
+    return f"ruche-op-{safe}-{secrets.token_hex(3)}"
 
 
 def backup_tool(target: SshTarget, command: str, identifier: str, *options: str, timeout: float = 3600):
     """Run ``ruche-backup COMMAND IDENTIFIER OPTIONS`` on ``target``; give its JSON answer.
 
-    The tool answers JSON even when it fails (``{"status": "failed", "error": ...}``). Raises
-    OperationFailed when the server cannot be reached or the answer is not JSON.
+    The tool answers JSON even when it fails (``{"status": "failed", "error": ...}``). DETACHED_COMMANDS run as a
+    transient unit that survives a cut of the SSH connection (``remote.run_detached``). Raises OperationFailed
+    when the server cannot be reached or the answer is not JSON, TimedOut past ``timeout`` seconds.
     """
-    from orchestrator.remote import run_tool
+    from orchestrator.remote import run_detached, run_tool
 
-    code, output = run_tool(target, [BACKUP_TOOL, command, identifier, *options], timeout=timeout)
+    argv = [BACKUP_TOOL, command, identifier, *options]
+    converge = f"is the server converged with backups configured? (`ruche apply --server {target.name}`)"
+    if command in DETACHED_COMMANDS:
+        unit = operation_unit(command, identifier)
+        output, errors = run_detached(target, argv, unit=unit, timeout=timeout)
+        ended = f"ran as unit {unit} and ended without a JSON answer" + (
+            f": {errors.strip()[-1500:]}" if errors.strip() else ""
+        )
+        hint = f"`journalctl -u {unit}` on {target.name} says how it ended; {converge}"
+    else:
+        code, output = run_tool(target, argv, timeout=timeout)
+        ended, hint = f"exited {code} without a JSON answer", converge
     try:
-        return json.loads(output.strip().splitlines()[-1])
+        return json.loads((output or "").strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise OperationFailed(
-            f"{target.name}: ruche-backup {command} {identifier} exited {code} without a JSON answer",
-            hint="is the server converged with backups configured? (`ruche apply --server " + target.name + "`)",
-        ) from None
+        raise OperationFailed(f"{target.name}: ruche-backup {command} {identifier} {ended}", hint=hint) from None
 
 
 def compare_with_manifest(manifest: dict, current: dict, volatile_tables: tuple[str, ...] = ()) -> list[str]:

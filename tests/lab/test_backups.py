@@ -1,10 +1,10 @@
 """Backups on the lab: data written through the services' own protocols, backed up to lab-backup over
 SFTP (a server's instances at once), listed; exports, timer-run backups; verification's failure on a
-damaged repository; the final backup of a deleted instance; an instance moved to the other server with its
-data (read back through the service there); quotas. A verification that passes is a step of
-`ruche catalog check` (test_catalog_check.py), as is a restore into a new instance, whose data it
-reads back with the copy's recorded admin credentials (Miniflux keeps its admin's password hashed in its
-database: a copy recording another would be refused).
+damaged repository; a restore that survives a cut of its SSH connection; the final backup of a deleted
+instance; an instance moved to the other server with its data (read back through the service there); quotas.
+A verification that passes is a step of `ruche catalog check` (test_catalog_check.py), as is a restore into a
+new instance, whose data it reads back with the copy's recorded admin credentials (Miniflux keeps its admin's
+password hashed in its database: a copy recording another would be refused).
 
 One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-1 and Radicale on lab-2.
 """
@@ -12,7 +12,10 @@ One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -195,6 +198,81 @@ def test_a_timer_run_backup_is_read_back_and_recorded(lab, jardin, ruche):
     (entry,) = [e for e in status["instances"] if e["instance"] == "jardin/radicale"]
     assert entry["last_success"]["reason"] == "scheduled" and entry["problem"] is None
     assert "ruche-backup@jardin--radicale.timer" in on(lab, "lab-2", "systemctl", "list-timers", "--all", "--no-pager")
+
+
+# Runs on the server for the test: once `ruche-backup restore` shows up there, drops the SSH packets between the
+# server and the control machine (both ways) for $2 seconds; then new connections pass again but the ones open at
+# the cut stay dead (dropped by their ports), as when a NAT or the control machine's network loses their state.
+CUT_SCRIPT = r"""
+host=$1 seconds=$2 pattern=$3 record=/run/ruche-test-cut
+for _ in $(seq 1500); do pgrep -f "$pattern" >/dev/null && break; sleep 0.2; done
+pgrep -af "$pattern" >"$record.running" || exit 1
+printf '%s\n' "table inet ruche_cut {" \
+  "chain input { type filter hook input priority -10; ip saddr $host tcp dport 22 drop; }" \
+  "chain output { type filter hook output priority -10; ip daddr $host tcp sport 22 drop; }" "}" | nft -f -
+ss -Htn state established "( sport = :22 )" dst "$host" | awk '{n = split($4, a, ":"); print a[n]}' >"$record.ports"
+sleep "$seconds"
+ports=$(paste -sd, "$record.ports")
+nft flush table inet ruche_cut
+if [ -n "$ports" ]; then
+  nft add rule inet ruche_cut input ip saddr "$host" tcp dport 22 tcp sport "{ $ports }" drop
+  nft add rule inet ruche_cut output ip daddr "$host" tcp sport 22 tcp dport "{ $ports }" drop
+fi
+"""
+CUT_END = """cd /run && cat ruche-test-cut.running; echo "cut: $(cat ruche-test-cut.ports)"
+systemctl stop ruche-test-cut; nft delete table inet ruche_cut; rm -f ruche-test-cut.*; true"""
+
+
+def test_a_restore_survives_a_cut_of_its_ssh_connection(lab, jardin, ruche):
+    """Fault: SSH between the control machine and the server is cut for 40 s while a restore runs there, and the
+    connections open at the cut never come back. The restore goes on on the server (a transient systemd unit);
+    ruche reconnects, reads its real answer, and leaves nothing in /run/ruche-ops."""
+    miniflux, w = jardin["miniflux"], [W, str(lab)]
+    server, identifier = miniflux["server"], miniflux["address"].replace("/", "--")
+    listed = json.loads(ruche(*w, "backup", "list", miniflux["address"], "--json").stdout)["snapshots"]
+    if not listed:  # the test alone
+        assert ruche(*w, "backup", "run", miniflux["address"]).exit_code == 0
+        listed = json.loads(ruche(*w, "backup", "list", miniflux["address"], "--json").stdout)["snapshots"]
+    # the newest, of today like the others: the restore's safety backup used to forget it (--keep-daily keeps one a
+    # day) before the restore read it; a safety backup now forgets nothing
+    snapshot = max(listed, key=lambda listed_one: listed_one["time"])["id"]
+    manifest = json.loads(
+        on(lab, server, "/usr/local/sbin/ruche-backup", "manifest", identifier, "--snapshot", snapshot)
+    )
+    rows = manifest["database"]["tables"]["public.categories"]
+    later = f"Apres-{uuid.uuid4().hex[:6]}"  # written after the snapshot: the restore takes it away
+    body = json.dumps({"title": later})
+    assert call(lab, miniflux, "POST", "/v1/categories", body=body, content_type="application/json")[0] == 201
+
+    host = on(lab, server, "sh", "-c", 'echo "${SSH_CLIENT%% *}"').strip()  # the control machine, as the server sees it
+    pattern = f"^[^ ]*python3 /usr/local/sbin/ruche-backup restore {identifier} "  # the tool itself, not its starter
+    on(lab, server, "systemd-run", "--unit=ruche-test-cut", "--collect", "--quiet", "--expand-environment=no",
+       "--", "sh", "-c", CUT_SCRIPT, "sh", host, "40", pattern)  # fmt: skip
+    started = time.monotonic()
+    restore = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "-w", str(lab), "backup", "restore", miniflux["address"],
+         "--snapshot", snapshot, "--yes", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = restore.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        restore.kill()
+        stdout, stderr = restore.communicate()
+    finally:
+        seconds = time.monotonic() - started
+        at_cut = on(lab, server, "sh", "-c", CUT_END)
+        print(f"restore with a 40 s SSH cut: {seconds:.0f} s (exit {restore.returncode}); at the cut: {at_cut}")
+    assert "ruche-backup restore" in at_cut, "the cut did not happen while the restore ran"
+    assert re.search(r"cut: \d+", at_cut), "no SSH connection of ruche was open at the cut"
+    assert restore.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    result = json.loads(stdout)  # the tool's real answer, read after the cut
+    assert result["restore"]["status"] == "success" and result["restore"]["health"] == "healthy"
+    assert result["restore"]["snapshot_id"] == snapshot and result["safety_backup"]["status"] == "success"
+    assert seconds < 180
+    titles = categories(lab, miniflux)  # read back through Caddy: the snapshot's categories
+    assert later not in titles and len(titles) == rows, (titles, rows)
+    assert on(lab, server, "ls", "-A", "/run/ruche-ops") == ""
+    assert on(lab, server, "systemctl", "list-units", "--plain", "--no-legend", "ruche-op-*") == ""
 
 
 def test_deleting_keeps_a_final_backup(lab, jardin, ruche):

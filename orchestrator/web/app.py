@@ -3,7 +3,8 @@
 Routes live in ``routes/`` (one router per area), what they need in ``dependencies.py`` (state
 session, signed-in member or admin, CSRF-checked form), the API's bodies in ``models.py``, the
 pages in ``pages.py`` and ``templates/``, the texts in gettext catalogs (``i18n.py``, ``locale/``),
-the answers to refusals in ``errors.py``, headers and limits in ``security.py``.
+the answers to refusals in ``errors.py`` (pages for pages, JSON for the API) and what a refused form or
+decision says, per field and in the visitor's language, in ``refusals.py``, headers and limits in ``security.py``.
 """
 
 from __future__ import annotations

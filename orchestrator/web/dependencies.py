@@ -23,7 +23,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.state.access import session_for_token
 from orchestrator.state.database import StateStore
 from orchestrator.state.models import WebSession
-from orchestrator.web.errors import ApiError, BadForm, SignInNeeded
+from orchestrator.web.errors import API_CSRF, API_SIGN_IN, ApiError, BadForm, SignInNeeded
 from orchestrator.web.pages import COOKIE, Pages
 from orchestrator.web.security import RateLimiter
 from orchestrator.workspace import Workspace
@@ -107,7 +107,7 @@ def admin(found: AnySession) -> WebSession:
 
 def api_member(found: Annotated[WebSession | None, Depends(_member_or_none)]) -> WebSession:
     if found is None:
-        raise ApiError(401, "sign in with your invite link first")
+        raise ApiError(401, API_SIGN_IN)
     return found
 
 
@@ -142,7 +142,7 @@ async def admin_form(request: Request, signed_in: Admin) -> FormData:
 def api_writer(request: Request, signed_in: ApiMember) -> WebSession:
     """A signed-in member whose API write carries the session's CSRF token in X-CSRF-Token."""
     if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), signed_in.csrf_token):
-        raise ApiError(403, "missing or wrong X-CSRF-Token")
+        raise ApiError(403, API_CSRF)
     return signed_in
 
 

@@ -6,12 +6,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.i18n import N_
+from orchestrator.web.pages import texts_of
 
 
 class ApiError(Exception):
-    """An API answer other than success: ``status`` and a ``detail`` for the client."""
+    """An API answer other than success: ``status`` and a ``detail`` for the client (a text of the catalogs,
+    translated into the request's language when answered, or one translated already)."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -23,6 +26,10 @@ class ApiErrorBody(BaseModel):
 
     detail: str
 
+
+API_NOT_FOUND = N_("not found (or not your association's)")
+API_SIGN_IN = N_("not signed in: open your personal sign-in link first (ask your association's manager or the admins)")
+API_CSRF = N_("missing or wrong X-CSRF-Token header: send the csrf_token of one of your space's pages")
 
 # The error answers each API route may give, for its OpenAPI description.
 API_ERRORS = {401: {"model": ApiErrorBody, "description": "Not signed in"},
@@ -46,18 +53,41 @@ class BadForm(Exception):
     """A posted form without the session's CSRF token (or an expired page)."""
 
 
+# What a page says for the framework's own refusals (other than 404, the missing page).
+HTTP_TEXTS = {
+    405: N_("This address is not meant to be opened like this (it takes a form's button): go back to the page "
+            "and use the button, or start from the home page."),
+}  # fmt: skip
+
+
 def install_error_answers(app: FastAPI) -> None:
     pages = app.state.web.pages
 
     @app.exception_handler(404)
     async def _missing(request: Request, _error) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"detail": texts_of(request)(API_NOT_FOUND)}, status_code=404)
         return pages.not_found(request)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """Any other refusal of the framework's (405 for a GET on a form's address...): the API keeps its JSON,
+        a page answers a page in the site's layout and the visitor's language."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        if error.status_code == 404:
+            return pages.not_found(request)
+        text = HTTP_TEXTS.get(
+            error.status_code,
+            N_("This address cannot answer that request (HTTP %(code)s): start again from the home page."),
+        )
+        response = pages.message(request, text, error.status_code, code=error.status_code)
+        response.headers.update(error.headers or {})
+        return response
+
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=error.status)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": texts_of(request)(error.detail)}, status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:

@@ -67,7 +67,7 @@ def assert_accessible(page) -> None:
 
 def test_public_pages_have_no_accessibility_violation_in_french_or_english(site, page):
     _path, base, _link, _browser = site
-    for path in ("/", "/rejoindre", "/admin/connexion", "/connexion/not-a-valid-token", "/nulle-part"):
+    for path in ("/", "/rejoindre", "/admin/connexion", "/connexion/not-a-valid-token", "/nulle-part", "/deconnexion"):
         for lang in ("fr", "en"):
             page.goto(f"{base}{path}?lang={lang}")
             assert page.locator("html").get_attribute("lang") == lang
@@ -181,3 +181,41 @@ def test_the_request_page_follows_the_run_without_a_reload(site, page, ruche):
     assert page.evaluate("window.reloaded") is False
     assert status.get_by_role("link").get_attribute("href") == "https://suivi.amap.coin.example.org/"
     assert_accessible(page)
+
+
+def page_width(page) -> tuple[int, int]:
+    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+def test_every_page_fits_a_phone_360_px_wide_without_sideways_scrolling(site, ruche):
+    """At 360x740 (a small phone) no page is wider than the screen: the services table scrolls inside its own
+    box (reachable from the keyboard), headers and forms wrap."""
+    path, base, _link, browser = site
+    context = browser.new_context(locale="fr-FR", viewport={"width": 360, "height": 740})
+    try:
+        member = context.new_page()
+        request_radicale(site, member, "telephone-et-agenda-partage")
+        request_id = member.url.split("/")[-1].split("?")[0]
+        approved = ruche("--workspace", str(path), "request", "approve", request_id, "--json")
+        assert approved.exit_code == 0, approved.stderr  # its instance is planned: a row of the services table
+        for address in ("/espace", "/espace/demande", "/espace/demande/radicale", f"/espace/demandes/{request_id}",
+                        "/", "/rejoindre", "/admin/connexion", "/nulle-part"):  # fmt: skip
+            member.goto(f"{base}{address}")
+            if address == "/espace":
+                assert "telephone-et-agenda-partage" in member.get_by_role("table").inner_text()
+            scroll_width, inner_width = page_width(member)
+            assert scroll_width <= inner_width == 360, (address, scroll_width)
+        member.goto(f"{base}/espace")
+        assert_accessible(member)  # the scrolling box has a name and takes the focus
+        admin = context.new_page()
+        admin.goto(f"{base}/admin/connexion")
+        admin.get_by_label("Identifiant").fill("camille")
+        admin.get_by_label("Mot de passe").fill(PASSWORD)
+        admin.get_by_label("Mot de passe").press("Enter")
+        admin.wait_for_url(f"{base}/admin")
+        admin.wait_for_load_state()
+        scroll_width, inner_width = page_width(admin)
+        assert scroll_width <= inner_width == 360, ("/admin", scroll_width)
+        assert_accessible(admin)
+    finally:
+        context.close()

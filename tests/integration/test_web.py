@@ -141,11 +141,11 @@ def test_a_member_of_one_association_gets_404_for_everything_of_another(fleet, w
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"name": "{{ 7*7 }}"}, "name '{{ 7*7 }}': use a-z"),
-        ({"name": "../../etc"}, "name '../../etc'"),
-        ({"name": "a; rm -rf /"}, "name 'a; rm -rf /'"),
-        ({"size": "$(reboot)"}, "size '$(reboot)'"),
-        ({"param_admin_user": "x" * 65}, "admin_user"),
+        ({"name": "{{ 7*7 }}"}, "Nom du service : « {{ 7*7 }} » ne peut pas être utilisé : utilisez des lettres"),
+        ({"name": "../../etc"}, "Nom du service : « ../../etc »"),
+        ({"name": "a; rm -rf /"}, "Nom du service : « a; rm -rf / »"),
+        ({"size": "$(reboot)"}, "Taille : choisissez parmi : "),
+        ({"param_admin_user": "x" * 65}, "Identifiant du compte principal : 64 caractères au plus."),
     ],
 )
 def test_hostile_form_values_get_a_clear_error_and_change_nothing(fleet, workspace, ruche, fields, message):
@@ -314,12 +314,12 @@ def test_an_unknown_association_applies_on_the_public_page_and_an_admin_accepts_
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"slug": "../x"}, "At &#39;slug&#39;"),
-        ({"slug": "Jardin Partagé"}, "At &#39;slug&#39;"),
-        ({"slug": "a;id"}, "At &#39;slug&#39;"),
-        ({"email": "pas-une-adresse"}, "At &#39;email&#39;"),
-        ({"message": "x" * 2001}, "2000 characters"),
-        ({"name": "{{ 7*7 }}" + "x" * 300}, "At &#39;name&#39;"),
+        ({"slug": "../x"}, "Nom court : utilisez des lettres minuscules"),
+        ({"slug": "Jardin Partagé"}, "Nom court : utilisez des lettres minuscules"),
+        ({"slug": "a;id"}, "Nom court : utilisez des lettres minuscules"),
+        ({"email": "pas-une-adresse"}, "Adresse e-mail de contact : ce n&#39;est pas une adresse e-mail"),
+        ({"message": "x" * 2001}, "Quelques mots sur vos besoins : 2000 caractères au plus."),
+        ({"name": "{{ 7*7 }}" + "x" * 300}, "Nom de l&#39;association : 200 caractères au plus."),
     ],
 )
 def test_hostile_applications_get_a_clear_error_and_record_nothing(fleet, workspace, ruche, fields, message):

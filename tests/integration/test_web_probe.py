@@ -249,3 +249,73 @@ def test_invisible_and_direction_changing_characters_are_refused(fleet, workspac
     joined = visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": "Le\u2067 jardin",
                                               "slug": "jardin", "email": "c@jardin.example"})  # fmt: skip
     assert joined.status_code == 400 and "U+2067" in joined.text
+
+
+# --- every refusal a member or admin reads is in their language, naming its field; pages answer pages ------------
+
+
+def test_refused_values_are_said_in_the_members_language_naming_the_field(fleet, workspace):  # noqa: F811
+    _w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    answer = request_form(member, "radicale", name="Mon Agenda!", size="énorme", param_admin_user="x" * 65)
+    errors = answer.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert answer.status_code == 400 and "use a-z" not in errors and "expected one of" not in errors
+    assert "Nom du service : « Mon Agenda! » ne peut pas être utilisé" in errors.replace("&#34;", '"')
+    assert "Taille : choisissez parmi : " in errors, errors
+    assert "Identifiant du compte principal : 64 caractères au plus" in errors, errors
+    assert request_form(member, "radicale", name="agenda", size="small").status_code == 200
+    taken = request_form(member, "radicale", name="agenda", size="small")  # the name taken: said by its kind
+    assert "votre association a déjà un service ou une demande nommé « agenda »" in taken.text
+    assert "exists or is already requested" not in taken.text
+    english = member.post("/espace/demande/radicale?lang=en", data={"csrf_token": csrf_of(answer.text),
+                                                                     "name": "Mon Agenda!", "size": "small"})  # fmt: skip
+    assert "Name of the service: “Mon Agenda!” cannot be used" in english.text, english.text[-1500:]
+    token = csrf_of(member.get("/espace/demande/radicale").text)
+    api = member.post("/api/v1/requests?lang=en", json={"service": "radicale", "name": "Bad Name",
+                                                        "parameters": {"admin_user": "x" * 65, "colour": "red"}},
+                      headers={"X-CSRF-Token": token})  # fmt: skip
+    detail = api.json()["detail"]
+    assert api.status_code == 400 and "name: “Bad Name” cannot be used" in detail, detail
+    assert "parameters.admin_user: 64 characters at most." in detail and "colour: this service has no such" in detail
+
+
+def test_the_join_form_says_what_is_wrong_per_field_in_the_visitors_language(fleet, workspace):  # noqa: F811
+    visitor = client_for(workspace)
+    answer = visitor.post("/rejoindre", data={"form_token": join_token(visitor), "name": "", "slug": "Jardin Partagé",
+                                              "email": "pas-une-adresse", "message": "x" * 2001})  # fmt: skip
+    errors = answer.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert answer.status_code == 400 and "At &#39;" not in errors and "String should" not in errors, errors
+    for text in ("Nom court : utilisez des lettres minuscules", "Adresse e-mail de contact : ce n&#39;est pas une adresse",
+                 "Nom de l&#39;association : ce champ est obligatoire", "Quelques mots sur vos besoins : 2000 caractères"):  # fmt: skip
+        assert text in errors, (text, errors)
+    english = visitor.post("/rejoindre?lang=en", data={"form_token": join_token(visitor), "name": "Le jardin",
+                                                       "slug": "jardin", "email": "pas-une-adresse"})  # fmt: skip
+    assert "Contact e-mail address: this is not an e-mail address" in english.text
+
+
+def test_an_admins_refused_decision_is_said_in_their_language(fleet, workspace):  # noqa: F811
+    admin = admin_client(workspace)
+    csrf = csrf_of(admin.get("/admin").text)
+    missing = admin.post("/admin/demandes/999/approuver", data={"csrf_token": csrf})
+    assert missing.status_code == 404 and "no request 999" not in missing.text
+    assert "cette demande ou candidature n&#39;existe pas (ou plus)" in missing.text
+    offer = admin.post("/admin/candidatures/999/accepter?lang=en", data={"csrf_token": csrf, "offer": "or"})
+    assert "Offer: there is no offer “or”" in offer.text and "does not exist" not in offer.text
+
+
+def test_pages_answer_pages_for_the_frameworks_refusals_and_the_api_keeps_json(fleet, workspace):  # noqa: F811
+    _w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    for path, lang, words in (("/deconnexion", "fr", "attend le bouton"), ("/deconnexion", "en", "takes a form"),
+                              ("/espace/demande", "fr", "attend le bouton")):  # fmt: skip
+        answer = member.request("GET" if path == "/deconnexion" else "PUT", f"{path}?lang={lang}")
+        assert answer.status_code == 405 and answer.headers["content-type"].startswith("text/html"), answer.text
+        assert f'<html lang="{lang}">' in answer.text and words in answer.text and "detail" not in answer.text
+        assert answer.headers["x-frame-options"] == "DENY"
+    missing = member.get("/espace/demandes/abc")
+    assert missing.status_code == 404 and "Page introuvable" in missing.text
+    api = member.put("/api/v1/instances")
+    assert api.status_code == 405 and api.json() == {"detail": "Method Not Allowed"}
+    assert member.get("/api/v1/nowhere?lang=fr").json() == {"detail": "introuvable (ou pas de votre association)"}
+    assert member.get("/api/v1/requests/999?lang=en").json() == {"detail": "not found (or not your association's)"}
+    assert "X-CSRF-Token" in member.post("/api/v1/requests", json={"service": "radicale"}).json()["detail"]

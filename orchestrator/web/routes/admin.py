@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from orchestrator.actions.request_review import approve_in_session
-from orchestrator.errors import InvalidInput, RucheError
+from orchestrator.errors import InvalidInput, NotFound, RucheError
 from orchestrator.i18n import N_
 from orchestrator.state.access import check_admin, open_admin_session
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
@@ -20,6 +20,7 @@ from orchestrator.state.requests import checked_reason, get_request, list_reques
 from orchestrator.web.dependencies import Admin, AdminForm, RowId, StateSession, Web, WebApp
 from orchestrator.web.errors import BadForm
 from orchestrator.web.pages import form_token_matches, texts_of
+from orchestrator.web.refusals import Refused, admin_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in, over_the_limit
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -92,7 +93,10 @@ def carry_out(request: Request, web: Web, session: Session, signed_in: WebSessio
         with session.begin_nested():
             act(f"admin {signed_in.admin.name}")
     except RucheError as error:
-        return admin_page(request, web, session, signed_in, notice=error.message, status=409)
+        notice = admin_error_text(error, texts_of(request))
+        return admin_page(
+            request, web, session, signed_in, notice=notice, status=404 if isinstance(error, NotFound) else 409
+        )
     return RedirectResponse(f"/admin?info={done}", status_code=303)
 
 
@@ -102,8 +106,20 @@ def text_field(request: Request, form: FormData, name: str) -> str:
     value = value if isinstance(value, str) else ""
     invisible = invisible_in({name: value})
     if invisible is not None:
-        raise InvalidInput(texts_of(request)(INVISIBLE_REFUSED, field=name, code=invisible[1]))
+        raise Refused(texts_of(request)(INVISIBLE_REFUSED, field=name, code=invisible[1]))
     return value
+
+
+UNKNOWN_OFFER = N_("Offer: there is no offer “%(offer)s” (offers: %(offers)s).")
+GIVE_A_REASON_TO_DECLINE = N_("Give a reason for declining (1000 characters at most): the association reads it.")
+
+
+def given_reason(reason: str, refusal: str) -> str:
+    """``reason`` stripped; raises Refused(``refusal``, a translated text) when empty or over 1000 characters."""
+    try:
+        return checked_reason(reason, message=refusal)
+    except InvalidInput:
+        raise Refused(refusal) from None
 
 
 @router.post("/candidatures/{application_id}/{decision}")
@@ -115,10 +131,14 @@ def admin_application(request: Request, application_id: RowId, decision: str, we
     offer = offer if isinstance(offer, str) and offer else None
 
     def act(actor: str) -> None:
+        _ = texts_of(request)
         if offer is not None and offer not in web.workspace.config.offers:
-            raise InvalidInput(f"offer {offer!r} does not exist")
+            raise Refused(_(UNKNOWN_OFFER, offer=offer[:64], offers=", ".join(sorted(web.workspace.config.offers))))
+        reason = text_field(request, form, "reason")
+        if decision == "refuser":
+            reason = given_reason(reason, _(GIVE_A_REASON_TO_DECLINE))
         decide(session, get_application(session, application_id), accept=decision == "accepter", actor=actor,
-               offer=offer, reason=text_field(request, form, "reason"))  # fmt: skip
+               offer=offer, reason=reason)  # fmt: skip
 
     return carry_out(request, web, session, signed_in, act, "accepted" if decision == "accepter" else "declined")
 
@@ -134,7 +154,7 @@ def admin_decide(request: Request, request_id: RowId, decision: str, web: Web, s
         if decision == "approuver":
             approve_in_session(web.workspace, session, found, actor=actor)
             return
-        reason = checked_reason(text_field(request, form, "reason"), message=texts_of(request)(
+        reason = given_reason(text_field(request, form, "reason"), texts_of(request)(
             N_("Give a reason for the rejection (1000 characters at most): the association reads it.")))  # fmt: skip
         move(session, found, "rejected", actor=actor, reason=reason)
 

@@ -9,9 +9,10 @@ from orchestrator.actions.request_submit import submit_in_session
 from orchestrator.errors import RucheError
 from orchestrator.state.requests import RequestView
 from orchestrator.web.dependencies import ApiMember, ApiWriter, RowId, StateSession, Web
-from orchestrator.web.errors import API_ERRORS, API_WRITE_ERRORS, ApiError
+from orchestrator.web.errors import API_ERRORS, API_NOT_FOUND, API_WRITE_ERRORS, ApiError
 from orchestrator.web.models import InstanceView, RequestDetail, RequestIn
 from orchestrator.web.pages import texts_of
+from orchestrator.web.refusals import UNKNOWN_SERVICE, api_field_name, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
 from orchestrator.web.views import (
     follow_request,
@@ -41,7 +42,7 @@ def api_requests(session: StateSession, signed_in: ApiMember) -> list[RequestVie
 def api_request(request: Request, request_id: RowId, session: StateSession, signed_in: ApiMember) -> RequestDetail:
     found = members_request(session, signed_in, request_id)
     if found is None:
-        raise ApiError(404, "not found")
+        raise ApiError(404, API_NOT_FOUND)
     return follow_request(session, found, texts_of(request)).detail()
 
 
@@ -50,10 +51,17 @@ def api_submit(request: Request, body: RequestIn, web: Web, session: StateSessio
     invisible = invisible_in({"name": body.name or "", "service": body.service, "size": body.size, **body.parameters})
     if invisible is not None:
         raise ApiError(400, texts_of(request)(INVISIBLE_REFUSED, field=invisible[0], code=invisible[1]))
+    _ = texts_of(request)
+    if body.service not in web.catalog.services:
+        raise ApiError(400, _(UNKNOWN_SERVICE, service=body.service[:32]))
+    problems = request_problems(web.catalog.services[body.service], name=body.name, size=body.size,
+                                parameters=body.parameters, _=_, field_name=api_field_name)  # fmt: skip
     refusal = submission_refusal(web.workspace, session, web.catalog, signed_in, service=body.service, size=body.size,
-                                 _=texts_of(request))  # fmt: skip
-    if refusal is not None:
-        raise ApiError(409, refusal)
+                                 _=_)  # fmt: skip
+    if refusal is not None:  # beyond the offer (409), with the fields' problems if any
+        raise ApiError(409, " ".join([refusal, *problems]))
+    if problems:
+        raise ApiError(400, " ".join(problems))
     try:
         with session.begin_nested():
             created = submit_in_session(
@@ -62,5 +70,7 @@ def api_submit(request: Request, body: RequestIn, web: Web, session: StateSessio
                 requested_by=f"member of {signed_in.association.slug} (invite {signed_in.invite_id})",
             )  # fmt: skip
     except RucheError as error:
-        raise ApiError(400 if error.exit_code in (2, 4) else 409, error.message) from None
+        refused = submission_error_text(error, name=body.name or body.service, collective=web.pages.collective, _=_,
+                                        field="name")  # fmt: skip
+        raise ApiError(400 if error.exit_code in (2, 4) else 409, refused) from None
     return RequestView(**created)

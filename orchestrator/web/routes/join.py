@@ -10,6 +10,7 @@ from orchestrator.i18n import N_
 from orchestrator.state.applications import submit_application
 from orchestrator.web.dependencies import StateSession, Web
 from orchestrator.web.pages import form_token_matches, texts_of
+from orchestrator.web.refusals import NOT_RECORDED, join_problems
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in, over_the_limit
 
 router = APIRouter(prefix="/rejoindre", include_in_schema=False)
@@ -42,6 +43,9 @@ async def join(request: Request, web: Web, session: StateSession) -> Response:
     if invisible is not None:
         _ = texts_of(request)
         return join_form(request, web, 400, [_(INVISIBLE_REFUSED, field=invisible[0], code=invisible[1])], values)
+    problems = join_problems(values, texts_of(request))
+    if problems:
+        return join_form(request, web, 400, problems, values)
     try:
         with session.begin_nested():
             submit_application(session, slug=values.get("slug", ""), name=values.get("name", ""),
@@ -49,7 +53,7 @@ async def join(request: Request, web: Web, session: StateSession) -> Response:
     except Conflict:
         # the short name of an association or of a pending application: neither agreed to be listed
         return join_form(request, web, 400, [texts_of(request)(SLUG_UNAVAILABLE)], values)
-    except RucheError as error:
-        return join_form(request, web, 400, [error.message], values)
+    except RucheError:  # what join_problems let through: said in general words, never the action's English
+        return join_form(request, web, 400, [texts_of(request)(NOT_RECORDED, collective=web.pages.collective)], values)
     return web.pages.message(request, N_("Thank you! %(collective)s's admins will review your application."),
                              collective=web.pages.collective)  # fmt: skip

@@ -14,6 +14,7 @@ from orchestrator.errors import RucheError
 from orchestrator.state.models import WebSession
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.pages import texts_of
+from orchestrator.web.refusals import FIELD_NAMES, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
 from orchestrator.web.views import (
     follow_request,
@@ -74,10 +75,13 @@ def send_request(request: Request, service_id: str, web: Web, session: StateSess
         field, code = invisible
         refused = texts_of(request)(INVISIBLE_REFUSED, field=field, code=code)
         return form_page(request, web, signed_in, service, 400, [refused], values)
+    _ = texts_of(request)
+    problems = request_problems(service, name=values.get("name") or None, size=values.get("size", "small"),
+                                parameters=parameters, _=_)  # fmt: skip
     refusal = submission_refusal(web.workspace, session, web.catalog, signed_in, service=service_id,
-                                 size=values.get("size", "small"), _=texts_of(request))  # fmt: skip
-    if refusal is not None:
-        return form_page(request, web, signed_in, service, 400, [refusal], values)
+                                 size=values.get("size", "small"), _=_)  # fmt: skip
+    if problems or refusal is not None:  # every field's problem and the offer's at once
+        return form_page(request, web, signed_in, service, 400, problems + ([refusal] if refusal else []), values)
     try:
         with session.begin_nested():
             created = submit_in_session(
@@ -86,7 +90,9 @@ def send_request(request: Request, service_id: str, web: Web, session: StateSess
                 requested_by=f"member of {signed_in.association.slug} (invite {signed_in.invite_id})",
             )  # fmt: skip
     except RucheError as error:
-        return form_page(request, web, signed_in, service, 400, [error.message], values)
+        refused = submission_error_text(error, name=values.get("name") or service_id, collective=web.pages.collective,
+                                        _=_, field=_(FIELD_NAMES["name"]))  # fmt: skip
+        return form_page(request, web, signed_in, service, 400, [refused], values)
     return RedirectResponse(f"/espace/demandes/{created['id']}?envoyee=1", status_code=303)
 
 

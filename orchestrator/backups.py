@@ -4,7 +4,8 @@ One restic repository per association (``REPOSITORY/ASSOCIATION``), encrypted wi
 association's own random password: an association's snapshots can be handed over, moved or
 erased without touching anyone else's; restoring onto another server needs nothing from the
 old one; retention follows the association's offer. Servers run restic themselves
-(``ruche-backup``, installed by the ruche_server role); ruche reads their JSON results.
+(``ruche-backup``, installed by the ruche_server role, as is ``ruche-db-move`` for an upgrade's database
+moves); ruche reads their JSON results.
 """
 
 from __future__ import annotations
@@ -70,12 +71,11 @@ def backup_variables(settings: BackupSettings) -> dict:
 
 
 BACKUP_TOOL = "/usr/local/sbin/ruche-backup"
+DB_MOVE_TOOL = "/usr/local/sbin/ruche-db-move"  # an upgrade's database moves: move, back, done (all detached)
 # Commands that change an instance or its repository, or may take long: they run as a transient systemd unit,
 # polled (remote.run_detached), so that a lost SSH connection neither stops them half-way nor loses their answer.
 # The others (init, snapshots, log, inspect, manifest) are short and read-only or idempotent: one SSH command.
-DETACHED_COMMANDS = frozenset(
-    {"backup", "restore", "export", "forget", "check", "db-move", "db-move-back", "db-move-done"}
-)
+DETACHED_COMMANDS = frozenset({"backup", "restore", "export", "forget", "check"})
 
 
 def operation_unit(command: str, identifier: str) -> str:
@@ -91,12 +91,30 @@ def backup_tool(target: SshTarget, command: str, identifier: str, *options: str,
     transient unit that survives a cut of the SSH connection (``remote.run_detached``). Raises OperationFailed
     when the server cannot be reached or the answer is not JSON, TimedOut past ``timeout`` seconds.
     """
+    unit = command if command in DETACHED_COMMANDS else None
+    return _server_tool(target, BACKUP_TOOL, command, identifier, options, unit=unit, timeout=timeout)
+
+
+def db_move_tool(target: SshTarget, command: str, identifier: str, *options: str, timeout: float = 3600):
+    """Run ``ruche-db-move COMMAND IDENTIFIER OPTIONS`` on ``target`` (``move --image IMAGE``, ``back``, ``done``);
+    give its JSON answer, as ``backup_tool`` does. Every command runs detached, as unit ``ruche-op-ID-db-move-...``
+    (``move``), ``...-db-move-back-...`` or ``...-db-move-done-...``: an upgrade's recovery waits for ``ruche-op-ID-*``."""
+    unit = "db-move" if command == "move" else f"db-move-{command}"
+    return _server_tool(target, DB_MOVE_TOOL, command, identifier, options, unit=unit, timeout=timeout)
+
+
+def _server_tool(
+    target: SshTarget, tool: str, command: str, identifier: str, options: tuple, *, unit: str | None, timeout: float
+):
+    """Run server tool ``tool`` (a path) with ``command identifier options``; detached as a transient unit named
+    after ``unit`` (see ``operation_unit``), or as one SSH command when ``unit`` is None; give its JSON answer."""
     from orchestrator.remote import run_detached, run_tool
 
-    argv = [BACKUP_TOOL, command, identifier, *options]
+    argv = [tool, command, identifier, *options]
+    name = tool.rsplit("/", 1)[-1]
     converge = f"is the server converged with backups configured? (`ruche apply --server {target.name}`)"
-    if command in DETACHED_COMMANDS:
-        unit = operation_unit(command, identifier)
+    if unit is not None:
+        unit = operation_unit(unit, identifier)
         output, errors = run_detached(target, argv, unit=unit, timeout=timeout)
         ended = f"ran as unit {unit} and ended without a JSON answer" + (
             f": {errors.strip()[-1500:]}" if errors.strip() else ""
@@ -108,7 +126,7 @@ def backup_tool(target: SshTarget, command: str, identifier: str, *options: str,
     try:
         return json.loads((output or "").strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise OperationFailed(f"{target.name}: ruche-backup {command} {identifier} {ended}", hint=hint) from None
+        raise OperationFailed(f"{target.name}: {name} {command} {identifier} {ended}", hint=hint) from None
 
 
 def compare_with_manifest(manifest: dict, current: dict, volatile_tables: tuple[str, ...] = ()) -> list[str]:

@@ -7,7 +7,7 @@ Order (each recorded in the ``upgrades`` row, the runs and the audit trail):
    of the same instance already running;
 2. the entry's ``upgrade.data_check`` command is run in the app container (its output is kept);
 3. a safety backup (reason ``safety``); the upgrade is refused if it fails;
-4. per step of the path: when the database engine's major changes, ``ruche-backup db-move`` (the
+4. per step of the path: when the database engine's major changes, ``ruche-db-move move`` (the
    engine's own dump, loaded into a new data directory by the new engine; the old one kept aside);
    the instance's recorded version moves and one ``apply`` of the instance deploys the new images;
    the entry's ``upgrade.after_start`` commands; the health gate (the entry's check, through Caddy);
@@ -35,7 +35,7 @@ from orchestrator.actions.backup_restore import _restore_into
 from orchestrator.actions.backup_run import back_up, require_backups
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.actions.status import check_and_record_health
-from orchestrator.backups import backup_tool
+from orchestrator.backups import db_move_tool
 from orchestrator.catalog import Service, load_catalog
 from orchestrator.errors import Conflict, OperationFailed
 from orchestrator.images import deployed_image, deployed_images, ensure_present, lab_only, lab_only_refusal
@@ -247,7 +247,7 @@ def upgrade_instance(
                 started = time.monotonic()
                 progress(f"{address}: moving the database {step['database']} (dump, new engine, load)")
                 act("database move", step=name)
-                answer = backup_tool(target, "db-move", identifier, "--image",
+                answer = db_move_tool(target, "move", identifier, "--image",
                                      deployed_image(new.database_image, workspace.config.images.registry), timeout=7200)  # fmt: skip
                 if answer.get("status") != "success":
                     raise StepFailed(f"{name}: database move", f"moving the database failed: {answer.get('error')}")
@@ -312,7 +312,7 @@ def upgrade_instance(
                        reached=current.version)  # fmt: skip
     act("done")
     if any(entry["act"] == "database move" for entry in journal):
-        answer = backup_tool(target, "db-move-done", identifier, timeout=600)
+        answer = db_move_tool(target, "done", identifier, timeout=600)
         note("drop the old database directory", "ok" if answer.get("status") == "success" else "failed", str(answer))
     progress(f"{address}: now runs {plan['to']}")
     return _finish(workspace_path, upgrade_id, "succeeded", "", "", actor)
@@ -375,7 +375,7 @@ def recover_interrupted(
     acts = [entry["act"] for entry in journal]
     if "done" in acts:
         if "database move" in acts:
-            backup_tool(target, "db-move-done", identifier, timeout=600)
+            db_move_tool(target, "done", identifier, timeout=600)
         progress(f"{address}: every step had passed: the upgrade is finished")
         return _finish(workspace_path, upgrade_id, "succeeded", "", "", None, recovery="finished", **about)
     progress(f"{address}: rolling back to {from_version} from its journal ({', '.join(acts) or 'nothing changed'})")
@@ -453,7 +453,7 @@ def _roll_back(
     acts = {entry["act"] for entry in journal}
     notes = []
     if "database move" in acts:  # idempotent on the server: acts only when the kept directory is there
-        answer = backup_tool(target, "db-move-back", identifier, timeout=600)
+        answer = db_move_tool(target, "back", identifier, timeout=600)
         notes.append(f"database directory put back: {answer.get('status')} {answer.get('error') or ''}".strip())
     if "deploy" not in acts:  # the previous version's files were never touched: start it again if it was stopped
         if "database move" in acts:

@@ -1,23 +1,42 @@
-"""ruche-backup's pure pieces (the server's backup tool): the room a step needs and the messages that say it, the
-dump's copy that stops before the disk is full, why a dump failed, a data directory put back after a failed move."""
+"""The server tools' pure pieces: ruche_tools (the module ruche-backup and ruche-db-move share: the room a step needs
+and the messages that say it, the dump's copy that stops before the disk is full, why a dump failed, the JSON answer
+of a command), each tool's table of commands, and ruche-db-move's data directory put back after a failed move."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
+import sys
 
 import pytest
+import yaml
 
-from tests.unit.test_idranges import load_script
+from tests.unit.test_idranges import ROLES, load_script
 
 pytestmark = pytest.mark.unit
 MIB = 1 << 20
+FILES = ROLES / "ruche_server" / "files"
 
 
 @pytest.fixture(scope="module")
-def tool():
+def backup():
     return load_script("ruche-backup")
+
+
+@pytest.fixture(scope="module")
+def move():
+    return load_script("ruche-db-move")
+
+
+@pytest.fixture(scope="module")
+def tool(backup, move):
+    """ruche_tools, as both tools import it (here: from beside them in the project's files)."""
+    shared = sys.modules["ruche_tools"]
+    assert os.path.dirname(shared.__file__) == str(FILES)
+    assert backup.Failure is move.Failure is shared.Failure and backup.run is move.run is shared.run  # one copy
+    return shared
 
 
 def test_the_room_needed_is_the_estimate_with_a_share_and_a_fixed_margin(tool):
@@ -110,25 +129,71 @@ def test_why_a_dump_failed_names_the_container_or_the_disk(tool):
     )
 
 
-def test_a_failed_move_puts_the_kept_directory_back_and_doing_it_again_does_nothing(tool, tmp_path):
-    kept = tmp_path / tool.KEPT_DATABASE
+def test_a_failed_move_puts_the_kept_directory_back_and_doing_it_again_does_nothing(move, tmp_path):
+    kept = tmp_path / move.KEPT_DATABASE
     kept.mkdir()
     (kept / "PG_VERSION").write_text("15\n")
     inode = kept.stat().st_ino
     (tmp_path / "database").mkdir()  # the new, half-initialised directory
     (tmp_path / "database" / "PG_VERSION").write_text("17\n")
-    (tmp_path / tool.MOVE_DIR).mkdir()
-    (tmp_path / tool.MOVE_DIR / "database.sql").write_text("-- dump")
-    assert tool.put_back_kept(str(tmp_path)) is True
+    (tmp_path / move.MOVE_DIR).mkdir()
+    (tmp_path / move.MOVE_DIR / "database.sql").write_text("-- dump")
+    assert move.put_back_kept(str(tmp_path)) is True
     assert (tmp_path / "database" / "PG_VERSION").read_text() == "15\n"
     assert (tmp_path / "database").stat().st_ino == inode  # renamed, not copied: owners and modes as they were
-    assert not kept.exists() and not (tmp_path / tool.MOVE_DIR).exists()
-    assert tool.put_back_kept(str(tmp_path)) is False
+    assert not kept.exists() and not (tmp_path / move.MOVE_DIR).exists()
+    assert move.put_back_kept(str(tmp_path)) is False
     assert (tmp_path / "database" / "PG_VERSION").read_text() == "15\n"
 
 
-def test_disk_usage_counts_the_blocks_of_a_tree(tool, tmp_path):
+def test_disk_usage_counts_the_blocks_of_a_tree(move, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "f").write_bytes(b"x" * 100_000)
-    assert 100_000 <= tool.disk_usage(str(tmp_path)) < 200_000
-    assert tool.disk_usage(str(tmp_path / "missing")) == 0
+    assert 100_000 <= move.disk_usage(str(tmp_path)) < 200_000
+    assert move.disk_usage(str(tmp_path / "missing")) == 0
+
+
+def test_each_tool_dispatches_its_commands_from_one_table(backup, move):
+    assert set(backup.COMMANDS) == {"init", "backup", "snapshots", "restore", "inspect", "manifest", "check", "log",
+                                    "forget", "export"}  # fmt: skip
+    assert set(move.COMMANDS) == {"move", "back", "done"}
+
+
+def test_a_command_answers_its_result_or_its_failure_as_json(tool, capsys):
+    parser = tool.argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("identifier")
+    commands = {"ok": lambda config, arguments: {"status": "success"}}
+    assert tool.serve(parser, commands, ["ok", "Not-An-Id"]) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "status": "failed",
+        "error": "not an instance identifier: 'Not-An-Id'",
+    }
+
+
+def run_tool(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(FILES / name), *arguments], capture_output=True, text=True, timeout=60)
+
+
+def test_the_tools_run_as_programs_and_answer_json_failures_that_say_why():
+    for name, argv in (("ruche-db-move", ["back", "jardin--wiki"]), ("ruche-backup", ["snapshots", "jardin--wiki"])):
+        ran = run_tool(name, *argv)
+        assert ran.returncode == 1, ran.stderr
+        assert json.loads(ran.stdout) == {
+            "status": "failed",
+            "error": "/etc/ruche/backup/jardin--wiki.json: no backup configuration (is the instance deployed with "
+            "backups enabled?)",
+        }
+    refused = run_tool("ruche-db-move", "db-move", "jardin--wiki")  # the old command name: refused, with the choices
+    assert refused.returncode == 2 and "invalid choice: 'db-move'" in refused.stderr
+    assert "{move,back,done}" in refused.stderr
+
+
+def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
+    tasks = yaml.safe_load((ROLES / "ruche_server" / "tasks" / "install.yml").read_text())
+    copies = {t["ansible.builtin.copy"].get("src"): t for t in tasks if "ansible.builtin.copy" in t}
+    assert copies["ruche_tools.py"]["ansible.builtin.copy"]["dest"] == f"{tool.LIBRARY}/ruche_tools.py"
+    tools = next(t for t in tasks if t.get("name") == "Install ruche's server tools")
+    assert "ruche-db-move" in tools["loop"]
+    for name in ("ruche-backup", "ruche-db-move"):
+        assert f'else "{tool.LIBRARY}")' in (FILES / name).read_text()

@@ -11,7 +11,7 @@ import pytest
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
 
-from orchestrator.backups import DETACHED_COMMANDS, operation_unit
+from orchestrator.backups import BACKUP_TOOL, DB_MOVE_TOOL, DETACHED_COMMANDS, backup_tool, db_move_tool, operation_unit
 from orchestrator.errors import OperationFailed
 from orchestrator.remote import (
     OPS_DIR,
@@ -46,7 +46,49 @@ def test_operation_units_have_valid_unique_names():
     names = {operation_unit("db-move", "jardin--miniflux") for _ in range(20)}
     assert len(names) == 20 and all(UNIT_NAME.match(n) and n.startswith("ruche-op-jardin--miniflux-db-move-")
                                     for n in names)  # fmt: skip
-    assert {"restore", "backup", "db-move", "export"} <= DETACHED_COMMANDS and "log" not in DETACHED_COMMANDS
+    assert {"restore", "backup", "export"} <= DETACHED_COMMANDS and "log" not in DETACHED_COMMANDS
+
+
+def test_the_database_moves_run_detached_as_ruche_db_move_under_the_names_an_upgrade_waits_for(monkeypatch):
+    import orchestrator.remote as remote
+
+    calls = []
+    monkeypatch.setattr(remote, "run_detached", lambda target, argv, *, unit, timeout: (calls.append((argv, unit))
+                        or ('{"status": "success"}\n', "")))  # fmt: skip
+    monkeypatch.setattr(remote, "run_tool", lambda target, argv, *, timeout: (calls.append((argv, None))
+                        or (0, "[]\n")))  # fmt: skip
+    target = SimpleNamespace(name="lab-1")
+    assert db_move_tool(target, "move", "jardin--wiki", "--image", "registry.lab/postgres:17") == {"status": "success"}
+    db_move_tool(target, "back", "jardin--wiki")
+    db_move_tool(target, "done", "jardin--wiki")
+    backup_tool(target, "restore", "jardin--wiki", "--snapshot", "latest")
+    assert backup_tool(target, "log", "jardin--wiki") == []
+    argvs, units = zip(*calls, strict=True)
+    assert (
+        argvs[:3]
+        == (
+            [DB_MOVE_TOOL, "move", "jardin--wiki", "--image", "registry.lab/postgres:17"],
+            [DB_MOVE_TOOL, "back", "jardin--wiki"],
+            [DB_MOVE_TOOL, "done", "jardin--wiki"],
+        )
+        and DB_MOVE_TOOL == "/usr/local/sbin/ruche-db-move"
+    )
+    assert [u.rsplit("-", 1)[0] for u in units[:4]] == [
+        "ruche-op-jardin--wiki-db-move", "ruche-op-jardin--wiki-db-move-back", "ruche-op-jardin--wiki-db-move-done",
+        "ruche-op-jardin--wiki-restore",
+    ] and units[4] is None  # fmt: skip
+    assert argvs[3][0] == argvs[4][0] == BACKUP_TOOL
+
+
+def test_a_server_tool_without_a_json_answer_names_the_tool_its_unit_and_the_fix(monkeypatch):
+    import orchestrator.remote as remote
+
+    monkeypatch.setattr(remote, "run_detached", lambda target, argv, *, unit, timeout: (None, "No such file"))
+    with pytest.raises(OperationFailed) as raised:
+        db_move_tool(SimpleNamespace(name="lab-1"), "back", "jardin--wiki")
+    assert str(raised.value).startswith("lab-1: ruche-db-move back jardin--wiki ran as unit ruche-op-jardin--wiki-db-")
+    assert raised.value.message.endswith("ended without a JSON answer: No such file")
+    assert "`ruche apply --server lab-1`" in raised.value.hint
 
 
 class FakeServer:

@@ -33,10 +33,10 @@ from sqlalchemy import select  # noqa: E402
 
 from benchmarks.postgresql import fresh_database_url  # noqa: E402
 from orchestrator.actions.init import init_workspace  # noqa: E402
-from orchestrator.actions.inventory_export import deployment_variables  # noqa: E402
 from orchestrator.catalog import load_catalog, resolve_parameters  # noqa: E402
 from orchestrator.deployment import fingerprint, free_http_port, generate_secrets, instance_domain  # noqa: E402
 from orchestrator.idranges import free_slot  # noqa: E402
+from orchestrator.operations.inventories import deployment_variables  # noqa: E402
 from orchestrator.secrets import generate_secret  # noqa: E402
 from orchestrator.state.associations import add_association, validate_association_spec  # noqa: E402
 from orchestrator.state.database import StateStore  # noqa: E402

@@ -101,6 +101,10 @@ class Sizes(Strict):
     large: Annotated[Size, Field(description="For a large association (hundreds of users).")]
 
 
+# The names of an instance's sizes, smallest first: the one list (placement, forms, the CLI's --size, quotas).
+SIZES: tuple[str, ...] = tuple(Sizes.model_fields)
+
+
 class BackupSpec(Strict):
     volumes: Annotated[list[str], Field(description="Names of the volumes to back up.")] = []
     database_dump: Annotated[bool, Field(description="Whether to dump the database with its native tool.")] = True

@@ -6,7 +6,7 @@ The lab's services (Radicale, Miniflux, the lab's MediaWiki) run images built fr
 ``[images] registry`` in ruche.toml, :func:`deployed_image` names them there (``REGISTRY/NAME:TAG``). It is the
 one place a catalogue's reference becomes the image a server pulls (deployments, upgrades' pulls and database
 moves). An image still under ``lab.ruche.invalid`` after it is refused on a server that is not the lab's
-(placement, ``instance upgrade``, and every inventory written: ``actions/inventory_export.refuse_lab_only``).
+(placement, ``instance upgrade``, and every inventory written: ``operations/inventories.refuse_lab_only``).
 """
 
 from __future__ import annotations

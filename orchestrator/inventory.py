@@ -180,7 +180,7 @@ def render_inventory(
 
     ``fleet_variables`` (the collective's settings, no secret) go to ``group_vars/all.yml``.
     ``reused``: the host_vars text of servers known unchanged, by server name (their instances need
-    not be given; see actions.inventory_export).
+    not be given; see operations.inventories).
     """
     return render_fleet(servers, instances, fleet_variables, reused=reused).files
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
+from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import (
     CONFIG_FILE_NAME,
     LAB_SETTINGS_FILE_NAME,
@@ -92,6 +93,11 @@ class Workspace:
         if self.config.catalog_dir is None:
             return BUNDLED_CATALOG_DIR
         return self.root / self.config.catalog_dir
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The service catalogue, read once per opened workspace (raises ConfigError listing every invalid entry)."""
+        return load_catalog(self.catalog_dir)
 
     @property
     def state_url(self) -> str:
@@ -176,7 +182,7 @@ class Workspace:
         self._forget_config()
 
     def _forget_config(self) -> None:
-        for name in ("config", "file_config", "lab_settings"):
+        for name in ("config", "file_config", "lab_settings", "catalog"):
             self.__dict__.pop(name, None)
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.quotas import offer_for_new_association
+from orchestrator.state.actors import current_actor
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
-from orchestrator.state.events import current_actor
 
 
 def applications(workspace_path: Path | None, *, state: str | None = None) -> list[dict]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.state.access import create_invite, invite_as_dict, list_invites, revoke_invite
+from orchestrator.state.actors import current_actor
 from orchestrator.state.associations import get_association, validate_association_spec
-from orchestrator.state.events import current_actor, record_event
+from orchestrator.state.events import record_event
 
 
 def invite(workspace_path: Path | None, slug: str, *, email: str | None = None, days: int | None = None) -> dict:

@@ -19,7 +19,7 @@ the inventories on disk, the run artifacts and the audit trail (never changing a
 - ``audit-trail.intact``: the events' hash chain holds.
 
 And, over SSH, read-only, what runs on each server against its inventory (``server.*`` rules, see
-orchestrator.actions.audit_servers): what was applied and what drifted since, images, unknown
+orchestrator.operations.server_audit): what was applied and what drifted since, images, unknown
 containers and sites, the firewall table, the ID pool.
 """
 
@@ -35,16 +35,16 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.actions.audit_servers import server_findings
 from orchestrator.actions.common import opened
-from orchestrator.actions.inventory_export import inventory_files
 from orchestrator.catalog import Catalog, load_catalog, support_status
 from orchestrator.errors import RucheError
 from orchestrator.findings import Finding
 from orchestrator.inventory_history import files_at
+from orchestrator.operations.inventories import inventory_files
+from orchestrator.operations.server_audit import server_findings
 from orchestrator.quotas import excesses, find_offer
-from orchestrator.state.audit import verify_chain
 from orchestrator.state.backups import backup_window, last_success
+from orchestrator.state.event_chain import verify_chain
 from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
 from orchestrator.state.models import Association, Event, Instance, utc_now
 from orchestrator.workspace import Workspace
@@ -60,7 +60,7 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
     make ``ok`` false.
 
     ``servers``: also compare every application server (``server`` only, if given) with its inventory
-    over SSH (see orchestrator.actions.audit_servers); without, only the state-level rules run.
+    over SSH (see orchestrator.operations.server_audit); without, only the state-level rules run.
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         catalog = load_catalog(workspace.catalog_dir)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.actions.backup_run import require_backups
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_tool
 from orchestrator.config import Retention
+from orchestrator.operations.backup_jobs import require_backups
 from orchestrator.quotas import find_offer
 from orchestrator.remote import SshTarget
 from orchestrator.state.backups import record_tool_result, runs_of

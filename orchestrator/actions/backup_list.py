@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.actions.backup_run import require_backups
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_tool
 from orchestrator.errors import OperationFailed
+from orchestrator.operations.backup_jobs import require_backups
 from orchestrator.remote import SshTarget, for_each_server
-from orchestrator.state.audit import acting_as
+from orchestrator.state.actors import acting_as
 from orchestrator.state.backups import backup_run_as_dict, backup_window, last_success, runs_of, sync_tool_log
 from orchestrator.state.instances import get_instance, list_instances
 from orchestrator.state.models import utc_now

@@ -39,7 +39,8 @@ from orchestrator.catalog import CheckStep, Service, load_catalog, render_check_
 from orchestrator.errors import InvalidInput, RucheError
 from orchestrator.health import HealthTarget, check, request
 from orchestrator.remote import SshTarget, run_tool
-from orchestrator.state.events import current_actor, record_event
+from orchestrator.state.actors import current_actor
+from orchestrator.state.events import record_event
 from orchestrator.state.instances import get_instance
 from orchestrator.state.models import CatalogCheck, utc_now
 from orchestrator.state.servers import get_server

@@ -1,31 +1,12 @@
-"""What every action needs: the workspace, its state store, a progress callback."""
+"""What every action needs: the workspace and its state store opened once (from operations.context), a progress
+callback, the parsing of NAME=VALUE options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 from orchestrator.errors import InvalidInput
-from orchestrator.state.database import StateStore
-from orchestrator.workspace import Workspace, open_workspace
+from orchestrator.operations.context import Progress, no_progress, opened
 
-Progress = Callable[[str], None]
-
-
-def no_progress(_message: str) -> None:
-    """A progress callback that shows nothing."""
-
-
-@contextmanager
-def opened(workspace_path: Path | None) -> Iterator[tuple[Workspace, StateStore]]:
-    """Give the workspace at ``workspace_path`` and its state store, closed on exit."""
-    workspace = open_workspace(workspace_path)
-    store = StateStore(workspace.state_url)
-    try:
-        yield workspace, store
-    finally:
-        store.close()
+__all__ = ["Progress", "no_progress", "opened", "parse_key_values", "parse_labels"]
 
 
 def parse_key_values(pairs: tuple[str, ...], *, option: str, example: str) -> dict[str, str]:

@@ -601,7 +601,7 @@ def _repoint_servers(
 ) -> tuple[list[dict], str | None]:
     """Give the server rows the paths their keys and host keys now have (recorded as changes in the audit trail),
     record the restore, and write the inventory again when a server changed (its files name those paths)."""
-    from orchestrator.actions.inventory_export import write_inventory
+    from orchestrator.operations.inventories import write_inventory
     from orchestrator.state.database import StateStore
     from orchestrator.state.events import record_event
     from orchestrator.state.servers import list_servers

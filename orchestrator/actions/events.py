@@ -9,7 +9,7 @@ from pathlib import Path
 
 from orchestrator.actions.common import opened
 from orchestrator.errors import InvalidInput
-from orchestrator.state.audit import verify_chain
+from orchestrator.state.event_chain import verify_chain
 from orchestrator.state.events import event_as_dict, list_events
 from orchestrator.state.models import EventChain
 

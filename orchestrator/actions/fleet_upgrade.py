@@ -28,7 +28,8 @@ from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import InvalidInput
 from orchestrator.quotas import find_offer
-from orchestrator.state.events import current_actor, record_event
+from orchestrator.state.actors import current_actor
+from orchestrator.state.events import record_event
 from orchestrator.state.instances import list_instances
 from orchestrator.state.models import utc_now
 from orchestrator.state.queue import enqueue as enqueue_run

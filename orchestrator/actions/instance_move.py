@@ -19,21 +19,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.actions.apply import apply
-from orchestrator.actions.backup_run import back_up
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.inventory_export import write_inventory
-from orchestrator.actions.status import check_and_record_health
 from orchestrator.backups import backup_tool
-from orchestrator.catalog import load_catalog
 from orchestrator.deployment import free_http_port, instance_variables
 from orchestrator.errors import Conflict, MissingPrerequisite, NotFound, OperationFailed, RucheError
 from orchestrator.images import LAB_ONLY_HINT, deployed_images, lab_only
+from orchestrator.operations.backup_jobs import back_up
+from orchestrator.operations.converge import converge
+from orchestrator.operations.health_checks import check_and_record_health
+from orchestrator.operations.inventories import write_inventory
 from orchestrator.placement import LAB_ONLY_REASON, Demand, evaluate
 from orchestrator.remote import SshTarget, run_command, run_tool
 from orchestrator.resolver import zone_line
 from orchestrator.runner import run_playbook
 from orchestrator.state.backups import record_tool_result
+from orchestrator.state.database import StateStore
 from orchestrator.state.events import list_events, record_event
 from orchestrator.state.instances import capacities, deployment_record, get_instance, used_http_ports
 from orchestrator.state.runs import record_run
@@ -106,7 +106,7 @@ def _plan(workspace: Workspace, session, address: str, to: str) -> dict:
                        hint=f"`ruche instance resume {address}` or `ruche apply --instance {address}` first")  # fmt: skip
     if running_upgrade(session, address) is not None:
         raise Conflict(f"{address} is being upgraded", hint=f"wait until it ends (`ruche upgrades {address}`)")
-    service = load_catalog(workspace.catalog_dir).get(instance.service_id)
+    service = workspace.catalog.get(instance.service_id)
     demand = Demand(
         association=instance.association.slug, cpu=instance.cpu, memory_mb=instance.memory_mb,
         disk_gb=instance.disk_gb, server=to,
@@ -157,89 +157,90 @@ def move_instance(workspace_path: Path | None, address: str, *, to: str, progres
     "old_copy_error", "runs", "dns", "dry_run": False}``. Raises what :func:`preview` raises, changing nothing;
     OperationFailed when a step fails, once the move is undone (the message says what was done and undone).
     """
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        plan = _plan(workspace, session, address, to)
-        if plan["cleanup_only"]:
-            move = None
-            copy = _copy_of(workspace, get_instance(session, address))
-        else:
-            move = _move_of(workspace, session, address, to, plan["http_port"])
-            copy = move.copy
-    if move is None:
-        return _clean_up(workspace_path, plan, copy, progress)
-    old, new = move.old.name, move.new.name
-    runs: dict[str, str | None] = {}
-    stopped = switched = deployed = False
-    snapshot = None
-    step = "stop"  # the step under way, named in the error
-    try:
-        progress(f"{address}: stopping its application on {old} (no write after the snapshot)")
-        stopped = True
-        run_tool(move.old, ["systemctl", "stop", move.timer], timeout=120)  # no timer-run backup meanwhile
-        run_command(move.old, ["systemctl", "stop", "--", *move.app_units], timeout=300)
-        step = "safety backup"
-        progress(f"{address}: safety backup on {old}")
-        with opened(workspace_path) as (workspace, store), store.session() as session:
-            (backed_up,) = back_up(workspace, session, [address], reason="safety", progress=progress)
-        if backed_up["status"] != "success":
-            raise _StepFailed(f"the safety backup failed: {backed_up['detail'].get('error')}")
-        snapshot = backed_up["snapshot_id"]
-        step = "stop"
-        if move.database_unit:
-            run_command(move.old, ["systemctl", "stop", "--", move.database_unit], timeout=300)
-        step = "deploy"
-        progress(f"{address}: recorded on {new}; deploying it there (database only, the snapshot brings the rest)")
-        with opened(workspace_path) as (_workspace, store), store.session() as session:
-            instance = get_instance(session, address)
-            instance.server = get_server(session, new)
-            instance.http_port = move.new_port
-        switched = deployed = True
-        run = apply(workspace_path, instance=address, progress=progress, check_health=False, restoring=True)
-        runs["deploy"] = run["run_id"]
-        if not run["succeeded"]:
-            raise _StepFailed(f"deploying it on {new} failed (run {run['run_id']})")
-        step = "restore"
-        _restore(workspace_path, move, snapshot, progress)
-        step = "health"
-        # the gate is the restored copy answering on its new server, asked there on its loopback port: with public
-        # certificates (proxy_tls acme) the new server's Caddy gets one only once DNS points at it, after the move
-        progress(f"{address}: waiting for it to answer on {new} (port {move.new_port})")
-        health, detail = _wait_until_answering_on(workspace_path, address, move)
-        if health == "healthy" and _through_caddy_now(workspace_path):
-            progress(f"{address}: answering on {new}; checking it through {new}'s Caddy")
-            health, detail = _wait_until_healthy(workspace_path, address, move.new)
-        if health != "healthy":
-            raise _StepFailed(f"restored on {new}, but it does not answer: {detail}")
-    except (Exception, KeyboardInterrupt) as error:
-        reason = error.message if isinstance(error, RucheError) else str(error) or type(error).__name__
-        undone, left = _undo(
-            workspace_path, move, stopped=stopped, switched=switched, deployed=deployed, progress=progress
-        )
-        with opened(workspace_path) as (_workspace, store), store.session() as session:
-            record_event(session, kind="instance.move_failed", subject=address, detail={
-                "from": old, "to": new, "step": step, "error": reason, "snapshot": snapshot, "runs": runs,
-                "undone": undone, "left": left,
-            })  # fmt: skip
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        message = f"moving {address} to {new} failed ({step}): {reason}"
-        message += f"; undone: {', '.join(undone)}" if undone else "; nothing had changed"
-        message += f"; NOT undone: {'; '.join(left)}" if left else ""
-        hint = f"fix the cause, then `ruche instance move {address} --to {new}` again"
-        if snapshot:
-            hint += f" (the safety snapshot {snapshot[:8]} stays in the association's repository)"
-        raise OperationFailed(message, hint=hint) from None
-    progress(f"{address}: answering on {new}; removing its old copy from {old}")
-    removal = _remove_copy(workspace_path, address, old, move.copy, progress)
-    runs["old_copy_removal"] = removal["run_id"]
-    detail_of_event = {"from": old, "to": new, "snapshot": snapshot, "runs": runs,
-                       "http_port": {"from": move.old_port, "to": move.new_port},
-                       "old_copy_removed": removal["removed"]}  # fmt: skip
-    with opened(workspace_path) as (_workspace, store), store.session() as session:
-        record_event(session, kind="instance.moved", subject=address, detail=detail_of_event)
-    return {"instance": address, "from": old, "to": new, "snapshot": snapshot, "health": health,
-            "health_detail": detail, "old_copy_removed": removal["removed"], "old_copy_error": removal["error"],
-            "runs": runs, "dns": plan["dns"], "cleanup_only": False, "dry_run": False}  # fmt: skip
+    with opened(workspace_path) as (workspace, store):
+        with store.session() as session:
+            plan = _plan(workspace, session, address, to)
+            if plan["cleanup_only"]:
+                move = None
+                copy = _copy_of(workspace, get_instance(session, address))
+            else:
+                move = _move_of(workspace, session, address, to, plan["http_port"])
+                copy = move.copy
+        if move is None:
+            return _clean_up(workspace, store, plan, copy, progress)
+        old, new = move.old.name, move.new.name
+        runs: dict[str, str | None] = {}
+        stopped = switched = deployed = False
+        snapshot = None
+        step = "stop"  # the step under way, named in the error
+        try:
+            progress(f"{address}: stopping its application on {old} (no write after the snapshot)")
+            stopped = True
+            run_tool(move.old, ["systemctl", "stop", move.timer], timeout=120)  # no timer-run backup meanwhile
+            run_command(move.old, ["systemctl", "stop", "--", *move.app_units], timeout=300)
+            step = "safety backup"
+            progress(f"{address}: safety backup on {old}")
+            with store.session() as session:
+                (backed_up,) = back_up(workspace, session, [address], reason="safety", progress=progress)
+            if backed_up["status"] != "success":
+                raise _StepFailed(f"the safety backup failed: {backed_up['detail'].get('error')}")
+            snapshot = backed_up["snapshot_id"]
+            step = "stop"
+            if move.database_unit:
+                run_command(move.old, ["systemctl", "stop", "--", move.database_unit], timeout=300)
+            step = "deploy"
+            progress(f"{address}: recorded on {new}; deploying it there (database only, the snapshot brings the rest)")
+            with store.session() as session:
+                instance = get_instance(session, address)
+                instance.server = get_server(session, new)
+                instance.http_port = move.new_port
+            switched = deployed = True
+            run = converge(workspace, store, instance=address, progress=progress, check_health=False, restoring=True)
+            runs["deploy"] = run["run_id"]
+            if not run["succeeded"]:
+                raise _StepFailed(f"deploying it on {new} failed (run {run['run_id']})")
+            step = "restore"
+            _restore(workspace, store, move, snapshot, progress)
+            step = "health"
+            # the gate is the restored copy answering on its new server, asked there on its loopback port: with public
+            # certificates (proxy_tls acme) the new server's Caddy gets one only once DNS points at it, after the move
+            progress(f"{address}: waiting for it to answer on {new} (port {move.new_port})")
+            health, detail = _wait_until_answering_on(workspace, store, address, move)
+            if health == "healthy" and _through_caddy_now(workspace):
+                progress(f"{address}: answering on {new}; checking it through {new}'s Caddy")
+                health, detail = _wait_until_healthy(workspace, store, address, move.new)
+            if health != "healthy":
+                raise _StepFailed(f"restored on {new}, but it does not answer: {detail}")
+        except (Exception, KeyboardInterrupt) as error:
+            reason = error.message if isinstance(error, RucheError) else str(error) or type(error).__name__
+            undone, left = _undo(
+                workspace, store, move, stopped=stopped, switched=switched, deployed=deployed, progress=progress
+            )
+            with store.session() as session:
+                record_event(session, kind="instance.move_failed", subject=address, detail={
+                    "from": old, "to": new, "step": step, "error": reason, "snapshot": snapshot, "runs": runs,
+                    "undone": undone, "left": left,
+                })  # fmt: skip
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            message = f"moving {address} to {new} failed ({step}): {reason}"
+            message += f"; undone: {', '.join(undone)}" if undone else "; nothing had changed"
+            message += f"; NOT undone: {'; '.join(left)}" if left else ""
+            hint = f"fix the cause, then `ruche instance move {address} --to {new}` again"
+            if snapshot:
+                hint += f" (the safety snapshot {snapshot[:8]} stays in the association's repository)"
+            raise OperationFailed(message, hint=hint) from None
+        progress(f"{address}: answering on {new}; removing its old copy from {old}")
+        removal = _remove_copy(workspace, store, address, old, move.copy, progress)
+        runs["old_copy_removal"] = removal["run_id"]
+        detail_of_event = {"from": old, "to": new, "snapshot": snapshot, "runs": runs,
+                           "http_port": {"from": move.old_port, "to": move.new_port},
+                           "old_copy_removed": removal["removed"]}  # fmt: skip
+        with store.session() as session:
+            record_event(session, kind="instance.moved", subject=address, detail=detail_of_event)
+        return {"instance": address, "from": old, "to": new, "snapshot": snapshot, "health": health,
+                "health_detail": detail, "old_copy_removed": removal["removed"], "old_copy_error": removal["error"],
+                "runs": runs, "dns": plan["dns"], "cleanup_only": False, "dry_run": False}  # fmt: skip
 
 
 def _move_of(workspace: Workspace, session, address: str, to: str, port: int) -> _Move:
@@ -256,7 +257,7 @@ def _move_of(workspace: Workspace, session, address: str, to: str, port: int) ->
 
 def _copy_of(workspace: Workspace, instance) -> dict:
     """The instance as the role's removal reads it: its id, names and containers (as deployment names them)."""
-    service = load_catalog(workspace.catalog_dir).get(instance.service_id)
+    service = workspace.catalog.get(instance.service_id)
     variables = instance_variables(
         deployment_record(instance), service, image_registry=workspace.config.images.registry
     )
@@ -268,7 +269,7 @@ def _copy_of(workspace: Workspace, instance) -> dict:
     }  # fmt: skip
 
 
-def _restore(workspace_path: Path | None, move: _Move, snapshot: str, progress: Progress) -> None:
+def _restore(workspace: Workspace, store: StateStore, move: _Move, snapshot: str, progress: Progress) -> None:
     """Restore ``snapshot`` into the new copy (``ruche-backup restore``: files, database, then the service started
     and out of the snapshot's quiet state); record it; raise _StepFailed when it fails."""
     progress(f"{move.address}: restoring snapshot {snapshot[:8]} on {move.new.name}")
@@ -277,27 +278,26 @@ def _restore(workspace_path: Path | None, move: _Move, snapshot: str, progress: 
     except RucheError as error:
         answer = {"status": "failed", "error": str(error)}
     answer["reason"] = "move"
-    with opened(workspace_path) as (_workspace, store), store.session() as session:
+    with store.session() as session:
         record_tool_result(session, get_instance(session, move.address), move.new.name,
                            {k: v for k, v in answer.items() if k not in ("manifest", "inspected")}, kind="restore")  # fmt: skip
     if answer.get("status") != "success":
         raise _StepFailed(f"restoring the snapshot on {move.new.name} failed: {answer.get('error')}")
 
 
-def _through_caddy_now(workspace_path: Path | None) -> bool:
+def _through_caddy_now(workspace: Workspace) -> bool:
     """Whether the moved copy can be checked through its new server's Caddy before DNS changes (the lab's internal
     certificates; public ones come only once the name points at the new server)."""
-    with opened(workspace_path) as (workspace, _store):
-        return workspace.config.proxy_tls == "internal"
+    return workspace.config.proxy_tls == "internal"
 
 
-def _wait_until_answering_on(workspace_path: Path | None, address: str, move: _Move) -> tuple[str, str]:
+def _wait_until_answering_on(workspace: Workspace, store: StateStore, address: str, move: _Move) -> tuple[str, str]:
     """Ask the restored copy on its new server, on its loopback port with its domain as Host, as its entry's health
     check says, until it answers or HEALTH_TIMEOUT passes, its units watched meanwhile (``ruche-wait``, installed by
     the server role: one SSH command; a unit that fails ends the wait at once); give (health, detail)."""
-    with opened(workspace_path) as (workspace, store), store.session() as session:
+    with store.session() as session:
         instance = get_instance(session, address)
-        health = load_catalog(workspace.catalog_dir).get(instance.service_id).health
+        health = workspace.catalog.get(instance.service_id).health
         domain = instance.domain
     units = ([move.database_unit] if move.database_unit else []) + list(move.app_units)
     argv = [WAIT_TOOL, str(move.new_port), health.path, domain, str(health.expected_status), str(HEALTH_TIMEOUT),
@@ -308,11 +308,11 @@ def _wait_until_answering_on(workspace_path: Path | None, address: str, move: _M
     return ("healthy" if code == 0 else "unhealthy"), detail
 
 
-def _wait_until_healthy(workspace_path: Path | None, address: str, watch: SshTarget) -> tuple[str, str]:
+def _wait_until_healthy(workspace: Workspace, store: StateStore, address: str, watch: SshTarget) -> tuple[str, str]:
     """Check ``address`` through its server's Caddy until it answers or HEALTH_TIMEOUT passes, its units on
     ``watch`` watched meanwhile (one that fails or restarts in a loop ends the wait at once); give its health."""
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        catalog = load_catalog(workspace.catalog_dir)
+    with store.session() as session:
+        catalog = workspace.catalog
         instance = get_instance(session, address)
 
         def answers() -> tuple[bool, str]:
@@ -326,7 +326,7 @@ def _wait_until_healthy(workspace_path: Path | None, address: str, watch: SshTar
         return instance.health, instance.health_detail
 
 
-def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: bool, deployed: bool,
+def _undo(workspace: Workspace, store: StateStore, move: _Move, *, stopped: bool, switched: bool, deployed: bool,
           progress: Progress) -> tuple[list[str], list[str]]:  # fmt: skip
     """Put ``move``'s instance back as it was on its old server; give (what was undone, what could not be)."""
     old, new = move.old.name, move.new.name
@@ -334,7 +334,7 @@ def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: 
     left: list[str] = []
     if switched:
         try:
-            with opened(workspace_path) as (workspace, store), store.session() as session:
+            with store.session() as session:
                 instance = get_instance(session, move.address)
                 instance.server = get_server(session, old)
                 instance.http_port = move.old_port
@@ -351,12 +351,12 @@ def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: 
         try:
             run_command(move.old, ["systemctl", "start", "--", *units], timeout=300)
             run_tool(move.old, ["systemctl", "start", move.timer], timeout=120)
-            health, detail = _wait_until_healthy(workspace_path, move.address, move.old)
+            health, detail = _wait_until_healthy(workspace, store, move.address, move.old)
             undone.append(f"started again on {old} ({health}: {detail})")
         except Exception as error:
             left.append(f"it could not be started again on {old}: {error} (`ruche apply --instance {move.address}`)")
     if deployed:
-        removal = _remove_copy(workspace_path, move.address, new, move.copy, progress)
+        removal = _remove_copy(workspace, store, move.address, new, move.copy, progress)
         if removal["removed"]:
             undone.append(f"{new}'s copy removed (its files in {new}'s trash)")
         else:
@@ -364,7 +364,9 @@ def _undo(workspace_path: Path | None, move: _Move, *, stopped: bool, switched: 
     return undone, left
 
 
-def _remove_copy(workspace_path: Path | None, address: str, server: str, copy: dict, progress: Progress) -> dict:
+def _remove_copy(
+    workspace: Workspace, store: StateStore, address: str, server: str, copy: dict, progress: Progress
+) -> dict:
     """Remove ``copy`` (see :func:`_copy_of`) from ``server`` with playbooks/remove-copy.yml, recorded as a run;
     give ``{"run_id", "removed", "error"}`` (nothing raises)."""
     progress(f"{address}: removing its copy from {server} (its data to {server}'s trash)")
@@ -377,14 +379,13 @@ def _remove_copy(workspace_path: Path | None, address: str, server: str, copy: d
             progress(f"  UNREACHABLE: {data.get('host')}")
 
     try:
-        with opened(workspace_path) as (workspace, store):
-            result = run_playbook(
-                REMOVE_COPY_PLAYBOOK, inventory=workspace.inventories_dir / workspace.config.environment,
-                runs_dir=workspace.root / "runs", limit=server, extravars={"ruche_copy": copy},
-                vault_password=workspace.vault_password(), on_event=on_event,
-            )  # fmt: skip
-            with store.session() as session:
-                record_run(session, asdict(result), target=f"{address} copy on {server}"[:100])
+        result = run_playbook(
+            REMOVE_COPY_PLAYBOOK, inventory=workspace.inventories_dir / workspace.config.environment,
+            runs_dir=workspace.root / "runs", limit=server, extravars={"ruche_copy": copy},
+            vault_password=workspace.vault_password(), on_event=on_event,
+        )  # fmt: skip
+        with store.session() as session:
+            record_run(session, asdict(result), target=f"{address} copy on {server}"[:100])
     except Exception as error:  # reported by the caller, which goes on
         return {"run_id": None, "removed": False, "error": str(error)}
     stats = result.custom_stats
@@ -397,18 +398,18 @@ def _remove_copy(workspace_path: Path | None, address: str, server: str, copy: d
             "error": None if removed else f"run {result.run_id}: {result.status} (`ruche runs show {result.run_id}`)"}  # fmt: skip
 
 
-def _clean_up(workspace_path: Path | None, plan: dict, copy: dict, progress: Progress) -> dict:
+def _clean_up(workspace: Workspace, store: StateStore, plan: dict, copy: dict, progress: Progress) -> dict:
     """Remove the old copy a complete move left behind (its removal had failed); give what was done."""
     address, left_on = plan["instance"], plan["from"]
-    with opened(workspace_path) as (_workspace, store), store.session() as session:
+    with store.session() as session:
         try:
             get_server(session, left_on)
         except NotFound:
             raise Conflict(f"{address}'s old copy was left on {left_on}, which is no longer registered",
                            hint=f"remove what is left of {copy['id']} on that machine by hand") from None  # fmt: skip
-    removal = _remove_copy(workspace_path, address, left_on, copy, progress)
+    removal = _remove_copy(workspace, store, address, left_on, copy, progress)
     if removal["removed"]:
-        with opened(workspace_path) as (_workspace, store), store.session() as session:
+        with store.session() as session:
             record_event(session, kind="instance.move_cleaned", subject=address,
                          detail={"from": left_on, "to": plan["to"], "run": removal["run_id"]})  # fmt: skip
     return {"instance": address, "from": left_on, "to": plan["to"], "snapshot": None, "health": None,

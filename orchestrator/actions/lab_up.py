@@ -9,14 +9,13 @@ from pathlib import Path
 from sqlalchemy import update
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.lab_down import tear_down
-from orchestrator.actions.lab_status import inspect
 from orchestrator.config import MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.lab import images, machine, network, registry, rootfs
 from orchestrator.lab.host import cache_lock, require_programs, require_root, run
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
+from orchestrator.operations.lab import lab_state, remove_lab
 from orchestrator.processes import is_same_process
 from orchestrator.registries import MIRROR_DROP_IN_PATH, render_mirror_drop_in
 from orchestrator.remote import SshTarget, for_each_server
@@ -75,9 +74,9 @@ def bring_up(
                         hint="run `ruche lab down` first to change its size",
                     )
                 progress("a previous `lab up` did not finish: cleaning it up first")
-                tear_down(workspace_path, progress=progress)
+                remove_lab(workspace, store, progress=progress)
             _create(workspace, store, layout, app_servers, cache_dir, progress)
-    return inspect(workspace_path)
+        return lab_state(workspace, store)
 
 
 def refuse_beside_real_servers(workspace_path: Path | None) -> None:

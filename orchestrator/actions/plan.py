@@ -12,25 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from orchestrator.actions.common import opened
-from orchestrator.actions.inventory_export import (
-    deployment_variables,
-    read_cache,
-    refuse_lab_only,
-    render_context,
-    write_cache,
-)
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.deployment import fingerprint
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.operations.fingerprints import current_fingerprints
+from orchestrator.operations.inventories import refuse_lab_only
+from orchestrator.state.instances import ACTIVE_STATES
 from orchestrator.state.models import Association, Instance, Server
-from orchestrator.state.render_keys import instance_render_keys
 from orchestrator.state.runs import list_runs
 from orchestrator.state.servers import list_servers
-from orchestrator.workspace import Workspace
 
 
 def _change(instance, current: str) -> str | None:
@@ -68,7 +59,7 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
 
     ``base`` is "first converge" for a server no successful run has reached yet, else "up to date".
     Raises Conflict as ``apply`` would, for an instance whose images only the lab's registry serves on
-    another server (``inventory_export.refuse_lab_only``).
+    another server (``operations.inventories.refuse_lab_only``).
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         refuse_lab_only(workspace, session, server=server)
@@ -103,25 +94,6 @@ def plan(workspace_path: Path | None, *, server: str | None = None) -> dict:
             servers.append({"server": entry.name, "base": base, "changes": changes})
         count = sum(len(s["changes"]) + (s["base"] != "up to date") for s in servers)
         return {"servers": servers, "changes": count, "upgrades": behind(catalog, live)}
-
-
-def current_fingerprints(workspace: Workspace, session: Session, catalog: Catalog, ids: list[int]) -> dict[int, str]:
-    """The fingerprint of each instance's deployment as the state gives it now, by id. One computed
-    before is reused while the instance's deployment columns, ruche's code, the catalogue and the
-    configuration are unchanged (state/render_keys.py; kept in the workspace's cache/): computing
-    30,000 takes seconds, reading their keys a fraction of one."""
-    cache_file = workspace.root / "cache" / f"fingerprints-{workspace.config.environment}.json"
-    keys = instance_render_keys(session, ACTIVE_STATES, render_context(workspace))
-    cached = read_cache(cache_file)
-    found = {i: cached[str(i)][1] for i in ids if str(i) in cached and cached[str(i)][0] == keys.get(i)}
-    missing = [i for i in ids if i not in found]
-    for start in range(0, len(missing), 1000):
-        for instance in list_instances(session, rows=missing[start : start + 1000]):  # with their associations
-            found[instance.id] = fingerprint(deployment_variables(instance, catalog, workspace.config))
-    if missing:
-        kept = {key: value for key, value in cached.items() if int(key) in keys and value[0] == keys[int(key)]}
-        write_cache(cache_file, kept | {str(i): [keys[i], found[i]] for i in missing if i in keys})
-    return found
 
 
 def behind(catalog: Catalog, instances) -> list[dict]:

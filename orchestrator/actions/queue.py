@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.actions.common import opened
-from orchestrator.state.events import current_actor
+from orchestrator.state.actors import current_actor
 from orchestrator.state.instances import get_instance
 from orchestrator.state.queue import enqueue, get_queued, list_queue, queued_as_dict
 from orchestrator.state.servers import get_server, list_servers

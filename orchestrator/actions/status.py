@@ -4,46 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.orm import object_session
-
 from orchestrator.actions.common import opened
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.health import HealthTarget, check_all
+from orchestrator.operations.health_checks import check_and_record_health
 from orchestrator.state.instances import ACTIVE_STATES, instance_as_dict, instance_views, list_instances
-from orchestrator.state.models import HealthCheck, Instance, utc_now
-from orchestrator.workspace import Workspace
-
-
-def check_and_record_health(workspace: Workspace, catalog: Catalog, instances: list[Instance]) -> None:
-    """Check the instances that should answer (desired present) and record each one's health.
-
-    Others are recorded as ``stopped`` (suspended) or ``unknown``. Each check is also kept in
-    ``health_checks`` (availability over a period). The session commits the rows.
-    """
-    answering = [i for i in instances if i.desired_state == "present" and i.state in ("running", "failed")]
-    targets = []
-    for instance in answering:
-        service = catalog.get(instance.service_id)
-        targets.append(
-            HealthTarget(
-                key=instance.address, server_address=instance.server.address, domain=instance.domain,
-                path=service.health.path, expected_status=service.health.expected_status,
-                timeout_seconds=service.health.timeout_seconds, body_contains=service.health.body_contains,
-            )
-        )  # fmt: skip
-    results = {r.key: r for r in check_all(targets, verify_tls=workspace.config.proxy_tls == "acme")}
-    now = utc_now()
-    for instance in instances:
-        result = results.get(instance.address)
-        if result is not None:
-            instance.health, instance.health_detail = result.health, result.detail
-            object_session(instance).add(HealthCheck(instance_address=instance.address, service_id=instance.service_id, at=now,
-                                    health=result.health))  # fmt: skip
-        elif instance.state == "suspended":
-            instance.health, instance.health_detail = "stopped", "suspended: its containers are stopped"
-        else:
-            instance.health, instance.health_detail = "unknown", f"not checked while {instance.state}"
-        instance.health_checked_at = now
 
 
 def status(workspace_path: Path | None, *, association: str | None = None, check: bool = True) -> list[dict]:
@@ -55,7 +18,7 @@ def status(workspace_path: Path | None, *, association: str | None = None, check
         if not check:
             return instance_views(session, association=association, states=ACTIVE_STATES)
         instances = [i for i in list_instances(session, association=association) if i.state in ACTIVE_STATES]
-        check_and_record_health(workspace, load_catalog(workspace.catalog_dir), instances)
+        check_and_record_health(workspace, workspace.catalog, instances)
         return [instance_as_dict(i) for i in instances]
 
 

@@ -18,11 +18,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.actions.apply import apply
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.actions.instance_upgrade import recover_interrupted_upgrades, upgrade_instance
+from orchestrator.operations.converge import converge
+from orchestrator.operations.lifecycle import take_final_backup
+from orchestrator.operations.upgrades import recover_interrupted_upgrades, upgrade_instance
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
-from orchestrator.state.audit import acting_as
+from orchestrator.state.actors import acting_as
+from orchestrator.state.events import record_event
+from orchestrator.state.instances import get_instance
 from orchestrator.state.models import QueuedRun
 from orchestrator.state.queue import beat, claim_next, finish, has_open_runs, recover_stale
 
@@ -31,23 +34,50 @@ Executor = Callable[[Path | None, QueuedRun, Progress], tuple[bool, str | None, 
 
 
 def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress) -> tuple[bool, str | None, dict]:
-    """Carry out one queued run: ``ruche apply`` (its server, or its one instance), or an instance's upgrade."""
-    if run.kind == "upgrade":
-        payload = run.payload or {}
-        upgraded = upgrade_instance(workspace_path, run.instance_address, to=payload.get("to"), fleet=payload.get("fleet"),
-                                    progress=progress, actor=run.requested_by)  # fmt: skip
-        summary = {k: upgraded.get(k) for k in ("id", "status", "from", "to", "step", "safety_snapshot")}
-        summary["error"] = (upgraded.get("detail") or {}).get("error")
-        return upgraded.get("status") in ("succeeded", "up to date"), None, summary
-    recover_interrupted_upgrades(workspace_path, instance=run.instance_address, server=None if run.instance_address else run.server,
-                                 by="worker", progress=progress)  # fmt: skip
-    if run.instance_address is not None:
-        result = apply(workspace_path, instance=run.instance_address, progress=progress)
-    else:
-        result = apply(workspace_path, server=run.server, progress=progress)
+    """Carry out one queued run: ``ruche apply`` (its server, or its one instance), or an instance's upgrade; the
+    workspace is opened for the run (a change to ruche.toml applies from the next run on)."""
+    with opened(workspace_path) as (workspace, store):
+        if run.kind == "upgrade":
+            payload = run.payload or {}
+            upgraded = upgrade_instance(workspace, store, run.instance_address, to=payload.get("to"),
+                                        fleet=payload.get("fleet"), progress=progress, actor=run.requested_by)  # fmt: skip
+            summary = {k: upgraded.get(k) for k in ("id", "status", "from", "to", "step", "safety_snapshot")}
+            summary["error"] = (upgraded.get("detail") or {}).get("error")
+            return upgraded.get("status") in ("succeeded", "up to date"), None, summary
+        recover_interrupted_upgrades(workspace, store, instance=run.instance_address,
+                                     server=None if run.instance_address else run.server, by="worker",
+                                     progress=progress)  # fmt: skip
+        if run.instance_address is not None:
+            refused = _final_backup_before_removal(workspace, store, run.instance_address, progress)
+            if refused is not None:
+                return False, None, refused
+            result = converge(workspace, store, instance=run.instance_address, progress=progress)
+        else:
+            result = converge(workspace, store, server=run.server, progress=progress)
     summary = {"status": result["status"], "changed": result["changed"],
                "instances": [{"address": i["address"], "state": i["state"], "health": i["health"]} for i in result["instances"]]}  # fmt: skip
     return result["succeeded"], result["run_id"], summary
+
+
+def _final_backup_before_removal(workspace, store, address: str, progress: Progress) -> dict | None:
+    """Before a queued run removes a running instance (a manager's delete), take its final backup when backups are
+    configured, as `ruche instance delete` does. When it fails, nothing is removed: the instance is to be present
+    again and the run's summary says why (given); else None."""
+    with store.session() as session:
+        instance = get_instance(session, address)
+        due = (instance.desired_state in ("absent", "purged") and instance.state == "running"
+               and workspace.config.backup.repository is not None)  # fmt: skip
+    if not due:
+        return None
+    backed_up = take_final_backup(workspace, store, address, progress=progress)
+    if backed_up["status"] == "success":
+        return None
+    with store.session() as session:
+        get_instance(session, address).desired_state = "present"
+        error = (backed_up.get("detail") or {}).get("error")
+        record_event(session, kind="instance.removal_refused", subject=address,
+                     detail={"reason": "the final backup failed", "error": error})  # fmt: skip
+    return {"status": "failed", "error": f"{address}: the final backup failed, nothing was removed: {error}"}
 
 
 def new_worker_name() -> str:

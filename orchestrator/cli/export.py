@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.actions.export import export_association
+from orchestrator.actions.data_export import export_association
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json
 

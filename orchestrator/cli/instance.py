@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from orchestrator.catalog import SIZES
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table, table
 
@@ -22,7 +23,7 @@ def instance() -> None:
 @click.argument("association")
 @click.argument("service")
 @click.option("--name", help="Instance name (default: the service id).")
-@click.option("--size", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True)
+@click.option("--size", type=click.Choice(SIZES), default="small", show_default=True)
 @click.option("--param", "parameters", multiple=True, metavar="NAME=VALUE", help="A service parameter; repeatable.")
 @click.option("--server", help="Put it on this server instead of letting placement choose.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only servers with this label; repeatable.")
@@ -276,11 +277,11 @@ def upgrade(context: Context, address: str, to: str | None, yes: bool, fleet: st
     instance is not running or not healthy, 6 no backup repository.
     """
     from orchestrator.actions.instance_upgrade import preview as upgrade_preview
-    from orchestrator.actions.instance_upgrade import recover_interrupted, upgrade_instance
+    from orchestrator.actions.instance_upgrade import recover_interrupted_upgrades, upgrade_instance
 
     progress = ProgressPrinter(not quiet and not as_json)
     if not dry_run:  # an upgrade of it that was interrupted is finished or rolled back first, from its journal
-        recover_interrupted(context.workspace, address, by="instance upgrade", progress=progress)
+        recover_interrupted_upgrades(context.workspace, instance=address, by="instance upgrade", progress=progress)
     plan = upgrade_preview(context.workspace, address, to=to)
     if not plan["steps"]:
         emit_json({**plan, "status": "up to date"}) if as_json else click.echo(f"{address} already runs {plan['from']}")

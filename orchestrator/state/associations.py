@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.secrets import generate_secret
-from orchestrator.state.audit import IGNORED
+from orchestrator.state.change_listener import IGNORED
 from orchestrator.state.models import (
     Association,
     BackupRun,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import ConfigError, OperationFailed
-from orchestrator.state.audit import record_changes
+from orchestrator.state.change_listener import record_changes
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -75,7 +75,7 @@ class StateStore:
         self.engine = make_engine(url)
         upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # every change of state becomes a chained event (state/audit.py)
+        # every change of state becomes a chained event (state/change_listener.py)
         event.listen(self._sessions, "after_flush", record_changes)
 
     @contextmanager

@@ -1,35 +1,22 @@
 """The audit trail: every recorded decision and change of state, with who made it and when.
 
-Rows changed through a state session are recorded by ``state.audit.record_changes``; actions add
+Rows changed through a state session are recorded by ``state.change_listener.record_changes``; actions add
 events of their own that say why (``record_event``: a quota override, an offer change). Both are
-links of the same hash chain (``state.audit``).
+links of the same hash chain (``state.event_chain``); who acts is ``state.actors``'.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from orchestrator.state.audit import append_events
+from orchestrator.state.event_chain import append_events
 from orchestrator.state.models import Event
 
 # subjects ``PREFIX/...`` that are not an instance's address
 NOT_ASSOCIATIONS = ("request/", "server/", "admin/", "application/", "run/", "queued-run/")
-
-
-def current_actor() -> str:
-    """Give who is acting from this shell: ``$RUCHE_ACTOR`` if set, else the login name."""
-    named = os.environ.get("RUCHE_ACTOR", "").strip()
-    if named:
-        return named[:120]
-    try:
-        return getpass.getuser()[:120]
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
 
 
 def record_event(

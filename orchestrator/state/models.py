@@ -146,7 +146,7 @@ class Run(Base):
 
 
 class Event(Base):
-    """The audit trail: who did what to which subject, and when; a hash chain (see state/audit.py)."""
+    """The audit trail: who did what to which subject, and when; a hash chain (see state/event_chain.py)."""
 
     __tablename__ = "events"
 

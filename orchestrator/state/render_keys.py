@@ -21,7 +21,7 @@ from orchestrator.deployment import instance_identifier
 from orchestrator.state.models import Association, Instance, Server
 
 # What an instance's deployment is derived from (orchestrator.state.instances.deployment_record,
-# orchestrator.actions.inventory_export.deployment_variables): keep in step with them.
+# orchestrator.operations.inventories.deployment_variables): keep in step with them.
 DEPLOYMENT_COLUMNS = {
     Instance: ("name", "service_id", "service_version", "domain", "http_port", "desired_state", "cpu", "memory_mb",
                "parameters", "secrets", "id_slot"),

@@ -13,8 +13,7 @@ import re
 
 from pydantic import ValidationError
 
-from orchestrator.actions.request_submit import SIZES
-from orchestrator.catalog import Parameter, Service
+from orchestrator.catalog import SIZES, Parameter, Service
 from orchestrator.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, RucheError
 from orchestrator.i18n import N_, Translator
 from orchestrator.state.associations import AssociationSpec, is_slug

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from orchestrator.actions.request_submit import SIZES as SIZE_NAMES
+from orchestrator.catalog import SIZES as SIZE_NAMES
 from orchestrator.catalog import Catalog
 from orchestrator.errors import RucheError
 from orchestrator.i18n import N_, Translator, members_progress

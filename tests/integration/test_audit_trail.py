@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from orchestrator.actions.admin import add as add_admin
-from orchestrator.state.audit import canonical, chain_digest
 from orchestrator.state.database import StateStore
+from orchestrator.state.event_chain import canonical, chain_digest
 from orchestrator.state.events import record_event
 from orchestrator.state.models import Event
 from orchestrator.web.app import create_app

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 
 from orchestrator.actions.control_plane_backup import TAG, Restic, repository_password
 from orchestrator.errors import Conflict
-from orchestrator.state.audit import verify_chain
 from orchestrator.state.database import StateStore, make_engine
 from orchestrator.state.dump import dump_state, load_state
+from orchestrator.state.event_chain import verify_chain
 from orchestrator.state.models import (
     Admin,
     Association,

@@ -127,7 +127,7 @@ class FakeServers:
             self.calls.append(("backup", reason, *addresses))
             return [{"status": "success", "snapshot_id": "5" * 64, "detail": {}}]
 
-        def apply(_path, *, instance, restoring=False, **_options):
+        def converge(_workspace, _store, *, instance, restoring=False, **_options):
             self.calls.append(("apply", instance, restoring))
             return {"run_id": "run-deploy", "succeeded": True}
 
@@ -145,11 +145,13 @@ class FakeServers:
                              finished="2026-11-30T10:00:10+00:00",
                              custom_stats={"ruche_converged": [extravars["ruche_copy"]["id"]]} if removed else {})  # fmt: skip
 
-        for name, fake in (("run_command", run_command), ("run_tool", run_tool), ("back_up", back_up), ("apply", apply),
+        for name, fake in (("run_command", run_command), ("run_tool", run_tool), ("back_up", back_up), ("converge", converge),
                            ("backup_tool", backup_tool), ("run_playbook", run_playbook)):  # fmt: skip
             monkeypatch.setattr(move, name, fake)
         monkeypatch.setattr(move, "_wait_until_healthy", lambda *_args: ("healthy", "HTTP 200 in 0.01 s"))
-        monkeypatch.setattr(move, "_wait_until_answering_on", lambda _path, _address, _move: ("healthy", "HTTP 200"))
+        monkeypatch.setattr(
+            move, "_wait_until_answering_on", lambda _workspace, _store, _address, _move: ("healthy", "HTTP 200")
+        )
 
 
 def shown(ruche, w) -> dict:

@@ -275,17 +275,36 @@ def test_a_restore_survives_a_cut_of_its_ssh_connection(lab, jardin, ruche):
     assert on(lab, server, "systemctl", "list-units", "--plain", "--no-legend", "ruche-op-*") == ""
 
 
-def test_deleting_keeps_a_final_backup(lab, jardin, ruche):
+def test_deleting_keeps_a_final_backup_from_the_cli_and_from_a_managers_queued_delete(lab, jardin, ruche):
+    from orchestrator.state.database import StateStore
+    from orchestrator.state.instance_changes import queue_change
+    from orchestrator.state.instances import get_instance
+    from orchestrator.workspace import open_workspace
+
     w = [W, str(lab)]
-    created = ruche(*w, "instance", "create", "jardin", "radicale", "--name", "archives", "--server", "lab-2")
-    assert created.exit_code == 0
-    assert ruche(*w, "apply", "--instance", "jardin/archives").exit_code == 0
+    for name in ("archives", "ancien"):
+        created = ruche(*w, "instance", "create", "jardin", "radicale", "--name", name, "--server", "lab-2")
+        assert created.exit_code == 0
+    assert ruche(*w, "apply", "--server", "lab-2").exit_code == 0
     deleted = ruche(*w, "instance", "delete", "jardin/archives", "--yes", "--json")
     assert deleted.exit_code == 0, deleted.stdout[-2000:] + deleted.stderr[-2000:]
     final = json.loads(deleted.stdout)["final_backup"]
     assert final["status"] == "success" and final["reason"] == "final"
     snapshots = json.loads(ruche(*w, "backup", "list", "jardin/archives", "--json").stdout)["snapshots"]
     assert [s["id"] for s in snapshots] == [final["snapshot_id"]] and "reason=final" in snapshots[0]["tags"]
+
+    # a manager's delete button (the web space) queues the run; the worker takes the final backup before removing
+    store = StateStore(open_workspace(lab).state_url)
+    try:
+        with store.session() as session:
+            queue_change(session, get_instance(session, "jardin/ancien"), "delete", actor="manager Zoé of jardin")
+    finally:
+        store.close()
+    worked = ruche(*w, "worker", "--once", "--poll", "0.5", "--quiet")
+    assert worked.exit_code == 0, worked.stdout[-2000:] + worked.stderr[-2000:]
+    assert json.loads(ruche(*w, "instance", "show", "jardin/ancien", "--json").stdout)["state"] == "deleted"
+    snapshots = json.loads(ruche(*w, "backup", "list", "jardin/ancien", "--json").stdout)["snapshots"]
+    assert len(snapshots) == 1 and "reason=final" in snapshots[0]["tags"]
 
 
 def test_a_moved_instance_keeps_its_data_and_leaves_nothing_running_on_its_old_server(lab, jardin, ruche):

@@ -1,5 +1,5 @@
 """Instances on the lab: converge, health through Caddy, isolation, hostile values, delete, lost server (suspend
-and resume are steps of `ruche catalog check`, test_catalog_check.py). Failures of a backup on the server: the
+and resume are steps of `ruche catalog check`, test_catalog_check_mediawiki.py). Failures of a backup on the server: the
 database container killed during the dump, the disk of the instance's directory full (a small tmpfs in its place).
 
 One module-wide deployment: chorale (radicale on lab-1, radicale "agenda" placed by ruche) and amap
@@ -20,9 +20,9 @@ import pytest
 import tomli_w
 
 from orchestrator.actions.apply import apply
-from orchestrator.actions.inventory_export import deployment_variables
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
+from orchestrator.operations.inventories import deployment_variables
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import get_instance
 from orchestrator.workspace import open_workspace

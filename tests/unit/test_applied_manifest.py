@@ -71,8 +71,8 @@ def test_the_fingerprint_changes_with_the_instance_its_secrets_or_the_fleet_sett
 
 
 def test_a_servers_report_is_compared_with_what_its_inventory_lists():
-    from orchestrator.actions.audit_servers import Expected, compare_server
     from orchestrator.idranges import POOL_SIZE, POOL_START
+    from orchestrator.operations.server_audit import Expected, compare_server
 
     expected = [
         Expected("asso--app", "asso/app", "s1", True, {"ruche-asso--app-app": "docker.io/library/radicale:3"}),
@@ -128,12 +128,12 @@ def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hoste
 
 def test_the_stamp_the_audit_expects_is_the_one_the_role_records_and_compares():
     """The stamp is written twice, in the role's Jinja (install.yml records it, main.yml compares it)
-    and in Python (actions/audit_servers.stamp): both must stay sha256(fingerprint ~ roles digest)."""
+    and in Python (operations/server_audit.stamp): both must stay sha256(fingerprint ~ roles digest)."""
     from pathlib import Path
 
     from ansible.plugins.filter.core import get_hash
 
-    from orchestrator.actions.audit_servers import stamp
+    from orchestrator.operations.server_audit import stamp
 
     tasks = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "ruche_instance" / "tasks"
     assert (

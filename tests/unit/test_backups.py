@@ -64,7 +64,7 @@ def test_an_export_archive_is_extracted_inside_its_directory_only(tmp_path, monk
     import io
     import tarfile
 
-    from orchestrator.actions.export import extract_data
+    from orchestrator.actions.data_export import extract_data
     from orchestrator.errors import OperationFailed
 
     if not with_filter:  # as on Debian 12's Python 3.11.2

@@ -4,8 +4,8 @@ reads must be listed in DEPLOYMENT_COLUMNS (else a change of that column would n
 
 from __future__ import annotations
 
-from orchestrator.actions.inventory_export import deployment_variables
 from orchestrator.config import BackupSettings, WorkspaceConfig, default_offers
+from orchestrator.operations.inventories import deployment_variables
 from orchestrator.state.models import Association, Instance
 from orchestrator.state.render_keys import DEPLOYMENT_COLUMNS
 from tests.helpers import CATALOG

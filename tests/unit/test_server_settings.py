@@ -8,9 +8,9 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from orchestrator.actions.inventory_export import fleet_variables
 from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig, load_config
 from orchestrator.errors import ConfigError
+from orchestrator.operations.inventories import fleet_variables
 from orchestrator.runner import PLAYBOOKS_DIR
 
 pytestmark = pytest.mark.unit

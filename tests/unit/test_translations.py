@@ -9,7 +9,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from orchestrator import i18n
-from orchestrator.actions.request_submit import SIZES
+from orchestrator.catalog import SIZES
 from orchestrator.i18n import LABELS, LANGUAGES, LOCALE_DIR, UPGRADE_TEXTS, translator
 from orchestrator.state.instances import ACTIVE_STATES
 from orchestrator.state.requests import NEXT_STATES

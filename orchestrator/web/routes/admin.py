@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from orchestrator.actions.request_review import approve_in_session
 from orchestrator.errors import InvalidInput, NotFound, RucheError
 from orchestrator.i18n import N_
+from orchestrator.operations.requests import approve_in_session
 from orchestrator.state.access import check_admin, open_admin_session
 from orchestrator.state.applications import application_as_dict, decide, get_application, list_applications
 from orchestrator.state.models import WebSession

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from orchestrator.actions.request_submit import submit_in_session
 from orchestrator.errors import RucheError
+from orchestrator.operations.requests import submit_in_session
 from orchestrator.state.requests import RequestView
 from orchestrator.web.dependencies import ApiMember, ApiWriter, RowId, StateSession, Web
 from orchestrator.web.errors import API_ERRORS, API_NOT_FOUND, API_WRITE_ERRORS, ApiError

@@ -9,8 +9,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from orchestrator.actions.request_submit import SIZES, submit_in_session
+from orchestrator.catalog import SIZES
 from orchestrator.errors import RucheError
+from orchestrator.operations.requests import submit_in_session
 from orchestrator.state.models import WebSession
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.pages import texts_of

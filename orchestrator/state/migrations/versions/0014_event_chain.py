@@ -8,7 +8,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from orchestrator.state.audit import GENESIS, canonical, chain_digest
+from orchestrator.state.event_chain import GENESIS, canonical, chain_digest
 
 revision = "0014"
 down_revision = "0013"

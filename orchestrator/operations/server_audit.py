@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from orchestrator.actions.inventory_export import deployment_variables, fleet_variables
 from orchestrator.catalog import Catalog
 from orchestrator.errors import NotFound
 from orchestrator.findings import Finding
 from orchestrator.idranges import POOL_SIZE, POOL_START
 from orchestrator.inventory import instance_fingerprint
+from orchestrator.operations.inventories import deployment_variables, fleet_variables
 from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.runner import roles_digest
 from orchestrator.state.instances import ACTIVE_STATES, list_instances

@@ -10,10 +10,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.actions.backup_run import require_backups
 from orchestrator.actions.common import opened
 from orchestrator.backups import backup_tool
 from orchestrator.errors import InvalidInput, OperationFailed
+from orchestrator.operations.backup_jobs import require_backups
 from orchestrator.remote import SshTarget, get_file
 from orchestrator.state.associations import get_association
 from orchestrator.state.instances import list_instances

@@ -396,7 +396,8 @@ class WebSettings(StrictModel):
         str,
         Field(
             pattern=r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$",
-            description="Public address of `ruche serve`, used in invite links (https in production).",
+            description="Public address of `ruche serve`, used in invite links (https in production; `ruche init` "
+            "writes its --base-url, by default https://ruche.DOMAIN).",
         ),
     ] = "http://127.0.0.1:8080"
     host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]+$", description="Address `ruche serve` listens on.")] = (

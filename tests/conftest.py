@@ -123,7 +123,8 @@ def _drop_database(admin, name: str) -> None:
 def workspace(tmp_path, state_url, ruche) -> Path:
     """A new workspace created with `ruche init`, on each state database, its [images] registry set."""
     path = tmp_path / "workspace"
-    result = ruche("init", str(path), "--collective", "Test", "--domain", "test.example.org", "--state-url", state_url)
+    result = ruche("init", str(path), "--collective", "Test", "--domain", "test.example.org", "--state-url", state_url,
+                   "--base-url", "http://127.0.0.1:8080")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     serve_lab_images_from(path)  # its servers are not the lab's: they pull the lab's services from a registry
     return path

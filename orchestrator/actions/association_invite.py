@@ -10,27 +10,29 @@ from orchestrator.state.access import create_invite, invite_as_dict, list_invite
 from orchestrator.state.actors import current_actor
 from orchestrator.state.associations import get_association, validate_association_spec
 from orchestrator.state.events import record_event
+from orchestrator.state.members import checked_member_name
 
 
-def invite(workspace_path: Path | None, slug: str, *, email: str | None = None, days: int | None = None) -> dict:
-    """Make a sign-in link for a member of ``slug``; give the invite with its ``link`` (shown once).
+def invite(workspace_path: Path | None, slug: str, *, email: str | None = None, days: int | None = None,
+           name: str = "", manager: bool = False) -> dict:  # fmt: skip
+    """Make a sign-in link for a member of ``slug`` (named ``name``; its manager with ``manager``); give the invite
+    with its ``link`` (shown once).
 
-    Raises NotFound for an unknown association, InvalidInput for a bad e-mail address.
+    Raises NotFound for an unknown association, InvalidInput for a bad e-mail address or name.
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
         association = get_association(session, slug)
         if email:
             validate_association_spec(slug=slug, name="x", email=email)  # the same e-mail rule
         valid_for = timedelta(days=days or workspace.config.web.invite_days)
-        created, token = create_invite(
-            session, association, email=email or "", created_by=current_actor(), valid_for=valid_for
-        )
+        created, token = create_invite(session, association, email=email or "", created_by=current_actor(),
+                                       valid_for=valid_for, name=checked_member_name(name), manager=manager)  # fmt: skip
         record_event(
             session,
             kind="invite.created",
             subject=slug,
             association=slug,
-            detail={"invite": created.id, "email": email or ""},
+            detail={"invite": created.id, "email": email or "", "name": created.name, "manager": manager},
         )
         entry = invite_as_dict(created)
         entry["link"] = f"{workspace.config.web.base_url.rstrip('/')}/connexion/{token}"

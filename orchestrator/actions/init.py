@@ -27,18 +27,23 @@ def default_password_file(path: Path) -> Path:
 
 
 def init_workspace(
-    path: Path, *, collective: str, base_domain: str, state_url: str | None, vault_password_file: Path | None = None
-) -> dict:
+    path: Path, *, collective: str, base_domain: str, state_url: str | None, vault_password_file: Path | None = None,
+    base_url: str | None = None,
+) -> dict:  # fmt: skip
     """Create a workspace at ``path`` with its config and an up-to-date state database; give a summary.
 
     The vault password is ``vault_password_file`` if given; else, unless ``$RUCHE_VAULT_PASSWORD``
     or ``$RUCHE_VAULT_PASSWORD_FILE`` provides one, a new random password is written to
     :func:`default_password_file` (mode 0600) and named in ruche.toml.
 
+    ``base_url`` (default ``https://ruche.BASE_DOMAIN``) is written as ``[web] base_url``, the address invite links
+    name: without it they would point at 127.0.0.1:8080.
+
     Raises InvalidInput for a bad name/domain/URL and Conflict if a workspace is already there;
     nothing is written in either case.
     """
-    fields = {"collective": collective, "base_domain": base_domain, "offers": default_offers()}
+    fields = {"collective": collective, "base_domain": base_domain, "offers": default_offers(),
+              "web": {"base_url": base_url or f"https://ruche.{base_domain}"}}  # fmt: skip
     if state_url:
         fields["state_url"] = state_url
     if vault_password_file is not None:
@@ -46,6 +51,9 @@ def init_workspace(
     try:
         config = WorkspaceConfig(**fields)
     except ValidationError as error:
+        if base_url is not None and any(e["loc"] == ("web", "base_url") for e in error.errors()):
+            raise InvalidInput(f"--base-url {base_url!r}: expected http(s)://HOST[:PORT][/PATH] with no query",
+                               hint="e.g. --base-url https://ruche.example.org (where members reach `ruche serve`)") from None  # fmt: skip
         raise InvalidInput("\n".join(describe_validation_error(error, "init"))) from None
     workspace = create_workspace(path, config)
     created_password = None

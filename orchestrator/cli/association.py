@@ -13,6 +13,8 @@ from orchestrator.actions.association_invite import invites as list_invites
 from orchestrator.actions.association_invite import revoke as revoke_invite
 from orchestrator.actions.association_list import association as show_association
 from orchestrator.actions.association_list import associations as list_associations
+from orchestrator.actions.association_managers import manager as set_manager
+from orchestrator.actions.association_managers import new_link as renew_link
 from orchestrator.actions.association_set_offer import set_listing, set_offer
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, table
@@ -153,11 +155,14 @@ def remove_(context: Context, slug: str, keep_backups: bool, dry_run: bool, yes:
 @click.argument("slug")
 @click.option("--email", help="The member's address (recorded; ruche does not send mail).")
 @click.option("--days", type=click.IntRange(1, 365), help="Validity (default: [web] invite_days in ruche.toml).")
+@click.option("--name", "member_name", default="", help="The member's name (the audit trail shows it).")
+@click.option("--manager", is_flag=True, help="Make the member SLUG's manager (see `association manager`).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_context
-def invite_(context: Context, slug: str, email: str | None, days: int | None, as_json: bool) -> None:
+def invite_(context: Context, slug: str, email: str | None, days: int | None, member_name: str, manager: bool,
+            as_json: bool) -> None:  # fmt: skip
     """Make a personal sign-in link for a member of SLUG (shown once; only its hash is kept)."""
-    entry = make_invite(context.workspace, slug, email=email, days=days)
+    entry = make_invite(context.workspace, slug, email=email, days=days, name=member_name, manager=manager)
     if as_json:
         emit_json(entry)
     else:
@@ -175,8 +180,39 @@ def invites_(context: Context, slug: str, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
         return
-    rows = [(e["id"], e["email"] or "-", e["state"], e["expires_at"], e["last_used_at"] or "never") for e in entries]
-    click.echo(table(rows, ["ID", "EMAIL", "STATE", "EXPIRES", "LAST USED"]))
+    rows = [(e["id"], e["name"] or "-", e["email"] or "-", "manager" if e["manager"] else "member", e["state"],
+             e["expires_at"], e["last_used_at"] or "never") for e in entries]  # fmt: skip
+    click.echo(table(rows, ["ID", "NAME", "EMAIL", "ROLE", "STATE", "EXPIRES", "LAST USED"]))
+
+
+@association.command("manager")
+@click.argument("invite_id", type=int)
+@click.option("--remove", is_flag=True, help="Make the manager a plain member again.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def manager_(context: Context, invite_id: int, remove: bool, as_json: bool) -> None:
+    """Make the member of invite INVITE_ID their association's manager: in the web space they invite and remove
+    its members, give a new link to one who lost theirs, read its audit trail, suspend, resume and delete its
+    services."""
+    entry = set_manager(context.workspace, invite_id, manager=not remove)
+    role = "manager" if entry["manager"] else "a plain member"
+    emit_json(entry) if as_json else click.echo(f"invite {entry['id']} ({entry['association']}) is {role}")
+
+
+@association.command("new-link")
+@click.argument("invite_id", type=int)
+@click.option("--days", type=click.IntRange(1, 365), help="Validity (default: [web] invite_days in ruche.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_context
+def new_link_(context: Context, invite_id: int, days: int | None, as_json: bool) -> None:
+    """Give the member of invite INVITE_ID a new sign-in link (a lost or used one): the old link and the
+    browsers signed in with it stop working."""
+    entry = renew_link(context.workspace, invite_id, days=days)
+    if as_json:
+        emit_json(entry)
+    else:
+        click.echo(f"invite {entry['id']} for {entry['association']}, valid until {entry['expires_at']}:")
+        click.echo(entry["link"])
 
 
 @association.command("revoke-invite")

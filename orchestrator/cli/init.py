@@ -17,6 +17,11 @@ from orchestrator.cli.render import emit_json
 @click.option("--domain", default="ruche.test", show_default=True, help="Base domain of instance addresses.")
 @click.option("--state-url", help="SQLAlchemy URL of the state database (default: SQLite file in the workspace).")
 @click.option(
+    "--base-url",
+    help="Public address of `ruche serve`, written as [web] base_url: invite links name it "
+    "(default: https://ruche.DOMAIN).",
+)
+@click.option(
     "--vault-password-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Existing file holding the vault password (default: a new one under ~/.config/ruche/vault/).",
@@ -25,13 +30,14 @@ from orchestrator.cli.render import emit_json
 @pass_context
 def init(
     context: Context, directory: Path | None, collective: str, domain: str, state_url: str | None,
-    vault_password_file: Path | None, as_json: bool,
+    base_url: str | None, vault_password_file: Path | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Create a workspace in DIRECTORY (default: --workspace, else the current directory)."""
     path = directory or context.workspace or Path.cwd()
     result = init_workspace(
-        path, collective=collective, base_domain=domain, state_url=state_url, vault_password_file=vault_password_file
-    )
+        path, collective=collective, base_domain=domain, state_url=state_url, base_url=base_url,
+        vault_password_file=vault_password_file,
+    )  # fmt: skip
     if as_json:
         emit_json(result)
     else:

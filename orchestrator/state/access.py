@@ -27,11 +27,12 @@ def digest(token: str) -> str:
 
 
 def create_invite(session: Session, association: Association, *, email: str, created_by: str,
-                  valid_for: timedelta) -> tuple[Invite, str]:  # fmt: skip
-    """Make an invite for ``association``; give it and its token (shown once, never stored)."""
+                  valid_for: timedelta, name: str = "", manager: bool = False) -> tuple[Invite, str]:  # fmt: skip
+    """Make an invite for ``association`` (its manager's with ``manager``); give it and its token (shown once,
+    never stored)."""
     token = secrets.token_urlsafe(32)
-    invite = Invite(association=association, token_hash=digest(token), email=email, created_by=created_by,
-                    created_at=utc_now(), expires_at=utc_now() + valid_for)  # fmt: skip
+    invite = Invite(association=association, token_hash=digest(token), email=email, name=name, manager=manager,
+                    created_by=created_by, created_at=utc_now(), expires_at=utc_now() + valid_for)  # fmt: skip
     session.add(invite)
     session.flush()
     return invite, token
@@ -66,6 +67,8 @@ def _new_session(session: Session, *, expires_at: datetime | None = None, **owne
     SESSION_LIFETIME (and not past ``expires_at``); give it and its cookie token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
     now = utc_now()
+    # each sign-in also removes the sessions that have expired (nothing else would: they only stop working)
+    session.execute(delete(WebSession).where(WebSession.expires_at <= now))
     lifetime_end = now + SESSION_LIFETIME
     opened = WebSession(token_hash=digest(token), csrf_token=secrets.token_urlsafe(32), created_at=now,
                         expires_at=min(lifetime_end, expires_at) if expires_at else lifetime_end, **owner)  # fmt: skip
@@ -99,7 +102,8 @@ def close_session(session: Session, token: str | None) -> None:
 def invite_as_dict(invite: Invite) -> dict:
     state = "revoked" if invite.revoked_at else ("expired" if as_utc(invite.expires_at) <= utc_now() else "active")
     return {"id": invite.id, "association": invite.association.slug, "email": invite.email, "state": state,
-            "created_by": invite.created_by, "created_at": invite.created_at.isoformat(timespec="seconds"),
+            "name": invite.name, "manager": invite.manager, "created_by": invite.created_by,
+            "created_at": invite.created_at.isoformat(timespec="seconds"),
             "expires_at": as_utc(invite.expires_at).isoformat(timespec="seconds"),
             "last_used_at": invite.last_used_at.isoformat(timespec="seconds") if invite.last_used_at else None}  # fmt: skip
 

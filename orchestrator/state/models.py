@@ -29,6 +29,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def iso_utc(moment: datetime, timespec: str = "seconds") -> str:
+    """Give ``moment`` as ISO 8601 in UTC with its offset (``2026-05-01T09:30:00+00:00``), naive or not."""
+    return as_utc(moment).astimezone(UTC).isoformat(timespec=timespec)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -345,6 +350,10 @@ class Invite(Base):
     association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(320), default="")
+    # the member's name as the association's audit trail shows it (optional)
+    name: Mapped[str] = mapped_column(String(80), default="")
+    # the association's manager: invites and removes its members, suspends, resumes and deletes its services
+    manager: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -370,6 +379,7 @@ class WebSession(Base):
 
     association: Mapped[Association | None] = relationship()
     admin: Mapped[Admin | None] = relationship()
+    invite: Mapped[Invite | None] = relationship()
 
 
 class Admin(Base):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.state.events import record_event
-from orchestrator.state.models import Association, ServiceRequest, utc_now
+from orchestrator.state.models import Association, ServiceRequest, iso_utc, utc_now
 
 NEXT_STATES = {
     "pending": ("approved", "rejected"),
@@ -90,8 +90,8 @@ class RequestView(BaseModel):
     reason: str | None = Field(description="Why it was rejected or failed, if it was.")
     requested_by: str
     instance: str | None = Field(description="Address of the instance once placed (ASSOCIATION/NAME).")
-    created_at: str = Field(description="ISO 8601, to the second, UTC.")
-    updated_at: str = Field(description="ISO 8601, to the second, UTC.")
+    created_at: str = Field(description="ISO 8601, to the second, in UTC with its offset (+00:00).")
+    updated_at: str = Field(description="ISO 8601, to the second, in UTC with its offset (+00:00).")
 
 
 def request_view(request: ServiceRequest) -> RequestView:
@@ -99,8 +99,7 @@ def request_view(request: ServiceRequest) -> RequestView:
         id=request.id, association=request.association.slug, service=request.service_id, name=request.name,
         size=request.size, parameters=dict(request.parameters), state=request.state, reason=request.reason,
         requested_by=request.requested_by, instance=request.instance_address,
-        created_at=request.created_at.isoformat(timespec="seconds"),
-        updated_at=request.updated_at.isoformat(timespec="seconds"),
+        created_at=iso_utc(request.created_at), updated_at=iso_utc(request.updated_at),
     )  # fmt: skip
 
 

@@ -18,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from orchestrator.catalog import load_catalog
 from orchestrator.state.database import StateStore
 from orchestrator.web.dependencies import WebApp
-from orchestrator.web.errors import install_error_answers
+from orchestrator.web.errors import install_error_answers, too_large_answer
 from orchestrator.web.pages import Pages
-from orchestrator.web.routes import admin, api, join, member, public
+from orchestrator.web.routes import admin, admin_members, api, join, manager, member, public
 from orchestrator.web.security import TOO_MANY, TOO_MANY_TEN_MINUTES, Guard, RateLimiter, redact_access_log
 from orchestrator.workspace import open_workspace
 
@@ -40,10 +40,14 @@ def create_app(workspace_path: Path | None) -> FastAPI:
         join_limit=RateLimiter("join", limit=5, window=600, refusal=TOO_MANY_TEN_MINUTES),
     )  # fmt: skip
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hsts=settings.secure_cookies)
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hsts=settings.secure_cookies,
+                       too_large=too_large_answer(app.state.web.pages, settings.max_body_bytes))  # fmt: skip
     for area in (public, member, join, admin, api):
         app.include_router(area.router)
+    for area in (manager, admin_members):  # association managers (issue 24)
+        app.include_router(area.router)
     install_error_answers(app)
+    app.add_exception_handler(manager.NotAManager, manager.not_a_manager)
     redact_access_log()
     return app
 

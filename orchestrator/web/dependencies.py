@@ -75,6 +75,10 @@ def signed_in_session(request: Request, session: StateSession) -> WebSession | N
 def actor_of_web_session(found: WebSession) -> str:
     if found.admin_id is not None:
         return f"admin {found.admin.name}"
+    invite = found.invite
+    if invite is not None and invite.manager:  # a manager's acts carry their name (state/members.py)
+        who = f"{invite.name or invite.email} " if invite.name or invite.email else ""
+        return f"manager {who}of {found.association.slug} (invite {found.invite_id})"
     return f"member of {found.association.slug} (invite {found.invite_id})"
 
 

@@ -29,7 +29,7 @@ class ApiErrorBody(BaseModel):
 
 API_NOT_FOUND = N_("not found (or not your association's)")
 API_SIGN_IN = N_("not signed in: open your personal sign-in link first (ask your association's manager or the admins)")
-API_CSRF = N_("missing or wrong X-CSRF-Token header: send the csrf_token of one of your space's pages")
+API_CSRF = N_("missing or wrong X-CSRF-Token header: send the csrf_token that GET /api/v1/session gives")
 
 # The error answers each API route may give, for its OpenAPI description.
 API_ERRORS = {401: {"model": ApiErrorBody, "description": "Not signed in"},
@@ -58,6 +58,23 @@ HTTP_TEXTS = {
     405: N_("This address is not meant to be opened like this (it takes a form's button): go back to the page "
             "and use the button, or start from the home page."),
 }  # fmt: skip
+
+
+TOO_LARGE = N_("What was sent is too large (more than %(size)s KiB): shorten it and send it again.")
+
+
+def too_large_answer(pages, max_body_bytes: int):
+    """The 413 answer of security.Guard: the API's JSON, else a page in the site's layout and the visitor's
+    language (like the 404 and 422 ones)."""
+
+    def answer(scope) -> Response:
+        request = Request(scope)
+        size = max_body_bytes // 1024
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": texts_of(request)(TOO_LARGE, size=size)}, status_code=413)
+        return pages.message(request, TOO_LARGE, 413, size=size)
+
+    return answer
 
 
 def install_error_answers(app: FastAPI) -> None:

@@ -31,7 +31,7 @@ class UpgradeView(Strict):
     status: str = Field(description="running, succeeded, rolled_back, rollback_failed or refused.")
     to: str = Field(description="The version it went (or tried to go) to.")
     version: str = Field(description="The version the instance runs now.")
-    at: str = Field(description="When it finished (or started, while it runs), ISO 8601 to the minute.")
+    at: str = Field(description="When it finished (or started, while it runs): ISO 8601 in UTC with its offset.")
 
 
 class InstanceView(Strict):
@@ -44,7 +44,7 @@ class InstanceView(Strict):
     url: str
     state: str = Field(description="planned, running, suspended or failed.")
     health: str = Field(description="healthy, unhealthy or unknown, from the last health check.")
-    last_backup: str | None = Field(description="When its last good backup finished, ISO 8601 to the minute.")
+    last_backup: str | None = Field(description="When its last good backup finished: ISO 8601 in UTC with its offset.")
     upgrade: UpgradeView | None = Field(description="Its last upgrade, if any.")
 
 
@@ -57,6 +57,14 @@ class QuotaView(Strict):
     max_memory: int = Field(description="MiB")
     disk: int = Field(description="GiB")
     max_disk: int = Field(description="GiB")
+
+
+class SessionView(Strict):
+    """The signed-in session, for an API client: the token its writes send in X-CSRF-Token."""
+
+    association: str = Field(description="The association's short name.")
+    csrf_token: str = Field(description="Send it in the X-CSRF-Token header of every write (POST).")
+    expires_at: str = Field(description="When the session ends: ISO 8601 in UTC with its offset.")
 
 
 class DeployedView(Strict):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.i18n import N_
@@ -67,12 +69,15 @@ def redact_access_log() -> None:
 
 class Guard:
     """ASGI middleware: refuses bodies over ``max_body_bytes`` (413, counted as they arrive, whatever
-    Content-Length says) and adds the security headers (HSTS when cookies are HTTPS-only)."""
+    Content-Length says; answered by ``too_large(scope)``: a page in the site's layout, or the API's JSON) and
+    adds the security headers (HSTS when cookies are HTTPS-only)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool,
+                 too_large: Callable[[Scope], Response] | None = None) -> None:  # fmt: skip
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.headers = SECURITY_HEADERS + ([HSTS] if hsts else [])
+        self.too_large = too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,7 +85,7 @@ class Guard:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         received = 0
 
@@ -104,9 +109,19 @@ class Guard:
         try:
             await self.app(scope, counting_receive, with_headers)
         except BodyTooLarge:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.too_large is not None:
+
+            async def with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
+                    message["headers"] = headers + self.headers + [NO_STORE]
+                await send(message)
+
+            await self.too_large(scope)(scope, receive, with_headers)
+            return
         body = b"Request too large / Requete trop volumineuse.\n"
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]

@@ -13,7 +13,7 @@ from orchestrator.i18n import N_, Translator, members_progress
 from orchestrator.quotas import excesses, find_offer
 from orchestrator.state.backups import runs_of
 from orchestrator.state.instances import ACTIVE_STATES, allocation, get_instance, list_instances
-from orchestrator.state.models import ServiceRequest, WebSession
+from orchestrator.state.models import ServiceRequest, WebSession, iso_utc
 from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, RequestView, get_request, list_requests, request_view
 from orchestrator.state.upgrades import latest_upgrades
@@ -32,10 +32,10 @@ def members_instances(session: Session, signed_in: WebSession) -> list[InstanceV
         rows.append(InstanceView(
             address=instance.address, name=instance.name, service=instance.service_id, version=instance.service_version,
             url=f"https://{instance.domain}/", state=instance.state, health=instance.health,
-            last_backup=last.finished_at.isoformat(timespec="minutes") if last and last.finished_at else None,
+            last_backup=iso_utc(last.finished_at) if last and last.finished_at else None,
             upgrade=None if upgrade is None else UpgradeView(
                 status=upgrade.status, to=upgrade.to_version, version=instance.service_version,
-                at=(upgrade.finished_at or upgrade.started_at).isoformat(timespec="minutes")),
+                at=iso_utc(upgrade.finished_at or upgrade.started_at)),
         ))  # fmt: skip
     return rows
 

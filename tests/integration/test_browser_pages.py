@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from orchestrator.actions.admin import add as add_admin
 from orchestrator.actions.association_invite import invite
 from orchestrator.state.database import StateStore
+from orchestrator.state.models import BackupRun, Instance, utc_now
 from orchestrator.state.queue import beat, claim_next, finish
 from orchestrator.workspace import open_workspace
 from tests.browser import accessibility_violations, chromium, free_port, served, use_loopback_web_settings
@@ -188,8 +191,8 @@ def page_width(page) -> tuple[int, int]:
 
 
 def test_every_page_fits_a_phone_360_px_wide_without_sideways_scrolling(site, ruche):
-    """At 360x740 (a small phone) no page is wider than the screen: the services table scrolls inside its own
-    box (reachable from the keyboard), headers and forms wrap."""
+    """At 360x740 (a small phone) no page is wider than the screen: each service is a card, headers and forms
+    wrap; the member's space in English too (the_space_answers_in_english)."""
     path, base, _link, browser = site
     context = browser.new_context(locale="fr-FR", viewport={"width": 360, "height": 740})
     try:
@@ -201,14 +204,15 @@ def test_every_page_fits_a_phone_360_px_wide_without_sideways_scrolling(site, ru
         for address in ("/espace", "/espace/demande", "/espace/demande/radicale", f"/espace/demandes/{request_id}",
                         "/", "/rejoindre", "/admin/connexion", "/nulle-part"):  # fmt: skip
             member.goto(f"{base}{address}")
-            if address == "/espace":
-                assert "telephone-et-agenda-partage" in member.get_by_role("table").inner_text()
+            if address == "/espace":  # each service a card (a list item under its heading)
+                assert member.get_by_role("heading", name=re.compile("^telephone-et-agenda-partage")).is_visible()
             scroll_width, inner_width = page_width(member)
             assert scroll_width <= inner_width == 360, (address, scroll_width)
         member.goto(f"{base}/espace")
-        assert_accessible(member)  # the scrolling box has a name and takes the focus
-        admin = context.new_page()
-        admin.goto(f"{base}/admin/connexion")
+        assert_accessible(member)
+        the_space_answers_in_english(site, member, ruche)  # the same session (sign-ins are limited per address)
+        admin = context.new_page()  # the same cookies: its session replaces the member's
+        admin.goto(f"{base}/admin/connexion?lang=fr")
         admin.get_by_label("Identifiant").fill("camille")
         admin.get_by_label("Mot de passe").fill(PASSWORD)
         admin.get_by_label("Mot de passe").press("Enter")
@@ -219,3 +223,98 @@ def test_every_page_fits_a_phone_360_px_wide_without_sideways_scrolling(site, ru
         assert_accessible(admin)
     finally:
         context.close()
+
+
+def test_a_manager_invites_a_member_and_deletes_a_service_at_phone_width_and_the_pages_pass_axe(site, ruche):
+    """The association's manager's pages (issue 24, item 2) at 360 px in French and English, the admins' members
+    page too: axe finds nothing, the forms work from their labels, no page is wider than the screen."""
+    path, base, _link, browser = site
+    created = ruche(
+        "--workspace", str(path), "instance", "create", "amap", "radicale", "--name", "gestion", "--over-quota"
+    )
+    assert created.exit_code == 0, created.stderr
+    lead = invite(path, "amap", name="Camille", manager=True)
+    context = browser.new_context(locale="fr-FR", viewport={"width": 360, "height": 740})
+
+    def fits_and_passes(page) -> None:
+        scroll_width, inner_width = page_width(page)
+        assert scroll_width <= inner_width == 360, (page.url, scroll_width)
+        assert_accessible(page)
+
+    try:
+        page = context.new_page()
+        page.goto(lead["link"])
+        page.get_by_role("link", name="Gérer l'association : membres, services, journal").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "Gérer AMAP du coin"
+        fits_and_passes(page)
+        page.get_by_label("Nom du membre").fill("Dominique")
+        page.get_by_label("Adresse e-mail du membre").fill("dominique@amap.example")
+        page.get_by_role("button", name="Créer un lien de connexion").click()
+        assert "Lien de connexion pour Dominique" in page.get_by_role("status").inner_text()
+        assert "/connexion/" in page.get_by_label("Lien de connexion").input_value()
+        fits_and_passes(page)
+
+        card = page.locator("li.card", has=page.get_by_role("heading", name="gestion (radicale)"))
+        card.get_by_label("Pour le supprimer, tapez son nom : gestion").fill("gestion")
+        card.get_by_role("button", name="Supprimer").click()
+        expect(page.get_by_role("status")).to_contain_text("Le service sera supprimé")
+        assert (
+            "à supprimer"
+            in page.locator("li.card", has=page.get_by_role("heading", name="gestion (radicale)")).inner_text()
+        )
+        fits_and_passes(page)
+        page.get_by_role("link", name="Le journal de l'association").click()
+        assert "service à supprimer" in page.content() and "manager Camille of amap" in page.content()
+        fits_and_passes(page)
+        for address in ("/espace/gestion?lang=en", "/espace/gestion/journal?lang=en"):
+            page.goto(f"{base}{address}")
+            assert page.locator("html").get_attribute("lang") == "en"
+            fits_and_passes(page)
+
+        admin = context.new_page()
+        admin.goto(f"{base}/admin/connexion?lang=fr")
+        admin.get_by_label("Identifiant").fill("camille")
+        admin.get_by_label("Mot de passe").fill(PASSWORD)
+        admin.get_by_label("Mot de passe").press("Enter")
+        admin.wait_for_url(f"{base}/admin")
+        admin.get_by_role("link", name="Membres des associations").click()
+        dominique = admin.locator("li.card", has=admin.get_by_role("heading", name="Dominique"))
+        dominique.get_by_role("button", name="Nommer gestionnaire").click()
+        expect(admin.get_by_role("status")).to_contain_text("maintenant gestionnaire")
+        fits_and_passes(admin)
+    finally:
+        context.close()
+
+
+def the_space_answers_in_english(site, member, ruche) -> None:
+    """The member's space at 360 px in English (``member``: a page signed in, of that width): each service by its
+    name with what it is for, its address once it runs, health and last backup in words, the offer's figures as
+    named bars; no sideways scrolling, no axe violation."""
+    path, base, _link, _browser = site
+    created = ruche("--workspace", str(path), "instance", "create", "amap", "radicale", "--name", "carnet-de-chants")
+    assert created.exit_code == 0, created.stderr
+    store = StateStore(open_workspace(path).state_url)
+    try:
+        with store.session() as session:
+            instance = session.scalar(select(Instance).where(Instance.name == "carnet-de-chants"))
+            instance.state, instance.health, instance.health_checked_at = "running", "healthy", utc_now()
+            saved = utc_now() - timedelta(hours=3, minutes=10)
+            session.add(BackupRun(instance_id=instance.id, instance_address=instance.address, server="web-1", kind="backup",
+                                  reason="scheduled", status="success", started_at=saved, finished_at=saved))  # fmt: skip
+    finally:
+        store.close()
+    member.goto(f"{base}/espace?lang=en")
+    card = member.get_by_role("listitem").filter(
+        has=member.get_by_role("heading", name=re.compile("^carnet-de-chants"))
+    )
+    assert "Radicale" in card.get_by_role("heading").inner_text()
+    text = card.inner_text().replace("\u00a0", " ")
+    assert "backed up 3 hr. ago" in text and "answers (checked" in text
+    assert card.get_by_role("link").get_attribute("href") == "https://carnet-de-chants.amap.coin.example.org/"
+    meters = member.locator("meter")
+    assert meters.count() == 3
+    assert member.get_by_label(re.compile("^Memory: \\d+ MiB of \\d+ MiB$")).evaluate("m => m.tagName") == "METER"
+    assert "small: 128 MiB of memory, 1 GiB of disk" in member.get_by_role("main").inner_text().replace("\u00a0", " ")
+    scroll_width, inner_width = page_width(member)
+    assert scroll_width <= inner_width == 360, ("/espace", scroll_width)
+    assert_accessible(member)

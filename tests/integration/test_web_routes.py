@@ -18,7 +18,8 @@ from tests.integration.test_web import admin_client, csrf_of, fleet, signed_in  
 PUBLIC = {("GET", "/"), ("GET", "/connexion/{token}"), ("POST", "/deconnexion"), ("GET", "/rejoindre"),
           ("POST", "/rejoindre"), ("GET", "/admin/connexion"), ("POST", "/admin/connexion"), ("GET", "/static"),
           ("GET", "/api/openapi.json")}  # fmt: skip
-SAMPLE = {"token": "x", "service_id": "radicale", "request_id": "1", "application_id": "1", "decision": "approuver"}
+SAMPLE = {"token": "x", "service_id": "radicale", "request_id": "1", "application_id": "1", "decision": "approuver",
+          "invite_id": "1", "change": "retirer", "role": "gestionnaire", "name": "agenda", "action": "supprimer"}  # fmt: skip
 
 
 def every_route(app) -> list[tuple[str, str]]:
@@ -87,7 +88,7 @@ def test_every_api_answer_matches_the_published_schema(fleet, workspace, ruche):
     amap = signed_in(workspace, links["amap"])
     document = amap.get("/api/openapi.json").json()
     api_operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    assert api_operations == {("GET", "/api/v1/instances"), ("GET", "/api/v1/requests"),
+    assert api_operations == {("GET", "/api/v1/instances"), ("GET", "/api/v1/requests"), ("GET", "/api/v1/session"),
                               ("GET", "/api/v1/requests/{request_id}"), ("POST", "/api/v1/requests")}  # fmt: skip
     csrf = csrf_of(amap.get("/espace").text)
     anonymous = TestClient(create_app(workspace), base_url="https://testserver")
@@ -142,7 +143,8 @@ def test_every_api_answer_matches_the_published_schema(fleet, workspace, ruche):
         == 422
     )  # fields the model does not name
     assert call(chorale, "GET", detail, f"/api/v1/requests/{request_id}").status_code == 404
-    for template in ("/api/v1/instances", "/api/v1/requests"):
+    assert call(amap, "GET", "/api/v1/session").json()["csrf_token"] == csrf
+    for template in ("/api/v1/instances", "/api/v1/requests", "/api/v1/session"):
         assert call(anonymous, "GET", template).status_code == 401
     assert call(anonymous, "POST", "/api/v1/requests", json={"service": "radicale"}).status_code == 401
 

@@ -59,19 +59,20 @@ async def admin_sign_in(request: Request, web: Web, session: StateSession) -> Re
 def review_page(request: Request, web: Web, session: StateSession, signed_in: Admin) -> Response:
     key = request.query_params.get("info", "")
     return admin_page(
-        request, web, session, signed_in, notice=texts_of(request)(NOTICES[key]) if key in NOTICES else ""
+        request, web, session, signed_in, notice="", success=texts_of(request)(NOTICES[key]) if key in NOTICES else ""
     )
 
 
 def admin_page(request: Request, web: WebApp, session: Session, signed_in: WebSession, *, notice: str,
-               status: int = 200) -> Response:  # fmt: skip
+               status: int = 200, success: str = "") -> Response:  # fmt: skip
+    """The review page; ``notice``: a refusal (the alert box), ``success``: what a decision did (a status line)."""
     requests = [request_view(r) for r in list_requests(session)]
     return web.pages.render(
         request, "admin.html", status, csrf=signed_in.csrf_token, admin=signed_in.admin.name,
         open_requests=[r for r in requests if r.state in ("pending", "provisioning", "failed")],
         done_requests=[r for r in requests if r.state in ("done", "rejected")][:20],
         applications=[application_as_dict(a) for a in list_applications(session, state="pending")],
-        offers=sorted(web.workspace.config.offers), notice=notice,
+        offers=sorted(web.workspace.config.offers), notice=notice, success=success,
     )  # fmt: skip
 
 

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request
 
 from orchestrator.errors import RucheError
 from orchestrator.operations.requests import submit_in_session
+from orchestrator.state.models import iso_utc
 from orchestrator.state.requests import RequestView
 from orchestrator.web.dependencies import ApiMember, ApiWriter, RowId, StateSession, Web
 from orchestrator.web.errors import API_ERRORS, API_NOT_FOUND, API_WRITE_ERRORS, ApiError
-from orchestrator.web.models import InstanceView, RequestDetail, RequestIn
+from orchestrator.web.models import InstanceView, RequestDetail, RequestIn, SessionView
 from orchestrator.web.pages import texts_of
 from orchestrator.web.refusals import UNKNOWN_SERVICE, api_field_name, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
@@ -23,6 +24,13 @@ from orchestrator.web.views import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["member"], responses=API_ERRORS)
+
+
+@router.get("/session", summary="Your session: the CSRF token writes send in X-CSRF-Token, and when it ends")
+def api_session(signed_in: ApiMember) -> SessionView:
+    """Read with the session cookie only (a GET changes nothing); another site cannot read the answer (no CORS)."""
+    return SessionView(association=signed_in.association.slug, csrf_token=signed_in.csrf_token,
+                       expires_at=iso_utc(signed_in.expires_at))  # fmt: skip
 
 
 @router.get("/instances", summary="Your association's services")

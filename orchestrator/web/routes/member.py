@@ -12,14 +12,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from orchestrator.catalog import SIZES
 from orchestrator.errors import RucheError
 from orchestrator.operations.requests import submit_in_session
+from orchestrator.quotas import find_offer
+from orchestrator.state.members import is_manager
 from orchestrator.state.models import WebSession
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.pages import texts_of
 from orchestrator.web.refusals import FIELD_NAMES, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
+from orchestrator.web.space import maintenance_text, offer_bars, service_cards, size_guide, size_text
 from orchestrator.web.views import (
     follow_request,
-    members_instances,
     members_quota,
     members_request,
     members_requests,
@@ -31,11 +33,17 @@ router = APIRouter(prefix="/espace", include_in_schema=False)
 
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, web: Web, session: StateSession, signed_in: Member) -> Response:
-    quota = members_quota(web.workspace, session, signed_in)
+    quota, _ = members_quota(web.workspace, session, signed_in), texts_of(request)
+    cards = service_cards(session, web.catalog, signed_in, _)
+    offer = find_offer(web.workspace.config.offers, signed_in.association.offer)
     return web.pages.render(request, "dashboard.html", csrf=signed_in.csrf_token,
                             association={"slug": signed_in.association.slug, "name": signed_in.association.name},
-                            instances=members_instances(session, signed_in), requests=members_requests(session, signed_in),
-                            quota=None if quota is None else quota.model_dump())  # fmt: skip
+                            cards=cards, requests=members_requests(session, signed_in), offer=signed_in.association.offer,
+                            bars=offer_bars(None if quota is None else quota.model_dump(), _),
+                            guide=size_guide(web.catalog, [c.service_id for c in cards], _),
+                            maintenance=maintenance_text(offer.maintenance_window if offer else None, _),
+                            service_names={s.id: s.name.model_dump()[_.language] for s in web.catalog.services.values()},
+                            manager=is_manager(session, signed_in))  # fmt: skip
 
 
 @router.get("/demande", response_class=HTMLResponse)
@@ -48,8 +56,9 @@ def services(request: Request, web: Web, signed_in: Member) -> Response:
 def form_page(
     request: Request, web: Web, signed_in: WebSession, service, status: int = 200, errors=(), values=None
 ) -> Response:
+    size_texts = {size: size_text(service, size, texts_of(request)) for size in SIZES}  # what each size gives
     return web.pages.render(request, "form.html", status, csrf=signed_in.csrf_token, service=service, sizes=SIZES,
-                            errors=list(errors), values=values or {})  # fmt: skip
+                            size_texts=size_texts, errors=list(errors), values=values or {})  # fmt: skip
 
 
 @router.get("/demande/{service_id}", response_class=HTMLResponse)

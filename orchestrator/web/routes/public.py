@@ -8,9 +8,9 @@ from sqlalchemy import update
 
 from orchestrator.i18n import N_
 from orchestrator.state.access import close_session, invite_for_token, open_session
-from orchestrator.state.models import Invite, utc_now
-from orchestrator.web.dependencies import AnySession, StateSession, Web, csrf_matches
-from orchestrator.web.pages import COOKIE
+from orchestrator.state.models import Invite, WebSession, utc_now
+from orchestrator.web.dependencies import AnySession, StateSession, Web, WebApp, csrf_matches
+from orchestrator.web.pages import COOKIE, texts_of
 from orchestrator.web.security import over_the_limit
 
 router = APIRouter(include_in_schema=False)
@@ -18,6 +18,14 @@ router = APIRouter(include_in_schema=False)
 LINK_USED = N_(
     "This sign-in link has already been used: each link opens one session only. To sign in again, ask "
     "your association's manager or %(collective)s's admins to send you a new link."
+)
+SIGNED_IN_AS_MEMBER = N_(
+    "You are signed in to %(association)s's space, and this link opens another session. To use it, first sign "
+    'out with the "Sign out" button at the top of this page, then open the link again: it has not been used.'
+)
+SIGNED_IN_AS_ADMIN = N_(
+    "You are signed in as the admin %(admin)s, and this link opens a member's session. To use it, first sign "
+    'out with the "Sign out" button at the top of this page, then open the link again: it has not been used.'
 )
 SIGN_OUT_REFUSED = N_(
     'You are still signed in: the sign-out form had expired. Reload the page and use its "Sign out" button again.'
@@ -44,6 +52,8 @@ def sign_in(request: Request, token: str, web: Web, session: StateSession, signe
                                              "admins for a new one."), 403, collective=web.pages.collective)  # fmt: skip
     if signed_in is not None and signed_in.invite_id == invite.id:
         return RedirectResponse("/espace", status_code=303)
+    if signed_in is not None and invite.last_used_at is None:  # another session: never replaced silently
+        return signed_in_elsewhere(request, web, signed_in)
     # the first opening marks the invite used, atomically: of two openings at once, one only gets a session
     first_use = session.execute(update(Invite).where(Invite.id == invite.id, Invite.last_used_at.is_(None))
                                 .values(last_used_at=utc_now())).rowcount == 1  # fmt: skip
@@ -52,6 +62,17 @@ def sign_in(request: Request, token: str, web: Web, session: StateSession, signe
     session.info["actor"] = f"member of {invite.association.slug} (invite {invite.id})"
     _opened, cookie = open_session(session, invite)
     return web.pages.signed_in_to("/espace", cookie)
+
+
+def signed_in_elsewhere(request: Request, web: WebApp, signed_in: WebSession) -> Response:
+    """The page a browser signed in already gets for another sign-in link: it says whose session is open and to
+    sign out first (its button in the page's header); the link is left unused, to open again after."""
+    _ = texts_of(request)
+    if signed_in.admin_id is not None:
+        text = _(SIGNED_IN_AS_ADMIN, admin=signed_in.admin.name)
+    else:
+        text = _(SIGNED_IN_AS_MEMBER, association=signed_in.association.name)
+    return web.pages.render(request, "message.html", 409, message=text, csrf=signed_in.csrf_token)
 
 
 @router.post("/deconnexion")

@@ -1,0 +1,158 @@
+"""What the member's space (/espace) says of each service and of the offer, in the member's words and language:
+the service by its name and what it is for, its address once it runs, its health and last good backup as
+"backed up 3 h ago" (Babel, the member's locale), its size in memory and disk, the offer's figures as bars, and
+the updates: one under way, else the last one done (the state records no upgrade planned ahead)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from babel.dates import format_datetime, format_timedelta
+from sqlalchemy.orm import Session
+
+from orchestrator.catalog import Catalog, Service
+from orchestrator.i18n import N_, Translator
+from orchestrator.state.backups import runs_of
+from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.models import Instance, Upgrade, WebSession, as_utc, utc_now
+from orchestrator.state.upgrades import latest_upgrades
+
+SIZE_NAMES = ("small", "medium", "large")
+BACKED_UP = N_("backed up %(ago)s")
+NEVER_BACKED_UP = N_("not backed up yet: the first backup runs in the night after it is set up")
+CHECKED = N_("%(health)s (checked %(ago)s)")
+NOT_CHECKED = N_("not checked yet")
+ADDRESS_LATER = N_("given once it runs")
+SIZE_TEXT = N_("%(size)s: %(memory)s MiB of memory, %(disk)s GiB of disk")
+LAST_UPDATE = N_("Last update: %(what)s. No other update is planned yet.")
+NO_UPDATE = N_("No update yet. No update is planned yet.")
+UPDATE_RUNNING = N_("Maintenance under way: %(what)s. The service may not answer for a few minutes.")
+MAINTENANCE_WINDOW = N_(
+    "Updates of your services happen between %(start)s and %(end)s (UTC), your offer's maintenance window: a "
+    "service may not answer for a few minutes then."
+)
+
+
+def maintenance_text(window: str | None, _: Translator) -> str:
+    """When updates may touch the association's services (its offer's ``maintenance_window``), or "" (any time)."""
+    if not window:
+        return ""
+    start, end = window.split("-")
+    return _(MAINTENANCE_WINDOW, start=start, end=end)
+
+
+def ago(moment: datetime, _: Translator) -> str:
+    """How long ago ``moment`` was, in the member's language ("il y a 3 h", "3 hr. ago")."""
+    return format_timedelta(as_utc(moment) - utc_now(), add_direction=True, format="short", locale=_.language)
+
+
+def when(moment: datetime, _: Translator) -> str:
+    """A date and time in the member's language (UTC, said so)."""
+    return format_datetime(as_utc(moment), format="medium", tzinfo="UTC", locale=_.language) + " UTC"
+
+
+def size_text(service: Service | None, size: str, _: Translator) -> str:
+    resources = getattr(service.sizes, size, None) if service is not None and size in SIZE_NAMES else None
+    if resources is None:
+        return _.label(size)
+    return _(SIZE_TEXT, size=_.label(size), memory=resources.memory_mb, disk=resources.disk_gb)
+
+
+@dataclass
+class ServiceCard:
+    """One of the association's services as its page shows it."""
+
+    address: str
+    name: str
+    service_id: str
+    service_name: str
+    purpose: str
+    url: str | None
+    address_text: str
+    state: str
+    health: str
+    backup: str
+    size: str
+    version: str
+    update: str
+    updating: bool
+
+
+def service_cards(session: Session, catalog: Catalog, signed_in: WebSession, _: Translator) -> list[ServiceCard]:
+    instances = [i for i in list_instances(session, association=signed_in.association.slug) if i.state in ACTIVE_STATES]
+    upgrades = latest_upgrades(session, [i.address for i in instances])
+    return [card(session, catalog, instance, upgrades.get(instance.address), _) for instance in instances]
+
+
+def card(session: Session, catalog: Catalog, instance: Instance, upgrade: Upgrade | None, _: Translator) -> ServiceCard:
+    service = catalog.services.get(instance.service_id)
+    lang = _.language
+    last = next((r for r in runs_of(session, instance.address, kind="backup") if r.status == "success"), None)
+    running = instance.state == "running"
+    if instance.health_checked_at is not None:
+        health = _(CHECKED, health=_.label(instance.health), ago=ago(instance.health_checked_at, _))
+    else:
+        health = _(NOT_CHECKED)
+    updating = upgrade is not None and upgrade.status == "running"
+    if upgrade is None:
+        update = _(NO_UPDATE)
+    else:
+        what = _.upgrade_text({"status": upgrade.status, "to": upgrade.to_version, "version": instance.service_version,
+                               "at": when(upgrade.finished_at or upgrade.started_at, _)})  # fmt: skip
+        update = _(UPDATE_RUNNING if updating else LAST_UPDATE, what=what)
+    return ServiceCard(
+        address=instance.address, name=instance.name, service_id=instance.service_id,
+        service_name=service.name.model_dump()[lang] if service else instance.service_id,
+        purpose=service.description.model_dump()[lang] if service else "",
+        url=f"https://{instance.domain}/" if running else None, address_text=_(ADDRESS_LATER),
+        state=_.label(instance.state), health=health,
+        backup=_(BACKED_UP, ago=ago(last.finished_at, _)) if last and last.finished_at else _(NEVER_BACKED_UP),
+        size=size_text(service, instance.size, _), version=instance.service_version, update=update, updating=updating,
+    )  # fmt: skip
+
+
+@dataclass
+class Bar:
+    """One figure of the offer: ``used`` of ``allowed`` (a <meter>), and its text."""
+
+    key: str
+    text: str
+    used: int
+    allowed: int
+
+
+OFFER_FIGURES = {
+    "instances": N_("Services: %(used)s of %(allowed)s"),
+    "memory": N_("Memory: %(used)s MiB of %(allowed)s MiB"),
+    "disk": N_("Disk: %(used)s GiB of %(allowed)s GiB"),
+}
+
+
+def offer_bars(quota: dict | None, _: Translator) -> list[Bar]:
+    """The offer's figures (``quota``: a QuotaView's fields) as bars; none without an offer."""
+    if quota is None:
+        return []
+    pairs = {
+        "instances": ("instances", "max_instances"),
+        "memory": ("memory", "max_memory"),
+        "disk": ("disk", "max_disk"),
+    }
+    return [Bar(key=key, text=_(OFFER_FIGURES[key], used=quota[used], allowed=quota[allowed]), used=quota[used],
+                allowed=quota[allowed]) for key, (used, allowed) in pairs.items()]  # fmt: skip
+
+
+@dataclass
+class SizeGuide:
+    """What small, medium and large mean for one service of the catalogue."""
+
+    service_name: str
+    sizes: list[str] = field(default_factory=list)
+
+
+def size_guide(catalog: Catalog, service_ids: list[str], _: Translator) -> list[SizeGuide]:
+    """What the sizes mean for each of ``service_ids`` (the association's services; the request form says it for
+    the one asked for)."""
+    services = [catalog.services[i] for i in dict.fromkeys(service_ids) if i in catalog.services]
+    return [SizeGuide(service.name.model_dump()[_.language], [size_text(service, size, _) for size in SIZE_NAMES])
+            for service in services]  # fmt: skip

@@ -10,7 +10,7 @@ import yaml
 from orchestrator.actions import catalog as actions
 from orchestrator.actions import catalog_check as checks
 from orchestrator.cli.main import Context, pass_context
-from orchestrator.cli.render import ProgressPrinter, emit_json, table
+from orchestrator.cli.render import ProgressPrinter, emit_json, table, user_language
 
 
 @click.group()
@@ -30,9 +30,9 @@ def list_(context: Context, as_json: bool) -> None:
     if as_json:
         emit_json(services)
         return
-    rows = [(s["id"], s["name"]["fr"], s["version"], s["database"], s["image"], _checked(s["last_check"]),
+    rows = [(s["id"], s["name"][user_language()], s["version"], s["database"], s["image"], _checked(s["last_check"]),
              s["verification"]["summary"]) for s in services]  # fmt: skip
-    click.echo(table(rows, ["ID", "NOM", "VERSION", "DATABASE", "IMAGE", "CHECKED", "VERIFIED"]))
+    click.echo(table(rows, ["ID", "NAME", "VERSION", "DATABASE", "IMAGE", "CHECKED", "VERIFIED"]))
 
 
 def _checked(record: dict | None) -> str:

@@ -7,7 +7,7 @@ import click
 from orchestrator.actions.offer_list import offer as show_offer
 from orchestrator.actions.offer_list import offers as list_offers
 from orchestrator.cli.main import Context, pass_context
-from orchestrator.cli.render import emit_json, table
+from orchestrator.cli.render import emit_json, table, user_language
 
 
 @click.group()
@@ -25,7 +25,7 @@ def list_(context: Context, as_json: bool) -> None:
         emit_json(entries)
         return
     rows = [
-        (e["name"], e["label"]["fr"], e["max_instances"], f"{e['memory_mb']} MiB", f"{e['disk_gb']} GiB",
+        (e["name"], e["label"][user_language()], e["max_instances"], f"{e['memory_mb']} MiB", f"{e['disk_gb']} GiB",
          "{daily}/{weekly}/{monthly}".format(**e["backup_retention"]), e["associations"])
         for e in entries
     ]  # fmt: skip

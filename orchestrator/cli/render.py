@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
+
+
+def user_language() -> str:
+    """The language of names and labels the CLI shows (catalogue names, offer labels): French when the user's locale
+    is French ($LC_ALL, $LC_MESSAGES, $LANG, as gettext reads them), English otherwise."""
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(variable)
+        if value:
+            return "fr" if value.lower().startswith("fr") else "en"
+    return "en"
 
 
 def emit_json(data: Any) -> None:

@@ -7,7 +7,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.errors import Conflict, InvalidInput, OperationFailed
 from orchestrator.lab.host import run
 
 REGISTRY_PORT = 5000
@@ -96,9 +96,15 @@ def create_bridge(network: LabNetwork) -> None:
 
 
 def delete_link(name: str) -> None:
-    """Delete link ``name`` if it exists (deleting one end of a veth pair deletes both)."""
-    if link_exists(name):
+    """Delete link ``name`` if it exists (deleting one end of a veth pair deletes both). A link that goes away by
+    itself meanwhile (a server's veth, when the server stops) is gone as wanted: only another failure raises."""
+    if not link_exists(name):
+        return
+    try:
         run(["ip", "link", "delete", name])
+    except OperationFailed:
+        if link_exists(name):
+            raise
 
 
 def attach_server(network: LabNetwork, host_link: str, leader_pid: int, address: str) -> None:

@@ -26,11 +26,13 @@ for _name in ("RUCHE_VAULT_PASSWORD", "RUCHE_VAULT_PASSWORD_FILE", "RUCHE_WORKSP
 # (`-n 2 --dist loadfile --no-loadscope-reorder`): each file goes whole to one worker, in collection order.
 # test_apply and test_lab come first, one to each worker: they check a fresh lab (a first apply that changes
 # something, no failed unit). Then the rest longest first (from `.ci/run`'s slowest durations), so the short
-# files fill in beside the long ones. Files not listed follow, in order.
+# files fill in beside the long ones. Files not listed follow, in order: the integration and unit tiers, many short
+# files (several minutes of work in all), which either worker takes as it frees up: both end close together whatever
+# the lab files' order (a worker is handed its next file when two tests or fewer are left of the ones it holds).
 LONGEST_FIRST = [
     "lab/test_apply.py", "lab/test_lab.py",
-    "lab/test_catalog_check_mediawiki.py", "lab/test_catalog_check.py", "lab/test_upgrades.py", "lab/test_backups.py", "lab/test_instances.py", "lab/test_audit.py", "lab/test_mediawiki.py",
-    "lab/test_worker.py", "lab/test_molecule.py", "lab/test_ownership.py", "lab/test_firewall.py", "lab/test_browser.py",
+    "lab/test_catalog_check.py", "lab/test_backups.py", "lab/test_upgrades.py", "lab/test_catalog_check_mediawiki.py", "lab/test_audit.py", "lab/test_instances.py", "lab/test_mediawiki.py",
+    "lab/test_worker.py", "lab/test_molecule.py", "lab/test_firewall.py", "lab/test_ownership.py", "lab/test_browser.py",
     "lab/test_catalog_outdated.py",
 ]  # fmt: skip
 

@@ -2,9 +2,9 @@
 SFTP (a server's instances at once), listed; exports, timer-run backups; verification's failure on a
 damaged repository; a restore that survives a cut of its SSH connection; the final backup of a deleted
 instance; an instance moved to the other server with its data (read back through the service there); quotas.
-A verification that passes is a step of `ruche catalog check` (test_catalog_check.py), as is a restore into a
-new instance, whose data it reads back with the copy's recorded admin credentials (Miniflux keeps its admin's
-password hashed in its database: a copy recording another would be refused).
+A verification that passes is a step of `ruche catalog check` (test_catalog_check_mediawiki.py: files and
+PostgreSQL tables); a restore into a new instance, whose data it reads back with the copy's recorded admin
+credentials, is in test_ownership.py.
 
 One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-1 and Radicale on lab-2.
 """
@@ -132,7 +132,7 @@ def test_data_written_through_the_services_is_backed_up_and_listed(lab, jardin, 
     status = json.loads(ruche(*w, "backup", "status", "--json").stdout)
     assert {e["instance"]: e["problem"] for e in status["instances"]}["jardin/radicale"] is None
 
-    # a restore of these snapshots (in place, --into) is a step of `ruche catalog check` (test_catalog_check.py)
+    # a restore in place is a step of `ruche catalog check` (test_catalog_check*.py), --into is in test_ownership.py
 
 
 def test_an_instance_beyond_the_offer_is_refused_and_nothing_is_recorded(lab, jardin, ruche):

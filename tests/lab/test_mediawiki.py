@@ -1,9 +1,10 @@
 """The lab's Nextcloud-class service, MediaWiki from Debian's package, on the lab: installed into its
 volume on first start (files of two owners), a page created and read back through its API, its
 job-runner sidecar running the job queue, a password-reset mail reaching the lab's SMTP
-sink. A restart of every unit (owners compared), backup, restores (in place, of a snapshot taken in read-only mode, whose flag is in the volume like
-Nextcloud's maintenance mode in its config.php), `backup verify` and the upgrade from 1.39 are steps of
-`ruche catalog check mediawiki-debian` (test_catalog_check_mediawiki.py).
+sink. A restart of every unit (owners compared), backup and a restore (in place, of a snapshot taken in read-only mode, whose flag is in the volume like
+Nextcloud's maintenance mode in its config.php) are steps of `ruche catalog check mediawiki-debian`
+(test_catalog_check_mediawiki.py), as is `backup verify`; a restore into another instance is in test_ownership.py;
+the upgrade from 1.39 is below.
 
 Failure paths of an upgrade from 1.39 to 1.43 (PostgreSQL 15 -> 17): the registry refusing the server's pulls
 ends it at once with nothing stopped; ruche killed in the middle of it leaves it interrupted, and the next `ruche

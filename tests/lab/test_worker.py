@@ -60,7 +60,8 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     # ansible-playbook runs in its own pty session: it outlives the worker, still converging lab-1
     assert processes_of_worker(first_name), "no leftover of the killed worker (the test no longer shows the takeover)"
 
-    second = ruche_process(lab, "worker", "--once", "--stale-after", "30", "--poll", "1")
+    # it takes the run back once the killed worker's heartbeat (every 5 s) is --stale-after old: the least, 10 s
+    second = ruche_process(lab, "worker", "--once", "--stale-after", "10", "--poll", "1")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "1 taken back from stopped workers" in second.stdout
     assert f"worker {first_name} is gone" in second.stderr  # its leftovers were stopped before the run was retried

@@ -68,7 +68,14 @@ class Conflict(RucheError):
 
 
 class QuotaExceeded(Conflict):
-    """The request is beyond the association's offer (count, memory or disk)."""
+    """The request is beyond the association's offer (count, memory or disk). ``offer`` and ``excesses`` (the
+    limits passed: quotas.Excess) let a page say it in its reader's language."""
+
+    def __init__(self, message: str, *, hint: str | None = None, offer: str | None = None,
+                 excesses: tuple = ()) -> None:  # fmt: skip
+        super().__init__(message, hint=hint)
+        self.offer = offer
+        self.excesses = tuple(excesses)
 
 
 class MissingPrerequisite(RucheError):

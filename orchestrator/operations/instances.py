@@ -81,6 +81,8 @@ def plan_instance(
             + "; ".join(e.describe() for e in over),
             hint="choose a smaller --size, delete an instance, move the association to a larger offer "
             "(`ruche association set-offer`), or add --over-quota to override (recorded)",
+            offer=owner.offer,
+            excesses=over,
         )
     demand = Demand(
         association=association, cpu=resources.cpu, memory_mb=resources.memory_mb, disk_gb=resources.disk_gb,

@@ -183,6 +183,27 @@ ADMIN_OVER_OFFER = N_(
     "Not approved: the association's offer does not allow it. Give it a larger offer, or approve it over its "
     "offer from the command line (ruche request approve ID --over-quota). Details: %(detail)s"
 )
+ADMIN_BEYOND_OFFER = N_(
+    "Not approved: it is beyond the association's offer (%(offer)s): %(excesses)s. Give it a larger offer, or "
+    "approve it over its offer from the command line (ruche request approve ID --over-quota)."
+)
+EXCESS = N_("%(limit)s %(requested)s where the offer allows %(allowed)s (%(over)s over)")
+LIMIT_NAMES = {"instances": N_("services"), "memory": N_("memory"), "disk": N_("disk")}
+
+
+def excesses_text(excesses, _: Translator) -> str:
+    """The limits an offer would pass (quotas.Excess), in the reader's language."""
+    return "; ".join(
+        _(EXCESS, limit=_(LIMIT_NAMES.get(e.limit, e.limit)), requested=quantity(e.requested, e.unit),
+          allowed=quantity(e.allowed, e.unit), over=quantity(e.over, e.unit))
+        for e in excesses
+    )  # fmt: skip
+
+
+def quantity(value: float, unit: str) -> str:
+    return f"{value:g} {unit}" if unit else f"{value:g}"
+
+
 ADMIN_CONFLICT = N_(
     "Nothing was changed: it conflicts with the current state (already decided, a name already taken, or no "
     "server with room). Reload the page. Details: %(detail)s"
@@ -200,6 +221,8 @@ def admin_error_text(error: RucheError, _: Translator) -> str:
         return _(ADMIN_NOT_FOUND)
     detail = str(error).replace("\n", " ")
     if isinstance(error, QuotaExceeded):
+        if error.excesses:
+            return _(ADMIN_BEYOND_OFFER, offer=error.offer, excesses=excesses_text(error.excesses, _))
         return _(ADMIN_OVER_OFFER, detail=detail)
     if isinstance(error, Conflict):
         return _(ADMIN_CONFLICT, detail=detail)

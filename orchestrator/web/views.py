@@ -18,6 +18,7 @@ from orchestrator.state.queue import runs_of_request
 from orchestrator.state.requests import FINAL_REQUEST_STATES, RequestView, get_request, list_requests, request_view
 from orchestrator.state.upgrades import latest_upgrades
 from orchestrator.web.models import DeployedView, InstanceView, QuotaView, RequestDetail, UpgradeView
+from orchestrator.web.refusals import excesses_text
 from orchestrator.workspace import Workspace
 
 
@@ -74,8 +75,6 @@ BEYOND_OFFER = N_(
     "This request is beyond your association's offer (%(offer)s): %(excesses)s. Choose a smaller "
     "size, or ask %(collective)s's admins for a larger offer."
 )
-EXCESS = N_("%(limit)s %(requested)s where the offer allows %(allowed)s (%(over)s over)")
-LIMIT_NAMES = {"instances": N_("services"), "memory": N_("memory"), "disk": N_("disk")}
 
 
 def submission_refusal(workspace: Workspace, session: Session, catalog: Catalog, signed_in: WebSession, *,
@@ -96,16 +95,8 @@ def submission_refusal(workspace: Workspace, session: Session, catalog: Catalog,
     over = excesses(offer, allocation(session, association.id), resources.memory_mb, resources.disk_gb)
     if not over:
         return None
-    described = "; ".join(
-        _(EXCESS, limit=_(LIMIT_NAMES.get(e.limit, e.limit)), requested=quantity(e.requested, e.unit),
-          allowed=quantity(e.allowed, e.unit), over=quantity(e.over, e.unit))
-        for e in over
-    )  # fmt: skip
+    described = excesses_text(over, _)
     return _(BEYOND_OFFER, offer=association.offer, excesses=described, collective=workspace.config.collective)
-
-
-def quantity(value: float, unit: str) -> str:
-    return f"{value:g} {unit}" if unit else f"{value:g}"
 
 
 @dataclass

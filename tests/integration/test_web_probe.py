@@ -303,6 +303,27 @@ def test_an_admins_refused_decision_is_said_in_their_language(fleet, workspace):
     assert "Offer: there is no offer “or”" in offer.text and "does not exist" not in offer.text
 
 
+def test_an_approval_beyond_the_offer_gives_its_figures_in_the_admins_language(fleet, workspace, ruche):  # noqa: F811
+    w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    for name in ("sondages", "enquetes"):  # each fits the offer alone (50 of its 60 GiB): both may wait
+        sent = request_form(member, "limesurvey", name=name, size="large", param_admin_email="a@amap.fr")
+        assert sent.status_code == 200, sent.text[-1500:]
+    first, second = sorted(r["id"] for r in json.loads(ruche(*w, "request", "list", "--json").stdout))
+    admin = admin_client(workspace)
+    csrf = csrf_of(admin.get("/admin").text)
+    approved = admin.post(f"/admin/demandes/{first}/approuver", data={"csrf_token": csrf}, follow_redirects=False)
+    assert approved.status_code == 303
+    refused = admin.post(f"/admin/demandes/{second}/approuver", data={"csrf_token": csrf})
+    assert refused.status_code == 409 and "where the offer allows" not in refused.text
+    assert "au-delà de l&#39;offre de l&#39;association (association)" in refused.text, refused.text[-2000:]
+    assert "disque : 100 GiB alors que l&#39;offre permet 60 GiB (40 GiB de trop)" in refused.text
+    english = admin.post(f"/admin/demandes/{second}/approuver?lang=en", data={"csrf_token": csrf})
+    assert (
+        "beyond the association&#39;s offer (association): disk 100 GiB where the offer allows 60 GiB" in english.text
+    )
+
+
 def test_pages_answer_pages_for_the_frameworks_refusals_and_the_api_keeps_json(fleet, workspace):  # noqa: F811
     _w, links = fleet
     member = signed_in(workspace, links["amap"])

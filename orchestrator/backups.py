@@ -79,9 +79,17 @@ DETACHED_COMMANDS = frozenset({"backup", "restore", "export", "forget", "check"}
 
 
 def operation_unit(command: str, identifier: str) -> str:
-    """Give the name of a new transient unit running ``command`` for instance ``identifier``."""
-    safe = re.sub(r"[^a-z0-9-]+", "-", f"{identifier}-{command}".lower())
-    return f"ruche-op-{safe}-{secrets.token_hex(3)}"
+    """Give the name of a new transient unit running ``command`` for instance ``identifier``:
+    ``ruche-op-IDENTIFIER_COMMAND_RANDOM``. Identifiers and commands hold no ``_`` (a-z, 0-9, dashes), so
+    ``ruche-op-IDENTIFIER_*`` (:data:`OPERATION_UNITS_OF`) names this instance's operations and no other's
+    (``amap--agenda-2``'s units do not start with ``ruche-op-amap--agenda_``)."""
+    identifier, command = (re.sub(r"[^a-z0-9-]+", "-", part.lower()) for part in (identifier, command))
+    return f"ruche-op-{identifier}_{command}_{secrets.token_hex(3)}"
+
+
+def operation_units_of(identifier: str) -> str:
+    """The systemd unit pattern of instance ``identifier``'s server operations (see :func:`operation_unit`)."""
+    return f"ruche-op-{re.sub(r'[^a-z0-9-]+', '-', identifier.lower())}_*"
 
 
 def backup_tool(target: SshTarget, command: str, identifier: str, *options: str, timeout: float = 3600):
@@ -97,8 +105,8 @@ def backup_tool(target: SshTarget, command: str, identifier: str, *options: str,
 
 def db_move_tool(target: SshTarget, command: str, identifier: str, *options: str, timeout: float = 3600):
     """Run ``ruche-db-move COMMAND IDENTIFIER OPTIONS`` on ``target`` (``move --image IMAGE``, ``back``, ``done``);
-    give its JSON answer, as ``backup_tool`` does. Every command runs detached, as unit ``ruche-op-ID-db-move-...``
-    (``move``), ``...-db-move-back-...`` or ``...-db-move-done-...``: an upgrade's recovery waits for ``ruche-op-ID-*``."""
+    give its JSON answer, as ``backup_tool`` does. Every command runs detached, as unit ``ruche-op-ID_db-move_...``
+    (``move``), ``..._db-move-back_...`` or ``..._db-move-done_...``: an upgrade's recovery waits for ``ruche-op-ID_*``."""
     unit = "db-move" if command == "move" else f"db-move-{command}"
     return _server_tool(target, DB_MOVE_TOOL, command, identifier, options, unit=unit, timeout=timeout)
 

@@ -30,7 +30,7 @@ import os
 import socket
 import time
 
-from orchestrator.backups import db_move_tool
+from orchestrator.backups import db_move_tool, operation_units_of
 from orchestrator.catalog import Service
 from orchestrator.errors import Conflict, OperationFailed
 from orchestrator.images import deployed_image, deployed_images, ensure_present, lab_only, lab_only_refusal
@@ -334,17 +334,17 @@ def this_process() -> str:
     return name
 
 
-# the instance's server operations still running (transient units ruche-op-ID-*): waited for, never stopped
-# (each ends by leaving its quiet state and putting back what it moved)
-OPERATIONS_SCRIPT = (
-    'systemctl list-units --plain --no-legend --state=activating,active,deactivating "ruche-op-$1-*" | wc -l'
-)
+# the instance's server operations still running (transient units ruche-op-ID_*, $1: backups.operation_units_of):
+# waited for, never stopped (each ends by leaving its quiet state and putting back what it moved)
+OPERATIONS_SCRIPT = 'systemctl list-units --plain --no-legend --state=activating,active,deactivating "$1" | wc -l'
 
 
 def _wait_for_server_operations(target: SshTarget, identifier: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        code, output = run_tool(target, ["sh", "-c", OPERATIONS_SCRIPT, "sh", identifier], timeout=60)
+        code, output = run_tool(
+            target, ["sh", "-c", OPERATIONS_SCRIPT, "sh", operation_units_of(identifier)], timeout=60
+        )
         running = int(output.strip()) if code == 0 and output.strip().isdigit() else 0
         if running == 0:
             return "no server operation of the instance running"

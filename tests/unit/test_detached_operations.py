@@ -4,6 +4,7 @@ clock. The real thing, an SSH cut during a restore, is a lab test (tests/lab/tes
 
 from __future__ import annotations
 
+import fnmatch
 from types import SimpleNamespace
 
 import paramiko
@@ -11,7 +12,15 @@ import pytest
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
 
-from orchestrator.backups import BACKUP_TOOL, DB_MOVE_TOOL, DETACHED_COMMANDS, backup_tool, db_move_tool, operation_unit
+from orchestrator.backups import (
+    BACKUP_TOOL,
+    DB_MOVE_TOOL,
+    DETACHED_COMMANDS,
+    backup_tool,
+    db_move_tool,
+    operation_unit,
+    operation_units_of,
+)
 from orchestrator.errors import OperationFailed
 from orchestrator.remote import (
     OPS_DIR,
@@ -24,7 +33,7 @@ from orchestrator.remote import (
     parse_unit_state,
 )
 
-UNIT = "ruche-op-jardin--miniflux-restore-0a1b2c"
+UNIT = "ruche-op-jardin--miniflux_restore_0a1b2c"
 
 
 def shown(load: str, active: str, sub: str = "", result: str = "success") -> str:
@@ -44,8 +53,12 @@ def test_a_unit_runs_while_loaded_and_active_and_has_ended_once_collected_or_ina
 
 def test_operation_units_have_valid_unique_names():
     names = {operation_unit("db-move", "jardin--miniflux") for _ in range(20)}
-    assert len(names) == 20 and all(UNIT_NAME.match(n) and n.startswith("ruche-op-jardin--miniflux-db-move-")
+    assert len(names) == 20 and all(UNIT_NAME.match(n) and n.startswith("ruche-op-jardin--miniflux_db-move_")
                                     for n in names)  # fmt: skip
+    # an instance's pattern names its own operations, never those of an instance whose name starts like its own
+    assert all(fnmatch.fnmatchcase(n, operation_units_of("jardin--miniflux")) for n in names)
+    for other in ("jardin--miniflux-2", "jardin--miniflux-backup"):
+        assert not fnmatch.fnmatchcase(operation_unit("backup", other), operation_units_of("jardin--miniflux"))
     assert {"restore", "backup", "export"} <= DETACHED_COMMANDS and "log" not in DETACHED_COMMANDS
 
 
@@ -73,9 +86,9 @@ def test_the_database_moves_run_detached_as_ruche_db_move_under_the_names_an_upg
         )
         and DB_MOVE_TOOL == "/usr/local/sbin/ruche-db-move"
     )
-    assert [u.rsplit("-", 1)[0] for u in units[:4]] == [
-        "ruche-op-jardin--wiki-db-move", "ruche-op-jardin--wiki-db-move-back", "ruche-op-jardin--wiki-db-move-done",
-        "ruche-op-jardin--wiki-restore",
+    assert [u.rsplit("_", 1)[0] for u in units[:4]] == [
+        "ruche-op-jardin--wiki_db-move", "ruche-op-jardin--wiki_db-move-back", "ruche-op-jardin--wiki_db-move-done",
+        "ruche-op-jardin--wiki_restore",
     ] and units[4] is None  # fmt: skip
     assert argvs[3][0] == argvs[4][0] == BACKUP_TOOL
 
@@ -86,7 +99,7 @@ def test_a_server_tool_without_a_json_answer_names_the_tool_its_unit_and_the_fix
     monkeypatch.setattr(remote, "run_detached", lambda target, argv, *, unit, timeout: (None, "No such file"))
     with pytest.raises(OperationFailed) as raised:
         db_move_tool(SimpleNamespace(name="lab-1"), "back", "jardin--wiki")
-    assert str(raised.value).startswith("lab-1: ruche-db-move back jardin--wiki ran as unit ruche-op-jardin--wiki-db-")
+    assert str(raised.value).startswith("lab-1: ruche-db-move back jardin--wiki ran as unit ruche-op-jardin--wiki_db-")
     assert raised.value.message.endswith("ended without a JSON answer: No such file")
     assert "`ruche apply --server lab-1`" in raised.value.hint
 

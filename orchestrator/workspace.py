@@ -121,7 +121,7 @@ class Workspace:
         """Write the whole of ``ruche.toml`` from ``config``, each setting under its description (`ruche init`: every
         later change goes through :meth:`edit_config`, which keeps what the admin wrote)."""
         write_atomically(self.config_path, dump_config(config))
-        self._forget_config()
+        self.forget_settings()
 
     def save_config(self, config: WorkspaceConfig) -> WorkspaceConfig:
         """Write into ruche.toml the top-level settings in which ``config`` differs from :attr:`config` (see
@@ -163,7 +163,7 @@ class Workspace:
         with_lab_settings(wanted, self.lab_settings, self.lab_settings_path)  # the lab's settings still apply over it
         if edited != text:
             write_atomically(path, edited)
-        self._forget_config()
+        self.forget_settings()
         return wanted
 
     def write_lab_settings(self, settings: Mapping[str, Any]) -> None:
@@ -179,9 +179,10 @@ class Workspace:
         with_lab_settings(self.file_config, plain, self.lab_settings_path)
         self.lab_settings_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.lab_settings_path, dump_lab_settings(plain))
-        self._forget_config()
+        self.forget_settings()
 
-    def _forget_config(self) -> None:
+    def forget_settings(self) -> None:
+        """Read ruche.toml, the lab's settings and the catalogue again when next asked (after a change on disk)."""
         for name in ("config", "file_config", "lab_settings", "catalog"):
             self.__dict__.pop(name, None)
 

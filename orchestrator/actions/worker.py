@@ -60,24 +60,30 @@ def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress
 
 
 def _final_backup_before_removal(workspace, store, address: str, progress: Progress) -> dict | None:
-    """Before a queued run removes a running instance (a manager's delete), take its final backup when backups are
-    configured, as `ruche instance delete` does. When it fails, nothing is removed: the instance is to be present
-    again and the run's summary says why (given); else None."""
+    """Before a queued run removes an instance that holds data (a manager's delete), take its final backup when
+    backups are configured, as `ruche instance delete` does; give None to go on. Refused, nothing removed, when the
+    instance is not running (a backup needs it running: resume it first) or the backup fails: the instance is to
+    be what it is again (suspended or present), the refusal is recorded and the run's summary says why (given)."""
     with store.session() as session:
         instance = get_instance(session, address)
-        due = (instance.desired_state in ("absent", "purged") and instance.state == "running"
+        state = instance.state
+        due = (instance.desired_state in ("absent", "purged") and state not in ("deleted", "planned")
                and workspace.config.backup.repository is not None)  # fmt: skip
     if not due:
         return None
-    backed_up = take_final_backup(workspace, store, address, progress=progress)
-    if backed_up["status"] == "success":
-        return None
+    if state != "running":
+        reason, error = "not running", f"it is {state}: a final backup needs it running; resume it, then delete it"
+    else:
+        backed_up = take_final_backup(workspace, store, address, progress=progress)
+        if backed_up["status"] == "success":
+            return None
+        reason, error = "the final backup failed", (backed_up.get("detail") or {}).get("error")
     with store.session() as session:
-        get_instance(session, address).desired_state = "present"
-        error = (backed_up.get("detail") or {}).get("error")
-        record_event(session, kind="instance.removal_refused", subject=address,
-                     detail={"reason": "the final backup failed", "error": error})  # fmt: skip
-    return {"status": "failed", "error": f"{address}: the final backup failed, nothing was removed: {error}"}
+        get_instance(session, address).desired_state = "suspended" if state == "suspended" else "present"
+        record_event(
+            session, kind="instance.removal_refused", subject=address, detail={"reason": reason, "error": error}
+        )
+    return {"status": "failed", "error": f"{address}: nothing was removed ({reason}): {error}"}
 
 
 def new_worker_name() -> str:

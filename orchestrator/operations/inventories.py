@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import inventory_history
 from orchestrator.backups import backup_variables
-from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.catalog import Catalog
 from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
 from orchestrator.images import deployed_images, lab_only, lab_only_refusal
@@ -113,7 +113,7 @@ def _render(
                  for k in pending if k.id in kept]  # fmt: skip
     to_render = {k.row for k in pending if k.id not in kept}
     if to_render:
-        catalog = load_catalog(workspace.catalog_dir)
+        catalog = workspace.catalog
         instances += [
             InstanceEntry(i.association.slug, i.name, i.server.name, deployment_variables(i, catalog, workspace.config))
             for i in _load_instances(
@@ -255,7 +255,7 @@ def refuse_lab_only(workspace: Workspace, session: Session, *, server: str | Non
     pairs = session.execute(on_other_servers.distinct()).all()
     if not pairs:
         return
-    catalog = load_catalog(workspace.catalog_dir)
+    catalog = workspace.catalog
     registry = workspace.config.images.registry
     refused: dict[tuple[str, str], list[str]] = {}
     for service_id, version in pairs:

@@ -24,6 +24,7 @@ def remove_lab(workspace: Workspace, store: StateStore, *, progress: Progress = 
     entries; give counts of what was removed. Safe on a half-created lab or no lab at all. (Root is required.)
     """
     workspace.lab_settings_path.unlink(missing_ok=True)
+    workspace.forget_settings()  # ruche.toml's settings alone from now on
     removed = {"servers": 0, "links": 0, "registry": 0, "registered": 0, "instances": 0}
     layout = LabLayout(workspace.lab_dir)
     record = LabRecord.load(layout.record_path)

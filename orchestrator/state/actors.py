@@ -1,12 +1,8 @@
-"""Who acts: the actor every event records.
+"""Who acts: the actor every event of the audit trail records.
 
-**Every change.** A listener on every state session (``StateStore``) turns each row a flush adds,
-changes or deletes into an event ``TABLE.created|changed|deleted`` with its subject (the
-association, instance, server, request... it concerns), the association it belongs to, and the
-values before and after. Secrets (``REDACTED``) are never copied: an event says that they
-changed, never what they are. Measurements that are not decisions (health checks, usage samples,
-workers' heartbeats and progress lines) are left out (``IGNORED``). Actions also record events
-of their own (``state.events.record_event``: a quota override, an offer change) that say why.
+The actor is, in order: the session's ``info["actor"]`` (the web app sets the signed-in
+member or admin), the ``acting_as`` context (the worker names itself and who queued the run), else
+the shell's (``$RUCHE_ACTOR`` or the login name).
 """
 
 from __future__ import annotations

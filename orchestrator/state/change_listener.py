@@ -1,6 +1,12 @@
-"""Every change of state is an event: the state sessions' ``after_flush`` listener.
+"""Every change of state is an event of the audit trail: the state sessions' ``after_flush`` listener.
 
-The audit trail's two guarantees: every change of state is an event, and the events form a hash chain.
+A listener on every state session (``StateStore``) turns each row a flush adds,
+changes or deletes into an event ``TABLE.created|changed|deleted`` with its subject (the
+association, instance, server, request... it concerns), the association it belongs to, and the
+values before and after. Secrets (``REDACTED``) are never copied: an event says that they
+changed, never what they are. Measurements that are not decisions (health checks, usage samples,
+workers' heartbeats and progress lines) are left out (``IGNORED``). Actions also record events
+of their own (``state.events.record_event``: a quota override, an offer change) that say why.
 """
 
 from __future__ import annotations

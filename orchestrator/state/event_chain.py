@@ -1,8 +1,13 @@
-"""The audit trail's hash chain.
+"""The audit trail's hash chain: its events cannot be edited, deleted or inserted unseen.
 
-**Who.** The actor is, in order: the session's ``info["actor"]`` (the web app sets the signed-in
-member or admin), the ``acting_as`` context (the worker names itself and who queued the run), else
-the shell's (``$RUCHE_ACTOR`` or the login name).
+Each event has a sequence number, the digest of the event before it and its own:
+``sha256(previous digest + canonical content)``. Appending takes the one row of ``event_chain``
+first (a row lock on PostgreSQL, the write lock on SQLite), so concurrent writers never fork
+the chain. ``verify_chain`` recomputes it and names the first event edited, deleted or inserted;
+the head (length and last digest), kept outside ruche, proves later that history up to it was
+not rewritten (an attacker who can write the database can recompute a whole chain, but not make
+it end at a head already published). The definition of the canonical content is frozen: changing
+it breaks every recorded chain.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from orchestrator.catalog import load_catalog
 from orchestrator.state.database import StateStore
 from orchestrator.web.dependencies import WebApp
 from orchestrator.web.errors import install_error_answers, too_large_answer
@@ -33,7 +32,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     settings = workspace.config.web
     app = FastAPI(title="ruche", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = WebApp(
-        workspace=workspace, store=StateStore(workspace.state_url), catalog=load_catalog(workspace.catalog_dir),
+        workspace=workspace, store=StateStore(workspace.state_url), catalog=workspace.catalog,
         pages=Pages(workspace.config.collective, secure_cookies=settings.secure_cookies),
         sign_in_limit=RateLimiter("sign-in", limit=10, window=60, refusal=TOO_MANY),
         account_limit=RateLimiter("admin-account", limit=10, window=600, refusal=TOO_MANY_TEN_MINUTES),

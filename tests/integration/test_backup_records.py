@@ -89,3 +89,29 @@ def test_a_deleted_instances_final_backup_is_kept_for_its_offers_retention(hoste
 def test_backups_need_a_repository(workspace, ruche):
     result = ruche("--workspace", str(workspace), "backup", "status")
     assert result.exit_code == 6 and "no backup repository is configured" in result.stderr
+
+
+def test_a_queued_delete_of_an_instance_that_does_not_run_removes_nothing_and_says_why(hosted, workspace, ruche):
+    # a manager suspends, then deletes: the worker cannot take the final backup (`ruche instance delete` refuses too)
+    from orchestrator.actions.worker import apply_queued
+    from orchestrator.state.instance_changes import queue_change
+
+    set_state(workspace, "amap/radicale", "suspended")
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            instance = get_instance(session, "amap/radicale")
+            instance.desired_state = "suspended"
+            run = queue_change(session, instance, "delete", actor="manager Zoé of amap")
+            session.flush()
+            session.expunge(run)
+        succeeded, run_id, summary = apply_queued(workspace, run, lambda _message: None)
+        assert (succeeded, run_id) == (False, None)
+        assert "nothing was removed (not running)" in summary["error"] and "resume it" in summary["error"]
+        with store.session() as session:
+            instance = get_instance(session, "amap/radicale")
+            assert (instance.desired_state, instance.state) == ("suspended", "suspended")
+    finally:
+        store.close()
+    (refused,) = json.loads(ruche(*hosted, "events", "--kind", "instance.removal_refused", "--json").stdout)
+    assert refused["subject"] == "amap/radicale" and refused["detail"]["reason"] == "not running"

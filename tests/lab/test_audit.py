@@ -278,7 +278,9 @@ def test_the_control_plane_restored_on_a_new_control_machine_audits_and_applies(
     after = ruche(*w, "audit", "--server", "lab-1", "--json")
     findings = json.loads(after.stdout)["findings"]
     assert json.loads(after.stdout)["checked"]["servers"] == 1, after.stderr
-    assert [f for f in findings if not f["rule"].startswith("backups.")] == [], findings
+    # besides backups, only the versions of other files' instances in this shared lab (test_upgrades leaves two
+    # Radicales on 3.1.8), which the old control machine found as well (compared just below)
+    assert [f for f in findings if not f["rule"].startswith(("backups.", "versions."))] == [], findings
     found_before = {(f["rule"], f["object"]) for f in before}
     assert {(f["rule"], f["object"]) for f in findings} == found_before - {("backups.inside-window", ADDRESS)}
     # and applies: lab-1 holds what the restored state gives, so its instance is left as it is

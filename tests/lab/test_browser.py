@@ -66,10 +66,10 @@ def test_a_member_requests_a_service_in_the_browser_and_gets_it_running_on_the_l
         assert accessibility_violations(page) == []
 
         page.goto(f"{base}/espace")
-        row = page.get_by_role("row", name=re.compile("agenda"))
-        expect(row).to_contain_text("en service")
-        expect(row).to_contain_text("répond")
-        url = row.get_by_role("link").get_attribute("href")
+        card = page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=re.compile("^agenda")))
+        expect(card).to_contain_text("en service")
+        expect(card).to_contain_text("répond")
+        url = card.get_by_role("link").get_attribute("href")
         assert url == "https://agenda.potager.lab.ruche.test/"
 
     shown = json.loads(ruche(*w, "request", "show", request_id, "--json").stdout)

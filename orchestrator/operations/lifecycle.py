@@ -8,21 +8,17 @@ from orchestrator.operations.backup_jobs import back_up
 from orchestrator.operations.context import Progress, no_progress
 from orchestrator.operations.converge import converge
 from orchestrator.state.database import StateStore
-from orchestrator.state.instance_changes import TRANSITIONS
+from orchestrator.state.instance_changes import check_transition
 from orchestrator.state.instances import get_instance, instance_as_dict
 from orchestrator.workspace import Workspace
 
 
-def _check_and_set_desired_state(
-    store: StateStore, address: str, desired: str, allowed_from: tuple[str, ...], *, record: bool
-) -> dict:
-    """Refuse (Conflict) a change the instance cannot take; set it when ``record``; give the instance."""
+def _check_and_set_desired_state(store: StateStore, address: str, action: str, *, record: bool) -> dict:
+    """Refuse (Conflict) a change the instance cannot take (state.instance_changes.check_transition); set it when
+    ``record``; give the instance."""
     with store.session() as session:
         instance = get_instance(session, address)
-        if instance.state == "deleted":
-            raise Conflict(f"{address} was deleted")
-        if instance.desired_state not in allowed_from:
-            raise Conflict(f"{address} is to be {instance.desired_state}; cannot make it {desired}")
+        desired = check_transition(instance, action)
         if record:
             instance.desired_state = desired
         return instance_as_dict(instance)
@@ -59,8 +55,7 @@ def change_instance(
     removed (OperationFailed).
     Raises NotFound, InvalidInput, or Conflict (deleted already, or in another transition).
     """
-    desired, allowed_from = TRANSITIONS[action]
-    view = _check_and_set_desired_state(store, address, desired, allowed_from, record=False)
+    view = _check_and_set_desired_state(store, address, action, record=False)
     backed_up = None
     with store.session() as session:
         wants_backup = final_backup and action in ("delete", "purge") and workspace.config.backup.repository is not None
@@ -76,7 +71,7 @@ def change_instance(
     if backed_up is not None and backed_up["status"] != "success":
         raise OperationFailed(f"{address}: the final backup failed, nothing was removed: {backed_up['detail'].get('error')}",
                               hint="fix the backup target (`ruche backup status`), or add --no-final-backup")  # fmt: skip
-    _check_and_set_desired_state(store, address, desired, allowed_from, record=True)
+    _check_and_set_desired_state(store, address, action, record=True)
     run = converge(workspace, store, instance=address, progress=progress)
     view = next(i for i in run["instances"] if i["address"] == address)
     return {"instance": view, "would": would, "run": run, "final_backup": backed_up, "dry_run": False}

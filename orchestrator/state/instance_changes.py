@@ -27,6 +27,17 @@ TRANSITIONS = {
 MANAGER_ACTIONS = ("suspend", "resume", "delete")
 
 
+def check_transition(instance: Instance, action: str) -> str:
+    """Give the desired state ``action`` sets on ``instance``; raise Conflict when the instance was deleted or is to
+    be made something the action cannot follow (`ruche instance suspend|resume|delete|purge` and a manager's buttons)."""
+    desired, allowed_from = TRANSITIONS[action]
+    if instance.state == "deleted":
+        raise Conflict(f"{instance.address} was deleted")
+    if instance.desired_state not in allowed_from:
+        raise Conflict(f"{instance.address} is to be {instance.desired_state}; cannot make it {desired}")
+    return desired
+
+
 def queue_change(session: Session, instance: Instance, action: str, *, actor: str) -> QueuedRun:
     """Set ``instance``'s desired state for ``action`` (suspend, resume, delete) and queue its run; give the run.
 
@@ -34,12 +45,7 @@ def queue_change(session: Session, instance: Instance, action: str, *, actor: st
     """
     if action not in MANAGER_ACTIONS:
         raise Conflict(f"{action!r}: a manager may only {', '.join(MANAGER_ACTIONS)}")
-    desired, allowed_from = TRANSITIONS[action]
-    if instance.state == "deleted":
-        raise Conflict(f"{instance.address} was deleted")
-    if instance.desired_state not in allowed_from:
-        raise Conflict(f"{instance.address} is to be {instance.desired_state}; cannot make it {desired}")
-    instance.desired_state = desired
+    instance.desired_state = desired = check_transition(instance, action)
     session.flush()
     run = enqueue(session, server=instance.server.name, instance_address=instance.address, requested_by=actor)
     record_event(session, kind=f"instance.{action}", subject=instance.address, actor=actor,

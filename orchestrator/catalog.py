@@ -25,7 +25,7 @@ VARIABLE_NAME = r"^[a-z][a-z0-9_]{0,40}$"
 REFERENCE = re.compile(r"\$\{([a-z_]+)\.([a-z0-9_]+)\}")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 IMAGE_REFERENCE = r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$"
-INSTANCE_VARIABLES = {"name", "domain", "url", "association"}
+INSTANCE_VARIABLES = {"name", "domain", "url", "association", "domains", "collective_domain"}
 DATABASE_VARIABLES = {"host", "port", "name", "user", "password"}
 # The collective's mail relay (ruche.toml's [mail]), see orchestrator.deployment.mail_values.
 MAIL_VARIABLES = {"host", "port", "security", "php_secure", "security_upper", "from", "from_local", "domain", "user",
@@ -320,6 +320,23 @@ class DataCheck(Strict):
     ]
 
 
+class OwnDomain(Strict):
+    """How an entry takes an association's own domain (``ruche domain``) beside the collective's name."""
+
+    how: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="What in the entry makes the application accept and use a new name (which environment "
+            "variables, which setup commands), for admins and auditors.",
+        ),
+    ]
+    sources: Annotated[
+        list[Annotated[str, Field(pattern=r"^https://[^\s]+$")]],
+        Field(min_length=1, description="The upstream documentation (pages, files) the 'how' was checked against."),
+    ]
+
+
 class Service(Strict):
     id: Annotated[str, Field(pattern=SERVICE_ID, description="Identifier, also the file's name.")]
     name: Annotated[Texts, Field(description="Name shown to associations.")]
@@ -389,6 +406,13 @@ class Service(Strict):
     check: Annotated[
         DataCheck | None,
         Field(description="The datum `ruche catalog check` writes and reads back through the service's CLI or API."),
+    ] = None
+    own_domain: Annotated[
+        OwnDomain | None,
+        Field(
+            description="How the entry takes an association's own domain (wiki.example.org) beside the collective's "
+            "name; omitted: it cannot take one and `ruche domain` refuses it."
+        ),
     ] = None
 
     @model_validator(mode="after")
@@ -484,6 +508,18 @@ class Service(Strict):
                 raise ValueError(f"versions[0] ({entry.version}): the oldest version cannot be upgraded to")
         if self.default_version is not None and self.default_version not in seen:
             raise ValueError(f"default_version {self.default_version} is not one of versions ({', '.join(seen)})")
+
+    def require_own_domain(self) -> OwnDomain:
+        """Give how the entry takes an association's own domain; raises InvalidInput when it cannot take one."""
+        if self.own_domain is None:
+            raise InvalidInput(
+                f"{self.id} cannot take an association's own domain: its catalogue entry "
+                f"(service_catalog/{self.id}.yaml) has no own_domain block saying how the application accepts "
+                "and uses a new name",
+                hint="keep the instance on the collective's name, or add own_domain to the entry once its "
+                "upstream documentation shows how (see docs/reference/catalog-entry.md)",
+            )
+        return self.own_domain
 
     @property
     def version(self) -> str:

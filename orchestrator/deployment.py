@@ -93,10 +93,22 @@ class InstanceRecord:
     id_start: int | None = None  # first host ID of its subordinate UID/GID range (orchestrator.idranges)
     mail: MailRelay | None = None
     version: str | None = None  # the service version it runs (None: the one new instances get)
+    own_domains: tuple[str, ...] = ()  # the association's own domains attached to it (proven: `ruche domain verify`)
+    primary_domain: str | None = None  # the name its application calls itself by (None: ``domain``)
 
     @property
     def identifier(self) -> str:
         return instance_identifier(self.association, self.name)
+
+    @property
+    def primary_name(self) -> str:
+        """The name the application calls itself by: its primary own domain, else the collective's name."""
+        return self.primary_domain or self.domain
+
+    @property
+    def names(self) -> list[str]:
+        """Every name the instance answers on, its primary address first."""
+        return [self.primary_name] + [name for name in (self.domain, *self.own_domains) if name != self.primary_name]
 
 
 def instance_identifier(association: str, name: str) -> str:
@@ -182,8 +194,9 @@ def instance_variables(record: InstanceRecord, service: Service, *, image_regist
     limits = {name: limit.default for name, limit in service.limits.items()} | dict(record.limits)
     values = {
         "param": dict(record.parameters),
-        "instance": {"name": record.name, "association": record.association, "domain": record.domain,
-                     "url": f"https://{record.domain}"},
+        "instance": {"name": record.name, "association": record.association, "domain": record.primary_name,
+                     "url": f"https://{record.primary_name}", "domains": " ".join(record.names),
+                     "collective_domain": record.domain},
         "db": {},
         "limit": limits,
         "mail": mail_values(record.mail, record.association, record.name),
@@ -208,6 +221,8 @@ def instance_variables(record: InstanceRecord, service: Service, *, image_regist
         "version": release.version,
         "state": record.desired_state,
         "domain": Unsafe(record.domain),
+        # the association's own domains (proven), served beside the collective's name with ACME certificates
+        "own_domains": [Unsafe(name) for name in record.own_domains],
         "http_port": record.http_port,
         "limits": {"cpu": record.cpu, "memory_mb": record.memory_mb},
         # every container of the instance: container IDs 0..size-1 are host IDs start..start+size-1

@@ -134,3 +134,22 @@ def test_a_check_steps_references_are_substituted_once_as_plain_text():
     )
     assert step.http.path == "/${check.token}/T1/T1.ics" and step.http.user == "${check.token}"
     assert step.http.password == "p" and "UID:T1\r\n" in step.http.body
+
+
+def test_every_bundled_entry_says_how_it_takes_an_own_domain():
+    for service in load_catalog(BUNDLED_CATALOG_DIR).services.values():
+        own_domain = service.require_own_domain()
+        assert own_domain.how.strip() and all(source.startswith("https://") for source in own_domain.sources)
+
+
+def test_an_entry_without_own_domain_is_reported_as_not_taking_one(tmp_path):
+    text = re.sub(r"\nown_domain:\n(  .*\n)+", "\n", RADICALE)
+    assert "own_domain" not in text
+    service = load_service(write(tmp_path, "radicale", text))
+    with pytest.raises(InvalidInput) as caught:
+        service.require_own_domain()
+    assert "radicale cannot take an association's own domain" in caught.value.message
+    assert "service_catalog/radicale.yaml" in caught.value.message and "collective's name" in caught.value.hint
+    no_source = RADICALE.replace("    - https://github.com/Kozea/Radicale/blob/master/DOCUMENTATION.md\n", "")
+    with pytest.raises(ConfigError, match=re.escape("own_domain.sources")):
+        load_service(write(tmp_path, "radicale", no_source))

@@ -50,3 +50,41 @@ def test_free_http_port_takes_the_lowest_unused_and_refuses_when_full():
     assert free_http_port({20000, 20001, 20003}) == 20002
     with pytest.raises(ValueError):
         free_http_port(set(range(20000, 30000)))
+
+
+def _environment(variables):
+    return {e["name"]: "".join(part.get("text", "?") for part in e["parts"]) for e in variables["app"]["environment"]}
+
+
+def test_an_own_domain_made_primary_is_the_instances_address_and_every_name_is_listed():
+    service = CATALOG.get("miniflux")
+    probe = service.model_copy(update={"environment": {
+        "DOMAIN": "${instance.domain}", "URL": "${instance.url}", "NAMES": "${instance.domains}",
+        "COLLECTIVE": "${instance.collective_domain}"}})  # fmt: skip
+    own = record(own_domains=("veille.amap-du-coin.org", "rss.amap-du-coin.org"), primary_domain="rss.amap-du-coin.org")
+    assert _environment(instance_variables(own, probe)) == {
+        "DOMAIN": "rss.amap-du-coin.org", "URL": "https://rss.amap-du-coin.org",
+        "NAMES": "rss.amap-du-coin.org veille.amap.example.org veille.amap-du-coin.org",
+        "COLLECTIVE": "veille.amap.example.org"}  # fmt: skip
+    # attached but not primary: the collective's name stays the address, the own domain is one more name
+    attached = record(own_domains=("veille.amap-du-coin.org",))
+    assert _environment(instance_variables(attached, probe)) == {
+        "DOMAIN": "veille.amap.example.org", "URL": "https://veille.amap.example.org",
+        "NAMES": "veille.amap.example.org veille.amap-du-coin.org", "COLLECTIVE": "veille.amap.example.org"}  # fmt: skip
+    assert _environment(instance_variables(record(), probe))["NAMES"] == "veille.amap.example.org"
+    assert _environment(instance_variables(own, service))["BASE_URL"] == "https://rss.amap-du-coin.org"
+
+
+def test_nextcloud_trusts_every_name_and_writes_links_with_the_primary_one():
+    nextcloud = record(
+        name="cloud", domain="cloud.amap.example.org", parameters={"admin_email": "a@amap.example.org"},
+        own_domains=("cloud.amap-du-coin.org",), primary_domain="cloud.amap-du-coin.org",
+    )  # fmt: skip
+    variables = instance_variables(nextcloud, CATALOG.get("nextcloud"))
+    environment = _environment(variables)
+    assert environment["NEXTCLOUD_TRUSTED_DOMAINS"] == "cloud.amap-du-coin.org cloud.amap.example.org"
+    assert environment["OVERWRITEHOST"] == "cloud.amap-du-coin.org"
+    assert environment["OVERWRITECLIURL"] == "https://cloud.amap-du-coin.org"
+    # the entrypoint applies NEXTCLOUD_TRUSTED_DOMAINS only when it installs: setup writes it at every apply
+    assert any("occ config:import" in " ".join(command) and "NEXTCLOUD_TRUSTED_DOMAINS" in " ".join(command)
+               for command in CATALOG.get("nextcloud").setup)  # fmt: skip

@@ -20,7 +20,7 @@ from orchestrator.validation import validate_document
 CONFIG_FILE_NAME = "ruche.toml"
 LAB_SETTINGS_FILE_NAME = "settings.toml"  # in the lab's directory, see Workspace.lab_settings_path
 # what the lab's settings may replace while it is up (the rest of ruche.toml applies to the lab as it is)
-LAB_SETTINGS_KEYS = ("registry", "proxy_tls", "resource_limits", "backup", "mail")
+LAB_SETTINGS_KEYS = ("registry", "proxy_tls", "resource_limits", "backup", "mail", "domains")
 DEFAULT_LAB_SUBNET = "10.213.47.0/24"
 LAB_IMAGE_NAMESPACE = "lab.ruche.invalid"
 
@@ -280,6 +280,55 @@ class AcmeSettings(StrictModel):
     ] = False
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class DomainSettings(StrictModel):
+    acme_directory: Annotated[
+        str,
+        Field(
+            pattern=r"^https://[A-Za-z0-9.:/_-]+$",
+            description="ACME directory Caddy gets the certificates of associations' own domains from, over HTTP-01 "
+            "(Let's Encrypt's by default; the lab's settings name the lab's Pebble).",
+        ),
+    ] = LETS_ENCRYPT
+    acme_ca_root: Annotated[
+        str | None,
+        Field(
+            description="PEM file (on this machine) of the root that signs the ACME directory's own HTTPS "
+            "certificate, when it is not a public one (a private ACME CA such as the lab's Pebble); copied to the "
+            "servers for Caddy."
+        ),
+    ] = None
+    resolvers: Annotated[
+        list[str],
+        Field(
+            max_length=8,
+            description="DNS servers (IP addresses, optionally :PORT) that `ruche domain verify` and `ruche audit` "
+            "ask; empty: this machine's own resolvers.",
+        ),
+    ] = []
+    verify_port: Annotated[
+        int,
+        Field(
+            ge=1, le=65535, description="Port of the HTTP request that checks a domain routes to the servers' Caddy."
+        ),
+    ] = 80
+    certificate_warning_days: Annotated[
+        int,
+        Field(ge=1, le=60, description="`ruche audit` flags a certificate of an own domain expiring within this."),
+    ] = 14
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolvers_are_addresses(cls, value: list[str]) -> list[str]:
+        from orchestrator.resolver import parse_resolver
+
+        for entry in value:
+            parse_resolver(entry)  # its ValueError says which entry and what is expected
+        return value
+
+
 def default_offers() -> dict[str, Offer]:
     """The offers a new workspace starts with (edit them in ruche.toml)."""
     return {
@@ -508,6 +557,10 @@ class WorkspaceConfig(StrictModel):
     acme: Annotated[
         AcmeSettings, Field(description="Public certificates (with proxy_tls acme): Caddy's ACME account.")
     ] = AcmeSettings()
+    domains: Annotated[
+        DomainSettings,
+        Field(description="Associations' own domains (`ruche domain`): proof, DNS, their certificates' ACME CA."),
+    ] = DomainSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

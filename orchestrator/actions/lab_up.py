@@ -1,17 +1,18 @@
-"""``ruche lab up``: boot the lab's servers, its registry and its images; register the servers."""
+"""``ruche lab up``: boot the lab's servers, its registry, DNS, ACME server and images; register the servers."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import update
 
 from orchestrator.actions.common import Progress, no_progress, opened
-from orchestrator.config import MailSettings, RegistrySettings
+from orchestrator.config import DomainSettings, MailSettings, RegistrySettings
 from orchestrator.errors import Conflict, InvalidInput
-from orchestrator.lab import images, machine, network, registry, rootfs
+from orchestrator.lab import acme, dns, images, machine, network, registry, rootfs
 from orchestrator.lab.host import cache_lock, require_programs, require_root, run
 from orchestrator.lab.layout import BACKUP_HOST_INDEX, BACKUP_SERVER_NAME, LabLayout, plan_servers
 from orchestrator.lab.record import LabRecord, MachineRecord
@@ -35,6 +36,7 @@ def lab_is_up(record: LabRecord | None, app_servers: int) -> bool:
     if set(record.machines) != expected:
         return False
     processes = [record.registry] + [m.process for m in record.machines.values()]
+    processes += [p for p in (record.dns, record.acme) if p is not None]  # when this lab has them
     return all(p is not None and is_same_process(p.pid, p.start_time) for p in processes) and all(
         m.host_link for m in record.machines.values()
     )
@@ -116,6 +118,7 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     record.save(layout.record_path)
     registry.wait_until_answering(lab_network.registry_address, record.registry, layout.registry_log)
     own = workspace.file_config  # the lab's settings start from ruche.toml's own, never from an earlier lab's
+    domains = _start_domain_services(layout, record, lab_network, own.domains, progress)
     mirror = RegistrySettings(
         mirror=lab_network.registry_address, insecure=True, mirrored_registries=own.registry.mirrored_registries
     )
@@ -139,11 +142,13 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
     mail = MailSettings(host=lab_network.address(BACKUP_HOST_INDEX), port=25, security="none",
                         sender_domain=own.base_domain)  # fmt: skip
     # in a file of the lab's own, laid over ruche.toml's until `lab down` removes the lab's directory
-    workspace.write_lab_settings(
-        {"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
-    )
+    settings = {"registry": mirror, "proxy_tls": "internal", "resource_limits": False, "backup": backup, "mail": mail}
+    if domains is not None:  # own domains' certificates from the lab's Pebble, checked with the lab's DNS
+        settings["domains"] = domains
+    workspace.write_lab_settings(settings)
     progress(
-        f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}) and mail relay (its SMTP sink) "
+        f"registry mirror, backup target (SFTP on {BACKUP_SERVER_NAME}), mail relay (its SMTP sink)"
+        f"{', own domains (lab DNS and ACME server)' if domains is not None else ''} "
         f"set in the lab's settings ({workspace.lab_settings_path}); {workspace.config_path.name} is left as it is"
     )
 
@@ -168,6 +173,34 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
             )
             add_server(session, spec)
     progress("lab servers registered")
+
+
+def _start_domain_services(
+    layout: LabLayout, record: LabRecord, lab_network: network.LabNetwork, own: DomainSettings, progress: Progress
+) -> DomainSettings | None:
+    """Start the lab DNS and the lab ACME server on the gateway; give the [domains] settings naming them (the rest
+    of ruche.toml's own kept), or None when dnsmasq or Pebble is not installed (ruche still works; only own-domain
+    certificates cannot be tested in this lab)."""
+    missing = {p: package for p, package in ((dns.PROGRAM, dns.PACKAGE), (acme.PROGRAM, acme.PACKAGE))
+               if shutil.which(p) is None}  # fmt: skip
+    if missing:
+        progress(
+            f"no lab DNS and ACME server: {', '.join(missing)} not installed (apt-get install "
+            f"{' '.join(sorted(set(missing.values())))}); own domains' certificates cannot be tested in this lab, "
+            "[domains] stays as ruche.toml has it"
+        )
+        return None
+    gateway = lab_network.gateway
+    progress(f"starting the lab DNS on {gateway}:{dns.PORT} (dnsmasq, the lab's test names only)")
+    record.dns = dns.start(layout, gateway)
+    record.save(layout.record_path)
+    progress(f"starting the lab ACME server at {acme.directory_url(gateway)} (Pebble, HTTP-01 on port 80)")
+    record.acme = acme.start(layout, gateway)
+    record.save(layout.record_path)
+    return own.model_copy(
+        update={"acme_directory": acme.directory_url(gateway), "acme_ca_root": str(layout.acme_ca_root),
+                "resolvers": [gateway]}
+    )  # fmt: skip
 
 
 def _push_images(registry_address: str, cache_dir: Path) -> list[str]:

@@ -65,6 +65,29 @@ class LabLayout:
     def registry_log(self) -> Path:
         return self.root / "logs" / "registry.log"
 
+    @property
+    def dns_dir(self) -> Path:
+        """The lab DNS's records (records.json), its dnsmasq.conf and pid file (lab/dns.py)."""
+        return self.root / "dns"
+
+    @property
+    def dns_log(self) -> Path:
+        return self.root / "logs" / "dns.log"
+
+    @property
+    def acme_dir(self) -> Path:
+        """The lab ACME server's configuration, its HTTPS certificate and the lab CA that signs it (lab/acme.py)."""
+        return self.root / "acme"
+
+    @property
+    def acme_ca_root(self) -> Path:
+        """The lab CA's certificate (PEM): what `[domains] acme_ca_root` names while the lab is up."""
+        return self.acme_dir / "lab-ca.pem"
+
+    @property
+    def acme_log(self) -> Path:
+        return self.root / "logs" / "acme.log"
+
     def owns(self, path: Path) -> bool:
         """Tell whether ``path`` lies inside this lab's directory (nothing else is ever deleted)."""
         return path.resolve().is_relative_to(self.root.resolve()) and path.resolve() != self.root.resolve()

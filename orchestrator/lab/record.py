@@ -33,6 +33,8 @@ class LabRecord:
     machines: dict[str, MachineRecord] = field(default_factory=dict)
     registry: ProcessRecord | None = None
     registry_address: str | None = None
+    dns: ProcessRecord | None = None  # the lab DNS (dnsmasq), restarted by each record change (lab/dns.py)
+    acme: ProcessRecord | None = None  # the lab ACME server (Pebble, lab/acme.py)
 
     @classmethod
     def load(cls, path: Path) -> LabRecord | None:
@@ -45,13 +47,16 @@ class LabRecord:
         for name, machine in data.get("machines", {}).items():
             process = machine.pop("process", None)
             machines[name] = MachineRecord(**machine, process=ProcessRecord(**process) if process else None)
-        registry = data.get("registry")
+        # a record written before the lab had a DNS and an ACME server lacks their keys
+        registry, dns, acme = data.get("registry"), data.get("dns"), data.get("acme")
         return cls(
             subnet=data["subnet"],
             bridge=data.get("bridge"),
             machines=machines,
             registry=ProcessRecord(**registry) if registry else None,
             registry_address=data.get("registry_address"),
+            dns=ProcessRecord(**dns) if dns else None,
+            acme=ProcessRecord(**acme) if acme else None,
         )
 
     def save(self, path: Path) -> None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed
-from orchestrator.lab import machine, network
+from orchestrator.lab import acme, dns, machine, network
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.record import LabRecord
 from orchestrator.lab.registry import is_answering
@@ -43,11 +43,16 @@ def remove_lab(workspace: Workspace, store: StateStore, *, progress: Progress = 
                 root = Path(machine_record.rootfs).parent
                 if root.exists() and layout.owns(root):
                     machine.remove_root(root)
-        finally:  # whatever failed above, the registry never outlives the lab (it would hold its address)
+        finally:
+            # whatever failed above, the registry, DNS and ACME server never outlive the lab (they hold its addresses)
             if record.registry is not None:
                 progress("stopping the lab registry")
                 machine.stop(record.registry, timeout=10)
                 removed["registry"] = 1
+            for process, what in ((record.acme, "ACME server (Pebble)"), (record.dns, "DNS (dnsmasq)")):
+                if process is not None:
+                    progress(f"stopping the lab {what}")
+                    machine.stop(process, timeout=10)
         if record.bridge and network.link_exists(record.bridge):
             network.delete_link(record.bridge)
             removed["links"] += 1
@@ -78,7 +83,14 @@ def lab_state(workspace: Workspace, store: StateStore) -> dict:
         targets = [SshTarget.of(server) for server in servers]
         rows = {s.name: {"name": s.name, "role": s.role, "address": s.address} for s in servers}
     if record is None:
-        return {"up": False, "subnet": None, "registry": None, "servers": list(rows.values())}
+        return {
+            "up": False,
+            "subnet": None,
+            "registry": None,
+            "servers": list(rows.values()),
+            "dns": None,
+            "acme": None,
+        }
     probes = for_each_server(targets, _probe)
     for name, row in rows.items():
         machine = record.machines.get(name)
@@ -97,4 +109,11 @@ def lab_state(workspace: Workspace, store: StateStore) -> dict:
     }
     server_rows = sorted(rows.values(), key=lambda row: row["name"])
     up = registry["answering"] and bool(server_rows) and all(row["ssh_reachable"] for row in server_rows)
-    return {"up": up, "subnet": record.subnet, "registry": registry, "servers": server_rows}
+    gateway = network.LabNetwork.parse(record.subnet).gateway
+    layout = LabLayout(workspace.lab_dir)
+    domain_services = {  # None: this lab has none (dnsmasq or Pebble was not installed when it came up)
+        "dns": record.dns and {"address": f"{gateway}:{dns.PORT}", "answering": dns.is_answering(gateway)},
+        "acme": record.acme and {"directory": acme.directory_url(gateway), "ca_root": str(layout.acme_ca_root),
+                                 "answering": acme.is_answering(layout, gateway)},
+    }  # fmt: skip
+    return {"up": up, "subnet": record.subnet, "registry": registry, "servers": server_rows, **domain_services}

@@ -40,7 +40,7 @@ def make_lab_workspace(path: Path, subnet: str) -> Path:
 def leftovers(record: LabRecord) -> list[str]:
     """Give what of ``record`` still exists on this machine (processes, links)."""
     found = []
-    processes = [m.process for m in record.machines.values()] + [record.registry]
+    processes = [m.process for m in record.machines.values()] + [record.registry, record.dns, record.acme]
     found += [f"process {p.pid}" for p in processes if p and is_same_process(p.pid, p.start_time)]
     links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, check=True).stdout)
     names = {link["ifname"] for link in links}

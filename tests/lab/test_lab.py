@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import dns.message
+import dns.query
+import dns.rcode
 import pytest
 import requests
+from cryptography import x509
 
 from orchestrator.actions.lab_down import tear_down
 from orchestrator.actions.lab_up import bring_up
 from orchestrator.config import LAB_SETTINGS_KEYS
 from orchestrator.errors import Conflict, TimedOut
+from orchestrator.lab.acme import issuing_roots
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.machine import wait_for_ssh
+from orchestrator.lab.network import LabNetwork
 from orchestrator.lab.record import LabRecord
 from orchestrator.processes import is_same_process
 from orchestrator.remote import SshTarget, run_command
@@ -134,6 +141,44 @@ def test_the_labs_settings_live_in_a_file_of_its_own_and_ruche_toml_keeps_its_ow
     assert (used.mail.host, used.mail.port, used.mail.security) == (sink, 25, "none")
     shown = json.loads(ruche("--workspace", str(lab), "mail", "show", "--json").stdout)
     assert (shown["host"], shown["from_lab"], shown["source"]) == (sink, True, str(workspace.lab_settings_path))
+
+
+def test_the_lab_dns_answers_what_is_set_and_the_lab_acme_server_answers_over_https(lab, ruche):
+    workspace = open_workspace(lab)
+    layout = LabLayout(workspace.lab_dir)
+    record = LabRecord.load(layout.record_path)
+    gateway = LabNetwork.parse(record.subnet).gateway
+    domains = workspace.config.domains  # the lab's settings name its DNS, Pebble and the CA of Pebble's HTTPS
+    assert (domains.acme_directory, domains.resolvers) == (f"https://{gateway}:14000/dir", [gateway])
+    assert domains.acme_ca_root == str(layout.acme_ca_root) and workspace.file_config.domains.acme_ca_root is None
+    status = json.loads(ruche("--workspace", str(lab), "lab", "status", "--json").stdout)
+    assert status["dns"]["answering"] and status["acme"]["answering"], status
+
+    def ask(name: str, rtype: str) -> tuple[str, list[str]]:
+        answer = dns.query.udp(dns.message.make_query(name, rtype), gateway, timeout=3)
+        return dns.rcode.to_text(answer.rcode()), [item.to_text() for rrset in answer.answer for item in rrset]
+
+    started = time.monotonic()
+    name, address = f"wiki-{uuid.uuid4().hex[:6]}.amap.test", record.machines["lab-1"].address
+    for args in ((f"_ruche.{name}", "TXT", "ruche-verify=token 1"), (name.upper(), "a", address)):
+        result = ruche("--workspace", str(lab), "lab", "dns", "set", *args)
+        assert result.exit_code == 0, result.stderr
+    assert ask(f"_ruche.{name}", "TXT") == ("NOERROR", ['"ruche-verify=token 1"'])
+    assert ask(name, "A") == ("NOERROR", [address])
+    assert ask(f"other.{name}.example", "A") == ("NXDOMAIN", [])  # never forwarded
+    listed = json.loads(ruche("--workspace", str(lab), "lab", "dns", "list", "--json").stdout)
+    assert {"name": name, "type": "A", "value": address} in listed
+    refused = ruche("--workspace", str(lab), "lab", "dns", "set", name, "TXT", "a\nserver=10.0.0.1")
+    assert refused.exit_code == 2 and "printable ASCII" in refused.stderr
+    for removal in ((name, "A"), (f"_ruche.{name}",)):
+        assert ruche("--workspace", str(lab), "lab", "dns", "remove", *removal).exit_code == 0
+    assert ask(name, "A")[0] == ask(f"_ruche.{name}", "TXT")[0] == "NXDOMAIN"
+    print(f"lab DNS: 2 records set, answered and removed in {time.monotonic() - started:.1f} s")
+
+    directory = requests.get(domains.acme_directory, verify=domains.acme_ca_root, timeout=10)
+    assert directory.status_code == 200 and directory.json()["newOrder"].startswith(f"https://{gateway}:14000/")
+    root = x509.load_pem_x509_certificate(issuing_roots(layout).encode())
+    assert "Pebble Root CA" in root.subject.rfc4514_string()
 
 
 def test_up_again_changes_nothing(lab):

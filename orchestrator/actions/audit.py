@@ -20,7 +20,10 @@ the inventories on disk, the run artifacts and the audit trail (never changing a
 
 And, over SSH, read-only, what runs on each server against its inventory (``server.*`` rules, see
 orchestrator.operations.server_audit): what was applied and what drifted since, images, unknown
-containers and sites, the firewall table, the ID pool.
+containers and sites, the firewall table, the ID pool. With them, each attached own domain on the network
+(``domains.*``, orchestrator.operations.own_domains.audit_findings): ``domains.certificate-valid`` (served,
+valid, not expiring within [domains] certificate_warning_days), ``domains.points-here`` (its name still
+resolves to its server), ``domains.token-kept`` (its ``_ruche`` TXT token still published).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from orchestrator.errors import RucheError
 from orchestrator.findings import Finding
 from orchestrator.inventory_history import files_at
 from orchestrator.operations.inventories import inventory_files
+from orchestrator.operations.own_domains import audit_findings as domain_findings
 from orchestrator.operations.server_audit import server_findings
 from orchestrator.quotas import excesses, find_offer
 from orchestrator.state.backups import backup_window, last_success
@@ -85,6 +89,7 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
         if servers or server is not None:
             found_on_servers, inspected = server_findings(workspace, session, catalog, only=server)
             findings += found_on_servers
+            findings += domain_findings(workspace, session, server=server)
             summary["servers"] = inspected
         else:
             notes.append("servers not inspected (--no-servers)")

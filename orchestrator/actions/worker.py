@@ -21,6 +21,7 @@ from pathlib import Path
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.operations.converge import converge
 from orchestrator.operations.lifecycle import take_final_backup
+from orchestrator.operations.own_domains import retry_pending
 from orchestrator.operations.upgrades import recover_interrupted_upgrades, upgrade_instance
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.actors import acting_as
@@ -117,7 +118,7 @@ def run_worker(
     workspace_path: Path | None, *, once: bool = False, concurrency: int = 4, poll_seconds: float = 2.0,
     heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
     stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
-    name: str | None = None, abandon: threading.Event | None = None,
+    name: str | None = None, abandon: threading.Event | None = None, domain_retry: timedelta | None = timedelta(minutes=5),
 ) -> dict:  # fmt: skip
     """Work the queue until ``stop`` is set (or, with ``once``, until no run is queued or running).
 
@@ -125,6 +126,8 @@ def run_worker(
     carries its ``name`` in RUCHE_WORKER, so that what a killed worker left behind can be found.
     Once ``abandon`` is set (the worker is stopping at once), ending runs are not recorded: they stay
     running until another worker takes them back, instead of failing because their process was ended.
+    Every ``domain_retry`` (None: never), in a thread of its own, pending own domains are proven again (a run is
+    queued for each instance that got one) and attached ones' certificates looked at (operations/own_domains).
     """
     stop = stop or threading.Event()
     name = name or new_worker_name()
@@ -133,7 +136,7 @@ def run_worker(
     try:
         return _work(workspace_path, name, once=once, concurrency=concurrency, poll_seconds=poll_seconds,
                      heartbeat_seconds=heartbeat_seconds, stale_after=stale_after, stop=stop, execute=execute,
-                     progress=progress, abandon=abandon or threading.Event())  # fmt: skip
+                     progress=progress, abandon=abandon or threading.Event(), domain_retry=domain_retry)  # fmt: skip
     finally:
         if previous_marker is None:
             os.environ.pop(WORKER_VARIABLE, None)
@@ -143,11 +146,24 @@ def run_worker(
 
 def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: int, poll_seconds: float,
           heartbeat_seconds: float, stale_after: timedelta, stop: threading.Event, execute: Executor,
-          progress: Progress, abandon: threading.Event) -> dict:  # fmt: skip
+          progress: Progress, abandon: threading.Event, domain_retry: timedelta | None) -> dict:  # fmt: skip
     outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
     active: dict[int, threading.Thread] = {}
     lock = threading.Lock()
-    with opened(workspace_path) as (_workspace, store), acting_as(f"worker {name}"):
+    domains: dict = {"thread": None, "next": time.monotonic()}
+    with opened(workspace_path) as (workspace, store), acting_as(f"worker {name}"):
+
+        def retry_domains() -> None:
+            with acting_as(f"worker {name}"):
+                try:
+                    done = retry_pending(workspace, store, every=domain_retry, actor=f"worker {name}")
+                except Exception as error:  # noqa: BLE001 - a failed pass is said; the next one tries again
+                    progress(f"[domains] pass failed: {error}")
+                    return
+            for proof in done["proofs"]:
+                progress(
+                    f"[domains] {proof['domain']}: {'proven, run queued' if proof['proven'] else 'not proven yet'}"
+                )
 
         def carry_out(run: QueuedRun) -> None:
             with acting_as(f"worker {name} for {run.requested_by}"):  # the audit trail's actor, in this thread
@@ -204,10 +220,19 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 with lock:
                     active[run.id] = thread
                 thread.start()
+            if (
+                domain_retry is not None
+                and not once
+                and time.monotonic() >= domains["next"]
+                and not (domains["thread"] and domains["thread"].is_alive())
+            ):
+                domains["next"] = time.monotonic() + domain_retry.total_seconds()
+                domains["thread"] = threading.Thread(target=retry_domains, name="domains", daemon=True)
+                domains["thread"].start()
             if once and not claimed_any and not active and not has_open_runs(store):
                 break  # the queue is drained (a run another worker holds counts until it ends or is taken back)
             stop.wait(poll_seconds)
-        for thread in list(active.values()):
+        for thread in list(active.values()) + ([domains["thread"]] if domains["thread"] else []):
             thread.join()
     return outcome
 

@@ -26,10 +26,15 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 )
 @click.option("--stale-after", default=60, show_default=True, type=click.IntRange(10, 3600),
               help="Seconds without a heartbeat after which another worker's run is taken back.")  # fmt: skip
+@click.option("--domain-retry", default=5, show_default=True, type=click.IntRange(0, 1440),
+              help="Minutes between two proofs of the pending own domains and looks at the attached ones' "
+              "certificates (0: never; not with --once).")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context
-def worker(context: Context, once: bool, concurrency: int, poll: float, stale_after: int, quiet: bool) -> None:
-    """Carry out queued runs: at most one per server at a time, servers in parallel.
+def worker(context: Context, once: bool, concurrency: int, poll: float, stale_after: int, domain_retry: int,
+           quiet: bool) -> None:  # fmt: skip
+    """Carry out queued runs: at most one per server at a time, servers in parallel. Every --domain-retry
+    minutes, prove the pending own domains again (queuing a run for each instance that gets one).
 
     SIGTERM or Ctrl-C: take no new run and finish the current ones; a second one stops the runs'
     ansible-playbook processes and exits at once (the cut-off runs are taken back and retried by
@@ -50,7 +55,7 @@ def worker(context: Context, once: bool, concurrency: int, poll: float, stale_af
     signal.signal(signal.SIGINT, on_signal)
     outcome = run_worker(context.workspace, once=once, concurrency=concurrency, poll_seconds=poll,
                          stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet), name=name,
-                         abandon=abandon)  # fmt: skip
+                         abandon=abandon, domain_retry=timedelta(minutes=domain_retry) if domain_retry else None)  # fmt: skip
     click.echo(f"worker {outcome['worker']}: {len(outcome['done'])} done, {len(outcome['failed'])} failed, "
                f"{len(outcome['recovered'])} taken back from stopped workers")  # fmt: skip
     if outcome["failed"]:

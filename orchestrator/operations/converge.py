@@ -20,6 +20,7 @@ from orchestrator.operations.inventories import record_history, write_inventory
 from orchestrator.runner import RunResult, inventory_lock, run_playbook
 from orchestrator.state.associations import ensure_backup_password
 from orchestrator.state.database import StateStore
+from orchestrator.state.domains import release
 from orchestrator.state.instances import ACTIVE_STATES, get_instance, instance_as_dict, list_instances
 from orchestrator.state.models import Instance
 from orchestrator.state.runs import record_run
@@ -131,6 +132,9 @@ def converge(
         record_run(session, summary, target=instance or server or "all")
         rows = [get_instance(session, address) for address in addresses]
         _record_outcomes(rows, fingerprints, result)
+        for row in rows:
+            if row.state == "deleted":  # its domains are free for others again
+                release(session, row, reason="instance deleted")
         if any(i.state == "deleted" for i in rows):
             write_inventory(workspace, session)  # deleted instances leave the inventory
         if workspace.config.backup.repository is not None:

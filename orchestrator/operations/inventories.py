@@ -19,6 +19,7 @@ from orchestrator.backups import backup_variables
 from orchestrator.catalog import Catalog
 from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
+from orchestrator.errors import ConfigError
 from orchestrator.images import deployed_images, lab_only, lab_only_refusal
 from orchestrator.inventory import (
     InstanceEntry,
@@ -214,8 +215,30 @@ def fleet_variables(config: WorkspaceConfig) -> dict:
         ],
         "ruche_server_acme_email": Unsafe(config.acme.email or ""),
         "ruche_server_acme_ca": LETS_ENCRYPT_STAGING if config.acme.staging else "",
+        # associations' own domains: their certificates' ACME directory, and its HTTPS root when private (a PEM)
+        "ruche_own_domain_acme_ca": Unsafe(config.domains.acme_directory),
+        "ruche_own_domain_acme_ca_root_pem": Unsafe(acme_ca_root_pem(config)),
         **backup_variables(config.backup),
     }
+
+
+OWN_DOMAIN_CA_ROOT_PATH = "/etc/caddy/ruche-acme-root.pem"  # where ruche_server writes [domains] acme_ca_root
+
+
+def acme_ca_root_pem(config: WorkspaceConfig) -> str:
+    """The PEM text of ``[domains] acme_ca_root`` ("" when unset); raises ConfigError when it cannot be read."""
+    path = config.domains.acme_ca_root
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"[domains] acme_ca_root: cannot read {path}: {error}", hint="name a readable PEM file, or unset it"
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"[domains] acme_ca_root: {path} holds no PEM certificate")
+    return text
 
 
 def record_history(workspace: Workspace, *, what: str, run_id: str | None = None, always: bool = False) -> dict | None:
@@ -236,7 +259,13 @@ def deployment_variables(instance: Instance, catalog: Catalog, config: Workspace
     retention = offer.backup_retention.model_dump() if offer is not None else None
     record = deployment_record(instance, limits, retention, with_backups=config.backup.repository is not None,
                                mail=mail_relay(config))  # fmt: skip
-    return instance_variables(record, service, image_registry=config.images.registry)
+    variables = instance_variables(record, service, image_registry=config.images.registry)
+    if record.own_domains:  # their certificates' ACME directory, in its fingerprint: a change re-renders its site
+        variables["own_domain_tls"] = {
+            "ca": Unsafe(config.domains.acme_directory),
+            "ca_root": OWN_DOMAIN_CA_ROOT_PATH if config.domains.acme_ca_root else "",
+        }
+    return variables
 
 
 def refuse_lab_only(workspace: Workspace, session: Session, *, server: str | None = None) -> None:

@@ -15,6 +15,7 @@ from orchestrator.state.change_listener import IGNORED
 from orchestrator.state.models import (
     Association,
     BackupRun,
+    Domain,
     HealthCheck,
     Instance,
     Invite,
@@ -140,6 +141,7 @@ def _belongings(association: Association, instance_ids: list[int]) -> list[tuple
     prefix = f"{association.slug}/"
     invites = select(Invite.id).where(Invite.association_id == association.id)
     return [
+        (Domain, Domain.association_id == association.id),
         (WebSession, or_(WebSession.association_id == association.id, WebSession.invite_id.in_(invites))),
         (Invite, Invite.association_id == association.id),
         (ServiceRequest, ServiceRequest.association_id == association.id),

@@ -27,6 +27,9 @@ IGNORED: dict[str, frozenset[str] | None] = {
     "queued_runs": frozenset({"heartbeat_at", "progress"}),
     "invites": frozenset({"last_used_at"}),
     "catalog_checks": frozenset({"detail", "steps_passed", "association", "server"}),  # a check's progress
+    # a domain's checks (operations/own_domains records an event when its proof's problem or its serving changes)
+    "domains": frozenset({"checked_at", "problem", "tls_status", "tls_detail", "tls_issuer", "tls_not_after",
+                          "tls_checked_at"}),
 }  # fmt: skip
 
 

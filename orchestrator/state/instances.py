@@ -167,7 +167,8 @@ def deployment_record(
         limits=dict(limits or {}), backup_retention=dict(retention or DEFAULT_RETENTION),
         backup_password=instance.association.backup_password if with_backups else None,
         id_start=id_range(instance.id_slot).start if instance.id_slot is not None else None, mail=mail,
-        version=instance.service_version,
+        version=instance.service_version, own_domains=tuple(instance.own_domains or ()),
+        primary_domain=instance.primary_domain,
     )  # fmt: skip
 
 

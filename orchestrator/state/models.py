@@ -118,6 +118,11 @@ class Instance(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # Its subordinate UID/GID range (orchestrator.idranges), fleet-wide; freed (None) once deleted.
     id_slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The association's own domains attached to it (proven, see Domain), sorted; copied here so that its
+    # deployment is read from its own row (state/render_keys.py); primary_domain: the one its application
+    # calls itself by (None: its collective name, ``domain``).
+    own_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    primary_domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
 
     association: Mapped[Association] = relationship()
     server: Mapped[Server] = relationship()
@@ -130,6 +135,37 @@ class Instance(Base):
     def identifier(self) -> str:
         """The instance's name on its server (units, network, directories): ``association--name``."""
         return f"{self.association.slug}--{self.name}"
+
+
+class Domain(Base):
+    """An association's own domain claimed for one of its instances (`ruche domain add`): pending until its proof
+    holds (`ruche domain verify`: DNS TXT token, the name pointing at the instance's server, an HTTP round trip
+    through that server's Caddy), then attached (served, in the inventory). The last TLS check says whether it is
+    served and with which certificate."""
+
+    __tablename__ = "domains"
+    __table_args__ = (UniqueConstraint("association_id", "name", name="uq_domain_association_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), index=True)  # normalised: IDNA (A-labels), lower case, no dot
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(80))  # what _ruche.NAME's TXT record must hold (not a secret)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, attached
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the last proof attempt that failed (pending), or the last audit of an attached domain's DNS
+    problem: Mapped[str] = mapped_column(String(1000), default="")
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the last TLS handshake on the name (attached): ok or failing, the certificate's issuer and expiry
+    tls_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    tls_detail: Mapped[str] = mapped_column(String(1000), default="")
+    tls_issuer: Mapped[str] = mapped_column(String(500), default="")
+    tls_not_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tls_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    association: Mapped[Association] = relationship()
+    instance: Mapped[Instance] = relationship()
 
 
 class Run(Base):

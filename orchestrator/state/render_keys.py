@@ -24,7 +24,7 @@ from orchestrator.state.models import Association, Instance, Server
 # orchestrator.operations.inventories.deployment_variables): keep in step with them.
 DEPLOYMENT_COLUMNS = {
     Instance: ("name", "service_id", "service_version", "domain", "http_port", "desired_state", "cpu", "memory_mb",
-               "parameters", "secrets", "id_slot"),
+               "parameters", "secrets", "id_slot", "own_domains", "primary_domain"),
     Association: ("slug", "offer", "backup_password"),
 }  # fmt: skip
 SERVER_COLUMNS = ("name", "address", "ssh_user", "ssh_port", "role", "draining", "ssh_key_path", "ssh_known_hosts_path")

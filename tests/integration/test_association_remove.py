@@ -161,7 +161,7 @@ def test_dry_run_says_what_would_go_and_changes_nothing(pool, workspace, ruche):
     result = json.loads(ruche(*pool, "association", "remove", "amap", "--dry-run", "--json").stdout)
     assert result["dry_run"] is True and result["instances"] == ["amap/copy", "amap/radicale"]
     assert result["removed"] == {"instances": 2, "health_checks": 2, "backup_runs": 4, "upgrades": 2, "runs": 2,
-                                 "service_requests": 1, "invites": 1, "web_sessions": 1}  # fmt: skip
+                                 "service_requests": 1, "invites": 1, "web_sessions": 1, "domains": 0}  # fmt: skip
     assert snapshot(workspace) == before
 
 
@@ -186,7 +186,7 @@ def test_removal_takes_it_out_of_the_registry_and_the_report_and_records_every_r
     assert result["dry_run"] is False and result["association"]["slug"] == "amap"
     assert result["instances"] == ["amap/copy", "amap/radicale"] and result["trash"] == ["amap/copy"]
     assert result["removed"] == {"instances": 2, "health_checks": 2, "backup_runs": 4, "upgrades": 2, "runs": 2,
-                                 "service_requests": 1, "invites": 1, "web_sessions": 1}  # fmt: skip
+                                 "service_requests": 1, "invites": 1, "web_sessions": 1, "domains": 0}  # fmt: skip
     assert result["backups"] == {"repository": None, "server": None, "directory": None, "erased": False,
                                  "left": "no backup repository is configured"}  # fmt: skip
 

@@ -33,6 +33,7 @@ def test_every_column_a_deployment_reads_is_in_the_render_key():
             "association": association, "name": "app", "service_id": service, "service_version": definition.version,
             "domain": "app.amap.example.org", "http_port": 20001, "desired_state": "present", "cpu": 0.5, "memory_mb": 256,
             "parameters": {"admin_email": "a@amap.example.org"}, "secrets": {}, "id_slot": 3, "size": "small",
+            "own_domains": ["wiki.amap-du-coin.org"], "primary_domain": "wiki.amap-du-coin.org",
         })  # fmt: skip
         deployment_variables(instance, CATALOG, config)
         listed = (

@@ -1,0 +1,167 @@
+"""Own domains through the real CLI on SQLite and PostgreSQL, with real DNS on the wire (a zone served on
+127.0.0.1 to ruche's resolver): claims normalised and refused with what to fix, proofs that do not hold said
+one by one, a name another association holds refused, removal, the trail. The proof that holds, Caddy serving the
+name with Pebble's certificate, and the failing certificate are shown on the lab (tests/lab/test_mediawiki.py).
+A certificate past its date, served over real TLS on loopback, is seen expired."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+import threading
+
+import pytest
+import tomlkit
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+
+from orchestrator.operations.domain_checks import check_tls
+from orchestrator.state.database import StateStore
+from orchestrator.state.models import Domain
+from orchestrator.workspace import open_workspace
+from tests.dns_zone import ZoneServer
+
+SERVER = "192.0.2.1"
+
+
+@pytest.fixture
+def pool(workspace, ruche):
+    w = ["--workspace", str(workspace)]
+    assert (
+        ruche(
+            *w, "server", "add", "web-1", "--no-connect", "--address", SERVER, "--memory", "4G", "--disk", "100G"
+        ).exit_code
+        == 0
+    )
+    for slug in ("amap", "velo"):
+        assert ruche(*w, "association", "add", slug, "--name", slug.upper(), "--email", f"c@{slug}.fr").exit_code == 0
+        assert ruche(*w, "instance", "create", slug, "radicale", "--name", "agenda").exit_code == 0
+    return w
+
+
+def add(ruche, w, address: str, name: str):
+    return ruche(*w, "domain", "add", address, name, "--json")
+
+
+def test_a_claim_is_normalised_gives_its_records_and_is_refused_under_the_collectives_domain(pool, ruche, workspace):
+    first = add(ruche, pool, "amap/agenda", "Agenda.AMAP-du-Côté.test.")
+    assert first.exit_code == 0, first.stderr
+    claim = json.loads(first.stdout)
+    assert claim["added"] and claim["domain"]["domain"] == "agenda.xn--amap-du-ct-k7a4k.test"
+    assert claim["domain"]["shown"] == "agenda.amap-du-côté.test" and claim["domain"]["state"] == "pending"
+    txt, pointer = claim["publish"]
+    assert txt["name"] == "_ruche.agenda.xn--amap-du-ct-k7a4k.test" and txt["value"] == claim["domain"]["token"]
+    assert (pointer["type"], pointer["value"]) == ("A", SERVER)
+    again = json.loads(add(ruche, pool, "amap/agenda", "agenda.amap-du-côté.test").stdout)
+    assert not again["added"] and again["domain"]["token"] == claim["domain"]["token"]  # the same instructions
+    text = ruche(*pool, "domain", "add", "amap/agenda", "agenda.amap-du-côté.test")
+    assert f'IN TXT "{txt["value"]}"' in text.stdout and f"IN A {SERVER}" in text.stdout
+
+    base = open_workspace(workspace).config.base_domain
+    for name in (f"wiki.amap.{base}", base):
+        refused = add(ruche, pool, "amap/agenda", name)
+        assert refused.exit_code == 5 and "collective's own domain" in refused.stderr, refused.stderr
+    bad = add(ruche, pool, "amap/agenda", "agenda amap.test")
+    assert bad.exit_code == 2 and "not a valid name" in bad.stderr
+    elsewhere = add(ruche, pool, "amap/nowhere", "x.amap.test")
+    assert elsewhere.exit_code == 4, elsewhere.stderr  # no such instance
+    listed = json.loads(ruche(*pool, "domain", "list", "--json").stdout)
+    assert [d["domain"] for d in listed] == ["agenda.xn--amap-du-ct-k7a4k.test"]
+
+
+def test_proofs_that_do_not_hold_are_said_one_by_one_and_change_nothing(pool, ruche, workspace):
+    claim = json.loads(add(ruche, pool, "amap/agenda", "agenda.amap.test").stdout)
+    with ZoneServer() as zone:
+        document = tomlkit.parse((workspace / "ruche.toml").read_text())
+        document["domains"]["resolvers"] = [zone.address]
+        (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+        nothing = ruche(*pool, "domain", "verify", "amap/agenda", "--json")
+        assert nothing.exit_code == 1
+        (proof,) = json.loads(nothing.stdout)["proofs"]
+        assert not proof["proven"] and len(proof["problems"]) == 2, proof
+        assert "_ruche.agenda.amap.test must hold" in proof["problems"][0] and "no such name" in proof["problems"][0]
+        assert f"publish `agenda.amap.test. 3600 IN A {SERVER}`" in proof["problems"][1]
+
+        zone.load(['_ruche.agenda.amap.test. 300 IN TXT "ruche-domain-verification=someone-elses"',
+                   "agenda.amap.test. 300 IN CNAME elsewhere.example.net.",
+                   "elsewhere.example.net. 300 IN A 198.51.100.9"])  # fmt: skip
+        wrong = ruche(*pool, "domain", "verify", "amap/agenda", "agenda.amap.test")
+        assert wrong.exit_code == 1
+        assert f'must hold "{claim["domain"]["token"]}"' in wrong.stdout and "someone-elses" in wrong.stdout
+        assert "must point at the instance's server web-1 (192.0.2.1): it resolves to 198.51.100.9" in wrong.stdout
+        assert "ruche domain verify" in wrong.stderr  # the hint: fix, then verify again
+    (listed,) = json.loads(ruche(*pool, "domain", "list", "--json").stdout)
+    assert listed["state"] == "pending" and "198.51.100.9" in listed["problem"]
+    events = json.loads(ruche(*pool, "events", "--json").stdout)
+    assert "domain.unproven" in {e["kind"] for e in events}
+
+
+def test_a_name_another_association_holds_and_the_names_around_it_are_refused(pool, ruche, workspace):
+    assert add(ruche, pool, "amap/agenda", "amap-du-coin.test").exit_code == 0
+    assert add(ruche, pool, "velo/agenda", "amap-du-coin.test").exit_code == 0  # a pending claim blocks no one
+    store = StateStore(open_workspace(workspace).state_url)
+    try:  # amap proves it (shown on the lab): stand for that proof here
+        with store.session() as session:
+            for domain in session.scalars(select(Domain)):
+                if domain.association.slug == "amap":
+                    domain.status = "attached"
+    finally:
+        store.close()
+    for name in ("amap-du-coin.test", "www.amap-du-coin.test"):
+        refused = add(ruche, pool, "velo/agenda", name)
+        assert refused.exit_code == 5, refused.stderr
+        assert "held by another association" in refused.stderr and "amap/" not in refused.stderr
+    assert add(ruche, pool, "amap/agenda", "www.amap-du-coin.test").exit_code == 0  # its own names are its own
+    removed = ruche(*pool, "domain", "remove", "amap/agenda", "www.amap-du-coin.test", "--yes", "--json")
+    assert removed.exit_code == 0 and json.loads(removed.stdout)["was"] == "pending"
+    missing = ruche(*pool, "domain", "remove", "amap/agenda", "www.amap-du-coin.test", "--yes")
+    assert missing.exit_code == 4 and "amap/agenda has no domain www.amap-du-coin.test" in missing.stderr
+    kinds = [e["kind"] for e in json.loads(ruche(*pool, "events", "--json").stdout)]
+    assert kinds.count("domain.claimed") == 3 and "domain.removed" in kinds
+
+
+def _certificate(name: str, not_before: dt.datetime, not_after: dt.datetime, path) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old CA")])
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert, key_file = path / "cert.pem", path / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return str(cert), str(key_file)
+
+
+def test_a_certificate_past_its_date_or_for_another_name_is_seen_failing(tmp_path):
+    now = dt.datetime.now(dt.UTC)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*_certificate("wiki.amap.test", now - dt.timedelta(days=100), now - dt.timedelta(days=10),
+                                          tmp_path))  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            connection, _address = listener.accept()
+            try:
+                with context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    expired = check_tls("127.0.0.1", "wiki.amap.test", verify_chain=False, port=port)
+    assert not expired.ok and "expired on" in expired.detail and expired.issuer == "Old CA", expired
+    other = check_tls("127.0.0.1", "agenda.amap.test", verify_chain=False, port=port)
+    assert not other.ok and "does not name agenda.amap.test" in other.detail
+    thread.join(5)
+    listener.close()

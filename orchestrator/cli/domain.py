@@ -36,15 +36,16 @@ def _publish_text(result: dict) -> str:
 @domain.command(epilog=PROOF)
 @click.argument("address", metavar="ASSOCIATION/NAME")
 @click.argument("name", metavar="DOMAIN")
+@click.option("--primary", is_flag=True, help="Once proven, make it the address the application calls itself by.")
 @click.option("--json", "as_json", is_flag=True, help="Print the claim and the records as JSON.")
 @pass_context
-def add(context: Context, address: str, name: str, as_json: bool) -> None:
+def add(context: Context, address: str, name: str, primary: bool, as_json: bool) -> None:
     """Claim DOMAIN for the instance ASSOCIATION/NAME and print the DNS records to publish: a TXT record with the
     association's token, and the record that points DOMAIN at the instance's server. Adding it again prints them
     again. Exit 2 for a name that is not a domain, 5 for one that cannot be claimed."""
     from orchestrator.actions.domain_add import add_domain
 
-    result = add_domain(context.workspace, address, name)
+    result = add_domain(context.workspace, address, name, primary=primary)
     if as_json:
         emit_json(result)
     else:

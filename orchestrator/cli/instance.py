@@ -113,7 +113,7 @@ def _lifecycle(
     else:
         run = result["run"]
         click.echo(instances_table([result["instance"]]))
-        click.echo(f"run {run['run_id']}: {run['status']}")
+        click.echo(f"run {run['run_id']}: {run['status']}" if run else "never deployed: no server to change")
     if result["run"] is not None and not result["run"]["succeeded"]:
         sys.exit(1)
 

@@ -82,12 +82,15 @@ def round_trip_problem(workspace: Workspace, name: str, server: Server, address:
     host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
     port = workspace.config.domains.verify_port
     url = f"http://{name}{'' if port == 80 else f':{port}'}{CHALLENGE_PATH}{key}"
+    session = requests.Session()
+    session.trust_env = False  # straight to the address: no proxy of this machine's environment in between
     try:
-        answer = requests.get(f"http://{host}:{port}{CHALLENGE_PATH}{key}", headers={"Host": name}, timeout=10,
-                              allow_redirects=False)  # fmt: skip
+        answer = session.get(f"http://{host}:{port}{CHALLENGE_PATH}{key}", headers={"Host": name}, timeout=10,
+                             allow_redirects=False)  # fmt: skip
     except requests.RequestException as error:
         return f"{url} did not answer from {address}: {type(error).__name__}; is port {port} open to the server?"
     finally:
+        session.close()
         run_command(target, ["rm", "-f", f"{CHALLENGE_DIR}/{key}"], timeout=30)
     if answer.status_code != 200 or answer.text.strip() != value:
         return (f"{url} (at {address}) did not give back the value ruche placed on {server.name} (HTTP "

@@ -7,7 +7,9 @@ from orchestrator.errors import Conflict, OperationFailed
 from orchestrator.operations.backup_jobs import back_up
 from orchestrator.operations.context import Progress, no_progress
 from orchestrator.operations.converge import converge
+from orchestrator.operations.inventories import write_inventory
 from orchestrator.state.database import StateStore
+from orchestrator.state.domains import release
 from orchestrator.state.instance_changes import check_transition
 from orchestrator.state.instances import get_instance, instance_as_dict
 from orchestrator.workspace import Workspace
@@ -57,6 +59,10 @@ def change_instance(
     """
     view = _check_and_set_desired_state(store, address, action, record=False)
     backed_up = None
+    if action in ("delete", "purge") and not dry_run:
+        forgotten = _forget_if_never_deployed(workspace, store, address, action)
+        if forgotten is not None:
+            return forgotten
     with store.session() as session:
         wants_backup = final_backup and action in ("delete", "purge") and workspace.config.backup.repository is not None
         would = _description(action, view) + ("; a final backup is taken first" if wants_backup else "")
@@ -75,6 +81,23 @@ def change_instance(
     run = converge(workspace, store, instance=address, progress=progress)
     view = next(i for i in run["instances"] if i["address"] == address)
     return {"instance": view, "would": would, "run": run, "final_backup": backed_up, "dry_run": False}
+
+
+def _forget_if_never_deployed(workspace: Workspace, store: StateStore, address: str, action: str) -> dict | None:
+    """Delete ``address`` at once when no run ever reached it (planned, no run recorded): nothing is on any server
+    to remove or back up. Gives the result as change_instance does (no run), or None when it was deployed."""
+    with store.session() as session:
+        instance = get_instance(session, address)
+        if instance.state != "planned" or instance.last_run_id is not None:
+            return None
+        instance.desired_state = check_transition(instance, action)
+        instance.state, instance.id_slot = "deleted", None
+        release(session, instance, reason="instance deleted")
+        session.flush()
+        write_inventory(workspace, session)  # it leaves the inventory
+        view = instance_as_dict(instance)
+    return {"instance": view, "would": f"forget {address}, never deployed", "run": None, "final_backup": None,
+            "dry_run": False}  # fmt: skip
 
 
 def _description(action: str, view: dict) -> str:

@@ -45,10 +45,11 @@ def claimable_instance(workspace: Workspace, session: Session, address: str) -> 
     return instance
 
 
-def add_claim(workspace: Workspace, session: Session, address: str, text: str) -> dict:
+def add_claim(workspace: Workspace, session: Session, address: str, text: str, *, primary: bool = False) -> dict:
     """Record ``text`` (normalised) as a pending domain of ``address``, or give the claim already recorded; give
-    ``{"domain", "publish": [records], "added"}``. Raises InvalidInput, NotFound or Conflict (see domains.check_claim),
-    changing nothing."""
+    ``{"domain", "publish": [records], "added"}``. ``primary``: once attached, it becomes the instance's primary
+    address (in the same run). Raises InvalidInput, NotFound or Conflict (see domains.check_claim), changing
+    nothing."""
     name = normalise(text)
     instance = claimable_instance(workspace, session, address)
     slug = instance.association.slug
@@ -70,6 +71,11 @@ def add_claim(workspace: Workspace, session: Session, address: str, text: str) -
         session.flush()
         record_event(session, kind="domain.claimed", subject=address, detail={"domain": name})
         added = True
+    if primary and domain.status == "attached":
+        raise Conflict(f"{name} is attached already: make it primary with `ruche domain primary`",
+                       hint=f"ruche domain primary {address} {name}")  # fmt: skip
+    if primary:
+        domain.wants_primary = True
     return {"domain": domain_as_dict(domain), "publish": records_to_publish(name, domain.token, instance.server.address),
             "added": added}  # fmt: skip
 
@@ -113,6 +119,9 @@ def prove_pending(workspace: Workspace, session: Session, domains: list[Domain])
         else:
             domain.status, domain.verified_at, domain.problem = "attached", utc_now(), ""
             sync_instance(session, domain.instance)
+            if domain.wants_primary:
+                domain.instance.primary_domain = domain.name
+                record_event(session, kind="domain.primary", subject=address, detail={"domain": domain.name})
             record_event(session, kind="domain.attached", subject=address, detail={"domain": domain.name})
             changed.add(address)
         outcomes.append({"domain": domain.name, "instance": address, "proven": not problems, "problems": problems})

@@ -78,6 +78,7 @@ def domain_as_dict(domain: Domain) -> dict:
         "association": domain.association.slug,
         "state": state(domain.status, domain.tls_status),
         "primary": domain.instance.primary_domain == domain.name,
+        "wants_primary": domain.wants_primary,
         "token": domain.token,
         "problem": domain.problem or None,
         "checked_at": when(domain.checked_at),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -144,7 +145,17 @@ class Domain(Base):
     served and with which certificate."""
 
     __tablename__ = "domains"
-    __table_args__ = (UniqueConstraint("association_id", "name", name="uq_domain_association_name"),)
+    __table_args__ = (
+        UniqueConstraint("association_id", "name", name="uq_domain_association_name"),
+        # one association holds a name: two proofs of it at once cannot both attach it
+        Index(
+            "uq_domain_attached_name",
+            "name",
+            unique=True,
+            sqlite_where=text("status = 'attached'"),
+            postgresql_where=text("status = 'attached'"),
+        ),  # fmt: skip
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(253), index=True)  # normalised: IDNA (A-labels), lower case, no dot
@@ -152,6 +163,8 @@ class Domain(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
     token: Mapped[str] = mapped_column(String(80))  # what _ruche.NAME's TXT record must hold (not a secret)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, attached
+    # once attached, it becomes its instance's primary address (`ruche domain add --primary`)
+    wants_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # the last proof attempt that failed (pending), or the last audit of an attached domain's DNS
     problem: Mapped[str] = mapped_column(String(1000), default="")

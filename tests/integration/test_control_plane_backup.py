@@ -30,6 +30,7 @@ from orchestrator.state.models import (
     BackupRun,
     Base,
     CatalogCheck,
+    Domain,
     HealthCheck,
     Instance,
     Invite,
@@ -123,6 +124,9 @@ def fill_every_table(url: str) -> None:
                 WebSession(token_hash="b" * 64, invite_id=invite.id, association_id=association.id, csrf_token="c" * 32,
                            expires_at=MOMENT),
                 JoinApplication(slug="chorale", name="Chorale", email="c@chorale.fr", message="Bonjour\nà vous"),
+                Domain(name="agenda.xn--amap-du-ct-k7a4k.test", association_id=association.id, instance_id=instance.id,
+                       token="ruche-domain-verification=x", status="attached", problem="", tls_status="ok",
+                       tls_detail="valid", tls_issuer="Pebble Intermediate CA", tls_not_after=MOMENT),
             ])  # fmt: skip
         with store.engine.begin() as connection:  # SQL NULL beside JSON null, as rows written without the column hold
             connection.execute(sa.text("INSERT INTO queued_runs (server, state, attempts, max_attempts, requested_by, "

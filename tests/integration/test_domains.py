@@ -117,12 +117,27 @@ def test_a_name_another_association_holds_and_the_names_around_it_are_refused(po
         assert refused.exit_code == 5, refused.stderr
         assert "held by another association" in refused.stderr and "amap/" not in refused.stderr
     assert add(ruche, pool, "amap/agenda", "www.amap-du-coin.test").exit_code == 0  # its own names are its own
+    early = ruche(*pool, "domain", "primary", "amap/agenda", "www.amap-du-coin.test")
+    assert early.exit_code == 5 and "not proven yet" in early.stderr
+    late = ruche(*pool, "domain", "add", "amap/agenda", "amap-du-coin.test", "--primary")
+    assert late.exit_code == 5 and "ruche domain primary amap/agenda amap-du-coin.test" in late.stderr
+    wanted = json.loads(
+        ruche(*pool, "domain", "add", "amap/agenda", "www.amap-du-coin.test", "--primary", "--json").stdout
+    )
+    assert wanted["domain"]["wants_primary"] and not wanted["domain"]["primary"]
     removed = ruche(*pool, "domain", "remove", "amap/agenda", "www.amap-du-coin.test", "--yes", "--json")
     assert removed.exit_code == 0 and json.loads(removed.stdout)["was"] == "pending"
     missing = ruche(*pool, "domain", "remove", "amap/agenda", "www.amap-du-coin.test", "--yes")
     assert missing.exit_code == 4 and "amap/agenda has no domain www.amap-du-coin.test" in missing.stderr
     kinds = [e["kind"] for e in json.loads(ruche(*pool, "events", "--json").stdout)]
     assert kinds.count("domain.claimed") == 3 and "domain.removed" in kinds
+    # an instance never deployed is forgotten at once (no server to change), and its claims go with it
+    deleted = ruche(*pool, "instance", "delete", "velo/agenda", "--yes", "--json")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["run"] is None and json.loads(deleted.stdout)["instance"]["state"] == "deleted"
+    assert [d["instance"] for d in json.loads(ruche(*pool, "domain", "list", "--json").stdout)] == ["amap/agenda"]
+    released = [e for e in json.loads(ruche(*pool, "events", "--json").stdout) if e["kind"] == "domain.released"]
+    assert [(e["subject"], e["detail"]["domain"]) for e in released] == [("velo/agenda", "amap-du-coin.test")]
 
 
 def _certificate(name: str, not_before: dt.datetime, not_after: dt.datetime, path) -> tuple[str, str]:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("instance_id", sa.Integer(), sa.ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
         sa.Column("token", sa.String(80), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("wants_primary", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("problem", sa.String(1000), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
@@ -35,6 +36,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("association_id", "name", name="uq_domain_association_name"),
     )
     op.create_index("ix_domains_name", "domains", ["name"])
+    attached = sa.text("status = 'attached'")
+    op.create_index("uq_domain_attached_name", "domains", ["name"], unique=True, sqlite_where=attached,
+                    postgresql_where=attached)  # fmt: skip
     op.add_column("instances", sa.Column("own_domains", sa.JSON(), nullable=False, server_default="[]"))
     op.add_column("instances", sa.Column("primary_domain", sa.String(253), nullable=True))
 
@@ -43,5 +47,6 @@ def downgrade() -> None:
     with op.batch_alter_table("instances") as table:
         table.drop_column("primary_domain")
         table.drop_column("own_domains")
+    op.drop_index("uq_domain_attached_name", "domains")
     op.drop_index("ix_domains_name", "domains")
     op.drop_table("domains")

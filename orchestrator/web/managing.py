@@ -33,6 +33,12 @@ EVENT_KINDS = {
     "instances.changed": N_("service changed"), "service_requests.changed": N_("request changed"),
     "queued_runs.created": N_("set-up queued"), "queued_runs.changed": N_("set-up moved on"),
     "invites.created": N_("link made"), "invites.changed": N_("member changed"),
+    "domain.claimed": N_("own domain asked for"), "domain.unproven": N_("own domain not proven yet"),
+    "domain.attached": N_("own domain proven"), "domain.serving": N_("own domain served"),
+    "domain.failing": N_("own domain not served properly"), "domain.primary": N_("primary address changed"),
+    "domain.removed": N_("own domain removed"), "domain.released": N_("own domain released"),
+    "domains.created": N_("own domain recorded"), "domains.changed": N_("own domain changed"),
+    "domains.deleted": N_("own domain forgotten"),
 }  # fmt: skip
 JOURNAL_LENGTH = 200
 

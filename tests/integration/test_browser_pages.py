@@ -254,7 +254,20 @@ def test_a_manager_invites_a_member_and_deletes_a_service_at_phone_width_and_the
         assert "/connexion/" in page.get_by_label("Lien de connexion").input_value()
         fits_and_passes(page)
 
+        store = StateStore(open_workspace(path).state_url)  # running: its card takes an own domain (issue 25)
+        try:
+            with store.session() as session:
+                session.scalar(select(Instance).where(Instance.name == "gestion")).state = "running"
+        finally:
+            store.close()
+        page.goto(f"{base}/espace/gestion")
         card = page.locator("li.card", has=page.get_by_role("heading", name="gestion (radicale)"))
+        card.get_by_label("Utiliser notre propre nom de domaine").fill("gestion.amap-du-coin.test")
+        card.get_by_role("button", name="Utiliser ce domaine pour gestion").click()
+        expect(page.get_by_role("status")).to_contain_text("« gestion.amap-du-coin.test » est enregistré")
+        expect(card).to_contain_text("_ruche.gestion.amap-du-coin.test")
+        fits_and_passes(page)
+
         card.get_by_label("Pour le supprimer, tapez son nom : gestion").fill("gestion")
         card.get_by_role("button", name="Supprimer").click()
         expect(page.get_by_role("status")).to_contain_text("Le service sera supprimé")
@@ -309,7 +322,7 @@ def the_space_answers_in_english(site, member, ruche) -> None:
     card = member.get_by_role("listitem").filter(
         has=member.get_by_role("heading", name=re.compile("^carnet-de-chants"))
     )
-    assert "Radicale" in card.get_by_role("heading").inner_text()
+    assert "Radicale" in card.get_by_role("heading", level=3).inner_text()  # level 4: its own domains
     text = card.inner_text().replace("\u00a0", " ")
     assert "backed up 3 hr. ago" in text and "answers (checked" in text
     assert card.get_by_role("link").get_attribute("href") == "https://carnet-de-chants.amap.coin.example.org/"

@@ -37,6 +37,7 @@ from orchestrator.web.managing import (
     member_rows,
     service_rows,
 )
+from orchestrator.web.own_domains import domain_blocks
 from orchestrator.web.pages import texts_of
 
 router = APIRouter(prefix="/espace/gestion", include_in_schema=False)
@@ -101,7 +102,7 @@ def manager_page(request: Request, web: WebApp, session: Session, signed_in: Web
         request, "manager.html", status, csrf=signed_in.csrf_token, association={"name": association.name},
         members=member_rows(session, association, you=signed_in.invite_id),
         services=service_rows(session, association), notice=notice, errors=errors or [], link=link,
-        link_states=LINK_STATES,
+        link_states=LINK_STATES, domains=domain_blocks(session, web.catalog, association, texts_of(request)),
     )  # fmt: skip
 
 

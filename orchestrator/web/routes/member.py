@@ -16,6 +16,7 @@ from orchestrator.quotas import find_offer
 from orchestrator.state.members import is_manager
 from orchestrator.state.models import WebSession
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
+from orchestrator.web.own_domains import domain_blocks
 from orchestrator.web.pages import texts_of
 from orchestrator.web.refusals import FIELD_NAMES, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
@@ -43,7 +44,8 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
                             guide=size_guide(web.catalog, [c.service_id for c in cards], _),
                             maintenance=maintenance_text(offer.maintenance_window if offer else None, _),
                             service_names={s.id: s.name.model_dump()[_.language] for s in web.catalog.services.values()},
-                            manager=is_manager(session, signed_in))  # fmt: skip
+                            manager=is_manager(session, signed_in),
+                            domains=domain_blocks(session, web.catalog, signed_in.association, _))  # fmt: skip
 
 
 @router.get("/demande", response_class=HTMLResponse)

@@ -19,6 +19,8 @@ import ipaddress
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,7 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.lab.acme import issuing_roots
+from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.network import REGISTRY_PORT
+from orchestrator.workspace import open_workspace
 from tests.lab.servers import address_of, on
 
 W = "--workspace"
@@ -160,6 +165,116 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message  # the instance's own sender
     assert wiki["domain"] in message  # the reset link points at the wiki
     assert "X-Peer: ('" + address_of(lab, "lab-1") in message  # sent from the instance's server
+
+
+OWN = "wiki.amap.test"
+
+
+def served_by(lab: Path, name: str, roots: str | None = None) -> tuple[dict, str]:
+    """The certificate lab-1's Caddy serves for ``name`` (its chain verified against ``roots`` when given: raises
+    ssl.SSLError otherwise), and the wiki's siteinfo through that TLS connection."""
+    context = ssl.create_default_context(cadata=roots) if roots else ssl._create_unverified_context()
+    with socket.create_connection((address_of(lab, "lab-1"), 443), timeout=15) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            certificate = tls.getpeercert() or {}
+            tls.sendall(f"GET /api.php?action=query&meta=siteinfo&format=json HTTP/1.1\r\nHost: {name}\r\n"
+                        "Connection: close\r\n\r\n".encode())  # fmt: skip
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    return certificate, answer.decode("utf-8", "replace")
+
+
+def test_an_own_domain_is_proven_served_with_a_certificate_from_pebble_watched_and_removed(lab, wiki, ruche):
+    """Issue 25 on the lab: wiki.amap.test proven through the lab DNS (dnsmasq) and attached to the wiki as its
+    primary address, which answers on it with a certificate Pebble issued over HTTP-01 (chain checked against
+    Pebble's root) and calls itself by it, and on its collective name too; the refusals (a wrong token, a name
+    pointing elsewhere, one under the collective's domain, one another association holds) say what to fix; a
+    certificate no longer served shows in status and audit; removed, the name is served no more."""
+    w = [W, str(lab)]
+    started = time.monotonic()
+    server = address_of(lab, "lab-1")
+    claimed = ruche(*w, "domain", "add", ADDRESS, OWN.upper() + ".", "--primary", "--json")
+    assert claimed.exit_code == 0, claimed.stderr
+    claim = json.loads(claimed.stdout)
+    token = claim["domain"]["token"]
+    assert [(r["name"], r["type"], r["value"]) for r in claim["publish"]] == [
+        (f"_ruche.{OWN}", "TXT", token), (OWN, "A", server)]  # fmt: skip
+    base = wiki["domain"].split(".", 2)[2]
+    under = ruche(*w, "domain", "add", ADDRESS, f"docs.savoirs.{base}")
+    assert under.exit_code == 5 and "collective's own domain" in under.stderr and "claim a domain" in under.stderr
+
+    # a wrong token, then the name pointing elsewhere: each refused with what to publish
+    assert (
+        ruche(*w, "lab", "dns", "set", f"_ruche.{OWN}", "TXT", "ruche-domain-verification=not-this-one").exit_code == 0
+    )
+    assert ruche(*w, "lab", "dns", "set", OWN, "A", server).exit_code == 0
+    wrong = ruche(*w, "domain", "verify", ADDRESS, OWN, "--wait", "0")
+    assert wrong.exit_code == 1 and f'_ruche.{OWN} must hold "{token}"' in wrong.stdout, wrong.stdout
+    gateway = str(ipaddress.ip_address(server) - (int(server.rsplit(".", 1)[1]) - 1))
+    assert ruche(*w, "lab", "dns", "set", f"_ruche.{OWN}", "TXT", token).exit_code == 0
+    assert ruche(*w, "lab", "dns", "set", OWN, "A", gateway).exit_code == 0
+    elsewhere = ruche(*w, "domain", "verify", ADDRESS, OWN, "--wait", "0")
+    assert elsewhere.exit_code == 1, elsewhere.stdout
+    assert f"must point at the instance's server lab-1 ({server}): it resolves to {gateway}" in elsewhere.stdout
+    assert f"publish `{OWN}. 3600 IN A {server}`" in elsewhere.stdout
+    assert json.loads(ruche(*w, "domain", "list", "--json").stdout)[0]["state"] == "pending"
+
+    # published right: proven (TXT, address, round trip through lab-1's Caddy), attached, served
+    assert ruche(*w, "lab", "dns", "set", OWN, "A", server).exit_code == 0
+    proven = ruche(*w, "domain", "verify", ADDRESS, OWN, "--json")
+    assert proven.exit_code == 0, proven.stdout[-3000:] + proven.stderr[-3000:]
+    result = json.loads(proven.stdout)
+    assert result["proofs"][0]["proven"] and result["runs"][0]["status"] == "successful", result
+    roots = issuing_roots(LabLayout(open_workspace(lab).lab_dir))
+    certificate, answer = served_by(lab, OWN, roots)  # raises unless the chain leads to Pebble's root
+    assert ("DNS", OWN) in certificate["subjectAltName"] and "Pebble" in str(certificate["issuer"]), certificate
+    assert " 200 " in answer.splitlines()[0] and '"generator":"MediaWiki' in answer, answer[:500]
+    assert f'"server":"https://{OWN}"' in answer, answer[-2000:]  # the primary address: the wiki calls itself by it
+    assert wiki["domain"] != OWN and client(lab, wiki, "collective").api("GET", action="query", meta="siteinfo")
+    (listed,) = json.loads(ruche(*w, "domain", "list", "--json").stdout)
+    assert listed["state"] == "serving" and listed["primary"] and "Pebble" in listed["certificate"]["issuer"], listed
+    assert listed["certificate"]["not_after"] > "2026"
+    inventory = (lab / "inventories").rglob("lab-1.yml")
+    assert any(OWN in path.read_text() for path in inventory)  # the inventory says it
+
+    print(f"proven, attached and served in {time.monotonic() - started:.0f} s", file=sys.__stderr__)
+    # the same name, or one under it, is another association's no more to take
+    assert (
+        ruche(*w, "association", "add", "voisins", "--name", "Voisins", "--email", "c@voisins.example").exit_code == 0
+    )
+    assert (
+        ruche(*w, "instance", "create", "voisins", "radicale", "--name", "agenda", "--server", "lab-1").exit_code == 0
+    )
+    for name in (OWN, f"www.{OWN}"):
+        taken = ruche(*w, "domain", "add", "voisins/agenda", name)
+        assert taken.exit_code == 5 and "held by another association" in taken.stderr, taken.stderr
+    assert "savoirs" not in taken.stderr
+    forgotten = ruche(*w, "instance", "delete", "voisins/agenda", "--yes", "--json")  # never deployed: no run
+    assert forgotten.exit_code == 0 and json.loads(forgotten.stdout)["run"] is None, forgotten.stderr
+
+    # a certificate no longer served (the own names' site lost on the server): failing in status and audit
+    site = f"/etc/caddy/sites/{ADDRESS.replace('/', '--')}.caddy"
+    on(lab, "lab-1", "sh", "-c", f"sed -i 's/^{OWN} {{/gone.invalid {{/' {site} && systemctl reload caddy")
+    status = ruche(*w, "status", "--association", "savoirs", "--json")
+    assert status.exit_code == 1
+    (entry,) = json.loads(status.stdout)
+    assert entry["own_domains"][0]["state"] == "failing", entry
+    audit = json.loads(ruche(*w, "audit", "--server", "lab-1", "--json").stdout)
+    rules = {(f["rule"], f["object"]) for f in audit["findings"]}
+    assert ("domains.certificate-valid", f"{OWN} ({ADDRESS})") in rules, audit["findings"]
+
+    # removed: the wiki calls itself by its collective name again, and OWN is served no more
+    removed = ruche(*w, "domain", "remove", ADDRESS, OWN, "--yes", "--json")
+    assert removed.exit_code == 0 and json.loads(removed.stdout)["was"] == "attached", removed.stdout + removed.stderr
+    with pytest.raises((ssl.SSLError, OSError)):
+        served_by(lab, OWN)
+    _certificate, answer = served_by(lab, wiki["domain"])
+    assert f'"server":"https://{wiki["domain"]}"' in answer, answer[-2000:]
+    assert json.loads(ruche(*w, "domain", "list", "--json").stdout) == []
+    ruche(*w, "lab", "dns", "remove", OWN)
+    ruche(*w, "lab", "dns", "remove", f"_ruche.{OWN}")
+    print(f"own domain test: {time.monotonic() - started:.0f} s", file=sys.__stderr__)
 
 
 def test_its_snapshots_are_taken_in_read_only_mode_with_the_flag_in_the_volume(lab, wiki, ruche):

@@ -318,6 +318,15 @@ class DomainSettings(StrictModel):
         int,
         Field(ge=1, le=60, description="`ruche audit` flags a certificate of an own domain expiring within this."),
     ] = 14
+    pending_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=365,
+            description="The worker forgets a claimed domain still unproven after this many days (`domain.expired` "
+            "in the trail): a name nobody proves is not retried forever.",
+        ),
+    ] = 30
 
     @field_validator("resolvers")
     @classmethod

@@ -26,6 +26,7 @@ TOKEN_PREFIX = "ruche-domain-verification="
 CHALLENGE_PATH = "/.well-known/ruche-domain/"
 MAX_OWN_DOMAINS_PER_INSTANCE = 5
 MAX_PENDING_PER_ASSOCIATION = 10
+MAX_NAME = 253 - len(TXT_LABEL) - 1  # _ruche.NAME must still be a name DNS can carry
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HINT = "give a domain name such as wiki.amap-du-coin.org (letters, digits, hyphens; accents are fine)"
 
@@ -38,8 +39,8 @@ def normalise(text: str) -> str:
     shown = raw[:80]
     if raw.endswith("."):
         raw = raw[:-1]
-    if not raw or len(raw) > 253:
-        raise InvalidInput(f"domain {shown!r}: empty or longer than 253 characters", hint=_HINT)
+    if not raw or len(raw) > MAX_NAME:
+        raise InvalidInput(f"domain {shown!r}: empty or longer than {MAX_NAME} characters", hint=_HINT)
     if raw.startswith("*") or "*" in raw:
         raise InvalidInput(f"domain {shown!r}: wildcards cannot be claimed, only one name at a time", hint=_HINT)
     try:
@@ -56,7 +57,7 @@ def normalise(text: str) -> str:
     if len(labels) < 2:
         raise InvalidInput(f"domain {shown!r}: a name with at least two labels is needed", hint=_HINT)
     bad = [label for label in labels if not _LABEL.match(label)]
-    if bad or len(name) > 253:
+    if bad or len(name) > MAX_NAME:
         raise InvalidInput(f"domain {shown!r}: label {bad[0] if bad else name!r} is not allowed", hint=_HINT)
     if labels[-1].isdigit():
         raise InvalidInput(f"domain {shown!r}: its last label cannot be a number", hint=_HINT)
@@ -117,9 +118,10 @@ def check_claim(name: str, association: str, instance: str, base_domain: str, cl
     return None
 
 
-def new_token() -> str:
-    """A fresh value for ``_ruche.NAME``'s TXT record (not a secret: it is published)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(24)
+def new_token(association: str) -> str:
+    """A fresh value for ``_ruche.NAME``'s TXT record (not a secret: it is published), which says whose claim it
+    proves: whoever is asked to publish it reads which association it is for."""
+    return f"{TOKEN_PREFIX}{association}.{secrets.token_urlsafe(24)}"
 
 
 def txt_name(name: str) -> str:

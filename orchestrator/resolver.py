@@ -60,8 +60,9 @@ class Lookup:
     problem: str | None = None  # "no such name", "no address record", "no answer: ..."
 
 
-def lookup(resolver: dns.resolver.Resolver, name: str) -> Lookup:
-    """Resolve ``name``'s A and AAAA records with ``resolver``; never raises for a DNS failure."""
+def lookup(resolver: dns.resolver.Resolver, name: str, *, strict: bool = False) -> Lookup:
+    """Resolve ``name``'s A and AAAA records with ``resolver``; never raises for a DNS failure. ``strict``: a family
+    that gives no answer makes a problem even when the other gives addresses (they may not be all)."""
     addresses: list[str] = []
     problems: list[str] = []
     for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -71,12 +72,17 @@ def lookup(resolver: dns.resolver.Resolver, name: str) -> Lookup:
             return Lookup(name, (), "no such name (NXDOMAIN)")
         except dns.resolver.NoAnswer:
             continue
-        except (dns.resolver.NoNameservers, dns.exception.Timeout) as error:
-            problems.append(f"no answer: {error}")
+        except dns.exception.Timeout:
+            problems.append(f"no {dns.rdatatype.to_text(rdtype)} answer in time")
+            continue
+        except dns.exception.DNSException as error:  # no name server answering, a name too long...
+            problems.append(f"no {dns.rdatatype.to_text(rdtype)} answer ({type(error).__name__})")
             continue
         addresses += [str(ipaddress.ip_address(record.address)) for record in answer]
-    if addresses:
+    if addresses and not (strict and problems):
         return Lookup(name, tuple(sorted(set(addresses))))
+    if addresses:
+        return Lookup(name, tuple(sorted(set(addresses))), problems[0])
     return Lookup(name, (), problems[0] if problems else "no A or AAAA record")
 
 

@@ -66,33 +66,42 @@ def audit(workspace_path: Path | None, *, servers: bool = True, server: str | No
     ``servers``: also compare every application server (``server`` only, if given) with its inventory
     over SSH (see orchestrator.operations.server_audit); without, only the state-level rules run.
     """
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        catalog = load_catalog(workspace.catalog_dir)
-        instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
-        findings: list[Finding] = []
-        notes: list[str] = []
-        findings += inventories_match_state(workspace, session)
-        found, note = secrets_in_clear(workspace, session, instances)
-        findings += found
-        notes += [note] if note else []
-        findings += nothing_shared(instances)
-        findings += backups_kept(workspace, session, instances)
-        findings += quotas_kept(workspace, session)
-        findings += versions_supported(catalog, instances)
-        warnings = support_ending(catalog, instances) + offers_given(workspace, session)
-        checked = verify_chain(session)
-        if checked.problem is not None:
-            findings.append(Finding("audit-trail.intact", f"event {checked.first_bad_seq}", checked.problem,
-                                    "compare the state database with a backup; `ruche events verify --head` with a head "
-                                    "kept outside ruche tells up to where history holds"))  # fmt: skip
-        summary = {"instances": len(instances), "events": checked.length}
-        if servers or server is not None:
-            found_on_servers, inspected = server_findings(workspace, session, catalog, only=server)
-            findings += found_on_servers
-            findings += domain_findings(workspace, session, server=server)
-            summary["servers"] = inspected
-        else:
-            notes.append("servers not inspected (--no-servers)")
+    with opened(workspace_path) as (workspace, store):
+        # own domains on the network first, with no session open (DNS and TLS may wait)
+        found_domains = domain_findings(workspace, store, server=server) if servers or server is not None else []
+        with store.session() as session:
+            return _audit(workspace, session, found_domains, servers=servers, server=server)
+
+
+def _audit(workspace: Workspace, session: Session, found_domains: list[Finding], *, servers: bool,
+           server: str | None) -> dict:  # fmt: skip
+    """The rules of `audit` in ``session`` (``found_domains``: the own domains' findings, looked at before)."""
+    catalog = load_catalog(workspace.catalog_dir)
+    instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
+    findings: list[Finding] = []
+    notes: list[str] = []
+    findings += inventories_match_state(workspace, session)
+    found, note = secrets_in_clear(workspace, session, instances)
+    findings += found
+    notes += [note] if note else []
+    findings += nothing_shared(instances)
+    findings += backups_kept(workspace, session, instances)
+    findings += quotas_kept(workspace, session)
+    findings += versions_supported(catalog, instances)
+    warnings = support_ending(catalog, instances) + offers_given(workspace, session)
+    checked = verify_chain(session)
+    if checked.problem is not None:
+        findings.append(Finding("audit-trail.intact", f"event {checked.first_bad_seq}", checked.problem,
+                                "compare the state database with a backup; `ruche events verify --head` with a head "
+                                "kept outside ruche tells up to where history holds"))  # fmt: skip
+    summary = {"instances": len(instances), "events": checked.length}
+    if servers or server is not None:
+        found_on_servers, inspected = server_findings(workspace, session, catalog, only=server)
+        findings += found_on_servers
+        findings += found_domains
+        summary["servers"] = inspected
+    else:
+        notes.append("servers not inspected (--no-servers)")
     return {"ok": not findings, "findings": [asdict(f) for f in findings], "warnings": [asdict(w) for w in warnings],
             "checked": summary, "notes": notes}  # fmt: skip
 

@@ -13,9 +13,11 @@ from orchestrator.state.domains import domain_as_dict, domains_of
 def list_domains(workspace_path: Path | None, *, association: str | None = None, check: bool = False) -> list[dict]:
     """Give each domain (of ``association`` only, if given) as `domain_as_dict`; with ``check``, a TLS handshake on
     each attached one first (its certificate's issuer and expiry as served now)."""
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        owner = get_association(session, association).id if association is not None else None
-        domains = domains_of(session, association_id=owner)
+    with opened(workspace_path) as (workspace, store):
+        with store.session() as session:
+            owner = get_association(session, association).id if association is not None else None
+            ids = [d.id for d in domains_of(session, association_id=owner)]
         if check:
-            own_domains.check_served(workspace, session, domains)
-        return [domain_as_dict(d) for d in domains]
+            own_domains.check_served(workspace, store, ids)
+        with store.session() as session:
+            return [domain_as_dict(d) for d in domains_of(session, association_id=owner)]

@@ -17,20 +17,22 @@ def status(workspace_path: Path | None, *, association: str | None = None, check
 
     ``check=False``: give the health last recorded (by an apply, a status, the worker), checking nothing.
     """
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        if not check:
-            entries = instance_views(session, association=association, states=ACTIVE_STATES)
-            domains = [d for d in domains_of(session) if association is None or d.association.slug == association]
-        else:
-            instances = [i for i in list_instances(session, association=association) if i.state in ACTIVE_STATES]
-            check_and_record_health(workspace, workspace.catalog, instances)
-            entries = [instance_as_dict(i) for i in instances]
-            ids = {i.id for i in instances}
-            domains = [d for d in domains_of(session) if d.instance_id in ids]
-            check_served(workspace, session, domains)
+    with opened(workspace_path) as (workspace, store):
+        with store.session() as session:
+            if not check:
+                entries = instance_views(session, association=association, states=ACTIVE_STATES)
+            else:
+                instances = [i for i in list_instances(session, association=association) if i.state in ACTIVE_STATES]
+                check_and_record_health(workspace, workspace.catalog, instances)
+                entries = [instance_as_dict(i) for i in instances]
+            ids = [d.id for d in domains_of(session) if association is None or d.association.slug == association]
+        if check:  # TLS handshakes with no session open (they may wait on the network)
+            check_served(workspace, store, ids)
         by_instance: dict[str, list[dict]] = {}
-        for domain in domains:
-            by_instance.setdefault(domain.instance.address, []).append(domain_as_dict(domain))
+        with store.session() as session:
+            for domain in domains_of(session):
+                if domain.id in ids:
+                    by_instance.setdefault(domain.instance.address, []).append(domain_as_dict(domain))
         for entry in entries:
             entry["own_domains"] = by_instance.get(entry["address"], [])
         return entries

@@ -27,7 +27,6 @@ from orchestrator.domains import CHALLENGE_PATH, shown, txt_name
 from orchestrator.errors import RucheError
 from orchestrator.remote import SshTarget, run_command
 from orchestrator.resolver import expected_addresses, lookup, make_resolver, zone_line
-from orchestrator.state.models import Domain, Server
 from orchestrator.workspace import Workspace
 
 CHALLENGE_DIR = "/var/lib/ruche/domain-challenges"  # ruche_server_domain_challenges (the server role's defaults)
@@ -39,6 +38,31 @@ def resolver_of(workspace: Workspace) -> dns.resolver.Resolver:
     return make_resolver(workspace.config.domains.resolvers)
 
 
+@dataclass(frozen=True)
+class ProofTarget:
+    """What a domain's proof needs, read from the state before any network call (no session is held meanwhile):
+    its name and token, the tokens of other associations' claims of the same name, and its instance's server."""
+
+    id: int
+    name: str
+    token: str
+    instance: str  # the instance's address, ASSOCIATION/NAME
+    association: str
+    server: str  # the server's name
+    server_address: str
+    ssh: SshTarget
+    other_tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a proof does not hold: its kind (token, foreign-token, pointer, round-trip, conflict: what the trail
+    compares, so that a retry finding the same fault records nothing new) and a sentence saying what to fix."""
+
+    kind: str
+    text: str
+
+
 def txt_values(resolver: dns.resolver.Resolver, name: str) -> tuple[list[str], str | None]:
     """The TXT strings at ``name`` (each record's parts joined), or why there are none."""
     try:
@@ -47,72 +71,91 @@ def txt_values(resolver: dns.resolver.Resolver, name: str) -> tuple[list[str], s
         return [], "no such name"
     except dns.resolver.NoAnswer:
         return [], "no TXT record"
-    except (dns.resolver.NoNameservers, dns.exception.Timeout) as error:
-        return [], f"no answer: {error}"
+    except dns.exception.Timeout:
+        return [], "no answer in time"
+    except dns.exception.DNSException as error:  # no name servers answering, a name too long...
+        return [], f"no answer ({type(error).__name__})"
     return [b"".join(record.strings).decode("utf-8", "replace") for record in answer], None
 
 
-def token_problem(resolver: dns.resolver.Resolver, domain: Domain) -> str | None:
-    """Why ``_ruche.NAME`` does not hold the domain's token (None when it does)."""
-    values, why = txt_values(resolver, txt_name(domain.name))
-    if domain.token in values:
+def token_problem(resolver: dns.resolver.Resolver, name: str, token: str) -> str | None:
+    """Why ``_ruche.NAME`` does not hold ``token`` (None when it does)."""
+    values, why = txt_values(resolver, txt_name(name))
+    if token in values:
         return None
     found = why or "it holds " + ", ".join(repr(v[:80]) for v in values[:3])
-    return (f'the TXT record {txt_name(domain.name)} must hold "{domain.token}" ({found}); publish it in the '
-            "domain's DNS zone and wait for it to propagate")  # fmt: skip
+    return (f'the TXT record {txt_name(name)} must hold "{token}" ({found}); publish it in the domain\'s DNS zone '
+            "and wait for it to propagate")  # fmt: skip
 
 
-def pointer_problem(resolver: dns.resolver.Resolver, name: str, server: Server) -> tuple[str | None, tuple[str, ...]]:
-    """Why ``name`` does not resolve to ``server`` only (None when it does), and the addresses it resolves to."""
-    found = lookup(resolver, name)
-    expected = expected_addresses(resolver, server.address)
-    if found.addresses and expected and set(found.addresses) <= set(expected):
+def pointer_problem(
+    resolver: dns.resolver.Resolver, name: str, server: str, server_address: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """Why ``name`` does not resolve to the server only (None when it does), and the addresses it resolves to. A
+    family (A or AAAA) that gives no answer in time counts as a problem: it might point elsewhere."""
+    found = lookup(resolver, name, strict=True)
+    expected = expected_addresses(resolver, server_address)
+    if found.problem is None and found.addresses and expected and set(found.addresses) <= set(expected):
         return None, found.addresses
     seen = found.problem or "it resolves to " + ", ".join(found.addresses)
-    return (f"{name} must point at the instance's server {server.name} ({', '.join(expected) or server.address}): "
-            f"{seen}; publish `{zone_line(name, server.address)}`"), found.addresses  # fmt: skip
+    return (f"{name} must point at the instance's server {server} ({', '.join(expected) or server_address}): "
+            f"{seen}; publish `{zone_line(name, server_address)}`"), found.addresses  # fmt: skip
 
 
-def round_trip_problem(workspace: Workspace, name: str, server: Server, address: str) -> str | None:
-    """Why a one-time value placed on ``server`` does not come back from ``http://NAME/`` at ``address`` (None when
-    it does): the name really routes to this server's Caddy."""
+def round_trip_problem(workspace: Workspace, target: ProofTarget, address: str) -> str | None:
+    """Why a one-time value placed on the target's server does not come back from ``http://NAME/`` at ``address``
+    (None when it does): the name really routes to this server's Caddy."""
     key, value = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
-    target = SshTarget.of(server)
-    run_command(target, ["sh", "-c", _PLACE, "sh", value, CHALLENGE_DIR, key], timeout=30)
+    try:
+        run_command(target.ssh, ["sh", "-c", _PLACE, "sh", value, CHALLENGE_DIR, key], timeout=30)
+    except RucheError:  # its message holds the command (and the value): not for the trail nor the member's page
+        return f"ruche could not place its one-time value on {target.server} over SSH: the check is tried again"
     host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
     port = workspace.config.domains.verify_port
-    url = f"http://{name}{'' if port == 80 else f':{port}'}{CHALLENGE_PATH}{key}"
+    url = f"http://{target.name}{'' if port == 80 else f':{port}'}{CHALLENGE_PATH}"
     session = requests.Session()
     session.trust_env = False  # straight to the address: no proxy of this machine's environment in between
     try:
-        answer = session.get(f"http://{host}:{port}{CHALLENGE_PATH}{key}", headers={"Host": name}, timeout=10,
+        answer = session.get(f"http://{host}:{port}{CHALLENGE_PATH}{key}", headers={"Host": target.name}, timeout=10,
                              allow_redirects=False)  # fmt: skip
     except requests.RequestException as error:
-        return f"{url} did not answer from {address}: {type(error).__name__}; is port {port} open to the server?"
+        return f"{url}... did not answer from {address} ({type(error).__name__}): is port {port} open to the server?"
     finally:
         session.close()
-        run_command(target, ["rm", "-f", f"{CHALLENGE_DIR}/{key}"], timeout=30)
+        try:
+            run_command(target.ssh, ["rm", "-f", f"{CHALLENGE_DIR}/{key}"], timeout=30)
+        except RucheError:
+            pass  # a value left behind is useless to anyone: it answers one random path, once
     if answer.status_code != 200 or answer.text.strip() != value:
-        return (f"{url} (at {address}) did not give back the value ruche placed on {server.name} (HTTP "
+        return (f"{url}... (at {address}) did not give back the value ruche placed on {target.server} (HTTP "
                 f"{answer.status_code}): the name reaches another web server, or a proxy in front changes it")  # fmt: skip
     return None
 
 
-def proof_problems(workspace: Workspace, domain: Domain, resolver: dns.resolver.Resolver) -> list[str]:
-    """Every reason ``domain`` is not proven yet (empty: proven): its token, where it points, the round trip."""
-    server = domain.instance.server
-    problems = [p for p in [token_problem(resolver, domain)] if p]
-    pointer, addresses = pointer_problem(resolver, domain.name, server)
+def proof_problems(workspace: Workspace, target: ProofTarget, resolver: dns.resolver.Resolver) -> list[Problem]:
+    """Every reason ``target`` is not proven yet (empty: proven): its token (and no other association's beside
+    it), where it points, then the round trip through its server's Caddy (only once the rest holds). Never raises
+    for what the network does."""
+    problems = []
+    token = token_problem(resolver, target.name, target.token)
+    if token:
+        problems.append(Problem("token", token))
+    else:
+        values, _why = txt_values(resolver, txt_name(target.name))
+        if set(values) & set(target.other_tokens):
+            problems.append(Problem("foreign-token", f"{txt_name(target.name)} also holds the token of another claim of "
+                                    f"{target.name}: only the association that holds the domain publishes its token; "
+                                    "remove the other one, or ask the collective's admins"))  # fmt: skip
+    pointer, addresses = pointer_problem(resolver, target.name, target.server, target.server_address)
     if pointer:
-        return problems + [pointer]
+        problems.append(Problem("pointer", pointer))
+    if problems:
+        return problems
     for address in addresses:
-        try:
-            trip = round_trip_problem(workspace, domain.name, server, address)
-        except RucheError as error:  # the server cannot be reached over SSH: nothing proven, said why
-            trip = f"could not place the one-time value on {server.name}: {error.message}"
+        trip = round_trip_problem(workspace, target, address)
         if trip:
-            return problems + [trip]
-    return problems
+            return [Problem("round-trip", trip)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -164,7 +207,10 @@ def check_tls(
         der = served_certificate(server_address, name, port=port)
     except (OSError, ssl.SSLError) as error:
         return TlsSeen(False, f"no certificate served for {shown(name)}: {type(error).__name__}: {error}"[:900])
-    certificate = x509.load_der_x509_certificate(der)
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return TlsSeen(False, f"no readable certificate served for {shown(name)}")
     issuer, not_after = _issuer(certificate), certificate.not_valid_after_utc
     if name not in _names(certificate):
         return TlsSeen(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from orchestrator import inventory_history
 from orchestrator.backups import backup_variables
 from orchestrator.catalog import Catalog
-from orchestrator.config import LETS_ENCRYPT_STAGING, WorkspaceConfig
+from orchestrator.config import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, WorkspaceConfig
 from orchestrator.deployment import MailRelay, instance_variables
 from orchestrator.errors import ConfigError
 from orchestrator.images import deployed_images, lab_only, lab_only_refusal
@@ -216,10 +216,17 @@ def fleet_variables(config: WorkspaceConfig) -> dict:
         "ruche_server_acme_email": Unsafe(config.acme.email or ""),
         "ruche_server_acme_ca": LETS_ENCRYPT_STAGING if config.acme.staging else "",
         # associations' own domains: their certificates' ACME directory, and its HTTPS root when private (a PEM)
-        "ruche_own_domain_acme_ca": Unsafe(config.domains.acme_directory),
         "ruche_own_domain_acme_ca_root_pem": Unsafe(acme_ca_root_pem(config)),
         **backup_variables(config.backup),
     }
+
+
+def own_domain_acme_directory(config: WorkspaceConfig) -> str:
+    """The ACME directory of own domains' certificates: [domains] acme_directory, but Let's Encrypt's staging
+    directory instead of its production one while [acme] staging is on (a collective's first tries)."""
+    if config.acme.staging and config.domains.acme_directory == LETS_ENCRYPT:
+        return LETS_ENCRYPT_STAGING
+    return config.domains.acme_directory
 
 
 OWN_DOMAIN_CA_ROOT_PATH = "/etc/caddy/ruche-acme-root.pem"  # where ruche_server writes [domains] acme_ca_root
@@ -262,7 +269,7 @@ def deployment_variables(instance: Instance, catalog: Catalog, config: Workspace
     variables = instance_variables(record, service, image_registry=config.images.registry)
     if record.own_domains:  # their certificates' ACME directory, in its fingerprint: a change re-renders its site
         variables["own_domain_tls"] = {
-            "ca": Unsafe(config.domains.acme_directory),
+            "ca": Unsafe(own_domain_acme_directory(config)),
             "ca_root": OWN_DOMAIN_CA_ROOT_PATH if config.domains.acme_ca_root else "",
         }
     return variables

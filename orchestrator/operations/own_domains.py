@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.domains import (
@@ -24,11 +25,21 @@ from orchestrator.errors import Conflict, InvalidInput
 from orchestrator.findings import Finding
 from orchestrator.operations.context import Progress, no_progress
 from orchestrator.operations.converge import converge
-from orchestrator.operations.domain_checks import check_tls, pointer_problem, proof_problems, resolver_of, token_problem
+from orchestrator.operations.domain_checks import (
+    Problem,
+    ProofTarget,
+    check_tls,
+    pointer_problem,
+    proof_problems,
+    resolver_of,
+    token_problem,
+)
+from orchestrator.remote import SshTarget
+from orchestrator.state.actors import acting_actor
 from orchestrator.state.database import StateStore
 from orchestrator.state.domains import domain_as_dict, domains_of, get_domain, related_claims, sync_instance
 from orchestrator.state.events import record_event
-from orchestrator.state.instances import ACTIVE_STATES, get_instance
+from orchestrator.state.instances import get_instance
 from orchestrator.state.models import Domain, Instance, as_utc, utc_now
 from orchestrator.state.queue import enqueue
 from orchestrator.workspace import Workspace
@@ -65,7 +76,7 @@ def add_claim(workspace: Workspace, session: Session, address: str, text: str, *
         if len(pending) >= MAX_PENDING_PER_ASSOCIATION:
             raise Conflict(f"{slug} has {len(pending)} domains waiting for their proof, the most it may",
                            hint="prove them (`ruche domain verify`) or remove some first")  # fmt: skip
-        domain = Domain(name=name, association_id=instance.association_id, instance_id=instance.id, token=new_token(),
+        domain = Domain(name=name, association_id=instance.association_id, instance_id=instance.id, token=new_token(slug),
                         status="pending", problem="", tls_status="unknown", tls_detail="", tls_issuer="")  # fmt: skip
         session.add(domain)
         session.flush()
@@ -91,60 +102,114 @@ def _select(session: Session, address: str | None, name: str | None) -> list[Dom
     return domains_of(session, instance_id=instance.id)
 
 
-def prove_pending(workspace: Workspace, session: Session, domains: list[Domain]) -> tuple[list[dict], set[str]]:
-    """Check each pending domain's proof; attach those that hold (in ``session``); give each one's outcome and the
-    addresses of the instances that got a domain."""
-    resolver = resolver_of(workspace)
-    outcomes, changed = [], set()
+def _targets(session: Session, domains: list[Domain]) -> list[ProofTarget]:
+    """What proving ``domains`` needs, as plain values (the network is asked with no session open)."""
+    targets = []
     for domain in domains:
-        if domain.status != "pending":
-            continue
-        problems = proof_problems(workspace, domain, resolver)
-        address, slug = domain.instance.address, domain.association.slug
-        if not problems:  # another association may have proven it (or a name around it) meanwhile
-            others = [
-                c for c in related_claims(session, domain.name) if not (c.association == slug and c.name == domain.name)
-            ]
-            try:
-                check_claim(domain.name, slug, address, workspace.config.base_domain, others)
-            except Conflict as conflict:
-                problems = [conflict.message]
-        domain.checked_at = utc_now()
-        if problems:
-            problem = "; ".join(problems)[:1000]
-            if problem != domain.problem:  # the trail says what changed, not every retry
-                record_event(session, kind="domain.unproven", subject=address,
-                             detail={"domain": domain.name, "problem": problem})  # fmt: skip
-            domain.problem = problem
-        else:
+        others = [d.token for d in session.scalars(select(Domain).where(Domain.name == domain.name))
+                  if d.association_id != domain.association_id]  # fmt: skip
+        server = domain.instance.server
+        targets.append(ProofTarget(domain.id, domain.name, domain.token, domain.instance.address,
+                                   domain.association.slug, server.name, server.address, SshTarget.of(server),
+                                   tuple(others)))  # fmt: skip
+    return targets
+
+
+def _kinds(problem: str) -> str:
+    """The ``[kind,...]`` a recorded problem starts with ("" for none)."""
+    return problem.split(":", 1)[0] if problem.startswith("[") else ""
+
+
+def _record_proof(
+    workspace: Workspace, store: StateStore, target: ProofTarget, problems: list[Problem], *, queue_as: str | None
+) -> bool:
+    """Write one proof's outcome in a short session of its own: attach the domain when nothing is wrong and no other
+    association took the name (or one around it) meanwhile, and queue its instance's run when ``queue_as`` (the
+    worker). Gives whether it was attached."""
+    try:
+        with store.session() as session:
+            domain = session.get(Domain, target.id)
+            if domain is None or domain.status != "pending":
+                return False  # removed or attached meanwhile
+            if not problems:
+                others = [c for c in related_claims(session, domain.name)
+                          if not (c.association == target.association and c.name == domain.name)]  # fmt: skip
+                try:
+                    check_claim(domain.name, target.association, target.instance, workspace.config.base_domain, others)
+                except Conflict as conflict:
+                    problems = [Problem("conflict", conflict.message)]
+            domain.checked_at = utc_now()
+            if problems:
+                kinds = "[" + ",".join(p.kind for p in problems) + "]"
+                text = (kinds + ": " + "; ".join(p.text for p in problems))[:1000]
+                if _kinds(domain.problem) != kinds:  # the trail says what changed, not every retry
+                    record_event(session, kind="domain.unproven", subject=target.instance,
+                                 detail={"domain": domain.name, "problem": text})  # fmt: skip
+                domain.problem = text
+                return False
             domain.status, domain.verified_at, domain.problem = "attached", utc_now(), ""
+            session.flush()  # the unique index of attached names: another association's proof at the same time
             sync_instance(session, domain.instance)
-            if domain.wants_primary:
+            if domain.wants_primary and domain.instance.primary_domain is None:
                 domain.instance.primary_domain = domain.name
-                record_event(session, kind="domain.primary", subject=address, detail={"domain": domain.name})
-            record_event(session, kind="domain.attached", subject=address, detail={"domain": domain.name})
-            changed.add(address)
-        outcomes.append({"domain": domain.name, "instance": address, "proven": not problems, "problems": problems})
-    return outcomes, changed
+                record_event(session, kind="domain.primary", subject=target.instance, detail={"domain": domain.name})
+            record_event(session, kind="domain.attached", subject=target.instance, detail={"domain": domain.name})
+            if queue_as is not None:
+                enqueue(session, server=target.server, instance_address=target.instance, requested_by=queue_as)
+            return True
+    except IntegrityError:
+        with store.session() as session:
+            domain = session.get(Domain, target.id)
+            if domain is not None:
+                domain.problem = f"[conflict]: {target.name} was proven by another association at the same time"
+        return False
 
 
-def check_served(workspace: Workspace, session: Session, domains: list[Domain]) -> list[dict]:
-    """A TLS handshake on each attached domain at its server; its certificate's state recorded (an event when it
-    starts or stops serving); give what was seen."""
+def prove(workspace: Workspace, store: StateStore, ids: list[int], *, queue_as: str | None = None) -> list[dict]:
+    """Check the proof of each pending domain of ``ids``, the network asked with no session open, each outcome then
+    written on its own (see _record_proof). Gives each one's outcome."""
+    with store.session() as session:
+        pending = [d for d in session.scalars(select(Domain).where(Domain.id.in_(ids))) if d.status == "pending"]
+        targets = _targets(session, pending)
+    resolver = resolver_of(workspace)
+    outcomes = []
+    for target in targets:
+        problems = proof_problems(workspace, target, resolver)
+        attached = _record_proof(workspace, store, target, problems, queue_as=queue_as)
+        if not problems and not attached:
+            with store.session() as session:
+                domain = session.get(Domain, target.id)
+                if domain is not None and domain.problem:
+                    problems = [Problem("conflict", domain.problem.split(": ", 1)[-1])]
+        outcomes.append({"domain": target.name, "instance": target.instance, "proven": attached,
+                         "problems": [p.text for p in problems]})  # fmt: skip
+    return outcomes
+
+
+def check_served(workspace: Workspace, store: StateStore, ids: list[int]) -> list[dict]:
+    """A TLS handshake on each attached domain of ``ids`` whose instance runs (a suspended one's site is withdrawn),
+    no session open meanwhile; then each certificate's state recorded (an event when it starts or stops serving).
+    Gives what was seen."""
     verify_chain = workspace.config.domains.acme_ca_root is None
-    seen_all = []
-    for domain in domains:
-        if domain.status != "attached":
-            continue
-        seen = check_tls(domain.instance.server.address, domain.name, verify_chain=verify_chain)
-        status = "ok" if seen.ok else "failing"
-        if status != domain.tls_status:
-            record_event(session, kind="domain.serving" if seen.ok else "domain.failing", subject=domain.instance.address,
-                         detail={"domain": domain.name, "detail": seen.detail})  # fmt: skip
-        domain.tls_status, domain.tls_detail, domain.tls_checked_at = status, seen.detail[:1000], utc_now()
-        domain.tls_issuer, domain.tls_not_after = seen.issuer, seen.not_after
-        seen_all.append({"domain": domain.name, "ok": seen.ok, "detail": seen.detail})
-    return seen_all
+    with store.session() as session:
+        targets = [(d.id, d.name, d.instance.server.address) for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))
+                   if d.status == "attached" and d.instance.state == "running" and d.instance.desired_state == "present"]  # fmt: skip
+    seen = {identifier: check_tls(address, name, verify_chain=verify_chain) for identifier, name, address in targets}
+    results = []
+    with store.session() as session:
+        for identifier, tls in seen.items():
+            domain = session.get(Domain, identifier)
+            if domain is None or domain.status != "attached":
+                continue
+            status = "ok" if tls.ok else "failing"
+            if status != domain.tls_status:
+                record_event(session, kind="domain.serving" if tls.ok else "domain.failing", subject=domain.instance.address,
+                             detail={"domain": domain.name, "detail": tls.detail})  # fmt: skip
+            domain.tls_status, domain.tls_detail, domain.tls_checked_at = status, tls.detail[:1000], utc_now()
+            domain.tls_issuer, domain.tls_not_after = tls.issuer, tls.not_after
+            results.append({"domain": domain.name, "instance": domain.instance.address, "ok": tls.ok,
+                            "detail": tls.detail})  # fmt: skip
+    return results
 
 
 def verify(
@@ -157,48 +222,60 @@ def verify(
     progress: Progress = no_progress,
 ) -> dict:
     """`ruche domain verify`: prove the pending domains (of ``address``, or ``name`` of it; all without), converge
-    the instances that got one, then wait up to ``wait_seconds`` for each attached domain to serve a certificate.
+    the instances that got one (a run is queued for the worker when that converge fails), then wait up to
+    ``wait_seconds`` for the domains attached now to serve a certificate, and look at the others' once.
     Gives ``{"proofs": [...], "runs": [...], "served": [...], "domains": [...]}``."""
     with store.session() as session:
-        chosen = _select(session, address, name)
-        ids = [d.id for d in chosen]
-        proofs, changed = prove_pending(workspace, session, chosen)
+        ids = [d.id for d in _select(session, address, name)]
+    proofs = prove(workspace, store, ids)
+    changed = sorted({p["instance"] for p in proofs if p["proven"]})
+    new = {p["domain"] for p in proofs if p["proven"]}
     runs = []
-    for instance_address in sorted(changed):
+    for instance_address in changed:
         progress(f"{instance_address}: domain proven; applying its new names")
         run = converge(workspace, store, instance=instance_address, progress=progress)
         runs.append({"instance": instance_address, "run": run["run_id"], "status": run["status"]})
-    deadline = time.monotonic() + (wait_seconds if changed else 0)
+        if run["status"] != "successful":
+            with store.session() as session:
+                instance = get_instance(session, instance_address)
+                enqueue(session, server=instance.server.name, instance_address=instance_address,
+                        requested_by=acting_actor())  # fmt: skip
+    deadline = time.monotonic() + (wait_seconds if new else 0)
     while True:
-        with store.session() as session:
-            attached = [d for d in session.scalars(select(Domain).where(Domain.id.in_(ids))) if d.status == "attached"]
-            served = check_served(workspace, session, attached)
-            views = [domain_as_dict(d) for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))]
-        if all(s["ok"] for s in served) or time.monotonic() >= deadline:
+        served = check_served(workspace, store, ids)
+        waiting = [s["domain"] for s in served if not s["ok"] and s["domain"] in new]
+        if not waiting or time.monotonic() >= deadline:
             break
-        progress("waiting for the certificates of " + ", ".join(s["domain"] for s in served if not s["ok"]))
+        progress("waiting for the certificates of " + ", ".join(waiting))
         time.sleep(3)
+    with store.session() as session:
+        views = [domain_as_dict(d) for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))]
     return {"proofs": proofs, "runs": runs, "served": served, "domains": views}
 
 
 def retry_pending(workspace: Workspace, store: StateStore, *, every: timedelta, actor: str) -> dict:
-    """The worker's pass: prove pending domains not tried for ``every``, queue a run for each instance that got
-    one, and check the attached domains' certificates not checked for ``every``. Gives what it did."""
-    since = utc_now() - every
+    """The worker's pass: forget pending claims older than [domains] pending_days, prove the pending domains not
+    tried for ``every`` (a run queued for each instance that got one), and check the attached domains' certificates
+    not checked for ``every``. Gives what it did."""
+    now = utc_now()
+    since = now - every + timedelta(seconds=30)  # a pass every ``every``, not every other one
+    expired_before = now - timedelta(days=workspace.config.domains.pending_days)
     with store.session() as session:
-        due = [
-            d
-            for d in domains_of(session)
-            if d.status == "pending" and (d.checked_at is None or as_utc(d.checked_at) < since)
-        ]
-        proofs, changed = prove_pending(workspace, session, due)
-        for address in sorted(changed):
-            instance = get_instance(session, address)
-            enqueue(session, server=instance.server.name, instance_address=address, requested_by=actor)
-        stale = [d for d in domains_of(session) if d.status == "attached"
+        expired = []
+        for domain in domains_of(session):
+            if domain.status == "pending" and as_utc(domain.created_at) < expired_before:
+                expired.append(domain.id)
+                record_event(session, kind="domain.expired", subject=domain.instance.address, actor=actor,
+                             detail={"domain": domain.name, "problem": domain.problem})  # fmt: skip
+                session.delete(domain)
+        due = [d.id for d in domains_of(session) if d.status == "pending" and d.id not in expired
+               and (d.checked_at is None or as_utc(d.checked_at) < since)]  # fmt: skip
+        stale = [d.id for d in domains_of(session) if d.status == "attached"
                  and (d.tls_checked_at is None or as_utc(d.tls_checked_at) < since)]  # fmt: skip
-        served = check_served(workspace, session, stale)
-    return {"proofs": proofs, "queued": sorted(changed), "served": served}
+    proofs = prove(workspace, store, due, queue_as=actor)
+    served = check_served(workspace, store, stale)
+    return {"expired": len(expired), "proofs": proofs,
+            "queued": sorted({p["instance"] for p in proofs if p["proven"]}), "served": served}  # fmt: skip
 
 
 def remove(
@@ -254,33 +331,44 @@ def set_primary(workspace: Workspace, store: StateStore, address: str, text: str
     return {"instance": address, "primary": name, "run": {"id": run["run_id"], "status": run["status"]}}
 
 
-def audit_findings(workspace: Workspace, session: Session, *, server: str | None = None) -> list[Finding]:
-    """`ruche audit`'s ``domains.*`` rules for every attached domain (on ``server`` only, if given), looked at now:
-    its certificate served and valid beyond [domains] certificate_warning_days, its name still pointing at its
-    server, its ``_ruche`` TXT token still published. The checks are recorded as `ruche domain verify` records them."""
+def audit_findings(workspace: Workspace, store: StateStore, *, server: str | None = None) -> list[Finding]:
+    """`ruche audit`'s ``domains.*`` rules for every attached domain of a running instance (on ``server`` only, if
+    given), looked at now with no session open: its certificate served and valid beyond [domains]
+    certificate_warning_days, its name still pointing at its server, its ``_ruche`` TXT token still published. The
+    TLS checks are recorded as `ruche domain verify` records them."""
     settings = workspace.config.domains
-    attached = [d for d in domains_of(session) if d.status == "attached"
-                and d.instance.state in ACTIVE_STATES and (server is None or d.instance.server.name == server)]  # fmt: skip
-    check_served(workspace, session, attached)
+    with store.session() as session:
+        attached = [d for d in domains_of(session) if d.status == "attached" and d.instance.state == "running"
+                    and (server is None or d.instance.server.name == server)]  # fmt: skip
+        targets = _targets(session, attached)
+        ids = [d.id for d in attached]
+    check_served(workspace, store, ids)
+    with store.session() as session:
+        seen = {d.id: (d.tls_status, d.tls_detail, as_utc(d.tls_not_after) if d.tls_not_after else None,
+                       d.instance.server.name)
+                for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))}  # fmt: skip
     resolver = resolver_of(workspace)
     findings, now = [], utc_now()
-    for domain in attached:
-        where = f"{domain.name} ({domain.instance.address})"
-        if domain.tls_status != "ok":
-            findings.append(Finding("domains.certificate-valid", where, domain.tls_detail,
-                                    f"read Caddy's log on {domain.instance.server.name} (`journalctl -u caddy`) for the "
-                                    "ACME errors; the name must point at the server and port 80 be open to the CA"))  # fmt: skip
-        elif expiring(domain.tls_not_after, now, settings.certificate_warning_days):
+    for target in targets:
+        if target.id not in seen:
+            continue
+        tls_status, tls_detail, not_after, server_name = seen[target.id]
+        where = f"{target.name} ({target.instance})"
+        if tls_status != "ok":
+            findings.append(Finding("domains.certificate-valid", where, tls_detail,
+                                    f"read Caddy's log on {server_name} (`journalctl -u caddy`) for the ACME errors; "
+                                    "the name must point at the server and port 80 be open to the CA"))  # fmt: skip
+        elif expiring(not_after, now, settings.certificate_warning_days):
             findings.append(Finding("domains.certificate-valid", where,
-                                    f"its certificate expires on {as_utc(domain.tls_not_after):%Y-%m-%d %H:%M} UTC, within "
+                                    f"its certificate expires on {as_utc(not_after):%Y-%m-%d %H:%M} UTC, within "
                                     f"{settings.certificate_warning_days} days, and was not renewed",
-                                    f"Caddy renews a third of the way before expiry: read its log on "
-                                    f"{domain.instance.server.name} (`journalctl -u caddy`) for why it could not"))  # fmt: skip
-        pointer, _addresses = pointer_problem(resolver, domain.name, domain.instance.server)
+                                    f"Caddy renews a third of the way before expiry: read its log on {server_name} "
+                                    "(`journalctl -u caddy`) for why it could not"))  # fmt: skip
+        pointer, _addresses = pointer_problem(resolver, target.name, target.server, target.server_address)
         if pointer:
             findings.append(Finding("domains.points-here", where, pointer,
                                     "the association publishes the record again, or `ruche domain remove` it"))  # fmt: skip
-        token = token_problem(resolver, domain)
+        token = token_problem(resolver, target.name, target.token)
         if token:
             findings.append(Finding("domains.token-kept", where, token,
                                     "the association publishes the TXT record again (a domain whose proof is gone "

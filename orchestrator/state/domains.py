@@ -80,7 +80,7 @@ def domain_as_dict(domain: Domain) -> dict:
         "primary": domain.instance.primary_domain == domain.name,
         "wants_primary": domain.wants_primary,
         "token": domain.token,
-        "problem": domain.problem or None,
+        "problem": domain.problem.split("]: ", 1)[-1] if domain.problem else None,
         "checked_at": when(domain.checked_at),
         "verified_at": when(domain.verified_at),
         "certificate": {

@@ -180,3 +180,121 @@ def test_a_certificate_past_its_date_or_for_another_name_is_seen_failing(tmp_pat
     assert not other.ok and "does not name agenda.amap.test" in other.detail
     thread.join(5)
     listener.close()
+
+
+class LoopbackTls:
+    """A TLS server on ADDRESS:443 (a loopback address of its own, as a server's Caddy would listen) that hands out
+    one certificate to whoever connects, until closed."""
+
+    def __init__(self, address: str, cert: str, key: str) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server((address, 443))
+        self.listener.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _address = self.listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                connection.settimeout(5)
+                with self.context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace, ruche, tmp_path):
+    """The watching end of issue 25 with real TLS: the attached domain's server (127.0.0.3 here) serves a certificate
+    past its date, then one expiring in 5 days; `ruche status` and `ruche audit` read them from the handshake."""
+    w = ["--workspace", str(workspace)]
+    address, name = "127.0.0.3", "wiki.amap.test"
+    assert ruche(*w, "server", "add", "web-1", "--no-connect", "--address", address, "--memory", "4G").exit_code == 0
+    assert ruche(*w, "association", "add", "amap", "--name", "AMAP", "--email", "c@amap.fr").exit_code == 0
+    assert ruche(*w, "instance", "create", "amap", "radicale", "--name", "wiki").exit_code == 0
+    token = json.loads(add(ruche, w, "amap/wiki", name).stdout)["domain"]["token"]
+    store = StateStore(open_workspace(workspace).state_url)
+    try:  # proven and deployed (shown on the lab): stand for it here
+        with store.session() as session:
+            domain = session.scalars(select(Domain)).one()
+            domain.status, domain.instance.state = "attached", "running"
+    finally:
+        store.close()
+    now = dt.datetime.now(dt.UTC)
+    with ZoneServer() as zone:
+        zone.load([f'_ruche.{name}. 300 IN TXT "{token}"', f"{name}. 300 IN A {address}"])
+        document = tomlkit.parse((workspace / "ruche.toml").read_text())
+        document["domains"]["resolvers"] = [zone.address]
+        (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+        for (days_before, days_after), state, says in [
+            ((100, -10), "failing", "expired on"),
+            ((80, 5), "serving", "within 14 days"),
+        ]:
+            cert, key = _certificate(name, now - dt.timedelta(days=days_before), now + dt.timedelta(days=days_after),
+                                     tmp_path)  # fmt: skip
+            document["domains"]["acme_ca_root"] = (
+                cert  # a private ACME CA: its chain is not checked against public roots
+            )
+            (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+            served = LoopbackTls(address, cert, key)
+            try:
+                status = ruche(*w, "status", "--json")
+                audit = ruche(*w, "audit", "--json")
+            finally:
+                served.close()
+            assert status.exit_code == 1  # the instance does not answer here anyway: no Caddy behind
+            (entry,) = json.loads(status.stdout)
+            (seen,) = entry["own_domains"]
+            assert seen["state"] == state and seen["certificate"]["issuer"] == "Old CA", seen
+            findings = [f for f in json.loads(audit.stdout)["findings"] if f["rule"].startswith("domains.")]
+            assert [(f["rule"], f["object"]) for f in findings] == [
+                ("domains.certificate-valid", f"{name} (amap/wiki)")
+            ]
+            assert says in findings[0]["evidence"] and "journalctl -u caddy" in findings[0]["fix"], findings
+        zone.load([f"{name}. 300 IN A 198.51.100.9"])  # the TXT token gone, the name elsewhere
+        audit = json.loads(ruche(*w, "audit", "--json").stdout)
+        rules = sorted(f["rule"] for f in audit["findings"] if f["rule"].startswith("domains."))
+        assert rules == ["domains.certificate-valid", "domains.points-here", "domains.token-kept"], audit["findings"]
+
+
+def test_the_workers_pass_records_a_proofs_fault_once_and_forgets_claims_nobody_proves(pool, ruche, workspace):
+    """operations/own_domains.retry_pending, what `ruche worker` runs every --domain-retry minutes: the same fault
+    found again adds nothing to the trail; a claim older than [domains] pending_days is forgotten."""
+    from datetime import timedelta
+
+    from orchestrator.operations.own_domains import retry_pending
+
+    assert add(ruche, pool, "amap/agenda", "agenda.amap.test").exit_code == 0
+    assert add(ruche, pool, "velo/agenda", "agenda.velo.test").exit_code == 0
+    with ZoneServer() as zone:
+        document = tomlkit.parse((workspace / "ruche.toml").read_text())
+        document["domains"]["resolvers"] = [zone.address]
+        (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+        opened = open_workspace(workspace)
+        store = StateStore(opened.state_url)
+        try:
+            with store.session() as session:  # velo's claim was made 31 days ago
+                for domain in session.scalars(select(Domain)):
+                    if domain.association.slug == "velo":
+                        domain.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+            for _ in range(2):
+                done = retry_pending(opened, store, every=timedelta(seconds=0), actor="worker test")
+                assert [p["domain"] for p in done["proofs"]] == ["agenda.amap.test"]
+                assert not done["proofs"][0]["proven"] and "no such name" in done["proofs"][0]["problems"][0]
+            assert done["expired"] == 0  # forgotten on the first pass
+        finally:
+            store.close()
+    events = json.loads(ruche(*pool, "events", "--json").stdout)
+    assert [e["detail"]["domain"] for e in events if e["kind"] == "domain.unproven"] == ["agenda.amap.test"]
+    assert [e["detail"]["domain"] for e in events if e["kind"] == "domain.expired"] == ["agenda.velo.test"]
+    assert [d["domain"] for d in json.loads(ruche(*pool, "domain", "list", "--json").stdout)] == ["agenda.amap.test"]

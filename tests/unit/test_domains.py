@@ -44,6 +44,7 @@ def test_a_name_is_shown_as_people_read_it():
         ("wiki..amap.test", "not"),
         ("wiki.amap.123", "number"),
         ("a" * 64 + ".test", "not"),
+        (".".join(["a" * 60] * 4) + ".test", "longer than 246"),
         ("wiki.amap.test\n_ruche.x TXT", "not"),
     ],
 )

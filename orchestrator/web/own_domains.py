@@ -40,6 +40,19 @@ STATE_TEXTS = {
     "failing": N_("proven, but not served properly: %(detail)s"),
 }
 LAST_CHECK = N_("Last check, %(date)s: %(problem)s")
+# what a proof's fault is, by kind (operations/own_domains records them; the admins' sentences stay in the trail)
+PROOF_FAULTS = {
+    "token": N_("the TXT record _ruche.%(name)s does not hold your token yet"),
+    "foreign-token": N_(
+        "_ruche.%(name)s also holds the token of another claim: remove it, or ask the collective's admins"
+    ),  # fmt: skip
+    "pointer": N_("%(name)s does not point at your service's server only, or not yet"),
+    "round-trip": N_(
+        "a request to http://%(name)s/ did not reach your service's server (is port 80 redirected, or "
+        "a parking page in front?)"
+    ),  # fmt: skip
+    "conflict": N_("another association of the collective proved this name first"),
+}
 
 NOT_A_DOMAIN = N_(
     "Domain name: “%(name)s” cannot be used: give a domain name such as wiki.amap-du-coin.org (letters, digits "
@@ -127,7 +140,9 @@ def domain_row(domain: Domain, instance: Instance, _: Translator) -> DomainRow:
     if current == "pending" and domain.problem and domain.checked_at is not None:
         checked = format_date(as_utc(domain.checked_at), format="medium", locale=_.language)
         checked += as_utc(domain.checked_at).strftime(" %H:%M UTC")
-        problem = _(LAST_CHECK, date=checked, problem=domain.problem)
+        kinds = domain.problem[1:].split("]", 1)[0].split(",") if domain.problem.startswith("[") else []
+        faults = [_(PROOF_FAULTS[kind], name=shown(domain.name)) for kind in kinds if kind in PROOF_FAULTS]
+        problem = _(LAST_CHECK, date=checked, problem="; ".join(faults)) if faults else ""
     return DomainRow(name=domain.name, shown=shown(domain.name), state=current, text=text,
                      primary=instance.primary_domain == domain.name, problem=problem,
                      records=records_to_publish(domain.name, domain.token, instance.server.address))  # fmt: skip

@@ -87,6 +87,19 @@ def test_a_manager_adds_a_domain_members_see_its_state_and_the_manager_removes_i
     english = words(member.get("/espace?lang=en"))
     assert "waiting for its proof" in english and "Own domain names of agenda" in english
 
+    # a proof that failed (as the worker records it): what is missing in the member's words, not the admins' detail
+    store = state_of(workspace)
+    try:
+        with store.session() as session:
+            row = session.scalar(select(Domain))
+            row.checked_at = utc_now()
+            row.problem = "[token,pointer]: the TXT record _ruche.x must hold ...; x must point at web-1 (192.0.2.1)"
+    finally:
+        store.close()
+    seen = words(member.get("/espace?lang=fr"))
+    assert "ne contient pas encore votre jeton" in seen and "ne pointe pas (encore) vers le seul serveur" in seen
+    assert "web-1" not in seen and "must hold" not in seen
+
     # proven and served (as the worker records it): its certificate's issuer and date, and the primary address
     store = state_of(workspace)
     try:

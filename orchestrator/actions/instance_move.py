@@ -91,7 +91,10 @@ def _plan(workspace: Workspace, session, address: str, to: str) -> dict:
     target = get_server(session, to)
     old = instance.server.name
     plan = {"instance": address, "service": instance.service_id, "from": old, "to": to, "domain": instance.domain,
-            "dns": zone_line(instance.domain, target.address), "dry_run": True}  # fmt: skip
+            "dns": zone_line(instance.domain, target.address),
+            # its association's own domains point at the old server: re-pointed, their certificates follow on the new
+            "own_domains_dns": [zone_line(name, target.address) for name in instance.own_domains or []],
+            "dry_run": True}  # fmt: skip
     if target.id == instance.server_id:
         left_on = _copy_left_by_a_move(session, address, to)
         if left_on is None:
@@ -240,7 +243,8 @@ def move_instance(workspace_path: Path | None, address: str, *, to: str, progres
             record_event(session, kind="instance.moved", subject=address, detail=detail_of_event)
         return {"instance": address, "from": old, "to": new, "snapshot": snapshot, "health": health,
                 "health_detail": detail, "old_copy_removed": removal["removed"], "old_copy_error": removal["error"],
-                "runs": runs, "dns": plan["dns"], "cleanup_only": False, "dry_run": False}  # fmt: skip
+                "runs": runs, "dns": plan["dns"], "own_domains_dns": plan["own_domains_dns"], "cleanup_only": False,
+                "dry_run": False}  # fmt: skip
 
 
 def _move_of(workspace: Workspace, session, address: str, to: str, port: int) -> _Move:
@@ -414,5 +418,6 @@ def _clean_up(workspace: Workspace, store: StateStore, plan: dict, copy: dict, p
                          detail={"from": left_on, "to": plan["to"], "run": removal["run_id"]})  # fmt: skip
     return {"instance": address, "from": left_on, "to": plan["to"], "snapshot": None, "health": None,
             "health_detail": None, "old_copy_removed": removal["removed"], "old_copy_error": removal["error"],
-            "runs": {"old_copy_removal": removal["run_id"]}, "dns": plan["dns"], "cleanup_only": True,
+            "runs": {"old_copy_removal": removal["run_id"]}, "dns": plan["dns"],
+            "own_domains_dns": plan["own_domains_dns"], "cleanup_only": True,
             "dry_run": False}  # fmt: skip

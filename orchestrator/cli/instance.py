@@ -215,6 +215,8 @@ def move(context: Context, address: str, to: str, yes: bool, dry_run: bool, as_j
             click.echo(f"{address} moved from {result['from']} to {result['to']} (snapshot {result['snapshot'][:8]}): "
                        f"{result['health']}, {result['health_detail']}")  # fmt: skip
             click.echo(f"DNS: {result['dns']} (unless a wildcard record covers it)")
+            for line in result["own_domains_dns"]:
+                click.echo(f"its association's own domain: {line} (until it points there, it is not served)")
         if result["old_copy_removed"]:
             click.echo(f"its copy on {result['from']} is removed (data in {result['from']}'s trash)")
     if not result["old_copy_removed"]:
@@ -231,6 +233,7 @@ def _move_plan_text(plan: dict) -> str:
     lines += [f"  {number}. {step}" for number, step in enumerate(plan["steps"], 1)]
     lines.append(f"  on a failure {plan['on_failure']}")
     lines.append(f"  then DNS: {plan['dns']} (unless a wildcard record covers it)")
+    lines += [f"  and the association's own domain: {line}" for line in plan["own_domains_dns"]]
     return "\n".join(lines)
 
 

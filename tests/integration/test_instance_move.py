@@ -94,8 +94,16 @@ def test_a_dry_run_says_what_would_happen_and_changes_nothing(fleet, workspace, 
     w = fleet
     before = ruche(*w, "instance", "list", "--json").stdout
     events = event_count(workspace)
+    store = StateStore(open_workspace(workspace).state_url)
+    try:  # the association's own domain, attached (shown on the lab)
+        with store.session() as session:
+            get_instance(session, "amap/radicale").own_domains = ["agenda.amap-du-coin.test"]
+    finally:
+        store.close()
+    events = event_count(workspace)
     plan = json.loads(ruche(*w, "instance", "move", "amap/radicale", "--to", "two", "--dry-run", "--json").stdout)
     assert (plan["from"], plan["to"], plan["dry_run"], plan["cleanup_only"]) == ("one", "two", True, False)
+    assert plan["own_domains_dns"] == ["agenda.amap-du-coin.test. 3600 IN A 192.0.2.2"]
     assert plan["placement"]["eligible"] and plan["placement"]["reason"].startswith("fits")
     assert plan["dns"] == "radicale.amap.test.example.org. 3600 IN A 192.0.2.2"
     assert [s.split(" ")[0] for s in plan["steps"]] == ["stop", "take", "stop", "restore", "check", "remove"]

@@ -4,7 +4,8 @@ job-runner sidecar running the job queue, a password-reset mail reaching the lab
 sink. A restart of every unit (owners compared), backup and a restore (in place, of a snapshot taken in read-only mode, whose flag is in the volume like
 Nextcloud's maintenance mode in its config.php) are steps of `ruche catalog check mediawiki-debian`
 (test_catalog_check_mediawiki.py), as is `backup verify`; a restore into another instance is in test_ownership.py;
-the upgrade from 1.39 is below.
+the upgrade from 1.39 is below. The wiki also takes its association's own domain (issue 25): proven through the lab
+DNS, served with a certificate from the lab's Pebble, watched and removed.
 
 Failure paths of an upgrade from 1.39 to 1.43 (PostgreSQL 15 -> 17): the registry refusing the server's pulls
 ends it at once with nothing stopped; ruche killed in the middle of it leaves it interrupted, and the next `ruche

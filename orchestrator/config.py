@@ -327,6 +327,16 @@ class DomainSettings(StrictModel):
             "in the trail): a name nobody proves is not retried forever.",
         ),
     ] = 30
+    lost_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=365,
+            description="The worker detaches an attached domain whose _ruche TXT token has been missing this many "
+            "days (`domain.detached`): the name may have changed hands; its association publishes the token again "
+            "to have it back.",
+        ),
+    ] = 14
 
     @field_validator("resolvers")
     @classmethod

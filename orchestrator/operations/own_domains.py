@@ -254,16 +254,17 @@ def verify(
 
 
 def retry_pending(workspace: Workspace, store: StateStore, *, every: timedelta, actor: str) -> dict:
-    """The worker's pass: forget pending claims older than [domains] pending_days, prove the pending domains not
+    """The worker's pass: forget claims never proven older than [domains] pending_days, prove the pending domains not
     tried for ``every`` (a run queued for each instance that got one), and check the attached domains' certificates
-    not checked for ``every``. Gives what it did."""
+    and tokens not checked for ``every`` (a domain whose token has been missing [domains] lost_days is detached,
+    see _watch_tokens). Gives what it did."""
     now = utc_now()
     since = now - every + timedelta(seconds=30)  # a pass every ``every``, not every other one
     expired_before = now - timedelta(days=workspace.config.domains.pending_days)
     with store.session() as session:
         expired = []
         for domain in domains_of(session):
-            if domain.status == "pending" and as_utc(domain.created_at) < expired_before:
+            if domain.status == "pending" and domain.verified_at is None and as_utc(domain.created_at) < expired_before:
                 expired.append(domain.id)
                 record_event(session, kind="domain.expired", subject=domain.instance.address, actor=actor,
                              detail={"domain": domain.name, "problem": domain.problem})  # fmt: skip
@@ -274,8 +275,48 @@ def retry_pending(workspace: Workspace, store: StateStore, *, every: timedelta, 
                  and (d.tls_checked_at is None or as_utc(d.tls_checked_at) < since)]  # fmt: skip
     proofs = prove(workspace, store, due, queue_as=actor)
     served = check_served(workspace, store, stale)
-    return {"expired": len(expired), "proofs": proofs,
-            "queued": sorted({p["instance"] for p in proofs if p["proven"]}), "served": served}  # fmt: skip
+    detached = _watch_tokens(workspace, store, stale, actor=actor)
+    return {"expired": len(expired), "proofs": proofs, "detached": detached,
+            "queued": sorted({p["instance"] for p in proofs if p["proven"]} | {d["instance"] for d in detached}),
+            "served": served}  # fmt: skip
+
+
+def _watch_tokens(workspace: Workspace, store: StateStore, ids: list[int], *, actor: str) -> list[dict]:
+    """Look at the ``_ruche`` token of each attached domain of ``ids`` (no session open meanwhile): note since when it
+    is missing (``domain.proof_lost``), forget that when it is back, and detach a domain whose token has been missing
+    [domains] lost_days (back to pending, its instance's run queued: the name may have changed hands). Gives the
+    domains detached."""
+    with store.session() as session:
+        targets = [(d.id, d.name, d.token) for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))
+                   if d.status == "attached"]  # fmt: skip
+    resolver = resolver_of(workspace)
+    missing = {identifier: token_problem(resolver, name, token) for identifier, name, token in targets}
+    lost_before = utc_now() - timedelta(days=workspace.config.domains.lost_days)
+    detached = []
+    with store.session() as session:
+        for identifier, problem in missing.items():
+            domain = session.get(Domain, identifier)
+            if domain is None or domain.status != "attached":
+                continue
+            address = domain.instance.address
+            if problem is None:
+                if domain.proof_lost_at is not None:
+                    domain.proof_lost_at = None
+                    record_event(session, kind="domain.proof_back", subject=address, actor=actor,
+                                 detail={"domain": domain.name})  # fmt: skip
+            elif domain.proof_lost_at is None:
+                domain.proof_lost_at = utc_now()
+                record_event(session, kind="domain.proof_lost", subject=address, actor=actor,
+                             detail={"domain": domain.name, "problem": problem})  # fmt: skip
+            elif as_utc(domain.proof_lost_at) < lost_before:
+                domain.status, domain.proof_lost_at = "pending", None
+                domain.problem, domain.checked_at, domain.tls_status = f"[token]: {problem}", utc_now(), "unknown"
+                sync_instance(session, domain.instance)
+                record_event(session, kind="domain.detached", subject=address, actor=actor,
+                             detail={"domain": domain.name, "problem": problem})  # fmt: skip
+                enqueue(session, server=domain.instance.server.name, instance_address=address, requested_by=actor)
+                detached.append({"domain": domain.name, "instance": address})
+    return detached
 
 
 def remove(

@@ -29,7 +29,7 @@ IGNORED: dict[str, frozenset[str] | None] = {
     "catalog_checks": frozenset({"detail", "steps_passed", "association", "server"}),  # a check's progress
     # a domain's checks (operations/own_domains records an event when its proof's problem or its serving changes)
     "domains": frozenset({"checked_at", "problem", "tls_status", "tls_detail", "tls_issuer", "tls_not_after",
-                          "tls_checked_at"}),
+                          "tls_checked_at", "proof_lost_at"}),
 }  # fmt: skip
 
 

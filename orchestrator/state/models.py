@@ -175,6 +175,8 @@ class Domain(Base):
     tls_issuer: Mapped[str] = mapped_column(String(500), default="")
     tls_not_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     tls_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # since when an attached domain's _ruche token has been missing (the worker detaches it after [domains] lost_days)
+    proof_lost_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     association: Mapped[Association] = relationship()

@@ -37,6 +37,8 @@ EVENT_KINDS = {
     "domain.attached": N_("own domain proven"), "domain.serving": N_("own domain served"),
     "domain.failing": N_("own domain not served properly"), "domain.primary": N_("primary address changed"),
     "domain.removed": N_("own domain removed"), "domain.released": N_("own domain released"),
+    "domain.expired": N_("own domain forgotten, never proven"), "domain.proof_lost": N_("own domain's token missing"),
+    "domain.proof_back": N_("own domain's token back"), "domain.detached": N_("own domain detached, its token gone"),
     "domains.created": N_("own domain recorded"), "domains.changed": N_("own domain changed"),
     "domains.deleted": N_("own domain forgotten"),
 }  # fmt: skip

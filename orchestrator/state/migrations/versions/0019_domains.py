@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("tls_issuer", sa.String(500), nullable=False),
         sa.Column("tls_not_after", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tls_checked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("proof_lost_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("association_id", "name", name="uq_domain_association_name"),
     )

@@ -13,7 +13,6 @@ import datetime
 import ipaddress
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from orchestrator.errors import Conflict, OperationFailed, TimedOut
 from orchestrator.lab.dns import PORT as DNS_PORT
+from orchestrator.lab.host import start_detached
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.network import LabNetwork
 from orchestrator.lab.record import LabRecord, ProcessRecord
-from orchestrator.processes import is_same_process, process_start_time
+from orchestrator.processes import is_same_process
 
 PROGRAM = "pebble"
 PACKAGE = "pebble"
@@ -160,20 +160,9 @@ def start(layout: LabLayout, gateway: str) -> ProcessRecord:
     DNS on ``gateway``; give its process once its directory answers. Raises OperationFailed or TimedOut."""
     write_certificates(layout, gateway)
     _config_path(layout).write_text(render_config(layout, gateway) + "\n")
-    layout.acme_log.parent.mkdir(parents=True, exist_ok=True)
-    with open(layout.acme_log, "ab") as output:
-        process = subprocess.Popen(
-            [PROGRAM, "-config", str(_config_path(layout)), "-dnsserver", f"{gateway}:{DNS_PORT}"],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **ENVIRONMENT},  # no proxy, nothing inherited
-        )
-    start_time = process_start_time(process.pid)
-    if start_time is None:
-        raise OperationFailed(f"the lab ACME server (Pebble) ended at once; see {layout.acme_log}")
-    started = ProcessRecord(pid=process.pid, start_time=start_time)
+    argv = [PROGRAM, "-config", str(_config_path(layout)), "-dnsserver", f"{gateway}:{DNS_PORT}"]
+    started = start_detached(argv, layout.acme_log, what="the lab ACME server (Pebble)",
+                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **ENVIRONMENT})  # no proxy, nothing inherited  # fmt: skip
     wait_until_answering(layout, gateway, started)
     return started
 

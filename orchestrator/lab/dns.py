@@ -13,7 +13,6 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +24,12 @@ import dns.query
 import dns.rcode
 
 from orchestrator.errors import Conflict, InvalidInput, OperationFailed, TimedOut
+from orchestrator.lab.host import start_detached
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.machine import stop
 from orchestrator.lab.network import LabNetwork
 from orchestrator.lab.record import LabRecord, ProcessRecord
-from orchestrator.processes import is_same_process, process_start_time
+from orchestrator.processes import is_same_process
 
 PROGRAM = "dnsmasq"
 PACKAGE = "dnsmasq-base"  # the program without the dnsmasq package's own service (which would take port 53)
@@ -159,20 +159,9 @@ def _write(layout: LabLayout, entries: list[dict], address: str) -> None:
 def start(layout: LabLayout, address: str) -> ProcessRecord:
     """Write the configuration from the records file (none at first) and start dnsmasq in the foreground of its own
     session; give its process once it answers. Raises OperationFailed (it ended: its log says why) or TimedOut."""
-    layout.dns_log.parent.mkdir(parents=True, exist_ok=True)
     _write(layout, records(layout), address)
-    with open(layout.dns_log, "ab") as output:
-        process = subprocess.Popen(
-            [PROGRAM, "--keep-in-foreground", f"--conf-file={_config_path(layout)}"],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    start_time = process_start_time(process.pid)
-    if start_time is None:
-        raise OperationFailed(f"the lab DNS (dnsmasq) ended at once; see {layout.dns_log}")
-    started = ProcessRecord(pid=process.pid, start_time=start_time)
+    argv = [PROGRAM, "--keep-in-foreground", f"--conf-file={_config_path(layout)}"]
+    started = start_detached(argv, layout.dns_log, what="the lab DNS (dnsmasq)")
     wait_until_answering(address, started, layout.dns_log)
     return started
 

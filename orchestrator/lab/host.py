@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.errors import MissingPrerequisite, OperationFailed
+from orchestrator.lab.record import ProcessRecord
+from orchestrator.processes import process_start_time
 
 # program -> Debian package that provides it
 LAB_PROGRAMS = {
@@ -105,3 +107,16 @@ def cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start_detached(argv: Sequence[str], log: Path, *, what: str, env: dict[str, str] | None = None) -> ProcessRecord:
+    """Start ``argv`` in a session of its own (it outlives ruche), its output appended to ``log``; give its process
+    (pid and start time). Raises OperationFailed naming ``what`` and the log when it ended at once."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as output:
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env=env)  # fmt: skip
+    start_time = process_start_time(process.pid)
+    if start_time is None:
+        raise OperationFailed(f"{what} ended at once; see {log}")
+    return ProcessRecord(pid=process.pid, start_time=start_time)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed, TimedOut
+from orchestrator.lab.host import start_detached
 from orchestrator.lab.record import ProcessRecord
-from orchestrator.processes import is_same_process, process_start_time
+from orchestrator.processes import is_same_process
 from orchestrator.remote import SshTarget, run_command
 
 
@@ -21,25 +21,14 @@ def boot(name: str, rootfs: Path, console_log: Path) -> ProcessRecord:
     The guest gets a unified (v2) cgroup tree so that Podman quadlets work, and no network link
     (the caller attaches one).  Its console goes to ``console_log``.
     """
-    console_log.parent.mkdir(parents=True, exist_ok=True)
-    with open(console_log, "ab") as log:
-        process = subprocess.Popen(
-            [
-                "systemd-nspawn", "--quiet", f"--directory={rootfs}", f"--machine={name}",
-                f"--hostname={name}", "--register=no", "--keep-unit", "--boot", "--private-network",
-                "--capability=all", "--system-call-filter=@keyring @mount @privileged",
-                "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", "SYSTEMD_LOG_COLOR": "0"},
-        )  # fmt: skip
-    start_time = process_start_time(process.pid)
-    if start_time is None:
-        raise OperationFailed(f"systemd-nspawn for {name} ended at once; see {console_log}")
-    return ProcessRecord(pid=process.pid, start_time=start_time)
+    argv = [
+        "systemd-nspawn", "--quiet", f"--directory={rootfs}", f"--machine={name}",
+        f"--hostname={name}", "--register=no", "--keep-unit", "--boot", "--private-network",
+        "--capability=all", "--system-call-filter=@keyring @mount @privileged",
+        "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+    ]  # fmt: skip
+    return start_detached(argv, console_log, what=f"systemd-nspawn for {name}",
+                          env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", "SYSTEMD_LOG_COLOR": "0"})  # fmt: skip
 
 
 def _in_own_namespaces(pid: int) -> bool:

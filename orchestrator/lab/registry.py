@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
 import requests
 
 from orchestrator.errors import OperationFailed, TimedOut
+from orchestrator.lab.host import start_detached
 from orchestrator.lab.record import ProcessRecord
-from orchestrator.processes import is_same_process, process_start_time
+from orchestrator.processes import is_same_process
 
 
 def write_config(path: Path, *, address: str, storage_dir: Path) -> None:
@@ -27,18 +27,7 @@ def write_config(path: Path, *, address: str, storage_dir: Path) -> None:
 
 def start(config: Path, log: Path) -> ProcessRecord:
     """Start ``docker-registry serve CONFIG`` detached; give its process."""
-    with open(log, "ab") as output:
-        process = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    start_time = process_start_time(process.pid)
-    if start_time is None:
-        raise OperationFailed(f"the lab registry ended at once; see {log}")
-    return ProcessRecord(pid=process.pid, start_time=start_time)
+    return start_detached(["docker-registry", "serve", str(config)], log, what="the lab registry")
 
 
 def is_answering(address: str) -> bool:

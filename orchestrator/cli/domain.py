@@ -33,6 +33,13 @@ def _publish_text(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _fail_if_run_failed(run: dict | None, what: str) -> None:
+    """Exit 1 (OperationFailed) when ``run``, the converge that ``what``, did not succeed."""
+    if run and run["status"] != "successful":
+        raise OperationFailed(f"the run {run['id']} that {what} failed",
+                              hint=f"`ruche runs show {run['id']}`, then `ruche apply`")  # fmt: skip
+
+
 @domain.command(epilog=PROOF)
 @click.argument("address", metavar="ASSOCIATION/NAME")
 @click.argument("name", metavar="DOMAIN")
@@ -132,9 +139,7 @@ def remove(context: Context, address: str, name: str, yes: bool, as_json: bool, 
         emit_json(result)
     else:
         click.echo(f"{result['domain']} removed from {address} (it was {result['was']})")
-    if result["run"] and result["run"]["status"] != "successful":
-        raise OperationFailed(f"the run {result['run']['id']} that withdraws {name} failed",
-                              hint=f"`ruche runs show {result['run']['id']}`, then `ruche apply`")  # fmt: skip
+    _fail_if_run_failed(result["run"], f"withdraws {name}")
 
 
 @domain.command()
@@ -153,6 +158,4 @@ def primary(context: Context, address: str, name: str | None, as_json: bool, qui
         emit_json(result)
     else:
         click.echo(f"{address} calls itself {result['primary'] or 'by its collective name'}")
-    if result["run"] and result["run"]["status"] != "successful":
-        raise OperationFailed(f"the run {result['run']['id']} that applies it failed",
-                              hint=f"`ruche runs show {result['run']['id']}`, then `ruche apply`")  # fmt: skip
+    _fail_if_run_failed(result["run"], "applies it")

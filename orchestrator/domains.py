@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import idna
 
-from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.errors import DomainRefused, InvalidInput
 from orchestrator.resolver import zone_line
 
 TXT_LABEL = "_ruche"
@@ -94,26 +94,30 @@ def check_claim(name: str, association: str, instance: str, base_domain: str, cl
     asking for its instructions again), else None. Raises Conflict for a name under the collective's domain,
     held (attached) by another association or above/below one it holds, or claimed for another instance."""
     if related(name, base_domain):
-        raise Conflict(
+        raise DomainRefused(
             f"{name} is the collective's own domain {base_domain}, or above or under it: instances already answer "
             "under it, and it is not an association's to claim",
             hint="claim a domain the association holds itself, e.g. wiki.amap-du-coin.org",
+            reason="collective-domain",
         )
     for claim in claims:
         if claim.association != association and claim.status == "attached" and related(name, claim.name):
-            raise Conflict(
+            raise DomainRefused(
                 f"{name} is held by another association of this collective"
                 + ("" if claim.name == name else f" ({claim.name} and {name} are one inside the other)"),
                 hint="a domain can only serve the association that proved it holds it; ask the collective's "
                 "admins if this is your domain",
+                reason="held-elsewhere",
             )
     for claim in claims:
         if claim.association == association and claim.name == name:
             if claim.instance == instance:
                 return claim
-            raise Conflict(
+            raise DomainRefused(
                 f"{name} is already claimed for {claim.instance}",
                 hint=f"remove it there first: ruche domain remove {claim.instance} {name}",
+                reason="claimed-for-another",
+                service=claim.instance.split("/", 1)[-1],
             )
     return None
 

@@ -78,6 +78,17 @@ class QuotaExceeded(Conflict):
         self.excesses = tuple(excesses)
 
 
+class DomainRefused(Conflict):
+    """An own domain cannot be claimed. ``reason`` says which rule (collective-domain, held-elsewhere,
+    claimed-for-another, too-many-here, too-many-pending) and ``values`` what a page needs to say it in its
+    reader's language (never another association's name)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str, **values) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.values = values
+
+
 class MissingPrerequisite(RucheError):
     """This machine lacks what the command needs: root, a program, disk space."""
 

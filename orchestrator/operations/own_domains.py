@@ -21,7 +21,7 @@ from orchestrator.domains import (
     normalise,
     records_to_publish,
 )
-from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.errors import Conflict, DomainRefused, InvalidInput
 from orchestrator.findings import Finding
 from orchestrator.operations.context import Progress, no_progress
 from orchestrator.operations.converge import converge
@@ -59,8 +59,8 @@ def claimable_instance(workspace: Workspace, session: Session, address: str) -> 
 def add_claim(workspace: Workspace, session: Session, address: str, text: str, *, primary: bool = False) -> dict:
     """Record ``text`` (normalised) as a pending domain of ``address``, or give the claim already recorded; give
     ``{"domain", "publish": [records], "added"}``. ``primary``: once attached, it becomes the instance's primary
-    address (in the same run). Raises InvalidInput, NotFound or Conflict (see domains.check_claim), changing
-    nothing."""
+    address (in the same run). Raises InvalidInput, NotFound, DomainRefused (a rule of domains.check_claim or a
+    limit) or Conflict (the instance cannot take one now), changing nothing."""
     name = normalise(text)
     instance = claimable_instance(workspace, session, address)
     slug = instance.association.slug
@@ -70,12 +70,14 @@ def add_claim(workspace: Workspace, session: Session, address: str, text: str, *
         added = False
     else:
         if len(domains_of(session, instance_id=instance.id)) >= MAX_OWN_DOMAINS_PER_INSTANCE:
-            raise Conflict(f"{address} has {MAX_OWN_DOMAINS_PER_INSTANCE} domains already, the most one instance takes",
-                           hint=f"remove one first: ruche domain remove {address} NAME")  # fmt: skip
+            raise DomainRefused(f"{address} has {MAX_OWN_DOMAINS_PER_INSTANCE} domains already, the most one instance takes",
+                                hint=f"remove one first: ruche domain remove {address} NAME", reason="too-many-here",
+                                max=MAX_OWN_DOMAINS_PER_INSTANCE)  # fmt: skip
         pending = [d for d in domains_of(session, association_id=instance.association_id) if d.status == "pending"]
         if len(pending) >= MAX_PENDING_PER_ASSOCIATION:
-            raise Conflict(f"{slug} has {len(pending)} domains waiting for their proof, the most it may",
-                           hint="prove them (`ruche domain verify`) or remove some first")  # fmt: skip
+            raise DomainRefused(f"{slug} has {len(pending)} domains waiting for their proof, the most it may",
+                                hint="prove them (`ruche domain verify`) or remove some first", reason="too-many-pending",
+                                max=MAX_PENDING_PER_ASSOCIATION)  # fmt: skip
         domain = Domain(name=name, association_id=instance.association_id, instance_id=instance.id, token=new_token(slug),
                         status="pending", problem="", tls_status="unknown", tls_detail="", tls_issuer="")  # fmt: skip
         session.add(domain)

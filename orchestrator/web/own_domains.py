@@ -17,16 +17,14 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog
 from orchestrator.domains import (
     MAX_OWN_DOMAINS_PER_INSTANCE,
-    MAX_PENDING_PER_ASSOCIATION,
     normalise,
     records_to_publish,
-    related,
     shown,
     state,
 )
-from orchestrator.errors import Conflict, InvalidInput
+from orchestrator.errors import Conflict, DomainRefused, InvalidInput
 from orchestrator.i18n import N_, Translator
-from orchestrator.state.domains import domains_of, related_claims
+from orchestrator.state.domains import domains_of
 from orchestrator.state.instances import list_instances
 from orchestrator.state.models import Association, Domain, Instance, as_utc
 from orchestrator.workspace import Workspace
@@ -173,28 +171,17 @@ def domain_blocks(
     return blocks
 
 
-def claim_refusal(workspace: Workspace, session: Session, instance: Instance, name: str, error: Exception,
-                  _: Translator) -> str:  # fmt: skip
+def claim_refusal(workspace: Workspace, instance: Instance, name: str, error: Exception, _: Translator) -> str:
     """What a manager reads when add_claim refuses ``name`` (normalised already) for ``instance``: the rule it
-    broke, found again with the same checks (domains.check_claim, the limits), in the manager's language; never
-    another association's name."""
+    broke (DomainRefused.reason), in the manager's language; never another association's name."""
     collective = workspace.config.collective
     shown_name = shown(name)
+    if isinstance(error, DomainRefused):
+        text = {"collective-domain": COLLECTIVE_DOMAIN, "held-elsewhere": HELD_ELSEWHERE,
+                "claimed-for-another": CLAIMED_FOR_ANOTHER, "too-many-here": TOO_MANY_HERE,
+                "too-many-pending": TOO_MANY_PENDING}[error.reason]  # fmt: skip
+        return _(text, name=shown_name, collective=collective, **error.values)
     if isinstance(error, Conflict):
-        slug = instance.association.slug
-        if related(name, workspace.config.base_domain):
-            return _(COLLECTIVE_DOMAIN, name=shown_name, collective=collective)
-        claims = related_claims(session, name)
-        if any(c.association != slug and c.status == "attached" for c in claims):
-            return _(HELD_ELSEWHERE, name=shown_name, collective=collective)
-        for claim in claims:
-            if claim.association == slug and claim.name == name and claim.instance != instance.address:
-                return _(CLAIMED_FOR_ANOTHER, name=shown_name, service=claim.instance.split("/", 1)[-1])
-        if len(domains_of(session, instance_id=instance.id)) >= MAX_OWN_DOMAINS_PER_INSTANCE:
-            return _(TOO_MANY_HERE, max=MAX_OWN_DOMAINS_PER_INSTANCE)
-        pending = [d for d in domains_of(session, association_id=instance.association_id) if d.status == "pending"]
-        if len(pending) >= MAX_PENDING_PER_ASSOCIATION:
-            return _(TOO_MANY_PENDING, max=MAX_PENDING_PER_ASSOCIATION)
         return _(NOT_NOW, service=instance.name)
     return _(NOT_RECORDED, collective=collective)
 

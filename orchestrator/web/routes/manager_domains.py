@@ -77,7 +77,7 @@ def claim(request: Request, name: str, web: Web, session: StateSession, signed_i
         with session.begin_nested():
             claimed = add_claim(web.workspace, session, instance.address, domain)
     except RucheError as error:
-        refused = claim_refusal(web.workspace, session, instance, domain, error, _)
+        refused = claim_refusal(web.workspace, instance, domain, error, _)
         return manager_page(request, web, session, signed_in, status=400 if error.exit_code == 2 else 409,
                             errors=[refused])  # fmt: skip
     said = ADDED if claimed["added"] else ALREADY_ADDED

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from orchestrator.actions.common import opened
 from orchestrator.quotas import find_offer
 from orchestrator.state.instances import ACTIVE_STATES
-from orchestrator.state.models import Association, Instance, UsageSample
+from orchestrator.state.models import Association, Instance
 from orchestrator.state.servers import list_servers
+from orchestrator.state.usage import latest_samples
 
 GIB = 1024**3
 MIB = 1024**2
@@ -21,18 +22,6 @@ def _percent(part: float | None, whole: float | None) -> float | None:
     if part is None or not whole:
         return None
     return round(100 * part / whole, 1)
-
-
-def _latest_samples(session) -> dict[int, UsageSample]:
-    newest = (
-        select(UsageSample.instance_id, func.max(UsageSample.taken_at).label("taken_at"))
-        .group_by(UsageSample.instance_id)
-        .subquery()
-    )
-    query = select(UsageSample).join(
-        newest, (UsageSample.instance_id == newest.c.instance_id) & (UsageSample.taken_at == newest.c.taken_at)
-    )
-    return {sample.instance_id: sample for sample in session.scalars(query)}
 
 
 def _sum(values) -> int | None:
@@ -49,7 +38,7 @@ def quota_report(workspace_path: Path | None) -> dict:
     allocated (and the overcommitted ceiling), measured, flags (``over_capacity``).
     """
     with opened(workspace_path) as (workspace, store), store.session() as session:
-        samples = _latest_samples(session)
+        samples = latest_samples(session)
         by_association: dict[int, list] = defaultdict(list)
         by_server: dict[int, list] = defaultdict(list)
         # plain rows (no ORM objects): this reads every instance and association of the fleet

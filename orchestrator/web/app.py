@@ -19,7 +19,17 @@ from orchestrator.state.database import StateStore
 from orchestrator.web.dependencies import WebApp
 from orchestrator.web.errors import install_error_answers, too_large_answer
 from orchestrator.web.pages import Pages
-from orchestrator.web.routes import admin, admin_members, api, join, manager, manager_domains, member, public
+from orchestrator.web.routes import (
+    admin,
+    admin_members,
+    api,
+    join,
+    manager,
+    manager_domains,
+    member,
+    metrics,
+    public,
+)
 from orchestrator.web.security import TOO_MANY, TOO_MANY_TEN_MINUTES, Guard, RateLimiter, redact_access_log
 from orchestrator.workspace import open_workspace
 
@@ -46,6 +56,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     for area in (manager, admin_members):  # association managers (issue 24)
         app.include_router(area.router)
     app.include_router(manager_domains.router)  # associations' own domains (issue 25)
+    app.include_router(metrics.router)  # Prometheus' /metrics, to [metrics]' token or clients only (issue 26)
     install_error_answers(app)
     app.add_exception_handler(manager.NotAManager, manager.not_a_manager)
     redact_access_log()

@@ -18,6 +18,9 @@ from tests.integration.test_web import admin_client, csrf_of, fleet, signed_in  
 PUBLIC = {("GET", "/"), ("GET", "/connexion/{token}"), ("POST", "/deconnexion"), ("GET", "/rejoindre"),
           ("POST", "/rejoindre"), ("GET", "/admin/connexion"), ("POST", "/admin/connexion"), ("GET", "/static"),
           ("GET", "/api/openapi.json")}  # fmt: skip
+# Routes with an access of their own, not a session's: Prometheus' /metrics, to [metrics]' token or clients only,
+# the missing page (404) to anyone else (tests/integration/test_metrics.py).
+OWN_ACCESS = {("GET", "/metrics")}
 SAMPLE = {"token": "x", "service_id": "radicale", "request_id": "1", "application_id": "1", "decision": "approuver",
           "invite_id": "1", "change": "retirer", "role": "gestionnaire", "name": "agenda", "action": "supprimer"}  # fmt: skip
 
@@ -58,6 +61,9 @@ def test_only_the_public_routes_open_without_a_session_and_admin_routes_refuse_a
     anonymous = TestClient(create_app(workspace), base_url="https://testserver")
     for method, path in protected:
         answer = anonymous.request(method, concrete(path), follow_redirects=False)
+        if (method, path) in OWN_ACCESS:
+            assert answer.status_code == 404, f"{method} {path} answers {answer.status_code} to anyone"
+            continue
         where = "/admin/connexion" if path.startswith("/admin") else "/"
         assert (answer.status_code == 303 and answer.headers["location"] == where) or answer.status_code == 401, (
             f"{method} {path} answers {answer.status_code} without a session"

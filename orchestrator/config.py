@@ -502,6 +502,120 @@ class WebSettings(StrictModel):
         return value
 
 
+class AlertSettings(StrictModel):
+    """The watcher (`ruche watch`, `ruche worker --watch`): when its findings open an alert and who is told."""
+
+    urls: Annotated[
+        list[str],
+        Field(
+            max_length=32,
+            description="The collective's admins' notification channels: Apprise URLs (mailto://, matrix://, xmpp://, "
+            "ntfy://, json:// for a webhook...), each as ansible-vault ciphertext, written by `ruche alerts notify "
+            "add` (they hold tokens and passwords: never in clear).",
+        ),
+    ] = []
+    admin_emails: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}$")]],
+        Field(
+            max_length=32,
+            description="The admins' addresses, mailed through the collective's relay ([mail], the lab's sink while "
+            "the lab is up) without writing its password again.",
+        ),
+    ] = []
+    language: Annotated[
+        Literal["fr", "en"], Field(description="The language of the admins' notices (an association's: its own).")
+    ] = "en"
+    interval_minutes: Annotated[
+        int, Field(ge=1, le=1440, description="Minutes between two watches of `ruche worker` and `ruche watch`.")
+    ] = 5
+    usage_minutes: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=10080,
+            description="A watch measures every instance's disk and memory (as `ruche usage "
+            "collect`) when the newest measure is older than this; 0: never (quota alerts then read the "
+            "measures `usage collect` records).",
+        ),  # fmt: skip
+    ] = 60
+    remind_hours: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=24 * 31,
+            description="An alert still open (and not acknowledged) is told again after this many hours; 0: never.",
+        ),  # fmt: skip
+    ] = 24
+    disk_used_percent: Annotated[
+        int, Field(ge=1, le=100, description="A server whose /srv file system is at least this full opens an alert.")
+    ] = 90
+    memory_used_percent: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100,
+            description="A server whose memory (less what the kernel may reclaim) is at least "
+            "this used opens an alert.",
+        ),  # fmt: skip
+    ] = 95
+    failed_run_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=365,
+            description="A target's last run that failed opens an alert while it is at most "
+            "this many days old (a later good run clears it).",
+        ),  # fmt: skip
+    ] = 7
+    queue_stuck_minutes: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=10080,
+            description="A queued run no worker took, or whose worker stopped beating, for "
+            "this many minutes opens an alert.",
+        ),  # fmt: skip
+    ] = 30
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_are_vaulted(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith("$ANSIBLE_VAULT;"):
+                raise ValueError("each must be ansible-vault ciphertext: add it with `ruche alerts notify add`")
+        return value
+
+
+class MetricsSettings(StrictModel):
+    """`ruche serve`'s /metrics (Prometheus' exposition format): answered only to a bearer of the token or to a
+    client of the listed networks; neither set (the default): not served at all."""
+
+    token_sha256: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[0-9a-f]{64}$",
+            description="SHA-256 (hex) of the bearer token a scraper sends (`Authorization: Bearer TOKEN`), written "
+            "by `ruche metrics token`, which prints the token once.",
+        ),
+    ] = None
+    clients: Annotated[
+        list[str],
+        Field(max_length=64, description="Addresses or networks (e.g. 10.0.0.5, 10.0.0.0/24) allowed without a token."),
+    ] = []
+
+    @field_validator("clients")
+    @classmethod
+    def _clients_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network, e.g. '10.0.0.5' or '10.0.0.0/24'"
+                ) from None
+        return value
+
+
 class WorkspaceConfig(StrictModel):
     """The workspace's settings. While the lab is up, the lab's own file (lab/settings.toml, written by `ruche lab
     up`, removed by `ruche lab down`) replaces registry, proxy_tls, resource_limits, backup and mail; ruche.toml
@@ -580,6 +694,12 @@ class WorkspaceConfig(StrictModel):
         DomainSettings,
         Field(description="Associations' own domains (`ruche domain`): proof, DNS, their certificates' ACME CA."),
     ] = DomainSettings()
+    alerts: Annotated[
+        AlertSettings, Field(description="The watcher's alerts (`ruche watch`, `ruche alerts`) and who is told.")
+    ] = AlertSettings()
+    metrics: Annotated[
+        MetricsSettings, Field(description="`ruche serve`'s Prometheus metrics (/metrics): who may read them.")
+    ] = MetricsSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

@@ -46,3 +46,23 @@ def set_listing(workspace_path: Path | None, slug: str, *, listed: bool) -> dict
         record_event(session, kind="listing.agreed" if listed else "listing.withdrawn", subject=slug, association=slug,
                      detail={})  # fmt: skip
         return association_as_dict(association)
+
+
+def set_alerts(workspace_path: Path | None, slug: str, *, opt_in: bool | None, language: str | None) -> dict:
+    """Record whether association ``slug`` is told by mail (its contact address, in ``language``) of the alerts on
+    its own instances (None: keep); give the association."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        association = get_association(session, slug)
+        before = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
+        if opt_in is not None:
+            association.alerts_opt_in = opt_in
+        if language is not None:
+            association.language = language
+        after = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
+        if after != before:
+            record_event(session, kind="association.alerts", subject=slug, association=slug,
+                         detail={"before": before, "after": after})  # fmt: skip
+        view = association_as_dict(association)
+        if association.alerts_opt_in and workspace.config.mail is None:
+            view["warning"] = "no mail relay is configured ([mail]): nothing can be mailed until one is"
+        return view

@@ -32,7 +32,7 @@ import difflib
 import os
 from collections import defaultdict
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -43,14 +43,14 @@ from orchestrator.catalog import Catalog, load_catalog, support_status
 from orchestrator.errors import RucheError
 from orchestrator.findings import Finding
 from orchestrator.inventory_history import files_at
+from orchestrator.operations.backup_lapses import backup_lapses
 from orchestrator.operations.inventories import inventory_files
 from orchestrator.operations.own_domains import audit_findings as domain_findings
 from orchestrator.operations.server_audit import server_findings
 from orchestrator.quotas import excesses, find_offer
-from orchestrator.state.backups import backup_window, last_success
 from orchestrator.state.event_chain import verify_chain
 from orchestrator.state.instances import ACTIVE_STATES, allocation, list_instances
-from orchestrator.state.models import Association, Event, Instance, utc_now
+from orchestrator.state.models import Association, Event, Instance
 from orchestrator.workspace import Workspace
 
 # secrets shorter than this are not searched for (they would match by chance)
@@ -211,35 +211,20 @@ def nothing_shared(instances: list[Instance]) -> list[Finding]:
 
 
 def backups_kept(workspace: Workspace, session: Session, instances: list[Instance]) -> list[Finding]:
-    if workspace.config.backup.repository is None:
-        return []
-    now = utc_now()
     findings = []
-    max_age = timedelta(days=workspace.config.audit.verify_max_age_days)
-    for instance in (i for i in instances if i.state == "running"):
-        window = backup_window(workspace.config.offers, instance.association.offer)
-        good, good_at = last_success(session, instance.address)
-        if good_at is None or now - good_at > window:
-            when = "never" if good_at is None else f"last on {good_at:%Y-%m-%d %H:%M}"
-            findings.append(
-                Finding(
-                    "backups.inside-window",
-                    instance.address,
-                    f"no good backup in the last {window.total_seconds() / 3600:g} h ({when})",
-                    f"`ruche backup run {instance.address}`; check its server's timer (`ruche backup status`)",
-                )
-            )
-        _verified, verified_at = last_success(session, instance.address, kind="verify")
-        if verified_at is None or now - verified_at > max_age:
-            when = "never" if verified_at is None else f"last on {verified_at:%Y-%m-%d}"
-            findings.append(
-                Finding(
-                    "backups.verified",
-                    instance.address,
-                    f"no passed restore check in the last {max_age.days} days ({when})",
-                    f"`ruche backup verify {instance.address}`",
-                )
-            )
+    for lapse in backup_lapses(workspace, session, instances):
+        if lapse.kind == "backup":
+            findings.append(Finding(
+                "backups.inside-window", lapse.instance,
+                f"no good backup in the last {lapse.limit.total_seconds() / 3600:g} h ({lapse.last_text})",
+                f"`ruche backup run {lapse.instance}`; check its server's timer (`ruche backup status`)",
+            ))  # fmt: skip
+        else:
+            findings.append(Finding(
+                "backups.verified", lapse.instance,
+                f"no passed restore check in the last {lapse.limit.days} days ({lapse.last_text_day})",
+                f"`ruche backup verify {lapse.instance}`",
+            ))  # fmt: skip
     return findings
 
 

@@ -2,68 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.actions.common import opened
-from orchestrator.catalog import load_catalog
-from orchestrator.remote import SshTarget, for_each_server, run_command
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
-from orchestrator.state.models import UsageSample, utc_now
-
-USAGE_TOOL = "/usr/local/sbin/ruche-usage"
-INSTANCE_ROOT = "/srv/ruche"
-
-
-def measure_servers(requests: dict[SshTarget, list[str]], *, parallel: int) -> dict[str, list[dict] | Exception]:
-    """Run ruche-usage on each server (``parallel`` at a time) for its ``ID[:ENGINE]`` arguments; give its answer."""
-    by_name = {target.name: arguments for target, arguments in requests.items()}
-
-    def measure(target: SshTarget) -> list[dict]:
-        return json.loads(run_command(target, [USAGE_TOOL, INSTANCE_ROOT, *by_name[target.name]], timeout=600))
-
-    return for_each_server(requests.keys(), measure, parallel=parallel)
+from orchestrator.operations.usage import measure_usage
 
 
 def collect_usage(
     workspace_path: Path | None, *, parallel: int = 32, progress: Callable[[str], None] = lambda _m: None
 ) -> dict:
-    """Measure disk, database and memory of every active instance and record one sample each.
-
-    One SSH command per server, ``parallel`` servers at a time. A server that does not answer is
-    reported in ``errors`` and its instances get a sample holding the error; nothing raises for
-    it. Gives ``{"samples": [...], "errors": {server: message}, "servers": N, "seconds": elapsed}``.
-    """
+    """Measure disk, database and memory of every active instance and record one sample each (operations/usage)."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
-        catalog = load_catalog(workspace.catalog_dir)
-        instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
-        requests: dict[SshTarget, list[str]] = {}
-        for instance in instances:
-            database = catalog.get(instance.service_id).database
-            argument = instance.identifier + (f":{database}" if database != "none" else "")
-            requests.setdefault(SshTarget.of(instance.server), []).append(argument)
-        progress(f"measuring {len(instances)} instance(s) on {len(requests)} server(s)")
-        started = time.monotonic()
-        answers = measure_servers(requests, parallel=parallel)
-        elapsed = time.monotonic() - started
-        errors = {server: str(answer) for server, answer in answers.items() if isinstance(answer, Exception)}
-        measured = {
-            entry["id"]: entry for answer in answers.values() if not isinstance(answer, Exception) for entry in answer
-        }  # fmt: skip
-        taken_at = utc_now()
-        samples = []
-        for instance in instances:
-            entry = measured.get(instance.identifier, {})
-            error = errors.get(instance.server.name) or entry.get("error") or ("" if entry else "not measured")
-            sample = UsageSample(
-                instance=instance, taken_at=taken_at, disk_bytes=entry.get("disk_bytes"),
-                database_bytes=entry.get("database_bytes"), memory_bytes=entry.get("memory_bytes"), error=error[:500],
-            )  # fmt: skip
-            session.add(sample)
-            samples.append({"instance": instance.address, "server": instance.server.name, "disk_bytes": sample.disk_bytes,
-                            "database_bytes": sample.database_bytes, "memory_bytes": sample.memory_bytes,
-                            "error": sample.error})  # fmt: skip
-        return {"samples": samples, "errors": errors, "servers": len(requests), "seconds": round(elapsed, 3),
-                "taken_at": taken_at.isoformat(timespec="seconds")}  # fmt: skip
+        return measure_usage(workspace, session, parallel=parallel, progress=progress)

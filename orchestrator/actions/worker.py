@@ -23,6 +23,7 @@ from orchestrator.operations.converge import converge
 from orchestrator.operations.lifecycle import take_final_backup
 from orchestrator.operations.own_domains import retry_pending
 from orchestrator.operations.upgrades import recover_interrupted_upgrades, upgrade_instance
+from orchestrator.operations.watch import watch
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.actors import acting_as
 from orchestrator.state.events import record_event
@@ -87,6 +88,12 @@ def _final_backup_before_removal(workspace, store, address: str, progress: Progr
     return {"status": "failed", "error": f"{address}: nothing was removed ({reason}): {error}"}
 
 
+def watch_interval(workspace_path: Path | None) -> int:
+    """[alerts] interval_minutes: how often a worker watches when not told."""
+    with opened(workspace_path) as (workspace, _store):
+        return workspace.config.alerts.interval_minutes
+
+
 def new_worker_name() -> str:
     """A fresh worker name, ``HOST:PID:START:RANDOM`` (see processes.worker_name)."""
     return worker_name(token=secrets.token_hex(3))
@@ -119,6 +126,7 @@ def run_worker(
     heartbeat_seconds: float = 5.0, stale_after: timedelta = timedelta(seconds=60),
     stop: threading.Event | None = None, execute: Executor = apply_queued, progress: Progress = no_progress,
     name: str | None = None, abandon: threading.Event | None = None, domain_retry: timedelta | None = timedelta(minutes=5),
+    watch_every: timedelta | None = None,
 ) -> dict:  # fmt: skip
     """Work the queue until ``stop`` is set (or, with ``once``, until no run is queued or running).
 
@@ -128,6 +136,8 @@ def run_worker(
     running until another worker takes them back, instead of failing because their process was ended.
     Every ``domain_retry`` (None: never), in a thread of its own, pending own domains are proven again (a run is
     queued for each instance that got one) and attached ones' certificates looked at (operations/own_domains).
+    Every ``watch_every`` (None: never), in a thread of its own, a watch (operations/watch.py: alerts recorded
+    and told).
     """
     stop = stop or threading.Event()
     name = name or new_worker_name()
@@ -136,7 +146,8 @@ def run_worker(
     try:
         return _work(workspace_path, name, once=once, concurrency=concurrency, poll_seconds=poll_seconds,
                      heartbeat_seconds=heartbeat_seconds, stale_after=stale_after, stop=stop, execute=execute,
-                     progress=progress, abandon=abandon or threading.Event(), domain_retry=domain_retry)  # fmt: skip
+                     progress=progress, abandon=abandon or threading.Event(), domain_retry=domain_retry,
+                     watch_every=watch_every)  # fmt: skip
     finally:
         if previous_marker is None:
             os.environ.pop(WORKER_VARIABLE, None)
@@ -146,11 +157,13 @@ def run_worker(
 
 def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: int, poll_seconds: float,
           heartbeat_seconds: float, stale_after: timedelta, stop: threading.Event, execute: Executor,
-          progress: Progress, abandon: threading.Event, domain_retry: timedelta | None) -> dict:  # fmt: skip
+          progress: Progress, abandon: threading.Event, domain_retry: timedelta | None,
+          watch_every: timedelta | None = None) -> dict:  # fmt: skip
     outcome: dict = {"worker": name, "done": [], "failed": [], "recovered": []}
     active: dict[int, threading.Thread] = {}
     lock = threading.Lock()
     domains: dict = {"thread": None, "next": time.monotonic()}
+    watcher: dict = {"thread": None, "next": time.monotonic()}
     with opened(workspace_path) as (workspace, store), acting_as(f"worker {name}"):
 
         def retry_domains() -> None:
@@ -164,6 +177,17 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 progress(
                     f"[domains] {proof['domain']}: {'proven, run queued' if proof['proven'] else 'not proven yet'}"
                 )
+
+        def watch_once() -> None:
+            with acting_as(f"worker {name}"):
+                try:
+                    with opened(workspace_path) as (fresh, fresh_store):  # ruche.toml read again: [alerts] changes
+                        outcome = watch(fresh, fresh_store, progress=progress)
+                except Exception as error:  # noqa: BLE001 - a failed watch is said; the next one tries again
+                    progress(f"[watch] failed: {error}")
+                    return
+            progress(f"[watch] {len(outcome['alerts'])} open, {len(outcome['opened'])} opened, "
+                     f"{len(outcome['cleared'])} cleared, {len(outcome['notices'])} notice(s)")  # fmt: skip
 
         def carry_out(run: QueuedRun) -> None:
             with acting_as(f"worker {name} for {run.requested_by}"):  # the audit trail's actor, in this thread
@@ -229,10 +253,19 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 domains["next"] = time.monotonic() + domain_retry.total_seconds()
                 domains["thread"] = threading.Thread(target=retry_domains, name="domains", daemon=True)
                 domains["thread"].start()
+            if (
+                watch_every is not None
+                and not once
+                and time.monotonic() >= watcher["next"]
+                and not (watcher["thread"] and watcher["thread"].is_alive())
+            ):
+                watcher["next"] = time.monotonic() + watch_every.total_seconds()
+                watcher["thread"] = threading.Thread(target=watch_once, name="watch", daemon=True)
+                watcher["thread"].start()
             if once and not claimed_any and not active and not has_open_runs(store):
                 break  # the queue is drained (a run another worker holds counts until it ends or is taken back)
             stop.wait(poll_seconds)
-        for thread in list(active.values()) + ([domains["thread"]] if domains["thread"] else []):
+        for thread in list(active.values()) + [t for t in (domains["thread"], watcher["thread"]) if t]:
             thread.join()
     return outcome
 

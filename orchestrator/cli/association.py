@@ -15,7 +15,7 @@ from orchestrator.actions.association_list import association as show_associatio
 from orchestrator.actions.association_list import associations as list_associations
 from orchestrator.actions.association_managers import manager as set_manager
 from orchestrator.actions.association_managers import new_link as renew_link
-from orchestrator.actions.association_set_offer import set_listing, set_offer
+from orchestrator.actions.association_set_offer import set_alerts, set_listing, set_offer
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, table
 
@@ -107,6 +107,26 @@ def listing_(context: Context, slug: str, choice: str, as_json: bool) -> None:
         emit_json(entry)
     else:
         click.echo(f"association {slug} is {'named' if entry['listed'] else 'only counted'} in the transparency report")
+
+
+@association.command("alerts")
+@click.argument("slug")
+@click.argument("choice", type=click.Choice(["on", "off"]), required=False)
+@click.option("--language", type=click.Choice(["fr", "en"]), help="The language its notices are written in.")
+@click.option("--json", "as_json", is_flag=True, help="Print the association as JSON.")
+@pass_context
+def alerts_(context: Context, slug: str, choice: str | None, language: str | None, as_json: bool) -> None:
+    """Tell SLUG (on) or not (off, the default) by mail, at its contact address, of the alerts on its own
+    instances: down, backups late or unchecked, over its offer, a certificate to renew; never of another
+    association's, nor of the servers'. Recorded in the audit trail."""
+    entry = set_alerts(context.workspace, slug, opt_in=None if choice is None else choice == "on", language=language)
+    if as_json:
+        emit_json(entry)
+        return
+    told = "told" if entry["alerts_opt_in"] else "not told"
+    click.echo(f"association {slug} is {told} of its alerts (at {entry['email']}, in {entry['language']})")
+    if entry.get("warning"):
+        click.echo(f"warning: {entry['warning']}", err=True)
 
 
 @association.command("remove")

@@ -27,13 +27,13 @@ pass_context = click.make_pass_decorator(Context)
 # Commands by name -> "module:attribute" under orchestrator.cli, imported when run (or listed in
 # --help): `ruche instance list` loads what listing instances needs, not the web app nor Ansible.
 COMMANDS = {
-    "admin": "admin:admin", "apply": "apply:apply", "association": "association:association", "audit": "audit:audit",
+    "admin": "admin:admin", "alerts": "alerts:alerts", "apply": "apply:apply", "association": "association:association", "audit": "audit:audit",
     "backup": "backup:backup", "catalog": "catalog:catalog", "doctor": "doctor:doctor", "domain": "domain:domain", "events": "events:events", "export": "export:export",
     "images": "images:images", "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
-    "mail": "mail:mail", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
+    "mail": "mail:mail", "metrics": "metrics:metrics", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
     "report": "report:report", "request": "request:request", "runs": "runs:runs", "schema": "schema:schema", "serve": "serve:serve",
     "server": "server:server", "status": "status:status", "trash": "trash:trash", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",
-    "usage": "usage:usage", "worker": "worker:worker",
+    "usage": "usage:usage", "watch": "alerts:watch", "worker": "worker:worker",
 }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import click
 
 from orchestrator.actions.queue import queued_run, queued_runs
-from orchestrator.actions.worker import new_worker_name, run_worker, stop_own_processes
+from orchestrator.actions.worker import new_worker_name, run_worker, stop_own_processes, watch_interval
 from orchestrator.cli.main import Context, pass_context
 from orchestrator.cli.render import ProgressPrinter, emit_json, table
 
@@ -29,12 +29,16 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, table
 @click.option("--domain-retry", default=5, show_default=True, type=click.IntRange(0, 1440),
               help="Minutes between two proofs of the pending own domains and looks at the attached ones' "
               "certificates (0: never; not with --once).")  # fmt: skip
+@click.option("--watch", "watch_minutes", type=click.IntRange(0, 1440),
+              help="Minutes between two watches (`ruche watch`: alerts recorded and told; 0: none; default: "
+              "[alerts] interval_minutes; not with --once).")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context
 def worker(context: Context, once: bool, concurrency: int, poll: float, stale_after: int, domain_retry: int,
-           quiet: bool) -> None:  # fmt: skip
+           watch_minutes: int | None, quiet: bool) -> None:  # fmt: skip
     """Carry out queued runs: at most one per server at a time, servers in parallel. Every --domain-retry
-    minutes, prove the pending own domains again (queuing a run for each instance that gets one).
+    minutes, prove the pending own domains again (queuing a run for each instance that gets one); every --watch
+    minutes, watch the fleet (`ruche watch`).
 
     SIGTERM or Ctrl-C: take no new run and finish the current ones; a second one stops the runs'
     ansible-playbook processes and exits at once (the cut-off runs are taken back and retried by
@@ -53,9 +57,12 @@ def worker(context: Context, once: bool, concurrency: int, poll: float, stale_af
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if watch_minutes is None:
+        watch_minutes = watch_interval(context.workspace)
     outcome = run_worker(context.workspace, once=once, concurrency=concurrency, poll_seconds=poll,
                          stale_after=timedelta(seconds=stale_after), stop=stop, progress=ProgressPrinter(not quiet), name=name,
-                         abandon=abandon, domain_retry=timedelta(minutes=domain_retry) if domain_retry else None)  # fmt: skip
+                         abandon=abandon, domain_retry=timedelta(minutes=domain_retry) if domain_retry else None,
+                         watch_every=timedelta(minutes=watch_minutes) if watch_minutes else None)  # fmt: skip
     click.echo(f"worker {outcome['worker']}: {len(outcome['done'])} done, {len(outcome['failed'])} failed, "
                f"{len(outcome['recovered'])} taken back from stopped workers")  # fmt: skip
     if outcome["failed"]:

@@ -97,7 +97,8 @@ def get_association(session: Session, slug: str, *, lock: bool = False) -> Assoc
 
 def association_as_dict(association: Association) -> dict:
     return {"slug": association.slug, "name": association.name, "email": association.email, "offer": association.offer,
-            "listed": association.listed}  # fmt: skip
+            "listed": association.listed, "alerts_opt_in": association.alerts_opt_in,
+            "language": association.language}  # fmt: skip
 
 
 def ensure_backup_password(association: Association, vault) -> bool:

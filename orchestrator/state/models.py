@@ -77,6 +77,9 @@ class Association(Base):
     backup_repository_ready: Mapped[bool] = mapped_column(Boolean, default=False)
     # agreed to be named in the collective's transparency report (`ruche association listing`)
     listed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # told by mail (its ``email``, in ``language``) of the alerts on its own instances (`ruche association alerts`)
+    alerts_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -218,6 +221,41 @@ class Event(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)  # changes: {"before": {...}, "after": {...}}
     previous_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Alert(Base):
+    """What the watcher found wrong (orchestrator/alerts.py: its kinds), from when it was first seen until it
+    cleared; told when it opens, reminded while open, told again when it clears (operations/watch.py)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # one open alert per kind and subject: a watch finds it again, it does not open a second
+        Index(
+            "uq_alert_open",
+            "kind",
+            "subject",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),  # fmt: skip
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))  # an instance's address, a server's name, a domain...
+    association: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # its slug, if its own
+    summary: Mapped[str] = mapped_column(String(1000))  # the evidence, in the admins' words (English)
+    values: Mapped[dict] = mapped_column(JSON, default=dict)  # the figures a translated text is filled with
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # its opening told
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notify_error: Mapped[str] = mapped_column(String(1000), default="")  # the last delivery that failed, redacted
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acked_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    ack_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class EventChain(Base):

@@ -24,7 +24,7 @@ W = "--workspace"
 def worker(lab, tmp_path):
     """A `ruche worker` running beside the test (stopped with SIGTERM at the end)."""
     log = tmp_path / "worker.log"
-    process = subprocess.Popen([sys.executable, "-m", "orchestrator", W, str(lab), "worker", "--poll", "0.5"],
+    process = subprocess.Popen([sys.executable, "-m", "orchestrator", W, str(lab), "worker", "--poll", "0.5", "--watch", "0"],
                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     yield log
     process.send_signal(signal.SIGTERM)

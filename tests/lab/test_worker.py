@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_run_is_taken_over_and_the_request_ends_done_once(la
     run_id = json.loads(approved.stdout)["queued_run"]
 
     log = tmp_path / "first-worker.log"
-    first = ruche_process(lab, "worker", "--stale-after", "30", "--poll", "0.5", log=log)
+    first = ruche_process(lab, "worker", "--stale-after", "30", "--poll", "0.5", "--watch", "0", log=log)
     first_name = wait_until_converging(ruche, lab, run_id, first, log)["claimed_by"]  # cut the worker off now
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
@@ -89,7 +89,7 @@ def test_a_worker_told_twice_to_stop_ends_its_runs_processes_and_the_run_is_retr
     run_id = json.loads(approved.stdout)["queued_run"]
 
     log = tmp_path / "worker.log"
-    first = ruche_process(lab, "worker", "--poll", "0.5", log=log)
+    first = ruche_process(lab, "worker", "--poll", "0.5", "--watch", "0", log=log)
     name = wait_until_converging(ruche, lab, run_id, first, log)["claimed_by"]
     assert processes_of_worker(name)
     first.send_signal(signal.SIGTERM)  # the first asks it to finish its run; the second, to stop now

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from orchestrator.catalog import load_catalog
@@ -38,3 +41,28 @@ def instance_entry(association: str, name: str, server: str, service: str = "rad
     """Give the inventory entry of an instance of a bundled ``service`` with ``parameters``."""
     record = instance_record(association, name, secrets, **parameters)
     return InstanceEntry(association, name, server, instance_variables(record, CATALOG.get(service)))
+
+
+class Webhook:
+    """An HTTP receiver on loopback: every JSON body posted to it, in order."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_arguments) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

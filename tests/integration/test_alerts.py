@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from datetime import timedelta
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import tomlkit
@@ -25,33 +23,9 @@ from sqlalchemy import select, update
 from orchestrator.state.database import StateStore
 from orchestrator.state.models import BackupRun, Instance, QueuedRun, UsageSample, utc_now
 from orchestrator.workspace import open_workspace
+from tests.helpers import Webhook
 
 GIB = 1024**3
-
-
-class Webhook:
-    """An HTTP receiver on loopback: every JSON body posted to it, in order."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_arguments) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Sink:

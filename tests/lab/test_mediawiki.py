@@ -26,14 +26,20 @@ import subprocess
 import sys
 import time
 import uuid
+from email import message_from_string, policy
 from pathlib import Path
 
 import pytest
+import tomlkit
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.lab.acme import issuing_roots
 from orchestrator.lab.layout import LabLayout
 from orchestrator.lab.network import REGISTRY_PORT
+from orchestrator.web.app import create_app
 from orchestrator.workspace import open_workspace
+from tests.helpers import Webhook
 from tests.lab.servers import address_of, on
 
 W = "--workspace"
@@ -166,6 +172,110 @@ def test_a_password_reset_mail_reaches_the_lab_smtp_sink(lab, wiki):
     assert "From: " in message and "wiki-savoirs@lab.ruche.test" in message  # the instance's own sender
     assert wiki["domain"] in message  # the reset link points at the wiki
     assert "X-Peer: ('" + address_of(lab, "lab-1") in message  # sent from the instance's server
+
+
+def mails_to(lab: Path, address: str) -> list[str]:
+    """Every message the lab's SMTP sink holds for ``address``, oldest first (aiosmtpd's Maildir)."""
+    names = on(lab, "lab-backup", "sh", "-c", "grep -l -r -F -i \"X-RcptTo: $1\" /var/mail/ruche-sink/new 2>/dev/null "
+               "| xargs -r ls -tr || true", "sh", address).split()  # fmt: skip
+    return [on(lab, "lab-backup", "cat", name) for name in names]
+
+
+def subjects(messages: list[str]) -> list[str]:
+    parsed = [message_from_string(m, policy=policy.default) for m in messages]
+    return [str(m["Subject"]) for m in parsed]
+
+
+def health_metric(lab: Path, token: str) -> float | None:
+    """The wiki's ruche_instance_healthy as `ruche serve`'s /metrics says it, read with prometheus-client's parser."""
+    answer = TestClient(create_app(lab), base_url="https://testserver").get(
+        "/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "ruche_instance_healthy" and sample.labels.get("instance") == ADDRESS:
+                return sample.value
+    return None
+
+
+def test_a_stopped_container_is_told_once_to_the_admins_and_its_association_then_its_recovery(lab, wiki, ruche):
+    """Issue 26 on the lab: `ruche watch` every 10 s; the wiki's app container stopped on lab-1: within two watch
+    intervals one mail naming it reaches the lab's SMTP sink (the admins', and the association's in French), a
+    webhook started here gets the same alert, /metrics says 0; started again: one "recovered" mail, /metrics 1;
+    nothing for the other association that opted in. A server's disk and memory thresholds crossed open alerts
+    that clear when they are not."""
+    w = [W, str(lab)]
+    config = lab / "ruche.toml"
+    saved = config.read_text()
+    hook = Webhook()
+    watcher = None
+    admins, others = "admins@collectif.test", "contact@voisins.example"
+    try:
+        document = tomlkit.parse(saved)
+        document["alerts"] = {"admin_emails": [admins], "usage_minutes": 0, "remind_hours": 0}
+        config.write_text(tomlkit.dumps(document))
+        assert ruche(*w, "alerts", "notify", "add", hook.url).exit_code == 0
+        token = json.loads(ruche(*w, "metrics", "token", "--json").stdout)["token"]
+        assert ruche(*w, "association", "add", "voisins", "--name", "Voisins", "--email", others).exit_code == 0
+        for slug in ("savoirs", "voisins"):
+            assert ruche(*w, "association", "alerts", slug, "on", "--language", "fr").exit_code == 0
+        assert health_metric(lab, token) == 1
+        interval = 10
+        log = lab / "watch.log"
+        watcher = subprocess.Popen([sys.executable, "-m", "orchestrator", W, str(lab), "watch", "--interval", str(interval)],
+                                   stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        on(lab, "lab-1", "systemctl", "stop", f"{APP}.service")
+        stopped = time.monotonic()
+        told: list[str] = []
+        while time.monotonic() - stopped < 2 * interval + 20 and not told:
+            told = [s for s in subjects(mails_to(lab, admins)) if ADDRESS in s]
+            time.sleep(1)
+        took = time.monotonic() - stopped
+        print(f"alert mail {took:.1f} s after the container stopped", file=sys.__stderr__)
+        assert told == [f"[{open_workspace(lab).config.collective}] Alert: {ADDRESS} does not answer"], log.read_text()[
+            -3000:
+        ]
+        assert took <= 2 * interval + 10  # two intervals, and the watch's own time
+        hooked = [n for n in hook.received if ADDRESS in n["title"]]
+        assert [n["title"] for n in hooked] == told and "ruche alerts ack" in hooked[0]["message"]
+        (owner,) = [s for s in subjects(mails_to(lab, "contact@savoirs.example")) if "Alerte" in s]
+        assert owner.endswith(f"Alerte : {ADDRESS} ne répond pas")
+        assert health_metric(lab, token) == 0
+
+        on(lab, "lab-1", "systemctl", "start", f"{APP}.service", f"{JOBS}.service")
+        started = time.monotonic()
+        recovered: list[str] = []
+        while time.monotonic() - started < 4 * interval + 60 and not recovered:
+            recovered = [s for s in subjects(mails_to(lab, admins)) if ADDRESS in s and "Recovered" in s]
+            time.sleep(1)
+        print(f"recovered mail {time.monotonic() - started:.1f} s after the start", file=sys.__stderr__)
+        assert len(recovered) == 1, log.read_text()[-3000:]
+        time.sleep(interval + 2)  # one more watch: nothing more is told
+        assert len([s for s in subjects(mails_to(lab, admins)) if ADDRESS in s]) == 2
+        assert [n["title"] for n in hook.received if ADDRESS in n["title"]] == told + recovered
+        assert any("Rétabli" in s for s in subjects(mails_to(lab, "contact@savoirs.example")))
+        assert health_metric(lab, token) == 1
+        assert mails_to(lab, others) == []  # another association's contact hears nothing of savoirs' wiki
+    finally:
+        if watcher is not None:
+            os.killpg(watcher.pid, signal.SIGTERM)
+            watcher.wait(timeout=60)
+        hook.close()
+        config.write_text(saved)
+
+    # a server's disk and memory: thresholds crossed open alerts, which clear once they are not
+    document = tomlkit.parse(saved)
+    document["alerts"] = {"disk_used_percent": 1, "memory_used_percent": 1, "usage_minutes": 0}
+    config.write_text(tomlkit.dumps(document))
+    try:
+        crossed = json.loads(ruche(*w, "watch", "--once", "--no-notify", "--json", "--quiet").stdout)
+        kinds = {(a["kind"], a["subject"]) for a in crossed["alerts"]}
+        assert {("server.disk", "lab-1"), ("server.memory", "lab-1")} <= kinds, kinds
+    finally:
+        config.write_text(saved)
+    cleared = json.loads(ruche(*w, "watch", "--once", "--no-notify", "--json", "--quiet").stdout)
+    assert not {a["kind"] for a in cleared["alerts"]} & {"server.disk", "server.memory"}, cleared["alerts"]
 
 
 OWN = "wiki.amap.test"

@@ -26,8 +26,11 @@ def watch_forever(workspace_path: Path | None, *, interval_seconds: float | None
             wait = interval_seconds or workspace.config.alerts.interval_minutes * 60
             try:
                 outcome = watch_once(workspace, store, progress=progress)
-                progress(f"watch: {len(outcome['alerts'])} open, {len(outcome['opened'])} opened, "
-                         f"{len(outcome['cleared'])} cleared, {len(outcome['notices'])} notice(s)")  # fmt: skip
+                if outcome["skipped"]:
+                    progress(f"watch skipped: {outcome['skipped']}")
+                else:
+                    progress(f"watch: {len(outcome['alerts'])} open, {len(outcome['opened'])} opened, "
+                             f"{len(outcome['cleared'])} cleared, {len(outcome['notices'])} notice(s)")  # fmt: skip
             except Exception as error:  # noqa: BLE001 - a failed watch is said; the next one tries again
                 progress(f"watch failed: {error}")
         done += 1

@@ -139,6 +139,8 @@ def watch(context: Context, once: bool, interval: int | None, no_notify: bool, a
     progress = ProgressPrinter(not quiet and not as_json)
     if once:
         outcome = watch_once(context.workspace, tell=not no_notify, progress=progress)
+        if outcome["skipped"] and not as_json:
+            click.echo(f"watch skipped: {outcome['skipped']}", err=True)
         if as_json:
             emit_json(outcome)
         else:

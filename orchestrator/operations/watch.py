@@ -12,6 +12,9 @@ association that opted in of its own instances' alerts only, in its language.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -29,14 +32,16 @@ from orchestrator.operations.own_domains import check_served
 from orchestrator.operations.usage import measure_usage
 from orchestrator.quotas import find_offer
 from orchestrator.remote import SshTarget, for_each_server, run_command
-from orchestrator.state.alerts import alert_as_dict, mark_told, record_watch
+from orchestrator.state.alerts import alert_as_dict, mark_told, open_alerts, record_watch
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.leases import release_lease, take_lease
 from orchestrator.state.models import (
     Alert,
     Association,
     Domain,
     Instance,
+    Lease,
     QueuedRun,
     Run,
     Server,
@@ -48,6 +53,7 @@ from orchestrator.state.servers import list_servers
 from orchestrator.workspace import Workspace
 
 GIB, MIB = 1024**3, 1024**2
+LEASE_SECONDS = 15 * 60  # the longest a watch may take before another may start (its holder died)
 # one fixed command (no value from anyone): the /srv file system's use, then the memory figures
 PROBE = ["sh", "-c", "df -P -B1 /srv 2>/dev/null || df -P -B1 /; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo"]
 
@@ -248,8 +254,24 @@ def _usage_due(workspace: Workspace, session: Session) -> bool:
 
 
 def watch(workspace: Workspace, store: StateStore, *, progress: Progress = no_progress, tell: bool = True) -> dict:
-    """One watch (see the module). Gives ``{"alerts": [open alerts], "opened": [ids], "cleared": [ids],
-    "notices": [{"alert", "event", "error"}], "seconds"}``."""
+    """One watch (see the module), unless another process is watching right now (the "watch" lease: several
+    workers, or a timer beside a worker, never tell an alert twice). Gives ``{"alerts": [open alerts], "opened":
+    [ids], "cleared": [ids], "notices": [{"alert", "event", "error"}], "seconds", "skipped": None or who
+    watches}``."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):
+        with store.session() as session:
+            lease = session.get(Lease, "watch")
+            open_now = [alert_as_dict(a) for a in open_alerts(session)]
+            return {"alerts": open_now, "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
+                    "skipped": f"another watch runs ({lease.holder if lease else '?'})"}  # fmt: skip
+    try:
+        return {**_watch(workspace, store, progress=progress, tell=tell), "skipped": None}
+    finally:
+        release_lease(store, "watch", holder)
+
+
+def _watch(workspace: Workspace, store: StateStore, *, progress: Progress, tell: bool) -> dict:
     started = time.monotonic()
     findings: list[Finding] = []
     with store.session() as session:
@@ -285,8 +307,7 @@ def watch(workspace: Workspace, store: StateStore, *, progress: Progress = no_pr
         cleared_ids = list(decision.cleared)
     told = tell_notices(workspace, store, notices, views, contacts) if tell else []
     with store.session() as session:
-        open_now = [alert_as_dict(a) for a in session.scalars(select(Alert).where(Alert.cleared_at.is_(None))
-                                                              .order_by(Alert.id))]  # fmt: skip
+        open_now = [alert_as_dict(a) for a in open_alerts(session)]
     return {"alerts": open_now, "opened": opened_ids, "cleared": cleared_ids, "notices": told,
             "checked": {"instances": len(instances), "servers": len(targets)},
             "seconds": round(time.monotonic() - started, 2)}  # fmt: skip

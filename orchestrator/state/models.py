@@ -258,6 +258,17 @@ class Alert(Base):
     ack_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
+class Lease(Base):
+    """A job only one process may do at a time across the control machines (e.g. "watch"): held by ``holder``
+    until ``until`` (state/leases.py)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class EventChain(Base):
     """The one row that every append takes first (so writers never fork the chain) and the chain's head."""
 

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from orchestrator.state.database import StateStore
+from orchestrator.state.leases import release_lease, take_lease
 from orchestrator.state.models import BackupRun, Instance, QueuedRun, UsageSample, utc_now
 from orchestrator.workspace import open_workspace
 from tests.helpers import Webhook
@@ -178,3 +179,20 @@ def test_a_channel_apprise_does_not_know_is_refused_and_nothing_is_written(works
     refused = ruche("--workspace", str(workspace), "alerts", "notify", "add", "nosuch://token@example.org")
     assert refused.exit_code == 2 and "not an Apprise URL" in refused.stderr and "token" not in refused.stderr
     assert (workspace / "ruche.toml").read_text() == before
+
+
+def test_one_watch_at_a_time_whichever_process_and_a_dead_holders_lease_expires(workspace, ruche):
+    store = StateStore(open_workspace(workspace).config.state_url)
+    try:
+        assert take_lease(store, "watch", "host-a:1", seconds=600)
+        assert not take_lease(store, "watch", "host-b:2", seconds=600)
+        assert take_lease(store, "watch", "host-a:1", seconds=600)  # its holder renews it
+        skipped = json.loads(ruche("--workspace", str(workspace), "watch", "--once", "--json").stdout)
+        assert skipped["skipped"] == "another watch runs (host-a:1)" and skipped["notices"] == []
+        release_lease(store, "watch", "host-b:2")  # not its own: nothing
+        assert not take_lease(store, "watch", "host-b:2", seconds=600)
+        release_lease(store, "watch", "host-a:1")
+        assert take_lease(store, "watch", "host-b:2", seconds=-1)  # taken, and already expired (its holder died)
+        assert take_lease(store, "watch", "host-c:3", seconds=600)
+    finally:
+        store.close()

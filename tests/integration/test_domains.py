@@ -216,7 +216,8 @@ class LoopbackTls:
 
 def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace, ruche, tmp_path):
     """The watching end of issue 25 with real TLS: the attached domain's server (127.0.0.3 here) serves a certificate
-    past its date, then one expiring in 5 days; `ruche status` and `ruche audit` read them from the handshake."""
+    past its date, then one expiring in 5 days; `ruche status` and `ruche audit` read them from the handshake, and
+    `ruche watch` opens a certificate.expiring alert for it, which clears once a renewed certificate is served."""
     w = ["--workspace", str(workspace)]
     address, name = "127.0.0.3", "wiki.amap.test"
     assert ruche(*w, "server", "add", "web-1", "--no-connect", "--address", address, "--memory", "4G").exit_code == 0
@@ -235,10 +236,12 @@ def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace,
         zone.load([f'_ruche.{name}. 300 IN TXT "{token}"', f"{name}. 300 IN A {address}"])
         document = tomlkit.parse((workspace / "ruche.toml").read_text())
         document["domains"]["resolvers"] = [zone.address]
+        document["alerts"] = {"usage_minutes": 0}
         (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
         for (days_before, days_after), state, says in [
             ((100, -10), "failing", "expired on"),
             ((80, 5), "serving", "within 14 days"),
+            ((1, 89), "serving", None),  # renewed
         ]:
             cert, key = _certificate(name, now - dt.timedelta(days=days_before), now + dt.timedelta(days=days_after),
                                      tmp_path)  # fmt: skip
@@ -250,13 +253,20 @@ def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace,
             try:
                 status = ruche(*w, "status", "--json")
                 audit = ruche(*w, "audit", "--json")
+                watched = json.loads(ruche(*w, "watch", "--once", "--no-notify", "--json", "--quiet").stdout)
             finally:
                 served.close()
             assert status.exit_code == 1  # the instance does not answer here anyway: no Caddy behind
             (entry,) = json.loads(status.stdout)
             (seen,) = entry["own_domains"]
             assert seen["state"] == state and seen["certificate"]["issuer"] == "Old CA", seen
+            alerts = [a for a in watched["alerts"] if a["kind"] == "certificate.expiring"]
             findings = [f for f in json.loads(audit.stdout)["findings"] if f["rule"].startswith("domains.")]
+            if says is None:
+                assert findings == [] and alerts == [] and len(watched["cleared"]) >= 1, watched
+                continue
+            assert [(a["subject"], a["association"]) for a in alerts] == [(name, "amap")]
+            assert says in alerts[0]["summary"], alerts
             assert [(f["rule"], f["object"]) for f in findings] == [
                 ("domains.certificate-valid", f"{name} (amap/wiki)")
             ]

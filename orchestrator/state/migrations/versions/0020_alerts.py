@@ -1,4 +1,5 @@
-"""alerts: what the watcher found wrong, told and reminded; an association's opt-in to its incidents' mails
+"""alerts: what the watcher found wrong, told and reminded; an association's opt-in to its incidents' mails;
+leases (one watch at a time across workers and machines)
 
 Revision ID: 0020
 Revises: 0019
@@ -39,6 +40,12 @@ def upgrade() -> None:
     still_open = sa.text("cleared_at IS NULL")
     op.create_index("uq_alert_open", "alerts", ["kind", "subject"], unique=True, sqlite_where=still_open,
                     postgresql_where=still_open)  # fmt: skip
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column("holder", sa.String(120), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    )
     with op.batch_alter_table("associations") as table:
         table.add_column(sa.Column("alerts_opt_in", sa.Boolean(), nullable=False, server_default=sa.false()))
         table.add_column(sa.Column("language", sa.String(8), nullable=False, server_default="fr"))
@@ -48,4 +55,5 @@ def downgrade() -> None:
     with op.batch_alter_table("associations") as table:
         table.drop_column("language")
         table.drop_column("alerts_opt_in")
+    op.drop_table("leases")
     op.drop_table("alerts")

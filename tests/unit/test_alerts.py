@@ -1,0 +1,106 @@
+"""Alerts' pure parts: what a watch opens, refreshes, clears, tells and reminds (alerts.decide); the notices'
+texts (notices.py); the relay's mailto:// URL and its masked form (operations/notify.py); the servers' probe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestrator.alerts import Finding, OpenAlert, decide
+from orchestrator.config import MailSettings
+from orchestrator.notices import admin_text, member_text
+from orchestrator.operations.notify import _masked, relay_url
+from orchestrator.operations.watch import parse_probe
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def found(kind: str, subject: str) -> Finding:
+    return Finding(kind, subject, f"{subject} is wrong", association=subject.split("/")[0] if "/" in subject else None)
+
+
+def test_a_new_finding_opens_one_alert_found_again_it_refreshes_and_gone_it_clears():
+    first = decide([], [found("instance.down", "a/x"), found("instance.down", "a/x")], now=NOW, remind_every=None)
+    assert [f.key for f in first.opened] == [("instance.down", "a/x")]  # once, though found twice
+    told = OpenAlert(1, "instance.down", "a/x", NOW, None, False)
+    again = decide([told], [found("instance.down", "a/x")], now=NOW, remind_every=timedelta(hours=24))
+    assert (again.opened, list(again.seen_again), again.cleared, again.opening, again.reminding) == (
+        [],
+        [1],
+        [],
+        [],
+        [],
+    )
+    gone = decide([told], [], now=NOW, remind_every=None)
+    assert gone.cleared == [1]
+
+
+def test_an_untold_alert_is_told_again_a_told_one_reminded_after_the_interval_unless_acknowledged():
+    untold = OpenAlert(1, "server.disk", "web-1", None, None, False)
+    told_long_ago = OpenAlert(2, "server.memory", "web-1", NOW - timedelta(hours=25), None, False)
+    reminded_lately = OpenAlert(3, "backup.overdue", "a/x", NOW - timedelta(days=3), NOW - timedelta(hours=1), False)
+    acknowledged = OpenAlert(4, "quota.over", "a", NOW - timedelta(days=3), None, True)
+    findings = [found("server.disk", "web-1"), found("server.memory", "web-1"), found("backup.overdue", "a/x"),
+                found("quota.over", "a")]  # fmt: skip
+    decision = decide([untold, told_long_ago, reminded_lately, acknowledged], findings, now=NOW,
+                      remind_every=timedelta(hours=24))  # fmt: skip
+    assert (decision.opening, decision.reminding, decision.cleared) == ([1], [2], [])
+    assert decide([told_long_ago], findings[1:2], now=NOW, remind_every=None).reminding == []  # 0: never
+
+
+def test_an_alert_whose_state_this_watch_could_not_tell_stays_open():
+    disk = OpenAlert(1, "server.disk", "web-1", NOW, None, False)
+    kept = decide([disk], [found("server.unreachable", "web-1")], now=NOW, remind_every=None,
+                  unknown={("server.disk", "web-1")})  # fmt: skip
+    assert kept.cleared == [] and [f.kind for f in kept.opened] == ["server.unreachable"]
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown alert kind"):
+        Finding("instance.sad", "a/x", "?")
+
+
+def view(kind: str, subject: str, association: str | None = None, **values) -> dict:
+    return {"id": 7, "kind": kind, "subject": subject, "association": association, "summary": "evidence here",
+            "values": values, "first_seen": "2026-11-30T12:00:00+00:00", "cleared_at": "2026-11-30T13:00:00+00:00"}  # fmt: skip
+
+
+def test_notices_are_in_the_readers_language_and_associations_are_told_only_of_their_own_kinds():
+    down = view("instance.down", "amap/wiki", "amap", instance="amap/wiki", address="wiki.amap.test",
+                since="2026-11-30 12:00 UTC")  # fmt: skip
+    admin = admin_text("en", "opened", down, collective="Chatons")
+    assert admin.title == "[Chatons] Alert: amap/wiki does not answer"
+    assert "evidence here" in admin.body and "ruche alerts ack 7 --reason" in admin.body
+    member = member_text("fr", "opened", down, collective="Chatons")
+    assert member.title == "[Chatons] Alerte : amap/wiki ne répond pas"
+    assert "wiki.amap.test" in member.body and "evidence here" not in member.body  # its words, not the admins'
+    assert member_text("fr", "cleared", down, collective="Chatons").title.startswith("[Chatons] Rétabli : ")
+    quota = member_text("fr", "opened", view("quota.over", "amap", "amap", used="6.00 GiB", what="disk",
+                                             limit="5 GiB"), collective="C")  # fmt: skip
+    assert "utilise 6.00 GiB (espace disque), alors que son offre en prévoit 5 GiB" in quota.body
+    assert member_text("fr", "opened", view("server.disk", "web-1", percent=95), collective="C") is None
+    assert member_text("fr", "opened", view("run.failed", "amap/wiki", "amap"), collective="C") is None
+
+
+def test_the_relays_mailto_url_quotes_its_password_and_its_masked_form_hides_it():
+    relay = MailSettings(
+        host="smtp.example.org", sender_domain="chatons.example.org", username="ruche@chatons.example.org"
+    )
+    url = relay_url(relay, ["admin@example.org"], password="p@ss:w/rd?&", sender_name="Les Chatons")
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url)
+    assert (plugin.user, plugin.password, plugin.host, plugin.port) == ("ruche@chatons.example.org", "p@ss:w/rd?&",
+                                                                        "smtp.example.org", 587)  # fmt: skip
+    assert plugin.from_addr == ("Les Chatons", "ruche-alerts@chatons.example.org") and plugin.secure_mode == "starttls"
+    assert "p@ss" not in _masked(url) and "w/rd" not in _masked(url)
+
+
+def test_the_servers_probe_is_read_for_disk_and_memory():
+    answer = """Filesystem        1-blocks       Used   Available Capacity Mounted on
+/dev/sda1      107374182400 96636764160 10737418240      91% /srv
+MemTotal:        4000000 kB
+MemAvailable:     400000 kB
+"""
+    assert parse_probe(answer) == (96636764160, 107374182400, 4096000000, 409600000)

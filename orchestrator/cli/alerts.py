@@ -133,8 +133,10 @@ def watch(context: Context, once: bool, interval: int | None, no_notify: bool, a
     own domains' certificates), record what is as alerts, and tell the admins (and associations that opted in,
     of their own instances) when one opens, is still open after [alerts] remind_hours, and clears.
 
-    `ruche worker` watches too (--watch); run this where no worker runs. Exit status with --once: 1 when an
-    alert is open.
+    `ruche worker` watches too (--watch); run this where no worker runs (docs/systemd/ruche-watch.timer). One
+    watch at a time across processes and machines: another one running, this one is skipped. Exit status with
+    --once: 1 when a notice could not be delivered (it is tried again at the next watch); `ruche alerts` exits 1
+    while an alert is open.
     """
     progress = ProgressPrinter(not quiet and not as_json)
     if once:
@@ -150,8 +152,8 @@ def watch(context: Context, once: bool, interval: int | None, no_notify: bool, a
                        f"{len(outcome['notices'])} notice(s) sent, {len(failed)} failed, in {outcome['seconds']} s")  # fmt: skip
             for notice in failed:
                 click.echo(f"warning: alert {notice['alert']}: {notice['error']}", err=True)
-        if outcome["alerts"]:
-            sys.exit(1)
+        if any(n["error"] for n in outcome["notices"]):
+            sys.exit(1)  # a notice could not be delivered (it is tried again at the next watch)
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

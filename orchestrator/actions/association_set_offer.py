@@ -7,7 +7,7 @@ from pathlib import Path
 from orchestrator.actions.common import opened
 from orchestrator.errors import QuotaExceeded
 from orchestrator.quotas import check_offer_name, excesses
-from orchestrator.state.associations import association_as_dict, get_association
+from orchestrator.state.associations import association_as_dict, get_association, set_alert_choice
 from orchestrator.state.events import record_event
 from orchestrator.state.instances import allocation
 
@@ -53,15 +53,7 @@ def set_alerts(workspace_path: Path | None, slug: str, *, opt_in: bool | None, l
     its own instances (None: keep); give the association."""
     with opened(workspace_path) as (workspace, store), store.session() as session:
         association = get_association(session, slug)
-        before = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
-        if opt_in is not None:
-            association.alerts_opt_in = opt_in
-        if language is not None:
-            association.language = language
-        after = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
-        if after != before:
-            record_event(session, kind="association.alerts", subject=slug, association=slug,
-                         detail={"before": before, "after": after})  # fmt: skip
+        set_alert_choice(session, association, opt_in=opt_in, language=language)
         view = association_as_dict(association)
         if association.alerts_opt_in and workspace.config.mail is None:
             view["warning"] = "no mail relay is configured ([mail]): nothing can be mailed until one is"

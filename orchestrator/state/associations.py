@@ -10,8 +10,10 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.i18n import LANGUAGES
 from orchestrator.secrets import generate_secret
 from orchestrator.state.change_listener import IGNORED
+from orchestrator.state.events import record_event
 from orchestrator.state.models import (
     Association,
     BackupRun,
@@ -99,6 +101,26 @@ def association_as_dict(association: Association) -> dict:
     return {"slug": association.slug, "name": association.name, "email": association.email, "offer": association.offer,
             "listed": association.listed, "alerts_opt_in": association.alerts_opt_in,
             "language": association.language}  # fmt: skip
+
+
+def set_alert_choice(session: Session, association: Association, *, opt_in: bool | None, language: str | None,
+                     actor: str | None = None) -> bool:  # fmt: skip
+    """Record whether ``association`` is told by mail (its contact address, in ``language``) of the alerts on its own
+    instances (None: keep); an ``association.alerts`` event with before and after when something changed (by
+    ``actor``, else the session's). Raises InvalidInput for a language without a catalog. True when it changed."""
+    if language is not None and language not in LANGUAGES:
+        raise InvalidInput(f"language {language!r}: one of {', '.join(LANGUAGES)}")
+    before = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
+    if opt_in is not None:
+        association.alerts_opt_in = opt_in
+    if language is not None:
+        association.language = language
+    after = {"alerts_opt_in": association.alerts_opt_in, "language": association.language}
+    if after == before:
+        return False
+    record_event(session, kind="association.alerts", subject=association.slug, association=association.slug,
+                 detail={"before": before, "after": after}, actor=actor)  # fmt: skip
+    return True
 
 
 def ensure_backup_password(association: Association, vault) -> bool:

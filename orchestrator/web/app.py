@@ -25,6 +25,7 @@ from orchestrator.web.routes import (
     api,
     join,
     manager,
+    manager_alerts,
     manager_domains,
     member,
     metrics,
@@ -56,6 +57,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     for area in (manager, admin_members):  # association managers (issue 24)
         app.include_router(area.router)
     app.include_router(manager_domains.router)  # associations' own domains (issue 25)
+    app.include_router(manager_alerts.router)  # associations choose their incident alerts (issue 26)
     app.include_router(metrics.router)  # Prometheus' /metrics, to [metrics]' token or clients only (issue 26)
     install_error_answers(app)
     app.add_exception_handler(manager.NotAManager, manager.not_a_manager)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from orchestrator.errors import Conflict, NotFound, RucheError
-from orchestrator.i18n import N_
+from orchestrator.i18n import LANGUAGE_NAMES, N_
 from orchestrator.state.access import create_invite
 from orchestrator.state.events import record_event
 from orchestrator.state.instance_changes import queue_change
@@ -85,6 +85,8 @@ NOTICES = {
     "suspend": N_("The service will be suspended: its set-up is queued."),
     "resume": N_("The service will start again: its set-up is queued."),
     "delete": N_("The service will be deleted: its set-up is queued. Its data goes to the server's trash."),
+    "alerts-on": N_("Done: the association's contact address will be told by e-mail of its services' incidents."),
+    "alerts-off": N_("Done: the association will no longer be told by e-mail of its services' incidents."),
 }
 ACTIONS = {"suspendre": "suspend", "reprendre": "resume", "supprimer": "delete"}
 INVITED = N_("Sign-in link for %(member)s, shown this once: give it to them. It opens one session and is valid "
@@ -100,6 +102,8 @@ def manager_page(request: Request, web: WebApp, session: Session, signed_in: Web
     association = signed_in.association
     return web.pages.render(
         request, "manager.html", status, csrf=signed_in.csrf_token, association={"name": association.name},
+        alerts={"on": association.alerts_opt_in, "language": association.language, "email": association.email,
+                "languages": LANGUAGE_NAMES},
         members=member_rows(session, association, you=signed_in.invite_id),
         services=service_rows(session, association), notice=notice, errors=errors or [], link=link,
         link_states=LINK_STATES, domains=domain_blocks(session, web.catalog, association, texts_of(request)),

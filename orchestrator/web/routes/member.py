@@ -38,7 +38,8 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
     cards = service_cards(session, web.catalog, signed_in, _)
     offer = find_offer(web.workspace.config.offers, signed_in.association.offer)
     return web.pages.render(request, "dashboard.html", csrf=signed_in.csrf_token,
-                            association={"slug": signed_in.association.slug, "name": signed_in.association.name},
+                            association={"slug": signed_in.association.slug, "name": signed_in.association.name,
+                                         "alerts": signed_in.association.alerts_opt_in},
                             cards=cards, requests=members_requests(session, signed_in), offer=signed_in.association.offer,
                             bars=offer_bars(None if quota is None else quota.model_dump(), _),
                             guide=size_guide(web.catalog, [c.service_id for c in cards], _),

@@ -515,7 +515,7 @@ class AlertSettings(StrictModel):
         ),
     ] = []
     admin_emails: Annotated[
-        list[Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}$")]],
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")]],
         Field(
             max_length=32,
             description="The admins' addresses, mailed through the collective's relay ([mail], the lab's sink while "
@@ -580,9 +580,10 @@ class AlertSettings(StrictModel):
     @field_validator("urls")
     @classmethod
     def _urls_are_vaulted(cls, value: list[str]) -> list[str]:
-        for url in value:
+        for index, url in enumerate(value):
             if not url.startswith("$ANSIBLE_VAULT;"):
-                raise ValueError("each must be ansible-vault ciphertext: add it with `ruche alerts notify add`")
+                raise ValueError(f"entry {index + 1} is not ansible-vault ciphertext (an URL in clear?): remove it and "
+                                 "add it again with `ruche alerts notify add`, which keeps it encrypted")  # fmt: skip
         return value
 
 

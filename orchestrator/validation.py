@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.errors import ConfigError
 
 Model = TypeVar("Model", bound=BaseModel)
+# fields whose values are never repeated in an error (a secret pasted in clear must not reach a terminal or a log)
+SECRET_FIELDS = {"password", "urls"}
 
 
 def error_path(location: tuple[Any, ...]) -> str:
@@ -31,7 +33,8 @@ def describe_validation_error(error: ValidationError, source: str | Path) -> lis
         if problem["type"] == "extra_forbidden":
             message = "unknown field; remove it or check its spelling"
         value = problem.get("input")
-        quiet = problem["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
+        quiet = (problem["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
+                 or any(part in SECRET_FIELDS for part in problem["loc"]))  # fmt: skip
         shown = "" if quiet else f" (got {value!r:.80})"
         lines.append(f"{source}: At '{error_path(problem['loc'])}': {message}{shown}")
     return lines

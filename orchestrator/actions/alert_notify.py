@@ -2,28 +2,24 @@
 
 An Apprise URL (mailto://, matrix://, xmpp://, ntfy://, json:// ...) is kept only as ansible-vault ciphertext: it
 often holds a token or a password. An e-mail address is kept as it is in ``admin_emails`` and mailed through the
-collective's relay. Listed, a channel shows in Apprise's privacy form (secrets masked).
+collective's relay. Listed, a channel shows as its scheme, host and a digest (operations/notify.label).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from orchestrator.config import AlertSettings
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.notices import Text
-from orchestrator.operations.notify import admin_channels, send
+from orchestrator.operations.notify import ADDRESS, admin_channels, label, send
 from orchestrator.workspace import Workspace, open_workspace
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}$")
 
-
-def _masked(url: str) -> str | None:
+def _known(url: str) -> bool:
     import apprise
 
-    plugin = apprise.Apprise.instantiate(url)
-    return None if plugin is None else plugin.url(privacy=True)
+    return apprise.Apprise.instantiate(url) is not None
 
 
 def channels(workspace_path: Path | None) -> list[dict]:
@@ -34,7 +30,8 @@ def channels(workspace_path: Path | None) -> list[dict]:
     if settings.urls:
         vault = workspace.vault()
         for ciphertext in settings.urls:
-            listed.append({"number": len(listed) + 1, "kind": "url", "channel": _masked(vault.decrypt(ciphertext))})
+            url = vault.decrypt(ciphertext)
+            listed.append({"number": len(listed) + 1, "kind": "url", "channel": label(url), "known": _known(url)})
     for address in settings.admin_emails:
         listed.append({"number": len(listed) + 1, "kind": "email", "channel": address,
                        "through": "the [mail] relay" if workspace.config.mail else "no relay configured: not sent"})  # fmt: skip
@@ -50,14 +47,16 @@ def add(workspace_path: Path | None, channel: str) -> dict:
     workspace = open_workspace(workspace_path)
     settings = workspace.file_config.alerts
     channel = channel.strip()
-    if EMAIL.match(channel) and "://" not in channel:
+    if "://" not in channel and "@" in channel:
+        if not ADDRESS.match(channel):
+            raise InvalidInput(f"{channel!r} is not an address mail can be sent to",
+                               hint="letters, digits and . _ % + - before the @, e.g. admins@chatons.example.org")  # fmt: skip
         if channel in settings.admin_emails:
             raise InvalidInput(f"{channel} is already told of the alerts")
         _write(workspace, settings.model_copy(update={"admin_emails": [*settings.admin_emails, channel]}))
         warning = None if workspace.config.mail else "no mail relay is configured: set one with `ruche mail set`"
         return {"added": channel, "kind": "email", "warning": warning}
-    shown = _masked(channel)
-    if shown is None:
+    if not _known(channel):
         raise InvalidInput(
             "not an Apprise URL Apprise knows (it is not shown here: it may hold a secret)",
             hint="e.g. ntfy://ntfy.sh/TOPIC, matrixs://USER:TOKEN@matrix.org/#room, json://hooks.example.org/ruche, "
@@ -66,7 +65,7 @@ def add(workspace_path: Path | None, channel: str) -> dict:
         )
     ciphertext = workspace.vault().encrypt(channel)
     _write(workspace, settings.model_copy(update={"urls": [*settings.urls, ciphertext]}))
-    return {"added": shown, "kind": "url", "warning": None}
+    return {"added": label(channel), "kind": "url", "warning": None}
 
 
 def remove(workspace_path: Path | None, number: int) -> dict:

@@ -73,7 +73,8 @@ def notify_list(context: Context, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
         return
-    click.echo(table([(e["number"], e["kind"], e["channel"] or "(an URL Apprise no longer knows)") for e in entries],
+    click.echo(table([(e["number"], e["kind"], e["channel"] + ("" if e.get("known", True) else " (Apprise does not know it)"))
+                      for e in entries],
                      ["NUMBER", "KIND", "CHANNEL"]) if entries else "no channel: `ruche alerts notify add URL|ADDRESS`")  # fmt: skip
 
 
@@ -138,6 +139,8 @@ def watch(context: Context, once: bool, interval: int | None, no_notify: bool, a
     --once: 1 when a notice could not be delivered (it is tried again at the next watch); `ruche alerts` exits 1
     while an alert is open.
     """
+    if not once and (no_notify or as_json):
+        raise click.UsageError("--no-notify and --json go with --once")
     progress = ProgressPrinter(not quiet and not as_json)
     if once:
         outcome = watch_once(context.workspace, tell=not no_notify, progress=progress)

@@ -6,6 +6,7 @@ a converge (CLI) or a queued run (web, worker) then applies."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -196,7 +197,11 @@ def check_served(workspace: Workspace, store: StateStore, ids: list[int]) -> lis
     with store.session() as session:
         targets = [(d.id, d.name, d.instance.server.address) for d in session.scalars(select(Domain).where(Domain.id.in_(ids)))
                    if d.status == "attached" and d.instance.state == "running" and d.instance.desired_state == "present"]  # fmt: skip
-    seen = {identifier: check_tls(address, name, verify_chain=verify_chain) for identifier, name, address in targets}
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:  # handshakes in parallel
+        checked = pool.map(
+            lambda target: (target[0], check_tls(target[2], target[1], verify_chain=verify_chain)), targets
+        )
+        seen = dict(checked)
     results = []
     with store.session() as session:
         for identifier, tls in seen.items():

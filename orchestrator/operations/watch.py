@@ -135,26 +135,30 @@ def backup_findings(workspace: Workspace, session: Session, instances: list[Inst
     return findings
 
 
-def quota_findings(workspace: Workspace, session: Session) -> list[Finding]:
-    """Associations whose newest measures (each active instance's latest usage sample) exceed their offer."""
+def quota_findings(workspace: Workspace, session: Session) -> tuple[list[Finding], set[tuple[str, str]]]:
+    """Associations whose newest measures (each active instance's latest usage sample) exceed their offer; and
+    those left unknown (a newest measure that failed: its server did not answer)."""
     newest = (select(UsageSample.instance_id, func.max(UsageSample.taken_at).label("taken_at"))
               .group_by(UsageSample.instance_id).subquery())  # fmt: skip
     rows = session.execute(
-        select(Association.slug, Association.offer, UsageSample.disk_bytes, UsageSample.memory_bytes)
+        select(Association.slug, Association.offer, UsageSample.disk_bytes, UsageSample.memory_bytes, UsageSample.error)
         .join(Instance, Instance.association_id == Association.id)
         .join(UsageSample, UsageSample.instance_id == Instance.id)
         .join(newest, (UsageSample.instance_id == newest.c.instance_id) & (UsageSample.taken_at == newest.c.taken_at))
         .where(Instance.state.in_(ACTIVE_STATES))
     )  # fmt: skip
     used: dict[str, dict] = {}
-    for slug, offer_name, disk, memory in rows:
+    unknown: set[tuple[str, str]] = set()
+    for slug, offer_name, disk, memory, error in rows:
+        if error or disk is None:
+            unknown.add(("quota.over", slug))
         entry = used.setdefault(slug, {"offer": offer_name, "disk": 0, "memory": 0})
         entry["disk"] += disk or 0
         entry["memory"] += memory or 0
     findings = []
     for slug, entry in sorted(used.items()):
         offer = find_offer(workspace.config.offers, entry["offer"])
-        if offer is None:
+        if offer is None or ("quota.over", slug) in unknown:
             continue
         over = []
         if entry["disk"] > offer.disk_gb * GIB:
@@ -166,7 +170,7 @@ def quota_findings(workspace: Workspace, session: Session) -> list[Finding]:
             findings.append(Finding("quota.over", slug, f"{slug} (offer {entry['offer']}): " + "; ".join(
                 f"{w} {a} measured, the offer gives {lim}" for w, a, lim in over), association=slug,
                 values={"used": amount, "what": what, "limit": limit}))  # fmt: skip
-    return findings
+    return findings, unknown
 
 
 def run_findings(workspace: Workspace, session: Session) -> list[Finding]:
@@ -266,12 +270,12 @@ def watch(workspace: Workspace, store: StateStore, *, progress: Progress = no_pr
             return {"alerts": open_now, "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
                     "skipped": f"another watch runs ({lease.holder if lease else '?'})"}  # fmt: skip
     try:
-        return {**_watch(workspace, store, progress=progress, tell=tell), "skipped": None}
+        return {"skipped": None, **_watch(workspace, store, holder, progress=progress, tell=tell)}
     finally:
         release_lease(store, "watch", holder)
 
 
-def _watch(workspace: Workspace, store: StateStore, *, progress: Progress, tell: bool) -> dict:
+def _watch(workspace: Workspace, store: StateStore, holder: str, *, progress: Progress, tell: bool) -> dict:
     started = time.monotonic()
     findings: list[Finding] = []
     with store.session() as session:
@@ -290,10 +294,15 @@ def _watch(workspace: Workspace, store: StateStore, *, progress: Progress, tell:
         if _usage_due(workspace, session):
             progress("measuring the instances' disk and memory")
             measure_usage(workspace, session, progress=progress)
+    if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):  # this watch overran: another took over
+        return {"alerts": [], "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
+                "skipped": "this watch overran its lease; another one took over"}  # fmt: skip
     with store.session() as session:
         instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
         findings += backup_findings(workspace, session, instances)
-        findings += quota_findings(workspace, session)
+        found, unknown_quotas = quota_findings(workspace, session)
+        findings += found
+        unknown |= unknown_quotas
         findings += run_findings(workspace, session)
         findings += queue_findings(workspace, session)
         findings += certificate_findings(workspace, session)
@@ -301,11 +310,14 @@ def _watch(workspace: Workspace, store: StateStore, *, progress: Progress, tell:
         now = utc_now()
         decision, notices, opened_ids = record_watch(session, findings, now=now, unknown=unknown,
                                          remind_every=timedelta(hours=remind) if remind else None)  # fmt: skip
-        views = {n.alert_id: alert_as_dict(session.get(Alert, n.alert_id)) for n in notices}
+        views = {}
+        for notice in notices:
+            alert = session.get(Alert, notice.alert_id)
+            views[notice.alert_id] = {**alert_as_dict(alert), "told": dict(alert.told or {})}
         contacts = {a.slug: (a.email, a.language) for a in session.scalars(select(Association)
                     .where(Association.alerts_opt_in.is_(True)))}  # fmt: skip
         cleared_ids = list(decision.cleared)
-    told = tell_notices(workspace, store, notices, views, contacts) if tell else []
+    told = tell_notices(workspace, store, notices, views, contacts, holder=holder) if tell else []
     with store.session() as session:
         open_now = [alert_as_dict(a) for a in open_alerts(session)]
     return {"alerts": open_now, "opened": opened_ids, "cleared": cleared_ids, "notices": told,
@@ -314,33 +326,46 @@ def _watch(workspace: Workspace, store: StateStore, *, progress: Progress, tell:
 
 
 def tell_notices(workspace: Workspace, store: StateStore, notices: list, views: dict[int, dict],
-                 contacts: dict[str, tuple[str, str]]) -> list[dict]:  # fmt: skip
-    """Tell each notice to the admins' channels, and to its association when it opted in (its own instance's
-    alert, a kind it is told of); record each delivery (no session open while sending)."""
-    told = []
+                 contacts: dict[str, tuple[str, str]], *, holder: str) -> list[dict]:  # fmt: skip
+    """Tell each notice on the admins' channels, and to its association when it opted in (its own instance's alert
+    of a kind it is told of; never a reminder). A channel that already took the notice is skipped (a failed one
+    alone is tried again at the next watch); each notice's delivery is recorded at once (a watch cut off half-way
+    does not tell again what it told). Stops when the watch lease is no longer this watch's."""
+    told: list[dict] = []
     if not notices:
         return told
     channels = admin_channels(workspace)
     collective = workspace.config.collective
     language = workspace.config.alerts.language
-    results = []
+    relay = workspace.config.mail is not None
     for notice in notices:
+        if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):
+            break  # another watch took over (this one overran): it tells the rest
         view = views[notice.alert_id]
-        error = send(channels, admin_text(language, notice.event, view, collective=collective)) if channels else None
-        member_error = None
+        done = set((view.get("told") or {}).get(notice.event, [])) if notice.event != "reminder" else set()
+        targets = [(c.key, c, admin_text(language, notice.event, view, collective=collective)) for c in channels]
+        errors: list[str] = []
         contact = contacts.get(view["association"] or "")
-        scope_ok = KINDS[view["kind"]].scope == "instance"
-        if contact and scope_ok and notice.event != "reminder" and workspace.config.mail is not None:
+        if contact and notice.event != "reminder" and KINDS[view["kind"]].scope == "instance" and relay:
             text = member_text(contact[1], notice.event, view, collective=collective)
             if text is not None:
-                member_error = send([mail_channel(workspace, [contact[0]])], text)
-        combined = "; ".join(e for e in (error, member_error and f"association: {member_error}") if e) or None
-        results.append((notice, error, combined))
+                try:
+                    targets.append(("association", mail_channel(workspace, [contact[0]]), text))
+                except ValueError as error:
+                    errors.append(f"association: {error}")
+        delivered = []
+        for key, channel, text in targets:
+            if key in done:
+                continue
+            error = send([channel], text)
+            if error is None:
+                delivered.append(key)
+            else:
+                errors.append(error if key != "association" else f"association: {error}")
+        complete = notice.event == "reminder" or {key for key, _c, _t in targets} <= done | set(delivered)
+        with store.session() as session:
+            mark_told(session, notice, at=utc_now(), delivered=delivered, complete=complete, error="; ".join(errors))
         told.append({"alert": notice.alert_id, "event": notice.event, "kind": view["kind"], "subject": view["subject"],
-                     "channels": len(channels), "association_told": bool(contact and scope_ok and notice.event != "reminder"),
-                     "error": combined})  # fmt: skip
-    with store.session() as session:
-        at = utc_now()
-        for notice, error, combined in results:
-            mark_told(session, notice, at=at, error=error, detail=combined)
+                     "sent_to": len(delivered), "association_told": "association" in delivered,
+                     "error": "; ".join(errors) or None})  # fmt: skip
     return told

@@ -53,7 +53,7 @@ def record_watch(
     for finding in decision.opened:
         alert = Alert(kind=finding.kind, subject=finding.subject[:300], association=finding.association,
                       summary=finding.summary[:1000], values=finding.values, first_seen=now, last_seen=now,
-                      notify_error="")  # fmt: skip
+                      notify_error="", told={})  # fmt: skip
         session.add(alert)
         session.flush()
         notices.append(Notice("opened", alert.id))
@@ -66,14 +66,19 @@ def record_watch(
     return decision, sorted(notices, key=lambda n: n.alert_id), opened
 
 
-def mark_told(session: Session, notice: Notice, *, at: datetime, error: str | None, detail: str | None = None) -> None:
-    """Record a notice's delivery: told at ``at`` when the admins' channels took it (``error`` None; else tried
-    again at the next watch), and what failed (``detail``, masked; ``error`` when not given)."""
+def mark_told(session: Session, notice: Notice, *, at: datetime, delivered: list[str], complete: bool,
+              error: str) -> None:  # fmt: skip
+    """Record one notice's delivery: the channels that took it (``delivered``, their keys), and, once every channel
+    has (``complete``; a reminder: once tried), the notice as told; ``error``: what failed (masked), or ""."""
     alert = session.get(Alert, notice.alert_id)
     if alert is None:
         return
-    alert.notify_error = (detail if detail is not None else error or "")[:1000]
-    if error is not None:
+    alert.notify_error = error[:1000]
+    if notice.event != "reminder":
+        told = dict(alert.told or {})
+        told[notice.event] = sorted(set(told.get(notice.event, [])) | set(delivered))
+        alert.told = told
+    if not complete:
         return
     if notice.event == "opened":
         alert.notified_at = at

@@ -252,7 +252,9 @@ class Alert(Base):
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # its opening told
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cleared_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    notify_error: Mapped[str] = mapped_column(String(1000), default="")  # the last delivery that failed, redacted
+    notify_error: Mapped[str] = mapped_column(String(1000), default="")  # the last delivery that failed, masked
+    # which channels (operations/notify.Channel.key) took each notice: a failed one alone is tried again
+    told: Mapped[dict] = mapped_column(JSON, default=dict)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     acked_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     ack_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -43,16 +43,19 @@ HEALTH_STATES = ("running", "failed")
 QUEUE_STATES = ("queued", "running", "done", "failed", "interrupted")
 
 
-def allowed(settings: MetricsSettings, *, authorization: str | None, client: str | None) -> bool:
+def allowed(settings: MetricsSettings, *, authorization: str | None, client: str | None,
+            forwarded: bool = False, proxies_trusted: bool = False) -> bool:  # fmt: skip
     """Whether a scrape may read the metrics: its bearer token's SHA-256 is ``token_sha256`` (compared in
     constant time), or its address (the connection's, or X-Forwarded-For's from a `[web] trusted_proxies` only:
-    uvicorn's forwarded-allow-ips) is in ``clients``. Neither configured: nobody."""
+    uvicorn's forwarded-allow-ips) is in ``clients``. Neither configured: nobody. A request that came through a
+    proxy (``forwarded``: it carries X-Forwarded-For or Forwarded) while no proxy is trusted is judged by its token
+    alone: behind a reverse proxy on the same machine, every visitor's connection comes from 127.0.0.1."""
     scheme, _, token = (authorization or "").partition(" ")
     if settings.token_sha256 and scheme.lower() == "bearer" and token.strip():
         digest = hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
         if hmac.compare_digest(digest, settings.token_sha256):
             return True
-    if settings.clients and client:
+    if settings.clients and client and (proxies_trusted or not forwarded):
         try:
             address = ipaddress.ip_address(client)
         except ValueError:
@@ -96,12 +99,12 @@ class StateCollector(Collector):
             "ruche_instance_healthy",
             "1 if the instance's last health check through Caddy passed, else 0 (instances wanted present, running or "
             "failed).",
-            labels=["association", "instance", "service", "server"],
+            labels=["association", "address", "service", "server"],
         )
         checked = GaugeMetricFamily(
             "ruche_instance_health_checked_timestamp_seconds",
             "When the instance's health was last checked (Unix time).",
-            labels=["association", "instance", "service", "server"],
+            labels=["association", "address", "service", "server"],
         )
         rows = session.execute(
             select(Association.slug, Instance.name, Instance.service_id, Server.name.label("server"), Instance.health,
@@ -124,12 +127,12 @@ class StateCollector(Collector):
             "backup": GaugeMetricFamily(
                 "ruche_backup_last_success_timestamp_seconds",
                 "When the instance's last good backup finished (Unix time); absent until its first one.",
-                labels=["association", "instance"],
+                labels=["association", "address"],
             ),
             "verify": GaugeMetricFamily(
                 "ruche_backup_verify_last_success_timestamp_seconds",
                 "When the instance's last passed `backup verify` finished (Unix time); absent until its first one.",
-                labels=["association", "instance"],
+                labels=["association", "address"],
             ),
         }
         finished = func.max(func.coalesce(BackupRun.finished_at, BackupRun.started_at))
@@ -184,7 +187,7 @@ class StateCollector(Collector):
         family = GaugeMetricFamily(
             "ruche_domain_certificate_expiry_timestamp_seconds",
             "When the certificate served for an attached own domain expires (Unix time), as last checked.",
-            labels=["association", "instance", "domain"],
+            labels=["association", "address", "domain"],
         )
         rows = session.execute(
             select(Association.slug, Instance.name, Domain.name.label("domain"), Domain.tls_not_after)

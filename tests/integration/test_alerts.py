@@ -197,3 +197,28 @@ def test_one_watch_at_a_time_whichever_process_and_a_dead_holders_lease_expires(
         assert take_lease(store, "watch", "host-c:3", seconds=600)
     finally:
         store.close()
+
+
+def test_a_channel_that_refuses_is_tried_again_alone_and_the_others_are_not_told_twice(workspace, ruche, channels):
+    hook, _sink = channels
+    w = ["--workspace", str(workspace)]
+    settle(workspace, alerts={"usage_minutes": 0})
+    with socket.socket() as probe:  # a port nothing listens on: that webhook refuses every delivery
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    for url in (hook.url, f"json://127.0.0.1:{closed}/hook"):
+        assert ruche(*w, "alerts", "notify", "add", url).exit_code == 0
+    assert (
+        ruche(*w, "server", "add", "web-1", "--no-connect", "--address", "127.0.0.2", "--ssh-port", "1").exit_code == 0
+    )
+    for attempt in range(2):
+        watched = ruche(*w, "watch", "--once", "--json")
+        assert watched.exit_code == 1  # a notice was not delivered
+        (notice,) = json.loads(watched.stdout)["notices"]
+        assert notice["event"] == "opened" and notice["sent_to"] == (1 if attempt == 0 else 0)
+        assert f"json://127.0.0.1:{closed} (" in notice["error"] and "/hook" not in notice["error"]
+    assert len(hook.received) == 1  # the webhook that took it is not told again
+    (alert,) = json.loads(ruche(*w, "alerts", "--json").stdout)
+    assert alert["notified_at"] is None and "127.0.0.1" in alert["notify_error"]
+    unknown = ruche(*w, "alerts", "--association", "nosuch")
+    assert unknown.exit_code == 4, unknown.stderr  # a typo is not "no alert"

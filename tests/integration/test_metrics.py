@@ -109,7 +109,7 @@ def test_a_client_network_is_let_in_without_a_token_others_are_not(pool, workspa
 def test_the_metrics_follow_the_state(pool, workspace, ruche):
     assert ruche(*pool, "metrics", "clients", "add", "10.9.0.7").exit_code == 0
     scraper = client(workspace, "10.9.0.7")
-    labels = (("association", "amap"), ("instance", "amap/radicale"), ("server", "web-1"), ("service", "radicale"))
+    labels = (("address", "amap/radicale"), ("association", "amap"), ("server", "web-1"), ("service", "radicale"))
     healthy = ("ruche_instance_healthy", labels)
 
     before = samples(scraper.get("/metrics").text)
@@ -146,7 +146,7 @@ def test_the_metrics_follow_the_state(pool, workspace, ruche):
     assert up[healthy] == 1
     assert up[("ruche_alerts_open", (("kind", "server.disk"),))] == 1
     assert up[("ruche_alerts_open", (("kind", "instance.down"),))] == 0
-    backup = ("ruche_backup_last_success_timestamp_seconds", (("association", "amap"), ("instance", "amap/radicale")))
+    backup = ("ruche_backup_last_success_timestamp_seconds", (("address", "amap/radicale"), ("association", "amap")))
     assert up[backup] == backed_up.timestamp()  # the good one, not the later failed one
     assert ("ruche_backup_verify_last_success_timestamp_seconds", backup[1]) not in up  # never verified
     assert up[("ruche_association_disk_used_bytes", (("association", "amap"),))] == 3 * GIB
@@ -155,5 +155,16 @@ def test_the_metrics_follow_the_state(pool, workspace, ruche):
     certificates = {
         key: value for key, value in up.items() if key[0] == "ruche_domain_certificate_expiry_timestamp_seconds"
     }
-    assert certificates == {("ruche_domain_certificate_expiry_timestamp_seconds", (("association", "amap"),
-                             ("domain", "agenda.amap.fr"), ("instance", "amap/radicale"))): expires.timestamp()}  # fmt: skip
+    assert certificates == {("ruche_domain_certificate_expiry_timestamp_seconds", (("address", "amap/radicale"),
+                             ("association", "amap"), ("domain", "agenda.amap.fr"))): expires.timestamp()}  # fmt: skip
+
+
+def test_through_an_untrusted_proxy_the_client_list_does_not_count_and_other_methods_are_404(pool, ruche, workspace):
+    assert ruche(*pool, "metrics", "clients", "add", "127.0.0.1").exit_code == 0
+    local = client(workspace, "127.0.0.1")
+    assert local.get("/metrics").status_code == 200  # a Prometheus on the control machine, straight to ruche
+    # the same connection address, through a reverse proxy on this machine: any visitor on the internet
+    assert local.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+    assert local.get("/metrics", headers={"Forwarded": "for=203.0.113.9"}).status_code == 404
+    for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS"):
+        assert local.request(method, "/metrics").status_code == 404, method

@@ -20,7 +20,7 @@ PUBLIC = {("GET", "/"), ("GET", "/connexion/{token}"), ("POST", "/deconnexion"),
           ("GET", "/api/openapi.json")}  # fmt: skip
 # Routes with an access of their own, not a session's: Prometheus' /metrics, to [metrics]' token or clients only,
 # the missing page (404) to anyone else (tests/integration/test_metrics.py).
-OWN_ACCESS = {("GET", "/metrics")}
+OWN_ACCESS = {(method, "/metrics") for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 SAMPLE = {"token": "x", "service_id": "radicale", "request_id": "1", "application_id": "1", "decision": "approuver",
           "invite_id": "1", "change": "retirer", "role": "gestionnaire", "name": "agenda", "action": "supprimer"}  # fmt: skip
 

@@ -194,7 +194,7 @@ def health_metric(lab: Path, token: str) -> float | None:
     assert answer.status_code == 200, answer.text[:500]
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
-            if sample.name == "ruche_instance_healthy" and sample.labels.get("instance") == ADDRESS:
+            if sample.name == "ruche_instance_healthy" and sample.labels.get("address") == ADDRESS:
                 return sample.value
     return None
 
@@ -210,15 +210,15 @@ def test_a_stopped_container_is_told_once_to_the_admins_and_its_association_then
     saved = config.read_text()
     hook = Webhook()
     watcher = None
-    admins, others = "admins@collectif.test", "contact@voisins.example"
+    admins, others = "admins@collectif.test", "contact@quartier.example"
     try:
         document = tomlkit.parse(saved)
         document["alerts"] = {"admin_emails": [admins], "usage_minutes": 0, "remind_hours": 0}
         config.write_text(tomlkit.dumps(document))
         assert ruche(*w, "alerts", "notify", "add", hook.url).exit_code == 0
         token = json.loads(ruche(*w, "metrics", "token", "--json").stdout)["token"]
-        assert ruche(*w, "association", "add", "voisins", "--name", "Voisins", "--email", others).exit_code == 0
-        for slug in ("savoirs", "voisins"):
+        assert ruche(*w, "association", "add", "quartier", "--name", "Quartier", "--email", others).exit_code == 0
+        for slug in ("savoirs", "quartier"):
             assert ruche(*w, "association", "alerts", slug, "on", "--language", "fr").exit_code == 0
         assert health_metric(lab, token) == 1
         interval = 10

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.alerts import Finding, OpenAlert, decide
 from orchestrator.config import MailSettings
 from orchestrator.notices import admin_text, member_text
-from orchestrator.operations.notify import _masked, relay_url
+from orchestrator.operations.notify import label, relay_url
 from orchestrator.operations.watch import parse_probe
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -94,7 +94,18 @@ def test_the_relays_mailto_url_quotes_its_password_and_its_masked_form_hides_it(
     assert (plugin.user, plugin.password, plugin.host, plugin.port) == ("ruche@chatons.example.org", "p@ss:w/rd?&",
                                                                         "smtp.example.org", 587)  # fmt: skip
     assert plugin.from_addr == ("Les Chatons", "ruche-alerts@chatons.example.org") and plugin.secure_mode == "starttls"
-    assert "p@ss" not in _masked(url) and "w/rd" not in _masked(url)
+    assert label(url).startswith("mailto://smtp.example.org:587 (") and "p@ss" not in label(url)
+    with pytest.raises(ValueError, match="not an address mail can be sent to"):
+        relay_url(relay, ["a,attacker@evil.example"], password=None, sender_name="C")  # Apprise splits on commas
+
+
+def test_a_channel_is_named_by_scheme_and_host_never_by_its_path_query_or_credentials():
+    hook = "jsons://user:pw@hooks.example.org/webhook/7f3c-SECRET?-Authorization=Bearer%20s3cr3t"
+    shown = label(hook)
+    assert shown.startswith("jsons://hooks.example.org (") and not any(
+        secret in shown for secret in ("SECRET", "s3cr3t", "pw", "user", "webhook")
+    )
+    assert label(hook) != label(hook.replace("SECRET", "OTHER"))  # two channels on one host told apart
 
 
 def test_the_servers_probe_is_read_for_disk_and_memory():

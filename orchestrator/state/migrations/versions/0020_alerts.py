@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cleared_notified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notify_error", sa.String(1000), nullable=False),
+        sa.Column("told", sa.JSON(), nullable=False),
         sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("acked_by", sa.String(120), nullable=True),
         sa.Column("ack_reason", sa.String(500), nullable=True),

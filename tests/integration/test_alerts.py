@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from orchestrator.state.database import StateStore
 from orchestrator.state.leases import release_lease, take_lease
-from orchestrator.state.models import BackupRun, Instance, QueuedRun, UsageSample, utc_now
+from orchestrator.state.models import Alert, BackupRun, Instance, QueuedRun, UsageSample, utc_now
 from orchestrator.workspace import open_workspace
 from tests.helpers import Webhook
 
@@ -140,6 +140,14 @@ def test_failures_provoked_open_once_are_told_to_admins_and_to_the_owner_only_th
     again = ruche(*w, "watch", "--once", "--json")
     assert json.loads(again.stdout)["opened"] == [] and json.loads(again.stdout)["notices"] == []  # told once
     assert len(hook.received) == len(opened)
+    with store.session() as session:  # told 25 hours ago ([alerts] remind_hours: 24): reminded, to the admins only
+        session.execute(
+            update(Alert).where(Alert.kind == "quota.over").values(notified_at=utc_now() - timedelta(hours=25))
+        )
+    reminded = json.loads(ruche(*w, "watch", "--once", "--json").stdout)["notices"]
+    assert [(n["event"], n["kind"]) for n in reminded] == [("reminder", "quota.over")]
+    assert hook.received[-1]["title"] == "[Test] Still open: amap uses more than its offer"
+    assert len(sink.to("contact@amap.test")) == len(owner)  # the association is not reminded
 
     # the causes go: good backups and restore checks, a measure under the offer, web-2 removed, the queued run taken
     with store.session() as session:

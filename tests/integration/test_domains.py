@@ -25,6 +25,7 @@ from orchestrator.state.database import StateStore
 from orchestrator.state.models import Domain
 from orchestrator.workspace import open_workspace
 from tests.dns_zone import ZoneServer
+from tests.helpers import Webhook
 
 SERVER = "192.0.2.1"
 
@@ -238,6 +239,9 @@ def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace,
         document["domains"]["resolvers"] = [zone.address]
         document["alerts"] = {"usage_minutes": 0}
         (workspace / "ruche.toml").write_text(tomlkit.dumps(document))
+        hook = Webhook()
+        assert ruche(*w, "alerts", "notify", "add", hook.url).exit_code == 0
+        document = tomlkit.parse((workspace / "ruche.toml").read_text())
         for (days_before, days_after), state, says in [
             ((100, -10), "failing", "expired on"),
             ((80, 5), "serving", "within 14 days"),
@@ -253,7 +257,7 @@ def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace,
             try:
                 status = ruche(*w, "status", "--json")
                 audit = ruche(*w, "audit", "--json")
-                watched = json.loads(ruche(*w, "watch", "--once", "--no-notify", "--json", "--quiet").stdout)
+                watched = json.loads(ruche(*w, "watch", "--once", "--json", "--quiet").stdout)
             finally:
                 served.close()
             assert status.exit_code == 1  # the instance does not answer here anyway: no Caddy behind
@@ -262,8 +266,14 @@ def test_an_expired_or_expiring_certificate_shows_in_status_and_audit(workspace,
             assert seen["state"] == state and seen["certificate"]["issuer"] == "Old CA", seen
             alerts = [a for a in watched["alerts"] if a["kind"] == "certificate.expiring"]
             findings = [f for f in json.loads(audit.stdout)["findings"] if f["rule"].startswith("domains.")]
+            told = [n["title"] for n in hook.received if name in n["title"]]
             if says is None:
                 assert findings == [] and alerts == [] and len(watched["cleared"]) >= 1, watched
+                assert told == [
+                    f"[Test] Alert: {name}: certificate to renew",
+                    f"[Test] Recovered: {name}: certificate to renew",
+                ]
+                hook.close()
                 continue
             assert [(a["subject"], a["association"]) for a in alerts] == [(name, "amap")]
             assert says in alerts[0]["summary"], alerts

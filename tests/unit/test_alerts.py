@@ -11,7 +11,7 @@ from orchestrator.alerts import Finding, OpenAlert, decide
 from orchestrator.config import MailSettings
 from orchestrator.notices import admin_text, member_text
 from orchestrator.operations.notify import label, relay_url
-from orchestrator.operations.watch import parse_probe
+from orchestrator.operations.watch_checks import parse_probe
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -25,14 +25,16 @@ def usage() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @pass_context
 def collect(context: Context, as_json: bool, quiet: bool) -> None:
-    """Measure every instance (disk, database, memory) on all servers in parallel and record it."""
+    """Measure every instance (disk, database, memory, CPU time) on all servers in parallel and record it; roll up
+    old samples ([usage])."""
     result = collect_usage(context.workspace, progress=ProgressPrinter(not quiet and not as_json))
     if as_json:
         emit_json(result)
     else:
         rows = [(s["instance"], s["server"], human_bytes(s["disk_bytes"]), human_bytes(s["database_bytes"]),
-                 human_bytes(s["memory_bytes"]), s["error"][:60]) for s in result["samples"]]  # fmt: skip
-        click.echo(table(rows, ["INSTANCE", "SERVER", "DISK", "DATABASE", "MEMORY", "ERROR"]))
+                 human_bytes(s["memory_bytes"]), "-" if s["cpu_usec"] is None else f"{s['cpu_usec'] / 1e6:.1f} s",
+                 s["error"][:60]) for s in result["samples"]]  # fmt: skip
+        click.echo(table(rows, ["INSTANCE", "SERVER", "DISK", "DATABASE", "MEMORY", "CPU TIME", "ERROR"]))
         click.echo(
             f"{len(result['samples'])} instance(s) on {result['servers']} server(s) in {result['seconds']:.1f} s"
         )

@@ -1,5 +1,7 @@
 """Every active instance measured on its server (ruche-usage over SSH, servers in parallel) and one usage sample
-recorded each: `ruche usage collect`, and the watcher when the newest sample is older than [alerts] usage_minutes."""
+recorded each: `ruche usage collect`, and the watcher when the newest sample is older than [alerts] usage_minutes.
+Each sample holds its CPU delta since the instance's previous one and the time it stands for (state/usage); old
+samples are then rolled up into hours and days (operations/usage_rollup)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import time
 from sqlalchemy.orm import Session
 
 from orchestrator.operations.context import Progress, no_progress
+from orchestrator.operations.usage_rollup import roll_up
 from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
-from orchestrator.state.models import UsageSample, utc_now
+from orchestrator.state.models import utc_now
+from orchestrator.state.usage import previous_samples, sample_of
 from orchestrator.workspace import Workspace
 
 USAGE_TOOL = "/usr/local/sbin/ruche-usage"
@@ -31,11 +35,12 @@ def measure_servers(requests: dict[SshTarget, list[str]], *, parallel: int) -> d
 def measure_usage(
     workspace: Workspace, session: Session, *, parallel: int = 32, progress: Progress = no_progress
 ) -> dict:
-    """Measure disk, database and memory of every active instance and record one sample each.
+    """Measure disk, database, memory and CPU time of every active instance, record one sample each, then roll up
+    the samples and hourly rows that are old enough ([usage]; ``rolled_up`` says what it did).
 
     One SSH command per server, ``parallel`` servers at a time. A server that does not answer is
     reported in ``errors`` and its instances get a sample holding the error; nothing raises for
-    it. Gives ``{"samples": [...], "errors": {server: message}, "servers": N, "seconds": elapsed}``.
+    it. Gives ``{"samples": [...], "errors": {server: message}, "servers": N, "seconds": elapsed, "rolled_up"}``.
     """
     catalog = workspace.catalog
     instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
@@ -53,17 +58,18 @@ def measure_usage(
         entry["id"]: entry for answer in answers.values() if not isinstance(answer, Exception) for entry in answer
     }  # fmt: skip
     taken_at = utc_now()
+    previous = previous_samples(session, [instance.id for instance in instances], taken_at)
     samples = []
     for instance in instances:
         entry = measured.get(instance.identifier, {})
         error = errors.get(instance.server.name) or entry.get("error") or ("" if entry else "not measured")
-        sample = UsageSample(
-            instance=instance, taken_at=taken_at, disk_bytes=entry.get("disk_bytes"),
-            database_bytes=entry.get("database_bytes"), memory_bytes=entry.get("memory_bytes"), error=error[:500],
-        )  # fmt: skip
+        sample = sample_of(instance.id, taken_at, entry, error, previous.get(instance.id))
         session.add(sample)
         samples.append({"instance": instance.address, "server": instance.server.name, "disk_bytes": sample.disk_bytes,
                         "database_bytes": sample.database_bytes, "memory_bytes": sample.memory_bytes,
+                        "cpu_usec": sample.cpu_usec, "cpu_delta_usec": sample.cpu_delta_usec,
                         "error": sample.error})  # fmt: skip
+    session.flush()
+    rolled_up = roll_up(session, workspace.config.usage, now=taken_at)
     return {"samples": samples, "errors": errors, "servers": len(requests), "seconds": round(elapsed, 3),
-            "taken_at": taken_at.isoformat(timespec="seconds")}  # fmt: skip
+            "taken_at": taken_at.isoformat(timespec="seconds"), "rolled_up": rolled_up}  # fmt: skip

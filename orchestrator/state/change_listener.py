@@ -5,7 +5,7 @@ changes or deletes into an event ``TABLE.created|changed|deleted`` with its subj
 association, instance, server, request... it concerns), the association it belongs to, and the
 values before and after. Secrets (``REDACTED``) are never copied: an event says that they
 changed, never what they are. Measurements that are not decisions (health checks, usage samples,
-workers' heartbeats and progress lines) are left out (``IGNORED``). Actions also record events
+workers' heartbeats and progress lines, the watcher's alerts and lease) are left out (``IGNORED``). Actions also record events
 of their own (``state.events.record_event``: a quota override, an offer change) that say why.
 """
 
@@ -21,7 +21,10 @@ from orchestrator.state.models import Admin, Association
 REDACTED = frozenset({"secrets", "backup_password", "password_hash", "token_hash", "csrf_token"})
 # What is measured rather than decided: not recorded (None: the whole table).
 IGNORED: dict[str, frozenset[str] | None] = {
-    "events": None, "event_chain": None, "usage_samples": None, "health_checks": None, "alembic_version": None,
+    "events": None, "event_chain": None, "usage_samples": None, "usage_rollups": None, "health_checks": None,
+    "alembic_version": None,
+    # the watcher's findings and its lease: observations, every few minutes (an acknowledgement is an event of its own)
+    "alerts": None, "leases": None,
     "rate_limit_keys": None, "rate_limit_hits": None,
     "instances": frozenset({"health", "health_detail", "health_checked_at"}),
     "queued_runs": frozenset({"heartbeat_at", "progress"}),

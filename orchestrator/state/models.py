@@ -324,8 +324,44 @@ class UsageSample(Base):
     database_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str] = mapped_column(String(500), default="")
+    # CPU time of its running containers so far (the sum of their counters, as ruche-usage reports it; None: not
+    # measured), each container's {name: [started_at, usec]}, and the CPU it used since the instance's previous
+    # sample (counters that started again count whole; None: no previous sample to compare with).
+    cpu_usec: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cpu_containers: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    cpu_delta_usec: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The time this sample stands for: since the instance's previous sample without error, at most a day (0: none).
+    seconds: Mapped[int] = mapped_column(Integer, default=0)
 
     instance: Mapped[Instance] = relationship()
+
+
+class UsageRollup(Base):
+    """An instance's samples of one hour or one UTC day (``period``) rolled up: operations/usage_rollup.
+
+    Each sample counts in the period its ``taken_at`` falls in. ``cpu_usec`` sums the samples' CPU deltas;
+    the ``*_byte_seconds`` sum each sample's value times its ``seconds`` (a step: the measured value held
+    since the previous sample); ``seconds`` sums the time the samples stand for; ``max_*`` the largest values."""
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (
+        Index("uq_usage_rollup", "instance_id", "period", "period_start", unique=True),
+        Index("ix_usage_rollups_period_start", "period", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(8))  # hour | day
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_usec: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_byte_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    disk_byte_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    database_byte_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_disk_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_database_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class BackupRun(Base):

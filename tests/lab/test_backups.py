@@ -169,6 +169,21 @@ def test_the_quota_reports_measured_disk_matches_du_on_the_servers(lab, jardin, 
         line.startswith("association,jardin,association,") for line in csv_lines
     )
 
+    # CPU time: the sum of the containers' cgroup counters (cpu.stat), read again on the server right after
+    miniflux = jardin["miniflux"]
+    containers = ("ruche-jardin--miniflux-app", "ruche-jardin--miniflux-db")
+    read = on(lab, miniflux["server"], "sh", "-c", "for c in " + " ".join(containers) + "; do "
+              "grep ^usage_usec /sys/fs/cgroup$(podman inspect --format '{{.State.CgroupPath}}' $c)/cpu.stat; done")  # fmt: skip
+    assert 0 < samples["jardin/miniflux"]["cpu_usec"] <= sum(int(line.split()[1]) for line in read.splitlines())
+    for _ in range(20):  # Miniflux and PostgreSQL at work between two measures
+        categories(lab, miniflux)
+    started = time.monotonic()
+    again = {s["instance"]: s for s in json.loads(ruche(*w, "usage", "collect", "--json").stdout)["samples"]}
+    print(f"usage collect: {time.monotonic() - started:.1f} s; jardin/miniflux CPU "
+          f"{samples['jardin/miniflux']['cpu_usec'] / 1e6:.2f} s, then {again['jardin/miniflux']['cpu_usec'] / 1e6:.2f} s")  # fmt: skip
+    grown = again["jardin/miniflux"]["cpu_usec"] - samples["jardin/miniflux"]["cpu_usec"]
+    assert grown > 0 and again["jardin/miniflux"]["cpu_delta_usec"] == grown  # the same containers: no restart
+
 
 def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(lab, jardin, ruche, tmp_path):
     archive = tmp_path / "jardin.tar.gz"

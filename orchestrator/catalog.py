@@ -24,6 +24,9 @@ SERVICE_ID = r"^[a-z][a-z0-9-]{1,30}$"
 VARIABLE_NAME = r"^[a-z][a-z0-9_]{0,40}$"
 REFERENCE = re.compile(r"\$\{([a-z_]+)\.([a-z0-9_]+)\}")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+HTTPS_URL = r"^https://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:[0-9]{1,5})?(/[^\s]*)?$"
+# an SPDX licence identifier, or an expression of them (https://spdx.github.io/spdx-spec/v2.3/SPDX-license-expressions/)
+SPDX_EXPRESSION = r"^[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*$"
 IMAGE_REFERENCE = r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$"
 INSTANCE_VARIABLES = {"name", "domain", "url", "association", "domains", "collective_domain"}
 DATABASE_VARIABLES = {"host", "port", "name", "user", "password"}
@@ -337,6 +340,28 @@ class OwnDomain(Strict):
     ]
 
 
+class Software(Strict):
+    """The upstream software an entry runs, as the collective publishes it (ChatonsInfos' ``software.*`` fields,
+    `ruche report --chatonsinfos`): what the state cannot know."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80, description="The software's own name, e.g. Nextcloud.")]
+    website: Annotated[str, Field(pattern=HTTPS_URL, description="The upstream project's website (https).")]
+    license: Annotated[
+        str,
+        Field(
+            pattern=SPDX_EXPRESSION,
+            description="Its licence as an SPDX identifier or expression, e.g. AGPL-3.0-or-later "
+            "(https://spdx.org/licenses/).",
+        ),
+    ]
+    source: Annotated[str, Field(pattern=HTTPS_URL, description="Where its source code is published (https).")]
+
+    @property
+    def license_url(self) -> str:
+        """The licence's page at SPDX (the first identifier of an expression)."""
+        return f"https://spdx.org/licenses/{self.license.split()[0]}.html"
+
+
 class Service(Strict):
     id: Annotated[str, Field(pattern=SERVICE_ID, description="Identifier, also the file's name.")]
     name: Annotated[Texts, Field(description="Name shown to associations.")]
@@ -400,6 +425,13 @@ class Service(Strict):
     ] = None
     parameters: Annotated[list[Parameter], Field(description="Values an association gives when requesting it.")] = []
     notes: Annotated[str, Field(description="Anything an admin should know (licence limits, upgrades).")] = ""
+    software: Annotated[
+        Software | None,
+        Field(
+            description="The upstream software: name, website, licence, source (published by `ruche report "
+            "--chatonsinfos`, which refuses an offered entry without it)."
+        ),
+    ] = None
     verification: Annotated[
         Verification, Field(description="How this entry is known to work (shown by `ruche catalog list`).")
     ]

@@ -7,7 +7,7 @@ import re
 import textwrap
 import tomllib
 import typing
-from datetime import UTC
+from datetime import UTC, date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -587,6 +587,19 @@ class AlertSettings(StrictModel):
         return value
 
 
+class UsageSettings(StrictModel):
+    """How long measured use (`ruche usage collect`, the watcher's measures) is kept at each grain: raw samples,
+    then one row per instance and hour, then one per instance and day, kept for good (operations/usage_rollup)."""
+
+    raw_days: Annotated[
+        int, Field(ge=1, le=366, description="Raw samples older than this many days are rolled up into hours.")
+    ] = 2
+    hourly_days: Annotated[
+        int,
+        Field(ge=1, le=3660, description="Hourly rows older than this many days are rolled up into days (UTC)."),
+    ] = 35
+
+
 class MetricsSettings(StrictModel):
     """`ruche serve`'s /metrics (Prometheus' exposition format): answered only to a bearer of the token or to a
     client of the listed networks; neither set (the default): not served at all."""
@@ -615,6 +628,104 @@ class MetricsSettings(StrictModel):
                     f"{entry!r} is not an IP address or network, e.g. '10.0.0.5' or '10.0.0.0/24'"
                 ) from None
         return value
+
+
+CHATONSINFOS_URL = r"^https?://[^\s/]+\.[^\s/]+(/[^\s]*)?$"
+COUNTRY_CODE = r"^[A-Z]{2}$"
+
+
+class ChatonsInfosHost(StrictModel):
+    """Where the services run, as ChatonsInfos' ``host.*`` fields say it: a server's labels (``provider``,
+    ``provider_type``, ``server_type``, ``country``, ``country_name``) come first, these values for what its
+    labels leave out."""
+
+    name: Annotated[
+        str | None,
+        Field(min_length=1, max_length=120, description="Who hosts the servers (host.name): the provider, or the "
+              "collective itself when self-hosted; a server's label `provider` says it for that server."),
+    ] = None  # fmt: skip
+    description: Annotated[str | None, Field(max_length=500, description="A sentence on the hosting.")] = None
+    provider_type: Annotated[
+        Literal["HOME", "HOSTEDBAY", "HOSTEDSERVER", "OUTSOURCED"] | None,
+        Field(description="host.provider.type: HOME (at someone's home), HOSTEDBAY (the collective's machine in a "
+              "provider's bay), HOSTEDSERVER (a provider's server), OUTSOURCED (all outsourced); label "
+              "`provider_type`."),
+    ] = None  # fmt: skip
+    server_type: Annotated[
+        Literal["NANO", "PHYSICAL", "VIRTUAL", "SHARED", "CLOUD"] | None,
+        Field(description="host.server.type: NANO, PHYSICAL, VIRTUAL, SHARED or CLOUD; label `server_type`."),
+    ] = None
+    country_code: Annotated[
+        str | None,
+        Field(pattern=COUNTRY_CODE, description="host.country.code, ISO 3166-1 alpha-2 (FR); label `country`."),
+    ] = None
+    country_name: Annotated[
+        str | None, Field(min_length=1, max_length=80, description="host.country.name; label `country_name`.")
+    ] = None
+
+
+class ChatonsInfosSettings(StrictModel):
+    """What only the collective knows for its ChatonsInfos files (`ruche report --chatonsinfos`, published by
+    `ruche serve` at /.well-known/chatonsinfos/): the format's organisation fields. The rest comes from the
+    state and the catalogue; a mandatory field left unset is refused by name, never invented."""
+
+    name: Annotated[
+        str | None,
+        Field(min_length=1, max_length=120, description="organization.name (default: `collective`)."),
+    ] = None
+    description: Annotated[
+        str | None, Field(min_length=1, max_length=500, description="organization.description: one sentence.")
+    ] = None
+    website: Annotated[
+        str | None, Field(pattern=CHATONSINFOS_URL, description="organization.website: the collective's site.")
+    ] = None
+    logo: Annotated[str | None, Field(pattern=CHATONSINFOS_URL, description="organization.logo: its logo's URL.")] = (
+        None
+    )
+    contact_email: Annotated[
+        str | None,
+        Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="organization.contact.email: a public address."),
+    ] = None
+    contact_url: Annotated[
+        str | None, Field(pattern=CHATONSINFOS_URL, description="organization.contact.url: its contact page.")
+    ] = None
+    legal_url: Annotated[
+        str | None, Field(pattern=CHATONSINFOS_URL, description="organization.legal.url: its legal notices page.")
+    ] = None
+    type: Annotated[
+        Literal["ASSOCIATION", "INFORMAL", "COOPERATIVE", "MICROCOMPANY", "COMPANY", "INDIVIDUAL", "OTHER"] | None,
+        Field(description="organization.type: ASSOCIATION, INFORMAL, COOPERATIVE, MICROCOMPANY, COMPANY, "
+              "INDIVIDUAL or OTHER."),
+    ] = None  # fmt: skip
+    status: Annotated[
+        Literal["ACTIVE", "IDLE", "AWAY"],
+        Field(description="organization.status.level: ACTIVE, IDLE (paused) or AWAY (closed)."),
+    ] = "ACTIVE"
+    start_date: Annotated[date | None, Field(description="organization.startdate: when the collective began.")] = None
+    chatons_status: Annotated[
+        Literal["ACTIVE", "IDLE", "AWAY"],
+        Field(description="organization.memberof.chatons.status.level: its standing in the CHATONS collective."),
+    ] = "ACTIVE"
+    chatons_since: Annotated[
+        date | None,
+        Field(description="organization.memberof.chatons.startdate: when it joined the CHATONS collective."),
+    ] = None
+    country_code: Annotated[
+        str | None, Field(pattern=COUNTRY_CODE, description="organization.country.code, ISO 3166-1 alpha-2 (FR).")
+    ] = None
+    country_name: Annotated[
+        str | None, Field(min_length=1, max_length=80, description="organization.country.name (France).")
+    ] = None
+    language: Annotated[
+        Literal["fr", "en"], Field(description="Language of the services' names and descriptions (the catalogue's).")
+    ] = "fr"
+    socialnetworks: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,30}$")], Annotated[str, Field(pattern=CHATONSINFOS_URL)]],
+        Field(max_length=20, description="organization.socialnetworks.NAME: its accounts, e.g. mastodon = URL."),
+    ] = {}
+    host: Annotated[ChatonsInfosHost, Field(description="The host.* fields servers' labels leave out.")] = (
+        ChatonsInfosHost()
+    )
 
 
 class WorkspaceConfig(StrictModel):
@@ -698,9 +809,16 @@ class WorkspaceConfig(StrictModel):
     alerts: Annotated[
         AlertSettings, Field(description="The watcher's alerts (`ruche watch`, `ruche alerts`) and who is told.")
     ] = AlertSettings()
+    chatonsinfos: Annotated[
+        ChatonsInfosSettings,
+        Field(description="The organisation fields of the ChatonsInfos files (`ruche report --chatonsinfos`)."),
+    ] = ChatonsInfosSettings()
     metrics: Annotated[
         MetricsSettings, Field(description="`ruche serve`'s Prometheus metrics (/metrics): who may read them.")
     ] = MetricsSettings()
+    usage: Annotated[
+        UsageSettings, Field(description="How long measured use is kept, raw then hourly, before it is rolled up.")
+    ] = UsageSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

@@ -1,4 +1,5 @@
-"""``ruche report``: the collective's transparency report, from the state (see reports/transparency.py)."""
+"""``ruche report``: the collective's transparency report, from the state (see reports/transparency.py); with
+``--chatonsinfos DIR``, its ChatonsInfos files instead (reports/chatonsinfos.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from orchestrator.actions.common import opened
 from orchestrator.catalog import load_catalog
 from orchestrator.errors import InvalidInput
 from orchestrator.i18n import LANGUAGES
+from orchestrator.reports import chatonsinfos
 from orchestrator.reports.transparency import FORMATS, figures, gather, render
 
 
@@ -39,3 +41,30 @@ def transparency_report(workspace_path: Path | None, *, language: str = "fr", fo
         "text": text,
         "report": figures(report),
     }
+
+
+def chatonsinfos_files(workspace_path: Path | None, directory: Path, *, now: datetime | None = None) -> dict:
+    """Write the collective's ChatonsInfos files into ``directory`` (made if need be), each written whole then
+    renamed into place; nothing is written when a mandatory value is missing (ConfigError naming each)."""
+    with opened(workspace_path) as (workspace, store), store.session() as session:
+        published = chatonsinfos.gather(session, workspace.config, load_catalog(workspace.catalog_dir), now=now)
+        base = workspace.config.web.base_url
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput(
+            f"--chatonsinfos {directory}: not a directory", hint="give a directory to write the files in"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in published.files:
+        partial = directory / f".{name}.partial"
+        partial.write_text(published.text(name), encoding="utf-8")
+        partial.replace(directory / name)
+        written.append({"file": str(directory / name), "url": chatonsinfos.file_url(workspace.config, name)})
+    # a service no longer offered: its file, when ruche wrote it, goes (any other file is left alone)
+    removed = []
+    for stale in sorted(directory.glob("*.properties")):
+        if stale.name not in published.files and chatonsinfos.written_by_ruche(stale):
+            stale.unlink()
+            removed.append(str(stale))
+    return {"directory": str(directory), "base_url": base, "services": published.services(), "files": written,
+            "removed": removed}  # fmt: skip

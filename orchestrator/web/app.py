@@ -23,6 +23,7 @@ from orchestrator.web.routes import (
     admin,
     admin_members,
     api,
+    chatonsinfos,
     join,
     manager,
     manager_alerts,
@@ -59,6 +60,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     app.include_router(manager_domains.router)  # associations' own domains (issue 25)
     app.include_router(manager_alerts.router)  # associations choose their incident alerts (issue 26)
     app.include_router(metrics.router)  # Prometheus' /metrics, to [metrics]' token or clients only (issue 26)
+    app.include_router(chatonsinfos.router)  # the ChatonsInfos files, public (issue 28)
     install_error_answers(app)
     app.add_exception_handler(manager.NotAManager, manager.not_a_manager)
     redact_access_log()

@@ -21,6 +21,8 @@ PUBLIC = {("GET", "/"), ("GET", "/connexion/{token}"), ("POST", "/deconnexion"),
 # Routes with an access of their own, not a session's: Prometheus' /metrics, to [metrics]' token or clients only,
 # the missing page (404) to anyone else (tests/integration/test_metrics.py).
 OWN_ACCESS = {(method, "/metrics") for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+# The ChatonsInfos files are published information: anyone may read them (tests/integration/test_chatonsinfos.py).
+PUBLIC |= {("GET", "/.well-known/chatonsinfos/{name}")}
 SAMPLE = {"token": "x", "service_id": "radicale", "request_id": "1", "application_id": "1", "decision": "approuver",
           "invite_id": "1", "change": "retirer", "role": "gestionnaire", "name": "agenda", "action": "supprimer"}  # fmt: skip
 

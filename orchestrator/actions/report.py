@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +45,22 @@ def transparency_report(workspace_path: Path | None, *, language: str = "fr", fo
     }
 
 
+def _write_whole(directory: Path, name: str, text: str) -> None:
+    """Write ``directory/name`` whole: a fresh temporary file (O_EXCL: never a link someone planted), synced, then
+    renamed over it."""
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # published files
+        os.replace(temporary, directory / name)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def chatonsinfos_files(workspace_path: Path | None, directory: Path, *, now: datetime | None = None) -> dict:
     """Write the collective's ChatonsInfos files into ``directory`` (made if need be), each written whole then
     renamed into place; nothing is written when a mandatory value is missing (ConfigError naming each)."""
@@ -53,13 +71,15 @@ def chatonsinfos_files(workspace_path: Path | None, directory: Path, *, now: dat
         raise InvalidInput(
             f"--chatonsinfos {directory}: not a directory", hint="give a directory to write the files in"
         )
-    directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in published.files:
-        partial = directory / f".{name}.partial"
-        partial.write_text(published.text(name), encoding="utf-8")
-        partial.replace(directory / name)
-        written.append({"file": str(directory / name), "url": chatonsinfos.file_url(workspace.config, name)})
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in published.files:
+            _write_whole(directory, name, published.text(name))
+            written.append({"file": str(directory / name), "url": chatonsinfos.file_url(workspace.config, name)})
+    except OSError as error:
+        raise InvalidInput(f"--chatonsinfos {directory}: {error.strerror or error}",
+                           hint="give a directory ruche may write in") from None  # fmt: skip
     # a service no longer offered: its file, when ruche wrote it, goes (any other file is left alone)
     removed = []
     for stale in sorted(directory.glob("*.properties")):

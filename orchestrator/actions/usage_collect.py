@@ -13,5 +13,5 @@ def collect_usage(
     workspace_path: Path | None, *, parallel: int = 32, progress: Callable[[str], None] = lambda _m: None
 ) -> dict:
     """Measure disk, database and memory of every active instance and record one sample each (operations/usage)."""
-    with opened(workspace_path) as (workspace, store), store.session() as session:
-        return measure_usage(workspace, session, parallel=parallel, progress=progress)
+    with opened(workspace_path) as (workspace, store):
+        return measure_usage(workspace, store, parallel=parallel, progress=progress)

@@ -38,6 +38,9 @@ def collect(context: Context, as_json: bool, quiet: bool) -> None:
         click.echo(
             f"{len(result['samples'])} instance(s) on {result['servers']} server(s) in {result['seconds']:.1f} s"
         )
+    if result["skipped"]:
+        click.echo(f"error: {result['skipped']}; try again in a moment", err=True)
+        sys.exit(5)
     if result["errors"]:
         for server, error in result["errors"].items():
             click.echo(f"{server}: {error}", err=True)

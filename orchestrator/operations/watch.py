@@ -101,9 +101,10 @@ def _watch(workspace: Workspace, store: StateStore, holder: str, *, progress: Pr
     if domain_ids:
         check_served(workspace, store, domain_ids)
     with store.session() as session:
-        if _usage_due(workspace, session):
-            progress("measuring the instances' disk and memory")
-            measure_usage(workspace, session, progress=progress)
+        due = _usage_due(workspace, session)
+    if due:
+        progress("measuring the instances' disk, memory and CPU time")
+        measure_usage(workspace, store, progress=progress)
     if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):  # this watch overran: another took over
         return {"alerts": [], "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
                 "skipped": "this watch overran its lease; another one took over"}  # fmt: skip

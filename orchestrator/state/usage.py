@@ -11,7 +11,7 @@ sample; a container whose counter went down or whose start time changed started 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Float, Row, cast, func, select
 from sqlalchemy.orm import Session
@@ -64,24 +64,35 @@ def previous_samples(session: Session, instance_ids: list[int], now: datetime) -
             for row in session.execute(query) if row.instance_id in wanted}  # fmt: skip
 
 
+MAX_COUNTER = 2**63 - 1  # what a BIGINT holds: a figure beyond it (a buggy server) is no figure
+
+
+def _counter(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNTER else None
+
+
 def cpu_counters(entry: dict) -> dict[str, list] | None:
-    """ruche-usage's ``containers`` of one instance as stored: ``{name: [started_at, usec]}`` of each container
-    whose counter was read; None when the server's ruche-usage reports no CPU (an older tool)."""
+    """ruche-usage's ``containers`` of one instance as stored: ``{name: [started_at, usec]}`` of each container,
+    usec None when its counter could not be read; None when the server's ruche-usage reports no CPU (an older
+    tool)."""
     containers = entry.get("containers")
     if not isinstance(containers, dict):
         return None
-    return {name: [str(c.get("started_at") or ""), int(c["cpu_usec"])]
-            for name, c in containers.items() if isinstance(c, dict) and isinstance(c.get("cpu_usec"), int)}  # fmt: skip
+    return {str(name)[:200]: [str(c.get("started_at") or "")[:64], _counter(c.get("cpu_usec"))]
+            for name, c in containers.items() if isinstance(c, dict)}  # fmt: skip
 
 
 def cpu_delta(previous: dict | None, current: dict | None) -> int | None:
     """CPU microseconds used between two samples' counters: per container, the growth of its counter, or its whole
-    counter when it started again (another start time, or a smaller figure) or is new; None without both."""
+    counter when it started again (another start time, or a smaller figure) or is new; None without both, or when
+    a counter of either could not be read (a container read once unreadable must not count its whole life)."""
     if previous is None or current is None:
         return None
     total = 0
     for name, (started, usec) in current.items():
         before = previous.get(name)
+        if usec is None or (before is not None and before[0] == started and before[1] is None):
+            return None
         total += usec - before[1] if before and before[0] == started and usec >= before[1] else usec
     return total
 
@@ -95,9 +106,10 @@ def sample_of(instance_id: int, taken_at: datetime, entry: dict, error: str, pre
         seconds = max(0, min(MAX_GAP_SECONDS, round((taken_at - previous.taken_at).total_seconds())))
         delta = cpu_delta(previous.cpu_containers, counters)
     return UsageSample(
-        instance_id=instance_id, taken_at=taken_at, disk_bytes=entry.get("disk_bytes"),
-        database_bytes=entry.get("database_bytes"), memory_bytes=entry.get("memory_bytes"), error=error[:500],
-        cpu_usec=None if error else entry.get("cpu_usec"), cpu_containers=counters, cpu_delta_usec=delta,
+        instance_id=instance_id, taken_at=taken_at, disk_bytes=_counter(entry.get("disk_bytes")),
+        database_bytes=_counter(entry.get("database_bytes")), memory_bytes=_counter(entry.get("memory_bytes")),
+        error=error[:500],
+        cpu_usec=None if error else _counter(entry.get("cpu_usec")), cpu_containers=counters, cpu_delta_usec=delta,
         seconds=seconds,
     )  # fmt: skip
 
@@ -110,6 +122,7 @@ def usage_totals(session: Session, start: datetime, end: datetime, *, instance_i
     where measures are missing), ``cpu_usec``, ``{memory,disk,database}_byte_seconds``, ``max_*_bytes`` and, for
     people, ``cpu_hours``, ``memory_gb_hours``, ``disk_gb_months``, ``database_gb_months`` (GB: 10^9 bytes, a
     month: 730 hours)."""
+    start, end = as_utc(start).astimezone(UTC), as_utc(end).astimezone(UTC)  # SQLite binds no offset
     raw = select(
         UsageSample.instance_id.label("instance_id"),
         func.count().label("samples"),

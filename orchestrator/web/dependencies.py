@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -40,6 +40,8 @@ class WebApp:
     sign_in_limit: RateLimiter  # invite links and admins' passwords, per client address
     account_limit: RateLimiter  # admins' passwords, per account name (whatever the address)
     join_limit: RateLimiter  # the public join page, per client address
+    # what routes keep for a while (routes/chatonsinfos.py: the published files and when they were gathered)
+    kept: dict = field(default_factory=dict)
 
 
 def web_app(request: Request) -> WebApp:

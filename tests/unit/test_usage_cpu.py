@@ -34,9 +34,25 @@ def test_the_delta_counts_growth_and_a_container_started_again_whole():
 
 def test_counters_are_kept_as_reported_and_an_older_tool_gives_none():
     entry = {"containers": {"ruche-a--b-app": {"cpu_usec": 12, "started_at": "t"},
-                            "ruche-a--b-db": {"cpu_usec": None, "started_at": "t"}}}  # fmt: skip
-    assert cpu_counters(entry) == {"ruche-a--b-app": ["t", 12]}
+                            "ruche-a--b-db": {"cpu_usec": None, "started_at": "t"},
+                            "ruche-a--b-x": {"cpu_usec": "12", "started_at": "t"},
+                            "ruche-a--b-y": {"cpu_usec": 2**64, "started_at": "t"}}}  # fmt: skip
+    assert cpu_counters(entry) == {
+        "ruche-a--b-app": ["t", 12],
+        "ruche-a--b-db": ["t", None],
+        "ruche-a--b-x": ["t", None],
+        "ruche-a--b-y": ["t", None],
+    }  # a figure that is none (a buggy server) is kept as none
     assert cpu_counters({"disk_bytes": 1}) is None
+
+
+def test_a_container_unreadable_once_does_not_count_its_whole_life_when_readable_again():
+    readable, unreadable = {"app": ["t", 50], "db": ["t", 9 * 10**9]}, {"app": ["t", 60], "db": ["t", None]}
+    assert cpu_delta(readable, unreadable) is None  # unknown, not 10
+    assert cpu_delta(unreadable, {"app": ["t", 70], "db": ["t", 9 * 10**9 + 1]}) is None  # not 9e9 from nowhere
+    assert (
+        cpu_delta({"app": ["t", 70], "db": ["t", 9 * 10**9 + 1]}, {"app": ["t", 80], "db": ["t", 9 * 10**9 + 5]}) == 14
+    )
 
 
 def test_a_sample_stands_for_the_time_since_the_previous_good_one_at_most_a_day():

@@ -3,6 +3,9 @@ state at each request: organization.properties and one SERVICE.properties per se
 
 from __future__ import annotations
 
+import threading
+import time
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -12,6 +15,23 @@ from orchestrator.reports.chatonsinfos import FILE_NAME, WELL_KNOWN, gather
 from orchestrator.web.dependencies import Web
 
 router = APIRouter(include_in_schema=False)
+# The files gathered last, by app, for as long as the answers say they may be kept (max-age): an anonymous
+# visitor's request reads the whole fleet's state at most once every CACHE_SECONDS.
+CACHE_SECONDS = 300
+_lock = threading.Lock()
+
+
+def _published(web):
+    """The files to publish, gathered anew when the last gathering is older than CACHE_SECONDS (ConfigError while
+    a mandatory value is unset)."""
+    with _lock:
+        kept = web.kept.get("chatonsinfos")
+        if kept is not None and time.monotonic() - kept[0] < CACHE_SECONDS:
+            return kept[1]
+        with web.store.session() as session:
+            published = gather(session, web.workspace.config, web.catalog)
+        web.kept["chatonsinfos"] = (time.monotonic(), published)
+        return published
 
 
 @router.get(WELL_KNOWN + "{name}")
@@ -22,8 +42,7 @@ def chatonsinfos_file(name: str, web: Web) -> Response:
     if len(name) > 64 or not FILE_NAME.fullmatch(name):
         raise HTTPException(status_code=404)
     try:
-        with web.store.session() as session:
-            published = gather(session, web.workspace.config, web.catalog)
+        published = _published(web)
     except ConfigError:
         raise HTTPException(status_code=404) from None
     if name not in published.files:

@@ -52,6 +52,7 @@ TITLE = N_("%(head)s: %(what)s")
 OPENED = N_("Alert")
 REMINDER = N_("Still open")
 CLEARED = N_("Recovered")
+HEADS = {"opened": OPENED, "reminder": REMINDER, "cleared": CLEARED}
 CLEARED_TEXT = N_("This is over: %(title)s, seen from %(since)s until %(until)s.")
 ADMIN_FOOTER = N_(
     "Alert %(id)s (%(kind)s), first seen %(since)s. Acknowledge it with: ruche alerts ack %(id)s --reason TEXT"
@@ -74,20 +75,28 @@ def _filled(_, values: dict, subject: str) -> dict:
     return filled
 
 
+def _minute(stamp: str | None) -> str:
+    """An ISO stamp of alert_as_dict to the minute, as people read it."""
+    return (stamp or "")[:16].replace("T", " ")
+
+
+def _title(_, event: str, what: str, collective: str) -> str:
+    return f"[{collective}] " + _(TITLE, head=_(HEADS[event]), what=what)
+
+
+def _cleared(_, what: str, since: str, alert: dict) -> str:
+    return _(CLEARED_TEXT, title=what, since=since, until=_minute(alert.get("cleared_at")))
+
+
 def admin_text(language: str, event: str, alert: dict, *, collective: str) -> Text:
     """What the collective's admins read: ``alert`` is state/alerts.alert_as_dict's view with its ``values``."""
     _ = translator(language)
     values = _filled(_, alert.get("values") or {}, alert["subject"])
     what = _(KIND_TITLES[alert["kind"]], **values)
-    since = values["since"] if values["since"] not in ("?", _(NEVER)) else alert["first_seen"][:16].replace("T", " ")
-    if event == "cleared":
-        until = (alert.get("cleared_at") or "")[:16].replace("T", " ")
-        body = _(CLEARED_TEXT, title=what, since=since, until=until)
-    else:
-        body = alert["summary"]
+    since = values["since"] if values["since"] not in ("?", _(NEVER)) else _minute(alert["first_seen"])
+    body = _cleared(_, what, since, alert) if event == "cleared" else alert["summary"]
     footer = _(ADMIN_FOOTER, id=alert["id"], kind=alert["kind"], since=since)
-    head = {"opened": OPENED, "reminder": REMINDER, "cleared": CLEARED}[event]
-    return Text(title=f"[{collective}] " + _(TITLE, head=_(head), what=what), body=f"{body}\n\n{footer}")
+    return Text(title=_title(_, event, what, collective), body=f"{body}\n\n{footer}")
 
 
 def member_text(language: str, event: str, alert: dict, *, collective: str) -> Text | None:
@@ -97,10 +106,8 @@ def member_text(language: str, event: str, alert: dict, *, collective: str) -> T
     _ = translator(language)
     values = _filled(_, alert.get("values") or {}, alert["subject"])
     what = _(KIND_TITLES[alert["kind"]], **values)
-    head = {"opened": OPENED, "reminder": REMINDER, "cleared": CLEARED}[event]
     if event == "cleared":
-        until = (alert.get("cleared_at") or "")[:16].replace("T", " ")
-        body = _(CLEARED_TEXT, title=what, since=values["since"], until=until)
+        body = _cleared(_, what, values["since"], alert)
     else:
         body = _(MEMBER_TEXTS[alert["kind"]], **values)
-    return Text(title=f"[{collective}] " + _(TITLE, head=_(head), what=what), body=body)
+    return Text(title=_title(_, event, what, collective), body=body)

@@ -12,7 +12,7 @@ from pathlib import Path
 from orchestrator.config import AlertSettings
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.notices import Text
-from orchestrator.operations.notify import ADDRESS, admin_channels, label, send
+from orchestrator.operations.notify import ADDRESS, admin_channels, label, opened_urls, send
 from orchestrator.workspace import Workspace, open_workspace
 
 
@@ -26,12 +26,10 @@ def channels(workspace_path: Path | None) -> list[dict]:
     """Every channel, numbered as `remove` takes them: URLs (masked) first, then the mailed addresses."""
     workspace = open_workspace(workspace_path)
     settings = workspace.file_config.alerts
-    listed = []
-    if settings.urls:
-        vault = workspace.vault()
-        for ciphertext in settings.urls:
-            url = vault.decrypt(ciphertext)
-            listed.append({"number": len(listed) + 1, "kind": "url", "channel": label(url), "known": _known(url)})
+    listed = [
+        {"number": number, "kind": "url", "channel": label(url), "known": _known(url)}
+        for number, url in enumerate(opened_urls(workspace), start=1)
+    ]
     for address in settings.admin_emails:
         listed.append({"number": len(listed) + 1, "kind": "email", "channel": address,
                        "through": "the [mail] relay" if workspace.config.mail else "no relay configured: not sent"})  # fmt: skip

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from orchestrator.actions.common import Progress, no_progress, opened
+from orchestrator.operations.watch import summary
 from orchestrator.operations.watch import watch as watch_once
 
 
@@ -25,12 +26,7 @@ def watch_forever(workspace_path: Path | None, *, interval_seconds: float | None
         with opened(workspace_path) as (workspace, store):
             wait = interval_seconds or workspace.config.alerts.interval_minutes * 60
             try:
-                outcome = watch_once(workspace, store, progress=progress)
-                if outcome["skipped"]:
-                    progress(f"watch skipped: {outcome['skipped']}")
-                else:
-                    progress(f"watch: {len(outcome['alerts'])} open, {len(outcome['opened'])} opened, "
-                             f"{len(outcome['cleared'])} cleared, {len(outcome['notices'])} notice(s)")  # fmt: skip
+                progress(f"watch: {summary(watch_once(workspace, store, progress=progress))}")
             except Exception as error:  # noqa: BLE001 - a failed watch is said; the next one tries again
                 progress(f"watch failed: {error}")
         done += 1

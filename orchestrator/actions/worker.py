@@ -23,7 +23,7 @@ from orchestrator.operations.converge import converge
 from orchestrator.operations.lifecycle import take_final_backup
 from orchestrator.operations.own_domains import retry_pending
 from orchestrator.operations.upgrades import recover_interrupted_upgrades, upgrade_instance
-from orchestrator.operations.watch import watch
+from orchestrator.operations.watch import summary, watch
 from orchestrator.processes import WORKER_VARIABLE, is_local, stop_processes_of_worker, worker_is_alive, worker_name
 from orchestrator.state.actors import acting_as
 from orchestrator.state.events import record_event
@@ -186,8 +186,7 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 except Exception as error:  # noqa: BLE001 - a failed watch is said; the next one tries again
                     progress(f"[watch] failed: {error}")
                     return
-            progress(f"[watch] {len(outcome['alerts'])} open, {len(outcome['opened'])} opened, "
-                     f"{len(outcome['cleared'])} cleared, {len(outcome['notices'])} notice(s)")  # fmt: skip
+            progress(f"[watch] {summary(outcome)}")
 
         def carry_out(run: QueuedRun) -> None:
             with acting_as(f"worker {name} for {run.requested_by}"):  # the audit trail's actor, in this thread

@@ -71,15 +71,19 @@ def relay_url(mail: MailSettings, recipients: list[str], *, password: str | None
     return f"mailto://{credentials}{mail.host}:{mail.port}/{targets}?{query}"
 
 
+def opened_urls(workspace: Workspace) -> list[str]:
+    """``[alerts] urls`` opened with the vault, in memory (none: the vault password is not asked for)."""
+    urls = workspace.file_config.alerts.urls
+    if not urls:
+        return []
+    vault = workspace.vault()
+    return [vault.decrypt(ciphertext) for ciphertext in urls]
+
+
 def admin_channels(workspace: Workspace) -> list[Channel]:
     """The admins' channels, opened (vault) in memory."""
     settings = workspace.config.alerts
-    channels = []
-    if settings.urls:
-        vault = workspace.vault()
-        for ciphertext in settings.urls:
-            url = vault.decrypt(ciphertext)
-            channels.append(Channel(url, label(url)))
+    channels = [Channel(url, label(url)) for url in opened_urls(workspace)]
     if settings.admin_emails and workspace.config.mail is not None:
         channels.append(mail_channel(workspace, settings.admin_emails))
     return channels

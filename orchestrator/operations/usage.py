@@ -6,9 +6,6 @@ samples are then rolled up into hours and days (operations/usage_rollup)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
 import time
 
 from orchestrator.operations.context import Progress, no_progress
@@ -16,7 +13,7 @@ from orchestrator.operations.usage_rollup import roll_up
 from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
-from orchestrator.state.leases import release_lease, take_lease
+from orchestrator.state.leases import lease_holder, release_lease, take_lease
 from orchestrator.state.models import utc_now
 from orchestrator.state.usage import previous_samples, sample_of
 from orchestrator.workspace import Workspace
@@ -72,7 +69,7 @@ def measure_usage(
     }  # fmt: skip
     outcome = {"samples": [], "errors": errors, "servers": len(requests), "seconds": round(elapsed, 3),
                "taken_at": None, "rolled_up": None, "skipped": None}  # fmt: skip
-    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    holder = lease_holder()
     if not take_lease(store, "usage", holder, seconds=LEASE_SECONDS):
         outcome["skipped"] = "another measure is being recorded right now: nothing recorded"
         return outcome

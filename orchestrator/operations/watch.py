@@ -13,9 +13,6 @@ association that opted in of its own instances' alerts only, in its language.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
 from datetime import timedelta
 
@@ -43,7 +40,7 @@ from orchestrator.remote import SshTarget, for_each_server, run_command
 from orchestrator.state.alerts import alert_as_dict, mark_told, open_alerts, record_watch
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
-from orchestrator.state.leases import release_lease, take_lease
+from orchestrator.state.leases import lease_holder, release_lease, take_lease
 from orchestrator.state.models import (
     Alert,
     Association,
@@ -72,17 +69,31 @@ def watch(workspace: Workspace, store: StateStore, *, progress: Progress = no_pr
     workers, or a timer beside a worker, never tell an alert twice). Gives ``{"alerts": [open alerts], "opened":
     [ids], "cleared": [ids], "notices": [{"alert", "event", "error"}], "seconds", "skipped": None or who
     watches}``."""
-    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    holder = lease_holder()
     if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):
         with store.session() as session:
             lease = session.get(Lease, "watch")
-            open_now = [alert_as_dict(a) for a in open_alerts(session)]
-            return {"alerts": open_now, "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
-                    "skipped": f"another watch runs ({lease.holder if lease else '?'})"}  # fmt: skip
+        return _skipped(store, f"another watch runs ({lease.holder if lease else '?'})")
     try:
         return {"skipped": None, **_watch(workspace, store, holder, progress=progress, tell=tell)}
     finally:
         release_lease(store, "watch", holder)
+
+
+def _skipped(store: StateStore, reason: str) -> dict:
+    """A watch's outcome when it did not run (``reason``): the alerts open as recorded, nothing else."""
+    with store.session() as session:
+        open_now = [alert_as_dict(a) for a in open_alerts(session)]
+    return {"alerts": open_now, "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
+            "skipped": reason}  # fmt: skip
+
+
+def summary(outcome: dict) -> str:
+    """A watch's outcome in one line (`ruche watch`'s and the worker's progress)."""
+    if outcome["skipped"]:
+        return f"skipped: {outcome['skipped']}"
+    return (f"{len(outcome['alerts'])} open, {len(outcome['opened'])} opened, {len(outcome['cleared'])} cleared, "
+            f"{len(outcome['notices'])} notice(s)")  # fmt: skip
 
 
 def _watch(workspace: Workspace, store: StateStore, holder: str, *, progress: Progress, tell: bool) -> dict:
@@ -106,15 +117,14 @@ def _watch(workspace: Workspace, store: StateStore, holder: str, *, progress: Pr
         progress("measuring the instances' disk, memory and CPU time")
         measure_usage(workspace, store, progress=progress)
     if not take_lease(store, "watch", holder, seconds=LEASE_SECONDS):  # this watch overran: another took over
-        return {"alerts": [], "opened": [], "cleared": [], "notices": [], "checked": {}, "seconds": 0,
-                "skipped": "this watch overran its lease; another one took over"}  # fmt: skip
+        return _skipped(store, "this watch overran its lease; another one took over")
     with store.session() as session:
         instances = [i for i in list_instances(session) if i.state in ACTIVE_STATES]
         findings += backup_findings(workspace, session, instances)
         found, unknown_quotas = quota_findings(workspace, session)
         findings += found
         unknown |= unknown_quotas
-        findings += run_findings(workspace, session)
+        findings += run_findings(workspace, session, {i.address for i in instances})
         findings += queue_findings(workspace, session)
         findings += certificate_findings(workspace, session)
         remind = workspace.config.alerts.remind_hours

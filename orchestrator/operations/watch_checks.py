@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.alerts import Finding
 from orchestrator.domains import expiring
 from orchestrator.operations.backup_lapses import backup_lapses
 from orchestrator.quotas import find_offer
-from orchestrator.state.instances import ACTIVE_STATES, list_instances
+from orchestrator.state.instances import ACTIVE_STATES
 from orchestrator.state.models import (
     Association,
     Domain,
@@ -21,10 +21,10 @@ from orchestrator.state.models import (
     QueuedRun,
     Run,
     Server,
-    UsageSample,
     as_utc,
     utc_now,
 )
+from orchestrator.state.usage import latest_samples
 from orchestrator.workspace import Workspace
 
 GIB, MIB = 1024**3, 1024**2
@@ -112,23 +112,21 @@ def backup_findings(workspace: Workspace, session: Session, instances: list[Inst
 def quota_findings(workspace: Workspace, session: Session) -> tuple[list[Finding], set[tuple[str, str]]]:
     """Associations whose newest measures (each active instance's latest usage sample) exceed their offer; and
     those left unknown (a newest measure that failed: its server did not answer)."""
-    newest = (select(UsageSample.instance_id, func.max(UsageSample.taken_at).label("taken_at"))
-              .group_by(UsageSample.instance_id).subquery())  # fmt: skip
-    rows = session.execute(
-        select(Association.slug, Association.offer, UsageSample.disk_bytes, UsageSample.memory_bytes, UsageSample.error)
-        .join(Instance, Instance.association_id == Association.id)
-        .join(UsageSample, UsageSample.instance_id == Instance.id)
-        .join(newest, (UsageSample.instance_id == newest.c.instance_id) & (UsageSample.taken_at == newest.c.taken_at))
-        .where(Instance.state.in_(ACTIVE_STATES))
-    )  # fmt: skip
+    samples = latest_samples(session)
+    rows = session.execute(select(Instance.id, Association.slug, Association.offer)
+                           .join(Association, Instance.association_id == Association.id)
+                           .where(Instance.state.in_(ACTIVE_STATES)))  # fmt: skip
     used: dict[str, dict] = {}
     unknown: set[tuple[str, str]] = set()
-    for slug, offer_name, disk, memory, error in rows:
-        if error or disk is None:
+    for instance_id, slug, offer_name in rows:
+        sample = samples.get(instance_id)
+        if sample is None:
+            continue
+        if sample.error or sample.disk_bytes is None:
             unknown.add(("quota.over", slug))
         entry = used.setdefault(slug, {"offer": offer_name, "disk": 0, "memory": 0})
-        entry["disk"] += disk or 0
-        entry["memory"] += memory or 0
+        entry["disk"] += sample.disk_bytes or 0
+        entry["memory"] += sample.memory_bytes or 0
     findings = []
     for slug, entry in sorted(used.items()):
         offer = find_offer(workspace.config.offers, entry["offer"])
@@ -147,9 +145,10 @@ def quota_findings(workspace: Workspace, session: Session) -> tuple[list[Finding
     return findings, unknown
 
 
-def run_findings(workspace: Workspace, session: Session) -> list[Finding]:
+def run_findings(workspace: Workspace, session: Session, live: set[str]) -> list[Finding]:
     """Targets (a server, an instance) whose last run, applied directly or by a worker, failed within [alerts]
-    failed_run_days; a target gone since (instance deleted, server removed) is not one."""
+    failed_run_days; a target gone since (instance deleted, server removed; ``live``: the active instances'
+    addresses) is not one."""
     since = utc_now() - timedelta(days=workspace.config.alerts.failed_run_days)
     last: dict[str, tuple] = {}  # target -> (finished, ok, what)
     for run in session.scalars(select(Run).where(Run.finished >= since).order_by(Run.finished)):
@@ -167,7 +166,6 @@ def run_findings(workspace: Workspace, session: Session) -> list[Finding]:
             error = (entry.result or {}).get("error") or entry.state
             last[target] = (finished, entry.state == "done", f"queued run {entry.id}: {str(error)[:300]}")
     servers = set(session.scalars(select(Server.name)))
-    live = {i.address for i in list_instances(session) if i.state in ACTIVE_STATES}
     findings = []
     for target, (finished, ok, what) in sorted(last.items()):
         if ok or not (target in servers or target in live or target == "all"):

@@ -4,6 +4,9 @@ SQLite and PostgreSQL alike; a holder that died loses it when ``until`` passes."
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -11,6 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.state.database import StateStore
 from orchestrator.state.models import Lease, utc_now
+
+
+def lease_holder() -> str:
+    """This process and thread as a lease's holder: ``HOST:PID:THREAD``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def take_lease(store: StateStore, name: str, holder: str, *, seconds: float) -> bool:

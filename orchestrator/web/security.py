@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -100,9 +101,13 @@ class Guard:
 
         cacheable = scope.get("path", "").startswith("/static/")
 
+        slash_redirect = scope.get("path", "").endswith("/")
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if cacheable or h[0].lower() != b"cache-control"]
+                if slash_redirect and message.get("status") in (307, 308):
+                    headers = [relative_location(h) for h in headers]
                 message["headers"] = headers + self.headers + ([] if cacheable else [NO_STORE])
             await send(message)
 
@@ -127,6 +132,17 @@ class Guard:
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
                     + self.headers + [NO_STORE]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def relative_location(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    """Starlette's trailing-slash redirect (``/espace/`` -> ``/espace``) writes an absolute URL from the request's
+    Host header: a forged Host sent the visitor to any site. The redirect keeps its path and query only, one
+    leading slash (never ``//host``, which a browser reads as another site)."""
+    if header[0].lower() != b"location":
+        return header
+    target = urlsplit(header[1].decode("latin-1"))
+    relative = "/" + target.path.lstrip("/") + (f"?{target.query}" if target.query else "")
+    return header[0], relative.encode("latin-1")
 
 
 class BodyTooLarge(Exception):

@@ -19,7 +19,7 @@ from orchestrator.actions.admin import add as add_admin
 from orchestrator.config import WebSettings
 from orchestrator.web.app import STATIC_DIR, create_app
 from orchestrator.web.pages import COOKIE
-from orchestrator.web.security import RedactSignInLinks
+from orchestrator.web.security import RedactSignInLinks, relative_location
 from orchestrator.workspace import open_workspace
 from tests.browser import free_port, served, use_loopback_web_settings
 from tests.integration.test_web import admin_client, client_for, csrf_of, fleet, join_token, signed_in  # noqa: F401 (fixture)
@@ -340,3 +340,16 @@ def test_pages_answer_pages_for_the_frameworks_refusals_and_the_api_keeps_json(f
     assert member.get("/api/v1/nowhere?lang=fr").json() == {"detail": "introuvable (ou pas de votre association)"}
     assert member.get("/api/v1/requests/999?lang=en").json() == {"detail": "not found (or not your association's)"}
     assert "X-CSRF-Token" in member.post("/api/v1/requests", json={"service": "radicale"}).json()["detail"]
+
+
+def test_a_trailing_slash_redirect_stays_on_this_site_whatever_the_host_header(fleet, workspace):  # noqa: F811
+    _w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    for path, target in [("/espace/", "/espace"), ("/espace/gestion/", "/espace/gestion"),
+                         ("/rejoindre/?a=b", "/rejoindre?a=b"), ("/api/v1/requests/", "/api/v1/requests")]:  # fmt: skip
+        answer = member.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert answer.status_code == 307 and answer.headers["location"] == target, (path, answer.headers)
+    assert relative_location((b"location", b"https://evil.example//evil.example/x?y=1")) == (
+        b"location",
+        b"/evil.example/x?y=1",
+    )

@@ -616,32 +616,56 @@ class Service(Strict):
         return any(fnmatch.fnmatchcase(current, pattern) for pattern in entry.upgrade_from)
 
 
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+EMAIL_ADDRESS = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+def parameter_problem(parameter: Parameter, value: str) -> tuple[str, dict] | None:
+    """Why ``value`` does not fit ``parameter``, as a rule's code and its figures (``too_long`` max,
+    ``control_characters``, ``not_an_email``, ``not_a_locale``, ``not_a_boolean``, ``not_a_choice`` choices,
+    ``not_a_number``, ``too_small`` minimum, ``too_large`` maximum), or None. The command line says it in English
+    (``validate_parameter_value``), the web in the member's language (web/refusals.py): the rules live here only."""
+    if len(value) > parameter.max_length:
+        return "too_long", {"max": parameter.max_length}
+    if any(ord(c) < 32 and c != "\t" for c in value):
+        return "control_characters", {}
+    if parameter.type == "email" and not EMAIL_ADDRESS.match(value):
+        return "not_an_email", {}
+    if parameter.type == "locale" and not _LOCALE.match(value):
+        return "not_a_locale", {}
+    if parameter.type == "boolean" and value not in ("true", "false"):
+        return "not_a_boolean", {}
+    if parameter.type == "choice" and value not in parameter.choices:
+        return "not_a_choice", {"choices": ", ".join(parameter.choices)}
+    if parameter.type == "integer":
+        if not re.match(r"^-?[0-9]{1,12}$", value):
+            return "not_a_number", {}
+        if parameter.minimum is not None and int(value) < parameter.minimum:
+            return "too_small", {"minimum": parameter.minimum}
+        if parameter.maximum is not None and int(value) > parameter.maximum:
+            return "too_large", {"maximum": parameter.maximum}
+    return None
+
+
+PARAMETER_PROBLEMS = {
+    "too_long": "at most {max} characters",
+    "control_characters": "control characters are not allowed",
+    "not_an_email": "{value!r} is not an e-mail address",
+    "not_a_locale": "{value!r} is not a locale such as fr or fr_FR",
+    "not_a_boolean": "expected true or false",
+    "not_a_choice": "expected one of {choices}",
+    "not_a_number": "{value!r} is not a whole number",
+    "too_small": "at least {minimum}",
+    "too_large": "at most {maximum}",
+}
 
 
 def validate_parameter_value(parameter: Parameter, value: str) -> str:
     """Give ``value`` if acceptable for ``parameter``; raises ValueError saying what is expected."""
-    if len(value) > parameter.max_length:
-        raise ValueError(f"{parameter.name}: at most {parameter.max_length} characters")
-    if any(ord(c) < 32 and c not in "\t" for c in value):
-        raise ValueError(f"{parameter.name}: control characters are not allowed")
-    if parameter.type == "email" and not _EMAIL.match(value):
-        raise ValueError(f"{parameter.name}: {value!r} is not an e-mail address")
-    if parameter.type == "locale" and not _LOCALE.match(value):
-        raise ValueError(f"{parameter.name}: {value!r} is not a locale such as fr or fr_FR")
-    if parameter.type == "boolean" and value not in ("true", "false"):
-        raise ValueError(f"{parameter.name}: expected true or false")
-    if parameter.type == "choice" and value not in parameter.choices:
-        raise ValueError(f"{parameter.name}: expected one of {', '.join(parameter.choices)}")
-    if parameter.type == "integer":
-        if not re.match(r"^-?[0-9]{1,12}$", value):
-            raise ValueError(f"{parameter.name}: {value!r} is not a whole number")
-        number = int(value)
-        if parameter.minimum is not None and number < parameter.minimum:
-            raise ValueError(f"{parameter.name}: at least {parameter.minimum}")
-        if parameter.maximum is not None and number > parameter.maximum:
-            raise ValueError(f"{parameter.name}: at most {parameter.maximum}")
+    problem = parameter_problem(parameter, value)
+    if problem is not None:
+        code, figures = problem
+        raise ValueError(f"{parameter.name}: " + PARAMETER_PROBLEMS[code].format(value=value, **figures))
     return value
 
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from orchestrator.catalog import EMAIL_ADDRESS
 from orchestrator.i18n import N_, Translator
 from orchestrator.state.events import list_events
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.members import MAX_NAME, members
 from orchestrator.state.models import Association, Invite, as_utc, utc_now
-from orchestrator.web.refusals import CONTROL_CHARACTERS, EMAIL, NOT_AN_EMAIL, TOO_LONG
+from orchestrator.web.refusals import CONTROL_CHARACTERS, NOT_AN_EMAIL, TOO_LONG
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
 
 MEMBER_FIELDS = {"name": N_("Member's name"), "email": N_("Member's e-mail address")}
@@ -110,7 +111,7 @@ def member_problems(name: str, email: str, _: Translator) -> list[str]:
         problems.append(_(TOO_LONG, field=_(MEMBER_FIELDS["name"]), max=MAX_NAME))
     elif any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
         problems.append(_(CONTROL_CHARACTERS, field=_(MEMBER_FIELDS["name"])))
-    if email.strip() and not EMAIL.match(email.strip()):
+    if email.strip() and not EMAIL_ADDRESS.match(email.strip()):
         problems.append(_(NOT_AN_EMAIL, field=_(MEMBER_FIELDS["email"])))
     return problems
 

@@ -9,17 +9,13 @@ Conflict, QuotaExceeded...) with a translated text, never as its raw English mes
 
 from __future__ import annotations
 
-import re
-
 from pydantic import ValidationError
 
-from orchestrator.catalog import SIZES, Parameter, Service
+from orchestrator.catalog import SIZES, Parameter, Service, parameter_problem
 from orchestrator.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, RucheError
 from orchestrator.i18n import N_, Translator
 from orchestrator.state.associations import AssociationSpec, is_slug
 
-EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 MESSAGE_MAX_LENGTH = 2000
 
 NAME_INVALID = N_(
@@ -86,8 +82,8 @@ def request_problems(service: Service, *, name: str | None, size: str, parameter
             continue
         problem = parameter_problem(parameter, value)
         if problem is not None:
-            text, values = problem
-            problems.append(_(text, field=field_name(parameter.name, parameter), **values))
+            code, values = problem
+            problems.append(_(PARAMETER_TEXTS[code], field=field_name(parameter.name, parameter), **values))
     return problems
 
 
@@ -104,29 +100,18 @@ def api_field_name(key: str, parameter: Parameter | None) -> str:
     return key if parameter is None else f"parameters.{key}"
 
 
-def parameter_problem(parameter: Parameter, value: str) -> tuple[str, dict] | None:
-    """The text (untranslated) and its values saying why ``value`` does not fit ``parameter`` (the catalogue's
-    rules, orchestrator.catalog.validate_parameter_value, in the same order), or None."""
-    if len(value) > parameter.max_length:
-        return TOO_LONG, {"max": parameter.max_length}
-    if any(ord(c) < 32 and c != "\t" for c in value):
-        return CONTROL_CHARACTERS, {}
-    if parameter.type == "email" and not EMAIL.match(value):
-        return NOT_AN_EMAIL, {}
-    if parameter.type == "locale" and not LOCALE.match(value):
-        return NOT_A_LOCALE, {}
-    if parameter.type == "boolean" and value not in ("true", "false"):
-        return NOT_A_BOOLEAN, {}
-    if parameter.type == "choice" and value not in parameter.choices:
-        return CHOOSE_ONE, {"choices": ", ".join(parameter.choices)}
-    if parameter.type == "integer":
-        if not re.match(r"^-?[0-9]{1,12}$", value):
-            return NOT_A_NUMBER, {}
-        if parameter.minimum is not None and int(value) < parameter.minimum:
-            return TOO_SMALL, {"minimum": parameter.minimum}
-        if parameter.maximum is not None and int(value) > parameter.maximum:
-            return TOO_LARGE, {"maximum": parameter.maximum}
-    return None
+# The catalogue's parameter rules (orchestrator.catalog.parameter_problem), by their code.
+PARAMETER_TEXTS = {
+    "too_long": TOO_LONG,
+    "control_characters": CONTROL_CHARACTERS,
+    "not_an_email": NOT_AN_EMAIL,
+    "not_a_locale": NOT_A_LOCALE,
+    "not_a_boolean": NOT_A_BOOLEAN,
+    "not_a_choice": CHOOSE_ONE,
+    "not_a_number": NOT_A_NUMBER,
+    "too_small": TOO_SMALL,
+    "too_large": TOO_LARGE,
+}
 
 
 def submission_error_text(error: RucheError, *, name: str, collective: str, _: Translator, field: str) -> str:

@@ -6,7 +6,8 @@ Only whole periods are rolled (the cut-offs are rounded down to the hour and the
 hour its ``taken_at`` falls in, and its figures are already self-contained (its CPU delta, its value times the
 seconds it stands for: state/usage), so the roll-up is plain sums and maxima: totals over any range of whole
 periods are the same before and after it. A period that already has a row (a sample recorded late) is added to
-it. Running it again changes nothing; when nothing is due it costs two indexed queries. ``measure_usage`` runs it
+it. Running it again changes nothing; when nothing is due it costs two indexed queries. What is due is rolled a UTC day at a time (a first roll-up
+of a long history holds a day of the fleet in memory at most). ``measure_usage`` runs it
 after each measure (`ruche usage collect`, the watcher).
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.config import UsageSettings
@@ -46,38 +47,55 @@ def roll_up(session: Session, settings: UsageSettings, *, now: datetime | None =
     return {"samples": samples, "hours": hours, "hour_rows": hour_rows, "day_rows": day_rows}
 
 
+def _days(oldest: datetime, cutoff: datetime):
+    """``[start, end)`` ranges of one UTC day from ``oldest``'s day up to ``cutoff`` (on an hour or a day): what is
+    due is rolled a day at a time, so that the first roll-up of a long history (a deployment that kept every sample
+    before roll-ups existed) never holds more than a day of the fleet in memory."""
+    start = day_of(oldest)
+    while start < cutoff:
+        end = min(start + timedelta(days=1), cutoff)
+        yield start, end
+        start = end
+
+
 def _roll_samples(session: Session, cutoff: datetime) -> tuple[int, int]:
-    if session.scalar(select(UsageSample.id).where(UsageSample.taken_at < cutoff).limit(1)) is None:
+    oldest = session.scalar(select(func.min(UsageSample.taken_at)).where(UsageSample.taken_at < cutoff))
+    if oldest is None:
         return 0, 0
-    query = select(UsageSample.instance_id, UsageSample.taken_at, UsageSample.seconds, UsageSample.cpu_delta_usec,
-                   *[getattr(UsageSample, f"{m}_bytes") for m in MEASURES]).where(UsageSample.taken_at < cutoff)  # fmt: skip
-    periods: dict[tuple[int, datetime], dict] = {}
-    count = 0
-    for row in session.execute(query).yield_per(10_000):
-        count += 1
-        figures = {"samples": 1, "seconds": row.seconds or 0, "cpu_usec": row.cpu_delta_usec}
-        for measure in MEASURES:
-            value = getattr(row, f"{measure}_bytes")
-            figures[f"max_{measure}_bytes"] = value
-            figures[f"{measure}_byte_seconds"] = None if value is None else float(value) * (row.seconds or 0)
-        add_totals(periods.setdefault((row.instance_id, hour_of(row.taken_at)), empty_totals()), figures)
-    written = _merge(session, "hour", periods)
-    session.execute(delete(UsageSample).where(UsageSample.taken_at < cutoff))
+    count = written = 0
+    for start, end in _days(oldest, cutoff):
+        in_range = (UsageSample.taken_at >= start) & (UsageSample.taken_at < end)
+        query = select(UsageSample.instance_id, UsageSample.taken_at, UsageSample.seconds, UsageSample.cpu_delta_usec,
+                       *[getattr(UsageSample, f"{m}_bytes") for m in MEASURES]).where(in_range)  # fmt: skip
+        periods: dict[tuple[int, datetime], dict] = {}
+        for row in session.execute(query).yield_per(10_000):
+            count += 1
+            figures = {"samples": 1, "seconds": row.seconds or 0, "cpu_usec": row.cpu_delta_usec}
+            for measure in MEASURES:
+                value = getattr(row, f"{measure}_bytes")
+                figures[f"max_{measure}_bytes"] = value
+                figures[f"{measure}_byte_seconds"] = None if value is None else float(value) * (row.seconds or 0)
+            add_totals(periods.setdefault((row.instance_id, hour_of(row.taken_at)), empty_totals()), figures)
+        written += _merge(session, "hour", periods)
+        session.execute(delete(UsageSample).where(in_range))
     return count, written
 
 
 def _roll_hours(session: Session, cutoff: datetime) -> tuple[int, int]:
-    due = (UsageRollup.period == "hour") & (UsageRollup.period_start < cutoff)
-    if session.scalar(select(UsageRollup.id).where(due).limit(1)) is None:
+    hourly = UsageRollup.period == "hour"
+    oldest = session.scalar(select(func.min(UsageRollup.period_start)).where(hourly, UsageRollup.period_start < cutoff))
+    if oldest is None:
         return 0, 0
-    periods: dict[tuple[int, datetime], dict] = {}
-    count = 0
-    for row in session.execute(select(UsageRollup.instance_id, UsageRollup.period_start,
-                                      *[getattr(UsageRollup, key) for key in ROLLED]).where(due)).yield_per(10_000):  # fmt: skip
-        count += 1
-        add_totals(periods.setdefault((row.instance_id, day_of(row.period_start)), empty_totals()), row._asdict())
-    written = _merge(session, "day", periods)
-    session.execute(delete(UsageRollup).where(due))
+    count = written = 0
+    for start, end in _days(oldest, cutoff):
+        due = hourly & (UsageRollup.period_start >= start) & (UsageRollup.period_start < end)
+        periods: dict[tuple[int, datetime], dict] = {}
+        for row in session.execute(select(UsageRollup.instance_id, UsageRollup.period_start,
+                                          *[getattr(UsageRollup, key) for key in ROLLED]).where(due)).yield_per(10_000):  # fmt: skip
+            count += 1
+            add_totals(periods.setdefault((row.instance_id, day_of(row.period_start)), empty_totals()), row._asdict())
+        written += _merge(session, "day", periods)
+        session.execute(delete(UsageRollup).where(due))
     return count, written
 
 

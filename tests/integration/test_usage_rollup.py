@@ -12,11 +12,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select, text
 
 from orchestrator.config import UsageSettings
 from orchestrator.operations.usage_rollup import roll_up
-from orchestrator.state.database import StateStore
+from orchestrator.state.database import StateStore, upgrade_schema
 from orchestrator.state.instances import get_instance
 from orchestrator.state.models import UsageRollup, UsageSample, as_utc
 from orchestrator.state.usage import MAX_GAP_SECONDS, Previous, sample_of, usage_totals
@@ -199,3 +199,29 @@ def test_usage_collect_records_unanswered_servers_and_rolls_up_what_is_due(insta
         assert (row.instance_id, row.period, row.samples, row.seconds) == (ids[0], "hour", 1, 300)
         assert row.memory_byte_seconds == 2**27 * 300 and row.max_disk_bytes == 10**9
         assert session.scalar(select(func.count()).select_from(UsageSample)) == 3
+
+
+def test_samples_recorded_before_0021_get_the_seconds_they_stand_for_at_the_upgrade(instances):
+    """Migration 0022: a sample recorded before 0021 (no counters: SQL NULL, the column added; 0 seconds) stands for the time since the
+    instance's previous sample without error, at most a day (sample_of's rule); one after a longer gap, an error,
+    the first of an instance and one recorded since 0021 keep their 0."""
+    store, ids = instances
+    first, second = ids[0], ids[1]
+    series = [  # (instance, minutes from START, error, counters): what each should hold after
+        (first, 0, "", None, 0), (first, 5, "", None, 300), (first, 10, "unreachable", None, 0),
+        (first, 15, "", None, 600), (first, 15 + 3 * 24 * 60, "", None, 0), (first, 15 + 3 * 24 * 60 + 7, "", None, 420),
+        (second, 0, "", None, 0), (second, 60, "", None, 3600), (second, 65, "", {"app": ["t", 5]}, 0),
+    ]  # fmt: skip
+    with store.session() as session:
+        rows = [UsageSample(instance_id=i, taken_at=START + timedelta(minutes=m), error=e, cpu_containers=null() if c is None else c,
+                            seconds=0,
+                            disk_bytes=1, database_bytes=None, memory_bytes=1) for i, m, e, c, _ in series]  # fmt: skip
+        session.add_all(rows)
+        session.flush()
+        row_ids = [row.id for row in rows]
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0021'"))
+    upgrade_schema(store.engine)
+    with store.session() as session:
+        got = {row.id: row.seconds for row in session.scalars(select(UsageSample).where(UsageSample.id.in_(row_ids)))}
+    assert [got[row_id] for row_id in row_ids] == [expected for *_, expected in series]

@@ -3,7 +3,9 @@ PostgreSQL state database with INSTANCES instances holding what a year of hourly
 default [usage] (raw_days 2, hourly_days 35): 2 days of raw samples, 33 days of hourly rows, 330 daily rows; then
 gives the tables' sizes on disk (rows, bytes with their indexes), extrapolated to 30,000 instances (rows are all
 alike: sizes grow with their number), and times the roll-ups a measure runs: one hour of samples due (one per
-instance) with a day of hourly rows, then nothing due. The same year kept raw is given for comparison.
+instance) with a day of hourly rows, then nothing due. The same year kept raw is given for comparison. Then
+times `ruche footprint`'s computation (operations/footprint.footprint) for December 2026 (hourly rows and raw
+samples) and for November 2026 (daily and hourly rows), one server holding every instance.
 
 Run: python3 benchmarks/usage_rollup.py [--instances 1000] [--state-url URL]
      (default: a fresh database on scripts/postgresql-for-tests' server)
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.postgresql import fresh_database_url  # noqa: E402
 from orchestrator.actions.init import init_workspace  # noqa: E402
 from orchestrator.config import UsageSettings  # noqa: E402
+from orchestrator.operations.footprint import footprint  # noqa: E402
 from orchestrator.operations.usage_rollup import roll_up  # noqa: E402
 from orchestrator.state.associations import add_association, validate_association_spec  # noqa: E402
 from orchestrator.state.database import StateStore  # noqa: E402
@@ -120,6 +123,15 @@ def main() -> None:
             with store.session() as session:
                 done = roll_up(session, UsageSettings(), now=NOW)
             print(f"roll-up, {label}: {time.perf_counter() - started:.2f} s {done}")
+        config = open_workspace(path).config
+        for month, start, end in (("December 2026", datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+                                  ("November 2026", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))):  # fmt: skip
+            started = time.perf_counter()
+            with store.session() as session:
+                result = footprint(session, config, start=start, end=end)
+            instances = sum(len(entry["instances"]) for entry in result["associations"])
+            print(f"footprint, {month}: {time.perf_counter() - started:.2f} s ({instances} instances, "
+                  f"{result['totals']['energy_kwh']:.1f} kWh)")  # fmt: skip
     finally:
         store.close()
 

@@ -600,6 +600,130 @@ class UsageSettings(StrictModel):
     ] = 35
 
 
+class ServerFootprint(StrictModel):
+    """One server's own power and manufacturing figures (`[footprint.servers.NAME]`), in place of the estimates
+    [footprint] derives from its vCPUs, memory and disk (see docs/footprint.md)."""
+
+    idle_watts: Annotated[
+        float | None, Field(ge=0, le=100_000, description="Its power draw when idle, in watts (measured at the wall).")
+    ] = None
+    max_watts: Annotated[
+        float | None, Field(ge=0, le=100_000, description="Its power draw with every CPU busy, in watts.")
+    ] = None
+    embodied_kg_co2e: Annotated[
+        float | None,
+        Field(ge=0, le=1_000_000, description="Its manufacturing emissions (life-cycle assessment), in kgCO2e."),
+    ] = None
+    lifetime_years: Annotated[
+        float | None, Field(gt=0, le=50, description="How long it is expected to serve, in years.")
+    ] = None
+
+
+class FootprintSettings(StrictModel):
+    """The constants of `ruche footprint` (energy and carbon per association, docs/footprint.md): each default is a
+    published figure whose source and year its description gives; set your own (a measured figure, a newer
+    source) and `ruche footprint` prints which were used."""
+
+    pue: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=5,
+            description="Power usage effectiveness of the rooms the servers are in (site energy / IT energy). Default "
+            "1.58: the industry average of the Uptime Institute Global Data Center Survey 2023.",
+        ),
+    ] = 1.58
+    carbon_intensity: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], Annotated[float, Field(ge=0, le=2000)]],
+        Field(
+            description="Grid carbon intensity in gCO2e/kWh by country code (a server's `country` label). Default "
+            "FR: 32, RTE Bilan electrique 2023 (direct emissions of French generation in 2023); DE 311, GB 225, IT "
+            "213.4, IE 278.6: EEA emission intensities as listed by Cloud Carbon Footprint's methodology (appendix "
+            "V, figures before 2020).",
+        ),
+    ] = {"FR": 32.0, "DE": 311.0, "GB": 225.0, "IT": 213.4, "IE": 278.6}
+    fallback_carbon_intensity: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=2000,
+            description="Grid carbon intensity in gCO2e/kWh of a server without a `country` label or of a country "
+            "not in carbon_intensity. Default 480: the world's power generation in 2023 (Ember, Global Electricity "
+            "Review 2024).",
+        ),
+    ] = 480.0
+    idle_watts_per_vcpu: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1000,
+            description="A server's idle power per vCPU when it has no idle_watts of its own, in watts. Default 0.74: "
+            "Cloud Carbon Footprint's average minimum watts per vCPU (AWS, SPECpower data, methodology 2021-2023).",
+        ),
+    ] = 0.74
+    max_watts_per_vcpu: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1000,
+            description="A server's power per vCPU at full load when it has no max_watts of its own, in watts. "
+            "Default 3.5: Cloud Carbon Footprint's average maximum watts per vCPU (AWS, SPECpower data).",
+        ),
+    ] = 3.5
+    watts_per_memory_gb: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="Memory's power per GB, added to both estimates (idle and max), in watts. Default 0.392: Cloud "
+            "Carbon Footprint's memory coefficient (mean of Crucial's and Micron's DDR4 figures).",
+        ),
+    ] = 0.392
+    watts_per_disk_tb: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="Disk's power per TB of a server's disk_gb, added to both estimates, in watts. Default 1.2: "
+            "Cloud Carbon Footprint's SSD coefficient (6 W for a 5 TB disk, 2020 projections of the 2016 U.S. Data "
+            "Center Energy Usage Report).",
+        ),
+    ] = 1.2
+    unmeasured_utilisation: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="The CPU utilisation taken for a backup server, where ruche measures none (0 to 1). Default "
+            "0.5: Cloud Carbon Footprint's fallback, the 2020 hyperscale projection of the 2016 U.S. Data Center "
+            "Energy Usage Report (LBNL).",
+        ),
+    ] = 0.5
+    embodied_kg_co2e: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1_000_000,
+            description="A server's manufacturing emissions when it has none of its own, in kgCO2e. Default 1000: "
+            "Teads' base rack server (from Dell's PowerEdge R740 life-cycle assessment, 2021), which Cloud Carbon "
+            "Footprint's embodied-emissions method starts from.",
+        ),
+    ] = 1000.0
+    lifetime_years: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=50,
+            description="A server's expected service life when it has none of its own, in years; its manufacturing "
+            "emissions are spread evenly over it. Default 4: Cloud Carbon Footprint's embodied-emissions method.",
+        ),
+    ] = 4.0
+    servers: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")], ServerFootprint],
+        Field(description="Servers' own figures by server name, in place of the estimates above."),
+    ] = {}
+
+
 class MetricsSettings(StrictModel):
     """`ruche serve`'s /metrics (Prometheus' exposition format): answered only to a bearer of the token or to a
     client of the listed networks; neither set (the default): not served at all."""
@@ -819,6 +943,10 @@ class WorkspaceConfig(StrictModel):
     usage: Annotated[
         UsageSettings, Field(description="How long measured use is kept, raw then hourly, before it is rolled up.")
     ] = UsageSettings()
+    footprint: Annotated[
+        FootprintSettings,
+        Field(description="The constants of `ruche footprint`: energy and carbon per association (docs/footprint.md)."),
+    ] = FootprintSettings()
 
     _domain_is_valid = field_validator("base_domain")(lambda value: dns_name(value))
 

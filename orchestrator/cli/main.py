@@ -28,7 +28,7 @@ pass_context = click.make_pass_decorator(Context)
 # --help): `ruche instance list` loads what listing instances needs, not the web app nor Ansible.
 COMMANDS = {
     "admin": "admin:admin", "alerts": "alerts:alerts", "apply": "apply:apply", "association": "association:association", "audit": "audit:audit",
-    "backup": "backup:backup", "catalog": "catalog:catalog", "doctor": "doctor:doctor", "domain": "domain:domain", "events": "events:events", "export": "export:export",
+    "backup": "backup:backup", "catalog": "catalog:catalog", "doctor": "doctor:doctor", "domain": "domain:domain", "events": "events:events", "export": "export:export", "footprint": "footprint:footprint",
     "images": "images:images", "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
     "mail": "mail:mail", "metrics": "metrics:metrics", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
     "report": "report:report", "request": "request:request", "runs": "runs:runs", "schema": "schema:schema", "serve": "serve:serve",

@@ -1,0 +1,136 @@
+"""The fleet's energy and carbon over a period, per association, instance and server: the state (measured use from
+state/usage, successful backups' sizes, servers, instances' reservations) gathered into the pure
+``orchestrator.footprint`` with [footprint]'s constants. One function, :func:`footprint`, for `ruche footprint`,
+the web page and the transparency report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.config import FootprintSettings, WorkspaceConfig
+from orchestrator.footprint import FIGURES, InstanceUse, backup_gb_months, compute, server_facts
+from orchestrator.state.models import Association, BackupRun, Instance, as_utc
+from orchestrator.state.servers import list_servers
+from orchestrator.state.usage import usage_totals
+
+SHARES = ("cpu_share_of_used", "cpu_share_of_capacity", "memory_share", "idle_share")
+
+
+def footprint(session: Session, config: WorkspaceConfig, *, start: datetime, end: datetime,
+              association_id: int | None = None) -> dict:  # fmt: skip
+    """The footprint of [start, end) as plain JSON-ready data (docs/footprint.md says each figure):
+
+    - ``period``: ``start``, ``end`` (ISO 8601, UTC) and ``hours``;
+    - ``method``: every constant of [footprint] used, ``{"value", "default", "source"}`` (its description, which
+      cites where the default comes from), and the servers' own figures;
+    - ``associations``: ``[{slug, name, <figures>, instances: [{id, address, server, <figures>, <shares>}]}]``
+      sorted by slug (only ``association_id``'s when given; shares are still of the whole fleet's servers);
+    - ``servers``: ``[{name, role, country, hours, vcpus, idle_watts, max_watts, intensity_g_per_kwh, estimated,
+      cpu_utilisation, reserved_memory_share, <figures>, to_collective}]``;
+    - ``collective``: what no association carries (servers on which nothing was measured);
+    - ``totals``: the servers' sums: associations' figures plus the collective's (energy, carbon, embodied).
+
+    Figures: ``cpu_hours``, ``memory_gb_hours`` (measured), ``reserved_memory_gb_hours``, ``disk_gb_months``,
+    ``database_gb_months``, ``backup_gb_months``, ``idle_kwh``, ``dynamic_kwh``, ``backup_kwh``, ``energy_kwh``
+    (after the PUE), ``carbon_kg_co2e`` (of that energy), ``embodied_kg_co2e`` (manufacturing share),
+    ``total_kg_co2e``.
+    """
+    start, end = as_utc(start).astimezone(UTC), as_utc(end).astimezone(UTC)
+    settings = config.footprint
+    period_hours = (end - start).total_seconds() / 3600
+    servers = list_servers(session)
+    facts = []
+    for server in servers:
+        registered = max(start, as_utc(server.created_at).astimezone(UTC)) if server.created_at else start
+        hours = max(0.0, (end - registered).total_seconds() / 3600)
+        facts.append(server_facts(server.name, server.role, server.cpu, server.memory_mb, server.disk_gb,
+                                  server.labels or {}, hours, settings))  # fmt: skip
+    server_names = {server.id: server.name for server in servers}
+    totals = usage_totals(session, start, end)
+    backups = _backup_gb_months(session, start, end)
+    associations = {row.id: row for row in session.execute(select(Association.id, Association.slug, Association.name))}
+    uses = []
+    measured = set(totals) | set(backups)
+    # every instance as plain rows (no IN list of a whole fleet's ids), those measured kept
+    rows = session.execute(select(Instance.id, Instance.name, Instance.association_id, Instance.server_id,
+                                  Instance.memory_mb))  # fmt: skip
+    for row in (row for row in rows if row.id in measured):
+        used = totals.get(row.id, {})
+        uses.append(InstanceUse(
+            id=row.id, address=f"{associations[row.association_id].slug}/{row.name}",
+            association=associations[row.association_id].slug, server=server_names.get(row.server_id, "?"),
+            reserved_memory_mb=row.memory_mb, hours=(used.get("seconds") or 0) / 3600,
+            cpu_hours=used.get("cpu_hours") or 0.0, memory_gb_hours=used.get("memory_gb_hours") or 0.0,
+            disk_gb_months=used.get("disk_gb_months") or 0.0, database_gb_months=used.get("database_gb_months") or 0.0,
+            backup_gb_months=backups.get(row.id, 0.0),
+        ))  # fmt: skip
+    result = compute(facts, uses, settings)
+    instances_of: dict[str, list] = defaultdict(list)
+    for instance_id, figures in sorted(result["instances"].items(), key=lambda item: item[1]["address"]):
+        instances_of[figures["association"]].append(
+            {
+                "id": instance_id,
+                "address": figures["address"],
+                "server": figures["server"],
+                **{key: figures[key] for key in (*FIGURES, *SHARES)},
+            }  # fmt: skip
+        )
+    listed = []
+    for association in sorted(associations.values(), key=lambda row: row.slug):
+        if association_id is not None and association.id != association_id:
+            continue
+        figures = result["associations"].get(association.slug, dict.fromkeys(FIGURES, 0.0))
+        listed.append({"slug": association.slug, "name": association.name, **figures,
+                       "instances": instances_of.get(association.slug, [])})  # fmt: skip
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat(), "hours": period_hours},
+        "method": method(settings),
+        "associations": listed,
+        "servers": [{"name": name, **summary} for name, summary in sorted(result["servers"].items())],
+        "collective": result["collective"],
+        "totals": result["totals"],
+    }
+
+
+def method(settings: FootprintSettings) -> dict:
+    """Every constant of [footprint] as used: its value, whether it is ruche's default, and its description (where
+    the default comes from); the servers' own figures under ``servers``."""
+    defaults = FootprintSettings()
+    constants = {}
+    for name, info in FootprintSettings.model_fields.items():
+        if name == "servers":
+            continue
+        value = getattr(settings, name)
+        constants[name] = {"value": value, "default": value == getattr(defaults, name), "source": info.description}
+    constants["servers"] = {name: own.model_dump(exclude_none=True) for name, own in sorted(settings.servers.items())}
+    constants["formulas"] = "docs/footprint.md"
+    return constants
+
+
+def _backup_gb_months(session: Session, start: datetime, end: datetime) -> dict[int, float]:
+    """Each instance's backup GB-months in [start, end), by id: its successful backups that finished in the period
+    and the last one before it, each held until the next (orchestrator.footprint.backup_gb_months)."""
+    held = (BackupRun.kind == "backup") & (BackupRun.status == "success") & BackupRun.instance_id.is_not(None) \
+        & BackupRun.total_bytes.is_not(None) & BackupRun.finished_at.is_not(None)  # fmt: skip
+    before = (
+        select(BackupRun.instance_id, func.max(BackupRun.finished_at).label("finished_at"))
+        .where(held, BackupRun.finished_at < start)
+        .group_by(BackupRun.instance_id)
+        .subquery()
+    )
+    last_before = select(BackupRun.instance_id, BackupRun.finished_at, BackupRun.total_bytes).join(
+        before, (BackupRun.instance_id == before.c.instance_id) & (BackupRun.finished_at == before.c.finished_at)
+    ).where(held)  # fmt: skip
+    within = select(BackupRun.instance_id, BackupRun.finished_at, BackupRun.total_bytes).where(
+        held, BackupRun.finished_at >= start, BackupRun.finished_at < end
+    )
+    snapshots: dict[int, list] = defaultdict(list)
+    for query in (last_before, within):
+        for row in session.execute(query):
+            snapshots[row.instance_id].append((as_utc(row.finished_at).astimezone(UTC), int(row.total_bytes)))
+    return {instance_id: backup_gb_months(found, start, end) for instance_id, found in snapshots.items()}

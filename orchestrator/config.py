@@ -619,6 +619,10 @@ class ServerFootprint(StrictModel):
     ] = None
 
 
+DEFAULT_CARBON_INTENSITY = {"FR": 51.1, "DE": 311.0, "GB": 225.0, "IT": 213.4, "IE": 278.6}
+FOOTPRINT_KINDS = ("vps", "dedicated")
+
+
 class FootprintSettings(StrictModel):
     """The constants of `ruche footprint` (energy and carbon per association, docs/footprint.md): each default is a
     published figure whose source and year its description gives; set your own (a measured figure, a newer
@@ -636,20 +640,22 @@ class FootprintSettings(StrictModel):
     carbon_intensity: Annotated[
         dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], Annotated[float, Field(ge=0, le=2000)]],
         Field(
-            description="Grid carbon intensity in gCO2e/kWh by country code (a server's `country` label). Default "
-            "FR: 32, RTE Bilan electrique 2023 (direct emissions of French generation in 2023); DE 311, GB 225, IT "
-            "213.4, IE 278.6: EEA emission intensities as listed by Cloud Carbon Footprint's methodology (appendix "
-            "V, figures before 2020).",
+            description="Grid carbon intensity in gCO2e/kWh by country code (a server's `country` label), life-cycle "
+            "scope (manufacturing is counted too). The countries set here are merged over the defaults: FR 51.1, DE "
+            "311, GB 225, IT 213.4, IE 278.6, the figures of Cloud Carbon Footprint's methodology (appendix V, "
+            "grid emissions factors; their year is not stated there). ADEME's Base Empreinte gives a French "
+            "life-cycle figure too: 60 for its 2024 average mix (residential and tertiary uses) as another project "
+            "quotes it, not checked at base-empreinte.ademe.fr; check it there and set FR to it if you prefer it.",
         ),
-    ] = {"FR": 32.0, "DE": 311.0, "GB": 225.0, "IT": 213.4, "IE": 278.6}
+    ] = dict(DEFAULT_CARBON_INTENSITY)
     fallback_carbon_intensity: Annotated[
         float,
         Field(
             ge=0,
             le=2000,
             description="Grid carbon intensity in gCO2e/kWh of a server without a `country` label or of a country "
-            "not in carbon_intensity. Default 480: the world's power generation in 2023 (Ember, Global Electricity "
-            "Review 2024).",
+            "not in carbon_intensity, life-cycle scope. Default 480: the world's power generation in 2023 (Ember, "
+            "Global Electricity Review 2024).",
         ),
     ] = 480.0
     idle_watts_per_vcpu: Annotated[
@@ -718,10 +724,75 @@ class FootprintSettings(StrictModel):
             "emissions are spread evenly over it. Default 4: Cloud Carbon Footprint's embodied-emissions method.",
         ),
     ] = 4.0
+    default_kind: Annotated[
+        Literal["vps", "dedicated"],
+        Field(
+            description="The kind of a server without a `footprint_kind` label: `vps` (a share of a cloud host: the "
+            "per-vCPU figures, manufacturing scaled by its vCPUs / reference_host_vcpus) or `dedicated` (a whole "
+            "machine: dedicated_idle_watts, dedicated_max_watts, embodied_kg_co2e whole).",
+        ),
+    ] = "vps"
+    reference_host_vcpus: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=4096,
+            description="The vCPUs of the physical host a `vps` server is a share of: its manufacturing emissions are "
+            "embodied_kg_co2e x its vCPUs / this (capped at 1), as Cloud Carbon Footprint divides by the vCPUs of "
+            "the largest instance of the family. Default 96: the vCPUs of a two-socket host of 48 cores with SMT "
+            "(e.g. AWS m5.24xlarge); assumed, not sourced as a general figure.",
+        ),
+    ] = 96
+    dedicated_idle_watts: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100_000,
+            description="A `dedicated` server's idle power when it has no idle_watts of its own, in watts, the whole "
+            "machine. Default 50: assumed, not sourced (a small single-socket server; measure yours at the wall).",
+        ),
+    ] = 50.0
+    dedicated_max_watts: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100_000,
+            description="A `dedicated` server's power with every CPU busy when it has no max_watts of its own, in "
+            "watts. Default 150: assumed, not sourced.",
+        ),
+    ] = 150.0
     servers: Annotated[
         dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")], ServerFootprint],
-        Field(description="Servers' own figures by server name, in place of the estimates above."),
+        Field(
+            description="Servers' own figures by server name, in place of the estimates above; a server giving "
+            "idle_watts alone gets max_watts = idle_watts + its kind's default span (and max_watts alone: idle_watts "
+            "= max_watts - that span, at least 0)."
+        ),
     ] = {}
+
+    @field_validator("carbon_intensity")
+    @classmethod
+    def _merge_over_default_intensities(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**DEFAULT_CARBON_INTENSITY, **value}
+
+    @field_validator("dedicated_max_watts")
+    @classmethod
+    def _dedicated_max_not_below_idle(cls, value: float, info: ValidationInfo) -> float:
+        idle = info.data.get("dedicated_idle_watts")
+        if idle is not None and value < idle:
+            raise ValueError(f"dedicated_max_watts {value} is below dedicated_idle_watts {idle}: give a max at least "
+                             "the idle power")  # fmt: skip
+        return value
+
+    @field_validator("servers")
+    @classmethod
+    def _servers_max_not_below_idle(cls, value: dict[str, ServerFootprint]) -> dict[str, ServerFootprint]:
+        for name, own in value.items():
+            if own.idle_watts is not None and own.max_watts is not None and own.max_watts < own.idle_watts:
+                raise ValueError(f"[footprint.servers.{name}]: max_watts {own.max_watts} is below idle_watts "
+                                 f"{own.idle_watts}: the power with every CPU busy is at least the idle power; "
+                                 "fix one of them (measured at the wall)")  # fmt: skip
+        return value
 
 
 class MetricsSettings(StrictModel):

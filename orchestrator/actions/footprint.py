@@ -15,7 +15,7 @@ from orchestrator.i18n import Translator
 from orchestrator.operations.footprint import footprint as fleet_footprint
 from orchestrator.state.models import Association
 
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: ASCII digits, nothing after
 
 
 def month_range(month: str | None, now: datetime, _: Translator) -> tuple[datetime, datetime]:
@@ -25,16 +25,16 @@ def month_range(month: str | None, now: datetime, _: Translator) -> tuple[dateti
         this_month = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         previous = (this_month.year, this_month.month - 1) if this_month.month > 1 else (this_month.year - 1, 12)
         return datetime(*previous, 1, tzinfo=UTC), this_month
-    match = MONTH.match(month)
+    match = MONTH.fullmatch(month)
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
         raise InvalidInput(_("--month %(month)s is not a month", month=repr(month)),
                            hint=_("write it YYYY-MM, e.g. --month %(example)s", example=now.strftime("%Y-%m")))  # fmt: skip
     year, number = int(match.group(1)), int(match.group(2))
     start = datetime(year, number, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC) if number == 12 else datetime(year, number + 1, 1, tzinfo=UTC)
-    if start > now:
+    if start > now:  # before computing its end: 9999-12 has none a datetime can hold
         raise InvalidInput(_("--month %(month)s has not begun yet", month=month),
                            hint=_("give a past month, or leave --month out for the last full month"))  # fmt: skip
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) if number == 12 else datetime(year, number + 1, 1, tzinfo=UTC)
     return start, min(end, now)
 
 

@@ -50,6 +50,8 @@ def as_csv_text(result: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["kind", "name", "association", "server", *FIGURES, "value"])
+    period = result["period"]
+    writer.writerow(["period", f"{period['start']}/{period['end']}", "", "", *[""] * len(FIGURES), period["hours"]])
     for entry in result["associations"]:
         writer.writerow(["association", entry["slug"], entry["slug"], "", *[entry[key] for key in FIGURES], ""])
         for instance in entry["instances"]:
@@ -61,7 +63,10 @@ def as_csv_text(result: dict) -> str:
     writer.writerow(["total", "", "", "", *[result["totals"][key] for key in FIGURES], ""])
     for name, constant in result["method"].items():
         if isinstance(constant, dict) and "value" in constant:
-            writer.writerow(["constant", name, "", "", *[""] * len(FIGURES), constant["value"]])
+            value = constant["value"]
+            if isinstance(value, dict):
+                value = ";".join(f"{key}={number}" for key, number in value.items())
+            writer.writerow(["constant", name, "", "", *[""] * len(FIGURES), value])
     return out.getvalue()
 
 
@@ -100,9 +105,14 @@ def as_text(result: dict, _: Translator) -> str:
         if isinstance(constant, dict) and "value" in constant:
             origin = _("default") if constant["default"] else _("set in ruche.toml")
             value = constant["value"]
-            shown = ", ".join(f"{k} {number(v, 1)}" for k, v in value.items()) if isinstance(value, dict) else number(
-                value, 3)  # fmt: skip
-            lines.append(f"  {name} = {shown} ({origin})")
+            if isinstance(value, dict):  # each country: default or set
+                shown = ", ".join(f"{k} {number(v, 1)} ({_('set in ruche.toml') if k in constant.get('set', ()) else _('default')})"
+                                  for k, v in value.items())  # fmt: skip
+                lines.append(f"  {name} = {shown}")
+            elif isinstance(value, str):
+                lines.append(f"  {name} = {value} ({origin})")
+            else:
+                lines.append(f"  {name} = {number(value, 3)} ({origin})")
     for name, own in result["method"]["servers"].items():
         lines.append("  " + _("server %(name)s: %(figures)s", name=name,
                               figures=", ".join(f"{k} {number(v, 1)}" for k, v in own.items())))  # fmt: skip

@@ -368,6 +368,8 @@ class BackupRun(Base):
     """One backup, restore or verification of an instance, with restic's figures."""
 
     __tablename__ = "backup_runs"
+    # the footprint's backup GB-months: each instance's backups in time order (operations/footprint)
+    __table_args__ = (Index("ix_backup_runs_instance_finished", "instance_id", "finished_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="SET NULL"), nullable=True)

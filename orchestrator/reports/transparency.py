@@ -1,10 +1,13 @@
 """The collective's transparency report, for its public page: what it offers, for how many associations,
 where the data lives, how it is backed up and how well that was checked, how available the services
 were over the period, what went wrong, which versions of each service the instances run (how many are
-behind the version new instances get, or past their upstream support), and the software it all runs on.
+behind the version new instances get, or past their upstream support), the collective's footprint over the
+last full month (operations/footprint: energy, carbon, manufacturing; the constants used), and the software it
+all runs on.
 Read from the state only; every date is counted against the report's own (``now``, injectable for tests).
 
-Associations are counted; only those that agreed (`ruche association listing SLUG agreed`) are named.
+Associations are counted; only those that agreed (`ruche association listing SLUG agreed`) are named, and only
+theirs of the footprint's figures are shown.
 Nothing secret or internal goes in: no address, no e-mail, no repository credentials.
 """
 
@@ -16,6 +19,7 @@ from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
+from babel.dates import format_skeleton
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +27,7 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog, Service, support_status
 from orchestrator.config import WorkspaceConfig
 from orchestrator.i18n import LANGUAGES, translator
+from orchestrator.operations.footprint import footprint, last_full_month
 from orchestrator.state.models import (
     Association,
     BackupRun,
@@ -72,6 +77,7 @@ class Report:
     versions_in_use: dict = field(default_factory=dict)
     overall_availability: float | None = None
     checks: int = 0
+    footprint: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -163,7 +169,50 @@ def gather(session: Session, config: WorkspaceConfig, catalog: Catalog, *, days:
         servers=servers, backups=backups, incidents=incidents, software=software,
         versions_in_use=versions_in_use(session, catalog, instances, now=end, language=language),
         overall_availability=round(100 * healthy / total, 2) if total else None, checks=total,
+        footprint=collective_footprint(session, config, now=end, language=language),
     )  # fmt: skip
+
+
+FOOTPRINT_TOTALS = (
+    "energy_kwh",
+    "carbon_kg_co2e",
+    "embodied_kg_co2e",
+    "total_kg_co2e",
+    "cpu_hours",
+    "backup_gb_months",
+)
+
+
+def collective_footprint(session: Session, config: WorkspaceConfig, *, now: datetime, language: str) -> dict:
+    """The footprint of the last full month before ``now`` (operations/footprint): the collective's totals, how
+    many associations were measured, the constants used, and the figures of the associations that agreed to be
+    named (no other's)."""
+    start, end = last_full_month(now)
+    result = footprint(session, config, start=start, end=end)
+    measured = [entry for entry in result["associations"] if entry["instances"]]
+    listed = set(session.scalars(select(Association.slug).where(Association.listed.is_(True))))
+    totals = result["totals"]
+    method = result["method"]
+    _ = translator(language)
+    intensities = sorted({(server["country"] or "", server["intensity_g_per_kwh"]) for server in result["servers"]})
+    return {
+        "month": start.strftime("%Y-%m"), "month_name": format_skeleton("yMMMM", start, locale=language),
+        "measured": bool(measured), "associations_counted": len(measured),
+        "totals": {**{key: totals[key] for key in FOOTPRINT_TOTALS},
+                   "storage_gb_months": totals["disk_gb_months"] + totals["database_gb_months"]},
+        "pue": method["pue"]["value"],
+        "intensities": [{"country": country, "g_per_kwh": grams} for country, grams in intensities],
+        "intensities_text": ", ".join(_("%(grams)s g CO2e (%(country)s)", grams=_format_number(grams, language),
+                                        country=country or _("world average")) for country, grams in intensities),
+        "embodied_kg_co2e": method["embodied_kg_co2e"]["value"], "lifetime_years": method["lifetime_years"]["value"],
+        # the constants the collective set itself (the others are ruche's published defaults), servers' own figures
+        "changed": [name for name, constant in method.items() if name not in ("servers", "formulas")
+                    and not constant["default"]],
+        "servers_with_own_figures": len(method["servers"]),
+        "method": method["formulas"],
+        "named": [{"name": entry["name"], **{key: entry[key] for key in FOOTPRINT_TOTALS}}
+                  for entry in sorted(measured, key=lambda entry: entry["name"]) if entry["slug"] in listed],
+    }  # fmt: skip
 
 
 def versions_in_use(session: Session, catalog: Catalog, instances: list[Instance], *, now: datetime,

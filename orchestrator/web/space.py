@@ -1,18 +1,24 @@
 """What the member's space (/espace) says of each service and of the offer, in the member's words and language:
 the service by its name and what it is for, its address once it runs, its health and last good backup as
 "backed up 3 h ago" (Babel, the member's locale), its size in memory and disk, the offer's figures as bars, and
-the updates: one under way, else the last one done (the state records no upgrade planned ahead)."""
+the updates: one under way, else the last one done (the state records no upgrade planned ahead); the footprint of
+its services over the last full month (its own shares only: operations/footprint, docs/footprint.md)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import format_datetime, format_skeleton, format_timedelta
+from babel.numbers import format_decimal
 from sqlalchemy.orm import Session
 
 from orchestrator.catalog import Catalog, Service
+from orchestrator.config import WorkspaceConfig
 from orchestrator.i18n import N_, Translator
+from orchestrator.operations.footprint import footprint, last_full_month
 from orchestrator.state.backups import runs_of
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.models import Instance, Upgrade, WebSession, as_utc, utc_now
@@ -156,3 +162,103 @@ def size_guide(catalog: Catalog, service_ids: list[str], _: Translator) -> list[
     services = [catalog.services[i] for i in dict.fromkeys(service_ids) if i in catalog.services]
     return [SizeGuide(service.name.model_dump()[_.language], [size_text(service, size, _) for size in SIZE_NAMES])
             for service in services]  # fmt: skip
+
+
+# The fleet's footprint of the last full month (UTC), computed once and kept for FOOTPRINT_SECONDS by month in
+# WebApp.kept, each association's page taking its own figures from it: a month takes seconds to compute at 30,000
+# instances, and a past month changes only if samples arrive late.
+FOOTPRINT_SECONDS = 3600
+_footprint_lock = threading.Lock()
+FOOTPRINT_LINES = {
+    "cpu_hours": (N_("Computing"), N_("%(amount)s hours of processor work (one processor core busy for an hour each)")),
+    "memory_gb_hours": (N_("Memory"), N_("%(amount)s GB-hours, i.e. %(average)s GB held on average")),
+    "storage_gb_months": (N_("Storage"), N_("%(amount)s GB-months of files and databases (1 GB kept a whole month counts 1)")),
+    "backup_gb_months": (N_("Backups"), N_("%(amount)s GB-months of backup copies (their size before deduplication)")),
+    "energy_kwh": (N_("Electricity"), N_("%(amount)s kWh, cooling and the rest of the building included")),
+    "carbon_kg_co2e": (N_("Greenhouse gases"), N_("%(amount)s kg CO2e to produce that electricity")),
+    "embodied_kg_co2e": (N_("Manufacturing"), N_("%(amount)s kg CO2e: your share of making the servers, counted apart")),
+}  # fmt: skip
+FOOTPRINT_PERIOD = N_("Over %(month)s (UTC), your services used:")
+FOOTPRINT_NOT_MEASURED = N_(
+    "Not measured yet for %(month)s (UTC): the figures appear once your services' use has been recorded over a month."
+)
+FOOTPRINT_ESTIMATES = N_(
+    "These are estimates: the collective measures what your services use, not the servers' watts. Your share of "
+    "a server follows the memory your services reserve and the processor time they use."
+)
+FOOTPRINT_PUE = N_(
+    "The servers' electricity is multiplied by %(pue)s (the PUE: what the building uses in all for each kWh the "
+    "servers use)."
+)
+FOOTPRINT_GRID = N_("Greenhouse gases per kWh of the grid your servers are on: %(intensities)s.")
+FOOTPRINT_INTENSITY = N_("%(grams)s g CO2e (%(country)s)")
+FOOTPRINT_WORLD = N_("world average")
+FOOTPRINT_METHOD = N_(
+    "The method and the sources of each figure: ruche's docs/footprint.md; the collective's admins can tell you more."
+)
+
+
+@dataclass
+class FootprintView:
+    """The association's footprint as its page shows it: the month, and its figures as (term, text), or none."""
+
+    period: str
+    lines: list[tuple[str, str]]
+    method: list[str]
+
+
+def own_footprint(kept: dict, session: Session, config: WorkspaceConfig, association: str, now: datetime) -> dict:
+    """The association's own figures for the last full month before ``now`` (``{"start", "measured", "figures",
+    "hours", "pue", "intensities"}``). Only its own: no other association's, no server's name or total. The fleet's
+    month is computed once (shares are of whole servers, so one association's figures need the whole fleet's use)
+    and kept FOOTPRINT_SECONDS in ``kept`` for every association's page."""
+    start, end = last_full_month(now)
+    key = ("footprint", start.isoformat())
+    with _footprint_lock:
+        found = kept.get(key)
+        if found is None or time.monotonic() - found[0] >= FOOTPRINT_SECONDS:
+            found = None
+    if found is None:
+        found = (time.monotonic(), footprint(session, config, start=start, end=end))
+        with _footprint_lock:
+            for old in [k for k, (at, _) in kept.items() if k[0] == "footprint" and found[0] - at >= FOOTPRINT_SECONDS]:
+                del kept[old]
+            kept[key] = found
+    result = found[1]
+    entry = next((a for a in result["associations"] if a["slug"] == association), None)
+    measured = entry is not None and bool(entry["instances"])
+    figures, intensities = {}, []
+    if measured:
+        figures = {key: entry[key] for key in FOOTPRINT_LINES if key != "storage_gb_months"}
+        figures["storage_gb_months"] = entry["disk_gb_months"] + entry["database_gb_months"]
+        on = {instance["server"] for instance in entry["instances"]}
+        intensities = sorted({(server["country"] or "", server["intensity_g_per_kwh"]) for server in result["servers"]
+                              if server["name"] in on or (server["role"] == "backup" and entry["backup_gb_months"])})  # fmt: skip
+    return {"start": start, "measured": measured, "figures": figures, "hours": result["period"]["hours"],
+            "pue": result["method"]["pue"]["value"], "intensities": intensities}  # fmt: skip
+
+
+def amount(value: float, language: str) -> str:
+    """A figure in the member's locale: two decimals at most, three below 1 (0,004 kg)."""
+    return format_decimal(value, format="#,##0.##" if abs(value) >= 1 else "0.###", locale=language)
+
+
+def footprint_view(own: dict, _: Translator) -> FootprintView:
+    """``own`` (own_footprint) in the member's words and language; "not measured yet" rather than zeros."""
+    month = format_skeleton("yMMMM", own["start"], locale=_.language)
+    if not own["measured"]:
+        return FootprintView(period=_(FOOTPRINT_NOT_MEASURED, month=month), lines=[], method=[])
+    figures = own["figures"]
+    lines = []
+    for key, (term, text) in FOOTPRINT_LINES.items():
+        values = {"amount": amount(figures[key], _.language)}
+        if key == "memory_gb_hours":
+            values["average"] = amount(figures[key] / own["hours"] if own["hours"] else 0.0, _.language)
+        lines.append((_(term), _(text, **values)))
+    intensities = ", ".join(_(FOOTPRINT_INTENSITY, grams=amount(grams, _.language), country=country or _(FOOTPRINT_WORLD))
+                            for country, grams in own["intensities"])  # fmt: skip
+    method = [_(FOOTPRINT_ESTIMATES), _(FOOTPRINT_PUE, pue=amount(own["pue"], _.language))]
+    if intensities:
+        method.append(_(FOOTPRINT_GRID, intensities=intensities))
+    method.append(_(FOOTPRINT_METHOD))
+    return FootprintView(period=_(FOOTPRINT_PERIOD, month=month), lines=lines, method=method)

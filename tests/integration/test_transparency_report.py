@@ -2,7 +2,8 @@
 services and versions, associations counted and named only with their agreement, servers and labels,
 backup policy and verifications, availability from recorded health checks, incidents, the versions
 instances run (behind the one new instances get for over a month, past upstream support; in --json too),
-software; no address, e-mail or secret."""
+the footprint of the last full month (the collective's totals as operations/footprint gives them, figures only of
+the associations that agreed to be named), software; no address, e-mail or secret."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from orchestrator.actions.report import transparency_report
 from orchestrator.config import BackupSettings
+from orchestrator.operations.footprint import footprint, last_full_month
+from orchestrator.reports.transparency import _format_number
 from orchestrator.state.database import StateStore
 from orchestrator.state.instances import get_instance
-from orchestrator.state.models import BackupRun, HealthCheck, Run, Upgrade, utc_now
+from orchestrator.state.models import BackupRun, HealthCheck, Run, Server, Upgrade, UsageSample, utc_now
 from orchestrator.workspace import open_workspace
 
 
@@ -269,3 +272,56 @@ def test_without_instances_the_part_says_so(workspace, ruche):
     assert "Aucune instance ne fonctionne encore." in ruche(*w, "report").stdout
     assert json.loads(ruche(*w, "report", "--json").stdout)["report"]["versions_in_use"] == {
         "behind_after_days": 30, "instances": 0, "behind": 0, "past_end_of_support": 0, "services": []}  # fmt: skip
+
+
+def test_the_footprint_of_last_month_gives_the_collectives_totals_and_only_agreed_names(fleet, workspace, ruche):
+    assert "Non mesurée : l'usage d'aucune instance n'a été enregistré en " in ruche(*fleet, "report").stdout
+    start, end = last_full_month(utc_now())
+    store = StateStore(open_workspace(workspace).state_url)
+    try:
+        with store.session() as session:
+            session.execute(update(Server).values(created_at=start - timedelta(days=30)))
+            for address, cpu_hours_a_day in (("amap/radicale", 3), ("chorale/radicale", 1)):
+                instance = get_instance(session, address)
+                session.add_all([UsageSample(instance_id=instance.id, taken_at=start + timedelta(days=day, hours=12),
+                                             seconds=86400, cpu_delta_usec=cpu_hours_a_day * 3600 * 10**6,
+                                             memory_bytes=10**9, disk_bytes=3 * 10**9, database_bytes=10**8, error="")
+                                 for day in range((end - start).days)])  # fmt: skip
+        with store.session() as session:
+            computed = footprint(session, open_workspace(workspace).config, start=start, end=end)
+    finally:
+        store.close()
+    totals = computed["totals"]
+    by_slug = {entry["slug"]: entry for entry in computed["associations"]}
+    assert totals["energy_kwh"] > 1 and by_slug["amap"]["energy_kwh"] != by_slug["chorale"]["energy_kwh"]
+
+    shown = json.loads(ruche(*fleet, "report", "--json").stdout)["report"]["footprint"]
+    for key in ("energy_kwh", "carbon_kg_co2e", "embodied_kg_co2e", "cpu_hours", "backup_gb_months"):
+        assert shown["totals"][key] == pytest.approx(totals[key]), key
+    assert shown["totals"]["storage_gb_months"] == pytest.approx(
+        totals["disk_gb_months"] + totals["database_gb_months"]
+    )
+    assert shown["associations_counted"] == 2 and shown["month"] == start.strftime("%Y-%m")
+    assert [entry["name"] for entry in shown["named"]] == ["AMAP du coin"]  # chorale did not agree to be named
+
+    html = ruche(*fleet, "report", "--lang", "fr", "--format", "html").stdout
+    section = html.split("<h2>Empreinte</h2>", 1)[1].split("<h2>", 1)[0]
+
+    def fr(value):
+        return _format_number(value, "fr")
+
+    assert "utilisés par les 2 association(s) dont les services ont été mesurés" in section
+    assert f"<li>Électricité : {fr(totals['energy_kwh'])} kWh, part du bâtiment (PUE) comprise</li>" in section
+    assert f"<li>Gaz à effet de serre de cette électricité : {fr(totals['carbon_kg_co2e'])} kg éq. CO2</li>" in section
+    assert f"durée de vie : {fr(totals['embodied_kg_co2e'])} kg éq. CO2</li>" in section
+    assert f"<li>Calcul : {fr(totals['cpu_hours'])} heures-CPU</li>" in section
+    storage = fr(totals["disk_gb_months"] + totals["database_gb_months"])
+    assert f"<li>Stockage : {storage} Go-mois de fichiers et de bases de données" in section
+    amap = by_slug["amap"]
+    assert (f'<tr><th scope="row">AMAP du coin</th><td>{fr(amap["energy_kwh"])}</td><td>{fr(amap["carbon_kg_co2e"])}'
+            f'</td><td>{fr(amap["embodied_kg_co2e"])}</td><td>{fr(amap["cpu_hours"])}</td></tr>') in section  # fmt: skip
+    assert "Chorale" not in html and f"<td>{fr(by_slug['chorale']['energy_kwh'])}</td>" not in section
+    assert "PUE 1,58" in section and "480 g éq. CO2 (moyenne mondiale)" in section and "docs/footprint.md" in section
+    english = ruche(*fleet, "report", "--lang", "en").stdout
+    assert "## Footprint" in english and f"- Electricity: {_format_number(totals['energy_kwh'], 'en')} kWh" in english
+    assert "| AMAP du coin |" in english and "All constants are ruche's published defaults." in english

@@ -2,7 +2,8 @@
 each service by its name and purpose, its address once it runs, health and last good backup in words, the
 offer as bars with what the sizes mean, updates; old rate-limit rows and expired sessions removed; API
 timestamps in UTC with their offset; the CSRF token from a JSON endpoint; `ruche init --base-url`; another
-association's link never replaces a session silently; success notices in their own box; a 413 page."""
+association's link never replaces a session silently; success notices in their own box; a 413 page; the
+association's own footprint of the last full month (issue 28), never another's, "not measured yet" without samples."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from orchestrator.operations.footprint import footprint, last_full_month
 from orchestrator.state.database import StateStore
+from orchestrator.state.instances import get_instance
 from orchestrator.state.models import (
+    Association,
     BackupRun,
     Instance,
     RateLimitHit,
     RateLimitKey,
+    Server,
     Upgrade,
+    UsageSample,
     WebSession,
     utc_now,
 )
 from orchestrator.state.rate_limits import hit
+from orchestrator.web.space import amount
 from orchestrator.workspace import open_workspace
 from tests.integration.test_web import admin_client, client_for, csrf_of, fleet, signed_in  # noqa: F401 (fixture)
 
@@ -264,3 +271,50 @@ def test_a_body_too_large_answers_the_sites_page_and_the_api_json(fleet, workspa
     api = member.post("/api/v1/requests", content=b"{" + b" " * (1024 * 1024) + b"}",
                       headers={"content-type": "application/json"})  # fmt: skip
     assert api.status_code == 413 and "too large (more than 64 KiB)" in api.json()["detail"]  # its ?lang=en cookie
+
+
+def test_the_space_shows_its_own_footprint_of_last_month_and_never_anothers(fleet, workspace, ruche):  # noqa: F811
+    w, links = fleet
+    for slug in ("amap", "chorale"):
+        assert ruche(*w, "instance", "create", slug, "radicale").exit_code == 0
+    member = signed_in(workspace, links["amap"])
+    nothing = words(member.get("/espace"))  # no sample yet: said so, no zeros
+    assert "L&#39;empreinte de vos services" in nothing and "Pas encore mesurée pour " in nothing
+    assert "kWh" not in nothing
+    start, end = last_full_month(utc_now())
+    days = (end - start).days
+    store = state_of(workspace)
+    try:
+        with store.session() as session:
+            session.execute(update(Server).values(created_at=start - timedelta(days=30)))
+            for address, cpu_hours_a_day in (("amap/radicale", 2), ("chorale/radicale", 5)):
+                instance = get_instance(session, address)
+                session.add_all([UsageSample(instance_id=instance.id, taken_at=start + timedelta(days=day, hours=12),
+                                             seconds=86400, cpu_delta_usec=cpu_hours_a_day * 3600 * 10**6,
+                                             memory_bytes=10**9, disk_bytes=2 * 10**9, database_bytes=0, error="")
+                                 for day in range(days)])  # fmt: skip
+        with store.session() as session:
+            config = open_workspace(workspace).config
+            ids = {a.slug: a.id for a in session.scalars(select(Association))}
+            own = {slug: footprint(session, config, start=start, end=end, association_id=ids[slug])["associations"][0]
+                   for slug in ("amap", "chorale")}  # fmt: skip
+            totals = footprint(session, config, start=start, end=end)["totals"]
+    finally:
+        store.close()
+    assert own["amap"]["energy_kwh"] > 0 and own["amap"]["cpu_hours"] == 2 * days
+    kwh = {slug: amount(own[slug]["energy_kwh"], "fr") for slug in own}  # as the page writes figures
+    assert kwh["amap"] != kwh["chorale"]
+    assert "Pas encore mesurée" in words(member.get("/espace"))  # kept a while by the app: a month is computed once
+    member.app.state.web.kept.clear()
+    page = words(member.get("/espace"))
+    assert f"<dt>Électricité</dt><dd>{kwh['amap']} kWh, refroidissement" in page
+    assert f"<dd>{2 * days} heures de travail de processeur" in page and "Fabrication" in page
+    assert "Ce sont des estimations" in page and "multipliée par 1,58" in page
+    total_kwh = amount(totals["energy_kwh"], "fr")
+    assert f"{kwh['chorale']} kWh" not in page and f"{total_kwh} kWh" not in page  # never another's, nor the fleet's
+    english = words(member.get("/espace?lang=en"))
+    amap_en = amount(own["amap"]["energy_kwh"], "en")
+    assert "Your services&#39; footprint" in english and f"<dd>{amap_en} kWh, cooling and the rest" in english
+    assert "These are estimates" in english and "g CO2e (world average)" in english  # web-1 has no country label
+    other = words(signed_in(workspace, links["chorale"]).get("/espace"))
+    assert f"{kwh['chorale']} kWh" in other and f"{kwh['amap']} kWh" not in other

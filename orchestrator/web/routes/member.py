@@ -14,13 +14,21 @@ from orchestrator.errors import RucheError
 from orchestrator.operations.requests import submit_in_session
 from orchestrator.quotas import find_offer
 from orchestrator.state.members import is_manager
-from orchestrator.state.models import WebSession
+from orchestrator.state.models import WebSession, utc_now
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
 from orchestrator.web.own_domains import domain_blocks
 from orchestrator.web.pages import texts_of
 from orchestrator.web.refusals import FIELD_NAMES, request_problems, submission_error_text
 from orchestrator.web.security import INVISIBLE_REFUSED, invisible_in
-from orchestrator.web.space import maintenance_text, offer_bars, service_cards, size_guide, size_text
+from orchestrator.web.space import (
+    footprint_view,
+    maintenance_text,
+    offer_bars,
+    own_footprint,
+    service_cards,
+    size_guide,
+    size_text,
+)
 from orchestrator.web.views import (
     follow_request,
     members_quota,
@@ -46,7 +54,9 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
                             maintenance=maintenance_text(offer.maintenance_window if offer else None, _),
                             service_names={s.id: s.name.model_dump()[_.language] for s in web.catalog.services.values()},
                             manager=is_manager(session, signed_in),
-                            domains=domain_blocks(session, web.catalog, signed_in.association, _))  # fmt: skip
+                            domains=domain_blocks(session, web.catalog, signed_in.association, _),
+                            footprint=footprint_view(own_footprint(web.kept, session, web.workspace.config,
+                                                                   signed_in.association.slug, utc_now()), _))  # fmt: skip
 
 
 @router.get("/demande", response_class=HTMLResponse)

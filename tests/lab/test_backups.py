@@ -185,6 +185,89 @@ def test_the_quota_reports_measured_disk_matches_du_on_the_servers(lab, jardin, 
     assert grown > 0 and again["jardin/miniflux"]["cpu_delta_usec"] == grown  # the same containers: no restart
 
 
+# Keeps PostgreSQL busy in the instance's database container for about SECONDS: a query that would run for hours
+# stopped by its statement_timeout (the container's own processes: its CPU is the instance's).
+BURN = ('PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At '
+        "-c \"SET statement_timeout = '$0s'\" -c 'SELECT count(*) FROM generate_series(1, 100000000000)' || true")  # fmt: skip
+BURN_SECONDS = 15
+SERVER_SLACK_USEC = 6_000_000  # what a server's own processes (sshd, ruche-usage's podman calls) may use meanwhile
+
+
+# CPU time of every process of a server since it booted, from its own process table (/proc/PID/stat: utime, stime
+# and the cutime, cstime of the children each reaped; the time of a process that ended is in its reaper's figures):
+# a count independent of the cgroups ruche reads. (The lab's servers share this machine's cgroup tree, so their
+# cgroups' own totals are the machine's, not the server's.)
+SERVER_CPU = r"""
+import os
+ticks, total = os.sysconf("SC_CLK_TCK"), 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    total += sum(int(value) for value in fields[11:15])
+print(total * 1_000_000 // ticks)
+"""
+
+
+def server_cpu_usec(lab, server: str) -> int:
+    return int(on(lab, server, "python3", "-c", SERVER_CPU).strip())
+
+
+def test_a_busy_instance_uses_clearly_more_cpu_its_server_counts_the_same_and_footprint_prices_it(lab, jardin, ruche):
+    """Issue 28's lab check: jardin's Miniflux kept busy (its PostgreSQL, BURN_SECONDS twice), its Radicale idle,
+    sampled three times by `usage collect` over about 40 s (a few minutes in the issue: shortened for the suite's
+    time; the counters are the same at any length). The busy one's CPU-hours are clearly larger; on each server,
+    the sum of its instances' CPU (their containers' cgroups, what ruche records) matches the server's own count
+    of its processes' CPU over the same time (SERVER_CPU) within SERVER_SLACK_USEC below (the server's own
+    processes: sshd, ruche-usage's podman calls) and 0.1 s above (the few ms between the readings); `ruche
+    footprint --json` prices the month with the constants it used."""
+    w = [W, str(lab)]
+    started = time.monotonic()
+    miniflux, radicale = jardin["miniflux"], jardin["radicale"]
+    ids = {"jardin/miniflux": miniflux["server"], "jardin/radicale": radicale["server"]}
+    servers = sorted(set(ids.values()))
+
+    def measure() -> tuple[dict, dict]:
+        collected = ruche(*w, "usage", "collect", "--json")
+        assert collected.exit_code == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+        samples = {s["instance"]: s for s in json.loads(collected.stdout)["samples"] if s["instance"] in ids}
+        return samples, {server: server_cpu_usec(lab, server) for server in servers}
+
+    _, server_first = measure()
+    recorded = {address: 0 for address in ids}
+    server_used = {server: 0 for server in servers}
+    for _ in range(2):
+        on(lab, miniflux["server"], "podman", "exec", "ruche-jardin--miniflux-db", "sh", "-c", BURN, str(BURN_SECONDS))
+        again, server_again = measure()
+        for address in ids:
+            assert again[address]["cpu_delta_usec"] is not None, again[address]  # same containers, counters read
+            recorded[address] += again[address]["cpu_delta_usec"]
+        for server in servers:
+            server_used[server] += server_again[server] - server_first[server]
+        server_first = server_again
+    print(f"busy Miniflux {recorded['jardin/miniflux'] / 1e6:.2f} s CPU, idle Radicale {recorded['jardin/radicale'] / 1e6:.2f}"
+          f" s; servers {', '.join(f'{s} {used / 1e6:.2f} s' for s, used in server_used.items())};"
+          f" {time.monotonic() - started:.1f} s")  # fmt: skip
+    assert recorded["jardin/miniflux"] >= 3_000_000  # the burns ran in the instance's containers (2 cores shared)
+    assert recorded["jardin/miniflux"] > 10 * max(recorded["jardin/radicale"], 1)
+    for server in servers:  # the instances' sum against the server's own count: the rest is sshd, ruche-usage...
+        on_it = sum(used for address, used in recorded.items() if ids[address] == server)
+        assert server_used[server] - SERVER_SLACK_USEC <= on_it <= server_used[server] + 100_000, (server, server_used)
+
+    month = time.strftime("%Y-%m", time.gmtime())
+    priced = ruche(*w, "footprint", "--month", month, "--association", "jardin", "--json")
+    assert priced.exit_code == 0, priced.stdout[-2000:] + priced.stderr[-2000:]
+    result = json.loads(priced.stdout)
+    (entry,) = [a for a in result["associations"] if a["slug"] == "jardin"]
+    by_address = {i["address"]: i for i in entry["instances"]}
+    assert by_address["jardin/miniflux"]["cpu_hours"] > by_address["jardin/radicale"]["cpu_hours"]
+    assert by_address["jardin/miniflux"]["dynamic_kwh"] > by_address["jardin/radicale"]["dynamic_kwh"]
+    assert entry["energy_kwh"] > 0 and entry["carbon_kg_co2e"] > 0 and entry["total_kg_co2e"] > entry["carbon_kg_co2e"]
+    assert {"pue", "carbon_intensity"} <= set(result["method"]) and result["method"]["pue"]["value"] > 1
+
+
 def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(lab, jardin, ruche, tmp_path):
     archive = tmp_path / "jardin.tar.gz"
     exported = ruche(W, str(lab), "export", "jardin", "--output", str(archive), "--json")

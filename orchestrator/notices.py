@@ -45,6 +45,33 @@ MEMBER_TEXTS = {
         "name still points at the collective's server."
     ),
 }
+# What the admins read of an alert, by kind: its evidence (placeholders: the values the watch recorded; a value
+# from a tool, "detail", stays as the tool said it). An alert recorded without these values: its summary, in English.
+ADMIN_TEXTS = {
+    "instance.down": N_("%(instance)s (%(service)s on %(server)s) does not answer through Caddy: %(detail)s"),
+    "server.unreachable": N_("Server %(subject)s does not answer over SSH: %(detail)s"),
+    "server.disk": N_(
+        "Server %(subject)s: /srv is %(percent)s%% full (%(used_gib)s of %(size_gib)s GiB; [alerts] "
+        "disk_used_percent %(threshold)s)."
+    ),
+    "server.memory": N_(
+        "Server %(subject)s: memory %(percent)s%% used (%(available_mib)s MiB available of %(total_mib)s; [alerts] "
+        "memory_used_percent %(threshold)s)."
+    ),
+    "backup.overdue": N_(
+        "%(instance)s: no good backup in the last %(window_hours)s h (its offer's window); the last one: %(last)s."
+    ),
+    "backup.unverified": N_(
+        "%(instance)s: no passed `backup verify` in the last %(days)s days; the last one: %(last)s."
+    ),
+    "quota.over": N_("%(subject)s (offer %(offer)s): %(excesses)s."),
+    "run.failed": N_("The last run on %(subject)s failed on %(since)s (%(detail)s)."),
+    "certificate.expiring": N_("%(domain)s (%(instance)s): %(detail)s"),
+    "queue.stuck": N_("Queued run %(subject)s (%(target)s) %(waiting)s since %(since)s: is `ruche worker` running?"),
+}
+QUOTA_EXCESS = N_("%(what)s %(used)s measured, the offer gives %(limit)s")
+QUEUE_WAITING = {"queued": N_("waits for a worker"), "running": N_("has had no heartbeat from its worker")}
+CERTIFICATE_EXPIRES = N_("it expires on %(expires)s, within %(days)s days, and was not renewed")
 # the words of the values a text is filled with
 WHAT = {"disk": N_("disk space"), "memory": N_("memory")}
 NEVER = N_("never")
@@ -72,7 +99,26 @@ def _filled(_, values: dict, subject: str) -> dict:
     filled["what"] = _(WHAT[filled["what"]]) if filled["what"] in WHAT else filled["what"]
     for name in ("since", "last"):
         filled[name] = _(NEVER) if filled[name] == "never" else filled[name]
+    if values.get("expires"):  # a certificate still valid but not renewed: said in the reader's language
+        filled["detail"] = _(CERTIFICATE_EXPIRES, expires=values["expires"], days=values.get("days", "?"))
     return filled
+
+
+def _admin_evidence(_, alert: dict, filled: dict) -> str:
+    """The alert's evidence in the admins' language, from the values the watch recorded; its English summary for
+    an alert recorded before they were (a placeholder missing)."""
+    values = alert.get("values") or {}
+    if alert["kind"] == "quota.over" and isinstance(values.get("over"), list):
+        filled = {**filled, "excesses": "; ".join(
+            _(QUOTA_EXCESS, what=_(WHAT[w]) if w in WHAT else w, used=used, limit=limit) for w, used, limit in values["over"]
+        )}  # fmt: skip
+    if alert["kind"] == "queue.stuck" and values.get("waiting") in QUEUE_WAITING:
+        filled = {**filled, "waiting": _(QUEUE_WAITING[values["waiting"]])}
+    try:
+        return _(ADMIN_TEXTS[alert["kind"]], **{k: v for k, v in filled.items() if k == "subject" or k in values
+                                                 or k in ("excesses", "detail")})  # fmt: skip
+    except (KeyError, ValueError, TypeError):
+        return alert["summary"]
 
 
 def _minute(stamp: str | None) -> str:
@@ -94,7 +140,7 @@ def admin_text(language: str, event: str, alert: dict, *, collective: str) -> Te
     values = _filled(_, alert.get("values") or {}, alert["subject"])
     what = _(KIND_TITLES[alert["kind"]], **values)
     since = values["since"] if values["since"] not in ("?", _(NEVER)) else _minute(alert["first_seen"])
-    body = _cleared(_, what, since, alert) if event == "cleared" else alert["summary"]
+    body = _cleared(_, what, since, alert) if event == "cleared" else _admin_evidence(_, alert, values)
     footer = _(ADMIN_FOOTER, id=alert["id"], kind=alert["kind"], since=since)
     return Text(title=_title(_, event, what, collective), body=f"{body}\n\n{footer}")
 

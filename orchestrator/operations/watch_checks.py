@@ -54,7 +54,8 @@ def health_findings(instances: list[Instance]) -> list[Finding]:
     return [
         Finding("instance.down", i.address, f"{i.address} ({i.service_id} on {i.server.name}): {i.health_detail}",
                 association=i.association.slug,
-                values={**_instance_values(i), "detail": i.health_detail, "since": _stamp(i.health_checked_at)})
+                values={**_instance_values(i), "detail": i.health_detail, "since": _stamp(i.health_checked_at),
+                        "service": i.service_id, "server": i.server.name})
         for i in instances
         if i.desired_state == "present" and i.state in ("running", "failed") and i.health != "healthy"
     ]  # fmt: skip
@@ -79,12 +80,15 @@ def server_findings(workspace: Workspace, answers: dict) -> tuple[list[Finding],
         if disk >= settings.disk_used_percent:
             findings.append(Finding("server.disk", name, f"server {name}: /srv is {disk}% full ({used / GIB:.1f} of "
                                     f"{size / GIB:.1f} GiB; [alerts] disk_used_percent {settings.disk_used_percent})",
-                                    values={"percent": disk}))  # fmt: skip
+                                    values={"percent": disk, "used_gib": f"{used / GIB:.1f}", "size_gib":
+                                            f"{size / GIB:.1f}", "threshold": settings.disk_used_percent}))  # fmt: skip
         memory = round(100 * (total - available) / total) if total else 0
         if memory >= settings.memory_used_percent:
             findings.append(Finding("server.memory", name, f"server {name}: memory {memory}% used ({available / MIB:.0f} "
                                     f"MiB available of {total / MIB:.0f}; [alerts] memory_used_percent "
-                                    f"{settings.memory_used_percent})", values={"percent": memory}))  # fmt: skip
+                                    f"{settings.memory_used_percent})", values={"percent": memory,
+                                    "available_mib": f"{available / MIB:.0f}", "total_mib": f"{total / MIB:.0f}",
+                                    "threshold": settings.memory_used_percent}))  # fmt: skip
     return findings, unknown
 
 
@@ -97,7 +101,13 @@ def backup_findings(workspace: Workspace, session: Session, instances: list[Inst
         instance = by_address[lapse.instance]
         if lapse.last_at is None and now - as_utc(instance.created_at) < lapse.limit:
             continue
-        values = {**_instance_values(instance), "last": _stamp(lapse.last_at), "since": _stamp(lapse.last_at)}
+        values = {
+            **_instance_values(instance),
+            "last": _stamp(lapse.last_at),
+            "since": _stamp(lapse.last_at),
+            "window_hours": f"{lapse.limit.total_seconds() / 3600:g}",
+            "days": lapse.limit.days,
+        }
         if lapse.kind == "backup":
             findings.append(Finding("backup.overdue", lapse.instance, f"{lapse.instance}: no good backup in the last "
                                     f"{lapse.limit.total_seconds() / 3600:g} h (its offer's window; "
@@ -141,7 +151,7 @@ def quota_findings(workspace: Workspace, session: Session) -> tuple[list[Finding
             what, amount, limit = over[0]
             findings.append(Finding("quota.over", slug, f"{slug} (offer {entry['offer']}): " + "; ".join(
                 f"{w} {a} measured, the offer gives {lim}" for w, a, lim in over), association=slug,
-                values={"used": amount, "what": what, "limit": limit}))  # fmt: skip
+                values={"used": amount, "what": what, "limit": limit, "offer": entry["offer"], "over": over}))  # fmt: skip
     return findings, unknown
 
 
@@ -173,7 +183,7 @@ def run_findings(workspace: Workspace, session: Session, live: set[str]) -> list
         association = target.split("/")[0] if "/" in target else None
         findings.append(Finding("run.failed", target, f"{target}'s last run failed on {finished:%Y-%m-%d %H:%M} UTC "
                                 f"({what})", association=association,
-                                values={"since": f"{finished:%Y-%m-%d %H:%M} UTC"}))  # fmt: skip
+                                values={"since": f"{finished:%Y-%m-%d %H:%M} UTC", "detail": what}))  # fmt: skip
     return findings
 
 
@@ -194,7 +204,8 @@ def queue_findings(workspace: Workspace, session: Session) -> list[Finding]:
         target = entry.instance_address or entry.server
         findings.append(Finding("queue.stuck", str(entry.id), f"queued run {entry.id} ({target}) {waiting} since "
                                 f"{_stamp(since)}: is `ruche worker` running?",
-                                values={"since": _stamp(since)}))  # fmt: skip
+                                values={"since": _stamp(since), "target": target, "worker": entry.claimed_by or "",
+                                        "waiting": entry.state}))  # fmt: skip
     return findings
 
 
@@ -217,5 +228,7 @@ def certificate_findings(workspace: Workspace, session: Session) -> list[Finding
         findings.append(Finding("certificate.expiring", domain.name, f"{domain.name} ({instance.address}): {detail}",
                                 association=instance.association.slug,
                                 values={**_instance_values(instance), "domain": domain.name, "detail": detail[:300],
+                                        "expires": _stamp(not_after) if domain.tls_status == "ok" else "",
+                                        "days": days,
                                         "since": _stamp(domain.tls_checked_at)}))  # fmt: skip
     return findings

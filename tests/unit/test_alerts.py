@@ -115,3 +115,24 @@ MemTotal:        4000000 kB
 MemAvailable:     400000 kB
 """
     assert parse_probe(answer) == (96636764160, 107374182400, 4096000000, 409600000)
+
+
+def test_admins_read_the_evidence_in_their_language_and_an_older_alert_its_summary():
+    disk = view("server.disk", "lab-1", percent=93, used_gib="18.6", size_gib="20.0", threshold=90)
+    body = admin_text("fr", "opened", disk, collective="C").body
+    assert body.startswith("Serveur lab-1 : /srv est plein à 93 % (18.6 Gio sur 20.0 ; [alerts] disk_used_percent 90).")
+    assert "evidence here" not in body
+    quota = view("quota.over", "amap", "amap", used="6.00 GiB", what="disk", limit="5 GiB", offer="association",
+                 over=[["disk", "6.00 GiB", "5 GiB"], ["memory", "900 MiB", "512 MiB"]])  # fmt: skip
+    assert admin_text("fr", "opened", quota, collective="C").body.startswith(
+        "amap (offre association) : espace disque 6.00 GiB mesurés, l’offre donne 5 GiB; mémoire 900 MiB mesurés"
+    )
+    stuck = view("queue.stuck", "12", target="amap/wiki", since="2026-11-30 12:00 UTC", worker="", waiting="queued")
+    assert "attend un worker" in admin_text("fr", "opened", stuck, collective="C").body
+    expiring = view("certificate.expiring", "wiki.amap.org", "amap", instance="amap/wiki", domain="wiki.amap.org",
+                    detail="it expires on 2026-12-05 10:00 UTC, within 14 days, and was not renewed",
+                    expires="2026-12-05 10:00 UTC", days=14)  # fmt: skip
+    assert "il expire le 2026-12-05 10:00 UTC" in admin_text("fr", "opened", expiring, collective="C").body
+    assert "il expire le" in member_text("fr", "opened", expiring, collective="C").body
+    older = view("server.disk", "lab-1", percent=93)  # recorded before the values were: its English summary
+    assert admin_text("fr", "opened", older, collective="C").body.startswith("evidence here")

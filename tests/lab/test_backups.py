@@ -249,7 +249,7 @@ def test_a_busy_instance_uses_clearly_more_cpu_its_server_counts_the_same_and_fo
         server_first = server_again
     print(f"busy Miniflux {recorded['jardin/miniflux'] / 1e6:.2f} s CPU, idle Radicale {recorded['jardin/radicale'] / 1e6:.2f}"
           f" s; servers {', '.join(f'{s} {used / 1e6:.2f} s' for s, used in server_used.items())};"
-          f" {time.monotonic() - started:.1f} s")  # fmt: skip
+          f" {time.monotonic() - started:.1f} s", file=sys.__stderr__)  # fmt: skip
     assert recorded["jardin/miniflux"] >= 3_000_000  # the burns ran in the instance's containers (2 cores shared)
     assert recorded["jardin/miniflux"] > 10 * max(recorded["jardin/radicale"], 1)
     for server in servers:  # the instances' sum against the server's own count: the rest is sshd, ruche-usage...

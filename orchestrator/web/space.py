@@ -6,6 +6,7 @@ its services over the last full month (its own shares only: operations/footprint
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from babel.dates import format_datetime, format_skeleton, format_timedelta
 from babel.numbers import format_decimal
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.catalog import Catalog, Service
@@ -20,9 +22,12 @@ from orchestrator.config import WorkspaceConfig
 from orchestrator.i18n import N_, Translator
 from orchestrator.operations.footprint import footprint, last_full_month
 from orchestrator.state.backups import runs_of
+from orchestrator.state.database import StateStore
 from orchestrator.state.instances import ACTIVE_STATES, list_instances
 from orchestrator.state.models import Instance, Upgrade, WebSession, as_utc, utc_now
 from orchestrator.state.upgrades import latest_upgrades
+
+logger = logging.getLogger(__name__)
 
 SIZE_NAMES = ("small", "medium", "large")
 BACKED_UP = N_("backed up %(ago)s")
@@ -168,7 +173,9 @@ def size_guide(catalog: Catalog, service_ids: list[str], _: Translator) -> list[
 # WebApp.kept, each association's page taking its own figures from it: a month takes seconds to compute at 30,000
 # instances, and a past month changes only if samples arrive late.
 FOOTPRINT_SECONDS = 3600
+FOOTPRINT_INLINE_INSTANCES = 2000  # a larger fleet's month is computed in a thread, not in the page's request
 _footprint_lock = threading.Lock()
+_footprint_computing: set[tuple] = set()  # months being computed
 FOOTPRINT_LINES = {
     "cpu_hours": (N_("Computing"), N_("%(amount)s hours of processor work (one processor core busy for an hour each)")),
     "memory_gb_hours": (N_("Memory"), N_("%(amount)s GB-hours, i.e. %(average)s GB held on average")),
@@ -178,6 +185,7 @@ FOOTPRINT_LINES = {
     "carbon_kg_co2e": (N_("Greenhouse gases"), N_("%(amount)s kg CO2e to produce that electricity")),
     "embodied_kg_co2e": (N_("Manufacturing"), N_("%(amount)s kg CO2e: your share of making the servers, counted apart")),
 }  # fmt: skip
+FOOTPRINT_COMPUTING = N_("The figures for %(month)s (UTC) are being computed: reload this page in a minute.")
 FOOTPRINT_PERIOD = N_("Over %(month)s (UTC), your services used:")
 FOOTPRINT_NOT_MEASURED = N_(
     "Not measured yet for %(month)s (UTC): the figures appear once your services' use has been recorded over a month."
@@ -207,23 +215,31 @@ class FootprintView:
     method: list[str]
 
 
-def own_footprint(kept: dict, session: Session, config: WorkspaceConfig, association: str, now: datetime) -> dict:
-    """The association's own figures for the last full month before ``now`` (``{"start", "measured", "figures",
-    "hours", "pue", "intensities"}``). Only its own: no other association's, no server's name or total. The fleet's
-    month is computed once (shares are of whole servers, so one association's figures need the whole fleet's use)
-    and kept FOOTPRINT_SECONDS in ``kept`` for every association's page."""
+def own_footprint(kept: dict, store: StateStore, config: WorkspaceConfig, association: str, now: datetime) -> dict:
+    """The association's own figures for the last full month before ``now`` (``{"start", "measured", "computing",
+    "figures", "hours", "pue", "intensities"}``). Only its own: no other association's, no server's name or total.
+    The fleet's month is computed once (shares are of whole servers, so one association's figures need the whole
+    fleet's use) and kept FOOTPRINT_SECONDS in ``kept`` for every association's page. A fleet of more than
+    FOOTPRINT_INLINE_INSTANCES instances is computed in a thread of its own (seconds to tens of seconds at 30,000:
+    benchmarks/footprint_scale.py), the page saying so meanwhile, or showing the figures kept until then."""
     start, end = last_full_month(now)
     key = ("footprint", start.isoformat())
     with _footprint_lock:
         found = kept.get(key)
-        if found is None or time.monotonic() - found[0] >= FOOTPRINT_SECONDS:
-            found = None
+        due = (found is None or time.monotonic() - found[0] >= FOOTPRINT_SECONDS) and key not in _footprint_computing
+        if due:
+            _footprint_computing.add(key)
+    if due:
+        with store.session() as session:
+            inline = session.scalar(select(func.count(Instance.id))) <= FOOTPRINT_INLINE_INSTANCES
+        if inline:
+            _compute_footprint(kept, store, config, key, start, end)
+            found = kept.get(key)
+        else:
+            threading.Thread(target=_compute_footprint, args=(kept, store, config, key, start, end), daemon=True,
+                             name="ruche-footprint").start()  # fmt: skip
     if found is None:
-        found = (time.monotonic(), footprint(session, config, start=start, end=end))
-        with _footprint_lock:
-            for old in [k for k, (at, _) in kept.items() if k[0] == "footprint" and found[0] - at >= FOOTPRINT_SECONDS]:
-                del kept[old]
-            kept[key] = found
+        return {"start": start, "measured": False, "computing": key in _footprint_computing}
     result = found[1]
     entry = next((a for a in result["associations"] if a["slug"] == association), None)
     measured = entry is not None and bool(entry["instances"])
@@ -234,8 +250,29 @@ def own_footprint(kept: dict, session: Session, config: WorkspaceConfig, associa
         on = {instance["server"] for instance in entry["instances"]}
         intensities = sorted({(server["country"] or "", server["intensity_g_per_kwh"]) for server in result["servers"]
                               if server["name"] in on or (server["role"] == "backup" and entry["backup_gb_months"])})  # fmt: skip
-    return {"start": start, "measured": measured, "figures": figures, "hours": result["period"]["hours"],
-            "pue": result["method"]["pue"]["value"], "intensities": intensities}  # fmt: skip
+    return {"start": start, "measured": measured, "computing": False, "figures": figures,
+            "hours": result["period"]["hours"], "pue": result["method"]["pue"]["value"], "intensities": intensities}  # fmt: skip
+
+
+def _compute_footprint(kept: dict, store: StateStore, config: WorkspaceConfig, key: tuple, start: datetime,
+                       end: datetime) -> None:  # fmt: skip
+    """The fleet's footprint of [start, end) into ``kept`` under ``key``, in a session of its own; a failure is
+    logged and leaves what was kept (the page says "not measured yet" or shows the figures of before)."""
+    try:
+        with store.session() as session:
+            result = footprint(session, config, start=start, end=end)
+        with _footprint_lock:
+            now_seconds = time.monotonic()
+            for old in [
+                k for k, (at, _) in kept.items() if k[0] == "footprint" and now_seconds - at >= FOOTPRINT_SECONDS
+            ]:
+                del kept[old]
+            kept[key] = (now_seconds, result)
+    except Exception:  # noqa: BLE001 (a page must not fail for its footprint section)
+        logger.exception("the footprint of %s could not be computed", key[1])
+    finally:
+        with _footprint_lock:
+            _footprint_computing.discard(key)
 
 
 def amount(value: float, language: str) -> str:
@@ -247,7 +284,8 @@ def footprint_view(own: dict, _: Translator) -> FootprintView:
     """``own`` (own_footprint) in the member's words and language; "not measured yet" rather than zeros."""
     month = format_skeleton("yMMMM", own["start"], locale=_.language)
     if not own["measured"]:
-        return FootprintView(period=_(FOOTPRINT_NOT_MEASURED, month=month), lines=[], method=[])
+        text = FOOTPRINT_COMPUTING if own.get("computing") else FOOTPRINT_NOT_MEASURED
+        return FootprintView(period=_(text, month=month), lines=[], method=[])
     figures = own["figures"]
     lines = []
     for key, (term, text) in FOOTPRINT_LINES.items():

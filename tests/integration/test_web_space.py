@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import tomllib
 from datetime import timedelta
 
@@ -30,6 +32,7 @@ from orchestrator.state.models import (
     utc_now,
 )
 from orchestrator.state.rate_limits import hit
+from orchestrator.web import space
 from orchestrator.web.space import amount
 from orchestrator.workspace import open_workspace
 from tests.integration.test_web import admin_client, client_for, csrf_of, fleet, signed_in  # noqa: F401 (fixture)
@@ -318,3 +321,27 @@ def test_the_space_shows_its_own_footprint_of_last_month_and_never_anothers(flee
     assert "These are estimates" in english and "g CO2e (world average)" in english  # web-1 has no country label
     other = words(signed_in(workspace, links["chorale"]).get("/espace"))
     assert f"{kwh['chorale']} kWh" in other and f"{kwh['amap']} kWh" not in other
+
+
+def test_a_large_fleets_footprint_is_computed_beside_the_page_which_says_so_meanwhile(fleet, workspace, monkeypatch):  # noqa: F811
+    """Past FOOTPRINT_INLINE_INSTANCES (here -1) the month is computed in a thread: the page answers at once, saying
+    the figures are being computed, and shows what was computed once the thread is done."""
+    _w, links = fleet
+    member = signed_in(workspace, links["amap"])
+    monkeypatch.setattr(space, "FOOTPRINT_INLINE_INSTANCES", -1)  # even a fleet of no instance
+    computed = threading.Event()
+    real = space.footprint
+
+    def slow_footprint(*args, **kwargs):
+        computed.wait(30)  # held until the page has answered
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(space, "footprint", slow_footprint)
+    assert "sont en cours de calcul" in words(member.get("/espace"))
+    computed.set()
+    for _ in range(100):
+        if not space._footprint_computing:
+            break
+        time.sleep(0.1)
+    page = words(member.get("/espace"))
+    assert "sont en cours de calcul" not in page and "Pas encore mesurée" in page  # nothing measured in this fleet

@@ -55,7 +55,7 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
                             service_names={s.id: s.name.model_dump()[_.language] for s in web.catalog.services.values()},
                             manager=is_manager(session, signed_in),
                             domains=domain_blocks(session, web.catalog, signed_in.association, _),
-                            footprint=footprint_view(own_footprint(web.kept, session, web.workspace.config,
+                            footprint=footprint_view(own_footprint(web.kept, web.store, web.workspace.config,
                                                                    signed_in.association.slug, utc_now()), _))  # fmt: skip
 
 

@@ -214,7 +214,7 @@ def instance_variables(record: InstanceRecord, service: Service, *, image_regist
             "environment": _environment(engine["environment"], values),
         }
     return {
-        "id": Unsafe(identifier),
+        "identifier": Unsafe(identifier),
         "association": Unsafe(record.association),
         "name": Unsafe(record.name),
         "service": service.id,

@@ -90,7 +90,7 @@ def render_instance(variables: dict, fleet_variables: dict | None) -> RenderedIn
     role skips an instance whose server holds it as applied and did not drift (see ruche-applied)."""
     listed = {k: v for k, v in variables.items() if k != "secrets"}
     listed["fingerprint"] = instance_fingerprint(variables, fleet_variables)
-    identifier = variables["id"]
+    identifier = variables["identifier"]
     secrets = variables.get("secrets")
     # a key's value is written the same alone as among its siblings (block style, no anchors); the
     # fast writer gives PyYAML's text, or says it is unsure and PyYAML writes it

@@ -159,7 +159,11 @@ def _fleet(files: dict[str, str]) -> dict:
             for entry in variables.pop("ruche_instances", []) or []:
                 address = f"{entry.get('association')}/{entry.get('name')}"
                 entry.pop("fingerprint", None)  # derived from the rest: it changes with whatever changed
-                instances[address] = {**entry, "server": name, "secrets": secrets.get(entry.get("id"), {})}
+                instances[address] = {
+                    **entry,
+                    "server": name,
+                    "secrets": secrets.get(entry.get("identifier", entry.get("id")), {}),
+                }
             servers[name] = variables
     settings = yaml.load(files.get("group_vars/all.yml", "") or "{}", Loader=_InventoryLoader) or {}
     return {"servers": servers, "instances": instances, "settings": settings}

@@ -30,7 +30,7 @@ def render_instance_files(variables: dict, secrets: dict[str, str], *, resource_
     """Give ``{file name on the server: text}`` for one instance's role variables, with ``secrets`` in clear."""
     environment = _environment()
     instance = {k: v for k, v in variables.items() if k != "secrets"}
-    identifier = str(instance["id"])
+    identifier = str(instance["identifier"])
     base = {
         **ROLE_DEFAULTS,
         "ruche_instance_resource_limits": resource_limits,

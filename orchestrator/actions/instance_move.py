@@ -266,7 +266,7 @@ def _copy_of(workspace: Workspace, instance) -> dict:
         deployment_record(instance), service, image_registry=workspace.config.images.registry
     )
     return {
-        "id": str(variables["id"]), "association": str(variables["association"]), "name": str(variables["name"]),
+        "identifier": str(variables["identifier"]), "association": str(variables["association"]), "name": str(variables["name"]),
         "state": "absent", "app": {"container": variables["app"]["container"]},
         "database": {"container": variables["database"]["container"]} if variables["database"] else None,
         "sidecars": [{"container": s["container"]} for s in variables["sidecars"]],
@@ -395,8 +395,8 @@ def _remove_copy(
     stats = result.custom_stats
     removed = (
         result.succeeded
-        and copy["id"] in (stats.get("ruche_converged") or [])
-        and copy["id"] not in (stats.get("ruche_failed") or [])
+        and copy["identifier"] in (stats.get("ruche_converged") or [])
+        and copy["identifier"] not in (stats.get("ruche_failed") or [])
     )
     return {"run_id": result.run_id, "removed": removed,
             "error": None if removed else f"run {result.run_id}: {result.status} (`ruche runs show {result.run_id}`)"}  # fmt: skip
@@ -410,7 +410,7 @@ def _clean_up(workspace: Workspace, store: StateStore, plan: dict, copy: dict, p
             get_server(session, left_on)
         except NotFound:
             raise Conflict(f"{address}'s old copy was left on {left_on}, which is no longer registered",
-                           hint=f"remove what is left of {copy['id']} on that machine by hand") from None  # fmt: skip
+                           hint=f"remove what is left of {copy['identifier']} on that machine by hand") from None  # fmt: skip
     removal = _remove_copy(workspace, store, address, left_on, copy, progress)
     if removal["removed"]:
         with store.session() as session:

@@ -76,7 +76,7 @@ def expected_instances(workspace: Workspace, session: Session, catalog: Catalog)
             [variables["database"]] if variables["database"] else []
         )
         by_server.setdefault(instance.server.name, []).append(Expected(
-            identifier=str(variables["id"]), address=instance.address,
+            identifier=str(variables["identifier"]), address=instance.address,
             stamp=stamp(instance_fingerprint(variables, fleet), digest),
             running=instance.desired_state == "present",
             images={c["container"]: c["image"] for c in containers},

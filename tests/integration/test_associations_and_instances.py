@@ -118,7 +118,7 @@ def test_inventory_export_is_byte_identical_until_the_state_changes(pool, ruche,
     assert ruche(*pool, "instance", "create", "chorale", "radicale").exit_code == 0
     assert json.loads(ruche(*pool, "inventory", "export", "--json").stdout)["changed"] is True
     host_vars = (directory / "host_vars" / "big.yml").read_text()
-    assert "id: !unsafe 'chorale--radicale'" in host_vars
+    assert "identifier: !unsafe 'chorale--radicale'" in host_vars
     assert "domain: !unsafe 'radicale.chorale.test.example.org'" in host_vars
     assert "vault:" in (directory / "hosts.yml").read_text()
 
@@ -200,7 +200,7 @@ def test_an_export_renders_again_only_what_changed_and_never_trusts_an_edited_fi
     real_render = inventory.render_instance
 
     def recording(variables, fleet):
-        rendered.append(str(variables["id"]))
+        rendered.append(str(variables["identifier"]))
         return real_render(variables, fleet)
 
     monkeypatch.setattr(inventory, "render_instance", recording)

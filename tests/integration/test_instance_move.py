@@ -151,7 +151,7 @@ class FakeServers:
             return RunResult(run_id=f"run-remove-{limit}-{len(self.calls)}", playbook=playbook, status="successful" if removed else "failed",
                              rc=0 if removed else 2, started="2026-11-30T10:00:00+00:00",
                              finished="2026-11-30T10:00:10+00:00",
-                             custom_stats={"ruche_converged": [extravars["ruche_copy"]["id"]]} if removed else {})  # fmt: skip
+                             custom_stats={"ruche_converged": [extravars["ruche_copy"]["identifier"]]} if removed else {})  # fmt: skip
 
         for name, fake in (("run_command", run_command), ("run_tool", run_tool), ("back_up", back_up), ("converge", converge),
                            ("backup_tool", backup_tool), ("run_playbook", run_playbook)):  # fmt: skip
@@ -204,7 +204,7 @@ def test_a_failed_restore_undoes_the_move(fleet, workspace, ruche, monkeypatch):
     assert servers.calls[1] == ("ssh", "one", "systemctl", "stop", "--", "ruche-amap--radicale-app.service")
     assert servers.calls[4][3:] == ("amap--radicale", "--snapshot", "5" * 64)
     assert servers.calls[5] == ("ssh", "one", "systemctl", "start", "--", "ruche-amap--radicale-app.service")
-    assert servers.calls[-1][3] == {"id": "amap--radicale", "association": "amap", "name": "radicale", "state": "absent",
+    assert servers.calls[-1][3] == {"identifier": "amap--radicale", "association": "amap", "name": "radicale", "state": "absent",
                                     "app": {"container": "ruche-amap--radicale-app"}, "database": None,
                                     "sidecars": []}  # fmt: skip
     ((kind, detail),) = moves(workspace)

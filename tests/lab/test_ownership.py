@@ -96,7 +96,7 @@ def test_the_instance_runs_in_its_recorded_range_and_the_inventory_shows_it(lab,
     pid = on(lab, "lab-1", "podman", "inspect", "--format", "{{.State.Pid}}", APP).strip()
     assert on(lab, "lab-1", "cat", f"/proc/{pid}/uid_map").split() == ["0", str(ids["start"]), str(RANGE_SIZE)]
     assert on(lab, "lab-1", "cat", f"/proc/{pid}/gid_map").split() == ["0", str(ids["start"]), str(RANGE_SIZE)]
-    (listed,) = [i for i in read_host_vars(lab, "lab-1")["ruche_instances"] if i["id"] == "archives--radicale"]
+    (listed,) = [i for i in read_host_vars(lab, "lab-1")["ruche_instances"] if i["identifier"] == "archives--radicale"]
     assert listed["ids"] == {"start": ids["start"], "size": RANGE_SIZE}
     assert f"ruche:{POOL_START}:" in on(lab, "lab-1", "cat", "/etc/subuid")
 
@@ -164,7 +164,9 @@ def test_no_two_instances_of_the_fleet_share_a_range(lab, archives, ruche):
     for path in sorted((lab / "inventories" / "production" / "host_vars").glob("*.yml")):
         for listed in read_host_vars(lab, path.stem).get("ruche_instances") or []:
             if listed.get("ids"):
-                spans.append((listed["ids"]["start"], listed["ids"]["start"] + listed["ids"]["size"], listed["id"]))
+                spans.append(
+                    (listed["ids"]["start"], listed["ids"]["start"] + listed["ids"]["size"], listed["identifier"])
+                )
     assert len(spans) >= 2
     spans.sort()
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans

@@ -45,7 +45,7 @@ def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_pa
 def _listed(instances, fleet):
     files = render_inventory([ServerEntry("s1", "10.0.0.1", "root", 22, "apps", False)], instances, fleet)
     return {
-        i["id"]: i["fingerprint"]
+        i["identifier"]: i["fingerprint"]
         for i in yaml.safe_load(
             files["host_vars/s1.yml"].split("\n", 1)[1].replace("!vault", "").replace("!unsafe", "")
         )["ruche_instances"]
@@ -55,7 +55,7 @@ def _listed(instances, fleet):
 def test_the_fingerprint_changes_with_the_instance_its_secrets_or_the_fleet_settings_only():
     def entry(name, port=20001, secret="$ANSIBLE_VAULT;1.1;AES256\n3131"):
         return InstanceEntry(
-            "asso", name, "s1", {"id": f"asso--{name}", "http_port": port, "secrets": {"db": Vaulted(secret)}}
+            "asso", name, "s1", {"identifier": f"asso--{name}", "http_port": port, "secrets": {"db": Vaulted(secret)}}
         )
 
     base = _listed([entry("a"), entry("b")], {"ruche_backup_repository": ""})
@@ -116,7 +116,10 @@ def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hoste
 
     def entry(association, name, server):
         return InstanceEntry(
-            association, name, server, {"id": f"{association}--{name}", "association": association, "name": name}
+            association,
+            name,
+            server,
+            {"identifier": f"{association}--{name}", "association": association, "name": name},
         )
 
     before = render_inventory(servers, [entry("amap", "x", "a"), entry("amap", "y", "b"), entry("gone", "z", "a")], {})

@@ -38,7 +38,7 @@ def test_groups_and_instances_as_server_variables():
     }
     text = files["host_vars/web-1.yml"]
     assert "ansible_port: 2222" in text and "ansible_user: admin" in text
-    assert text.index("id: !unsafe 'a--y'") < text.index("id: !unsafe 'b--x'")
+    assert text.index("identifier: !unsafe 'a--y'") < text.index("identifier: !unsafe 'b--x'")
 
 
 def test_user_values_are_tagged_unsafe_and_quoted():
@@ -79,7 +79,7 @@ def test_a_server_file_is_cut_into_its_instances_and_joined_back_as_written():
         for i in hosted
     ]
     whole = {"ansible_host": "192.0.2.1", "ansible_user": "admin", "ansible_port": 2222, "ruche_server_role": "apps",
-             "ruche_instances": listed, "ruche_secrets": {hosted[1].variables["id"]: {"admin_password": vault}}}  # fmt: skip
+             "ruche_instances": listed, "ruche_secrets": {hosted[1].variables["identifier"]: {"admin_password": vault}}}  # fmt: skip
     assert text == HEADER + dump_yaml(whole)  # the same bytes as one dump of the whole file
     parts = split_host_vars(text)
     assert len(parts.items) == 3 and len(parts.secrets) == 1 and join_host_vars(parts) == text

@@ -146,8 +146,8 @@ def test_every_bundled_service_is_written_as_pyyaml_writes_it(service):
     variables = instance_variables(record, CATALOG.get(service))
     listed = {k: v for k, v in variables.items() if k != "secrets"}
     assert mapping_lines(listed, 2, "- ") == as_item(listed)
-    assert mapping_lines({variables["id"]: variables["secrets"]}, 2) == dump_yaml(
-        {"s": {variables["id"]: variables["secrets"]}}
+    assert mapping_lines({variables["identifier"]: variables["secrets"]}, 2) == dump_yaml(
+        {"s": {variables["identifier"]: variables["secrets"]}}
     ).removeprefix("s:\n")
     rendered = render_instance(variables, {"ruche_base_domain": "example.org"})
     assert rendered.item == as_item({**listed, "fingerprint": rendered.item.split("fingerprint: ")[1].split("\n")[0]})

@@ -9,8 +9,8 @@ host keys and the SSH keys ruche connects with. A snapshot (made here, with the 
   thing was), ``state.json`` (a portable dump of the state, orchestrator.state.dump: it loads into SQLite or
   PostgreSQL alike), ``ruche.toml``, ``keys/`` (the private keys the server rows name, with their paths in the
   manifest) and ``known_hosts/`` (the known_hosts files rows name outside the workspace's own);
-- the workspace's ``inventories/`` (with its ``.git``), ``known_hosts/`` and its own catalogue, if any, where they
-  are.
+- the workspace's ``inventories/`` (with its ``.git``), ``known_hosts/``, ``signing/`` (the bundles' signing key,
+  its private part vault-encrypted) and its own catalogue, if any, where they are.
 
 Never the vault password, nor ``lab/``, ``runs/``, ``checks/`` or ``cache/``. The repository's password is
 derived from the vault password (HMAC-SHA256 under a fixed label), so the vault password kept off the machine and
@@ -45,6 +45,7 @@ from orchestrator.errors import (
     RucheError,
 )
 from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, Vault, find_vault_password
+from orchestrator.signing import SIGNING_DIR
 from orchestrator.state.models import utc_now
 
 TAG = "ruche-control-plane"
@@ -197,7 +198,11 @@ def backup_control_plane(
                 handle.writelines(dump_lines(dump))
             shutil.copy2(workspace.config_path, stage / CONFIG_FILE_NAME)
             keys, known_hosts_files, missing = _gather_server_files(root, dump, stage, never=source.file)
-            parts = {"inventories": workspace.inventories_dir, "known_hosts": workspace.known_hosts_dir}
+            parts = {
+                "inventories": workspace.inventories_dir,
+                "known_hosts": workspace.known_hosts_dir,
+                "signing": root / SIGNING_DIR,
+            }  # the bundles' signing key, its private part vault-encrypted
             if workspace.config.catalog_dir is not None:
                 parts["catalog"] = workspace.catalog_dir
             parts = {name: path for name, path in parts.items() if path.is_dir()}

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from orchestrator.config import SecretsSettings, WorkspaceConfig, default_offers
 from orchestrator.errors import InvalidInput
 from orchestrator.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, create_password_file
+from orchestrator.signing import PRIVATE_FILE, PUBLIC_FILE, create_signing_key
 from orchestrator.state.database import StateStore
 from orchestrator.validation import describe_validation_error
 from orchestrator.workspace import create_workspace
@@ -34,7 +35,8 @@ def init_workspace(
 
     The vault password is ``vault_password_file`` if given; else, unless ``$RUCHE_VAULT_PASSWORD``
     or ``$RUCHE_VAULT_PASSWORD_FILE`` provides one, a new random password is written to
-    :func:`default_password_file` (mode 0600) and named in ruche.toml.
+    :func:`default_password_file` (mode 0600) and named in ruche.toml. The collective's signing key (bundles) is
+    made under signing/, its private part vault-encrypted.
 
     ``base_url`` (default ``https://ruche.BASE_DOMAIN``) is written as ``[web] base_url``, the address invite links
     name: without it they would point at 127.0.0.1:8080.
@@ -67,8 +69,13 @@ def init_workspace(
             )
         workspace.vault_password()  # refuses a password file inside the workspace or readable by others
         StateStore(workspace.state_url).close()
+        key = create_signing_key(workspace.root, workspace.vault())
     except BaseException:
         workspace.config_path.unlink()  # a refused init leaves no half workspace behind
+        for name in (PRIVATE_FILE, PUBLIC_FILE):
+            (workspace.root / name).unlink(missing_ok=True)
+        if (workspace.root / PRIVATE_FILE.parent).is_dir():
+            (workspace.root / PRIVATE_FILE.parent).rmdir()
         if created_password is not None:
             created_password.unlink()
         raise
@@ -76,4 +83,5 @@ def init_workspace(
         "workspace": str(workspace.root),
         "config": str(workspace.config_path),
         "vault_password": workspace.vault_password().description,
+        "key_id": key.key_id,
     }

@@ -43,3 +43,6 @@ def init(
     else:
         click.echo(f"Workspace created in {result['workspace']}")
         click.echo(f"Vault password: {result['vault_password']} (keep a copy: without it the secrets are lost)")
+        click.echo(
+            f"Signing key: {result['key_id']} (`ruche key show` prints it for collectives importing your bundles)"
+        )

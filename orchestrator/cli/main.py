@@ -29,7 +29,7 @@ pass_context = click.make_pass_decorator(Context)
 COMMANDS = {
     "admin": "admin:admin", "alerts": "alerts:alerts", "apply": "apply:apply", "association": "association:association", "audit": "audit:audit",
     "backup": "backup:backup", "catalog": "catalog:catalog", "doctor": "doctor:doctor", "domain": "domain:domain", "events": "events:events", "export": "export:export", "footprint": "footprint:footprint",
-    "images": "images:images", "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "lab": "lab:lab",
+    "images": "images:images", "init": "init:init", "instance": "instance:instance", "inventory": "inventory:inventory", "key": "key:key", "lab": "lab:lab",
     "mail": "mail:mail", "metrics": "metrics:metrics", "offer": "offer:offer", "plan": "plan:plan", "queue": "worker:queue", "quota": "usage:quota",
     "report": "report:report", "request": "request:request", "runs": "runs:runs", "schema": "schema:schema", "serve": "serve:serve",
     "server": "server:server", "status": "status:status", "trash": "trash:trash", "upgrade": "upgrade:upgrade", "upgrades": "upgrade:upgrades",

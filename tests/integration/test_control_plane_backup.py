@@ -313,6 +313,9 @@ def test_a_control_plane_restored_on_a_new_machine_audits_clean_with_its_keys_ba
     assert open_workspace(new).config.state_url == moved_to
     assert answer["state_url"].split(":")[0] == moved_to.split(":")[0]
     assert not (new / "runs").exists() and not (new / "lab").exists()
+    # the bundles' signing key is back: the same public key, its private part still opening with the vault
+    assert ruche("--workspace", str(new), "key", "show").stdout == ruche(*w, "key", "show").stdout
+    assert (new / "signing" / "key.vault").read_bytes() == (workspace / "signing" / "key.vault").read_bytes()
 
     # the same fleet: nothing to find, the same instances, secrets open, history and audit trail kept
     assert audit_findings(ruche, new) == []

@@ -1,10 +1,13 @@
-"""The collective's signing key (Ed25519): what signs an association's bundle (`ruche association export`) and
-what another collective trusts when it imports one (`ruche association import --trust KEY`).
+"""The collective's key: an Ed25519 pair that signs an association's bundle (`ruche association export`), which
+another collective trusts when it imports one (`ruche association import --trust KEY`), and an X25519 pair to which
+a sender encrypts the application secrets a bundle carries (`ruche association export --to KEY`).
 
 The private key is kept in the workspace only as ansible-vault ciphertext (``signing/key.vault``, opened with
 the workspace's vault password, which never lies in the workspace); the public key beside it in the clear
-(``signing/key.pub``). The control plane's backup holds both (``ruche backup control-plane``). A public key is written ``ruche-ed25519:BASE64`` (the 32 raw bytes) and named by its key id,
-the first 16 hexadecimal digits of its SHA-256: short enough to read out on the phone to the receiving collective.
+(``signing/key.pub``): one line ``ruche-key:BASE64`` of the two public keys' 64 raw bytes (Ed25519, then
+X25519). The control plane's backup holds both (``ruche backup control-plane``). A public key is named by its key
+id, the first 16 hexadecimal digits of the SHA-256 of its 64 bytes: short enough to read out on the phone. Sealing (secrets for a receiver) is X25519 with a fresh ephemeral key, HKDF-SHA256 and
+ChaCha20-Poly1305, as libsodium's sealed boxes do with other primitives.
 """
 
 from __future__ import annotations
@@ -12,21 +15,32 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from orchestrator.errors import Conflict, InvalidInput, MissingPrerequisite
 from orchestrator.secrets import Vault
 
-PREFIX = "ruche-ed25519:"
+PREFIX = "ruche-key:"
 SIGNING_DIR = Path("signing")
 PRIVATE_FILE = SIGNING_DIR / "key.vault"
 PUBLIC_FILE = SIGNING_DIR / "key.pub"
+SEAL_INFO = b"ruche sealed secrets v1"
+RAW = serialization.Encoding.Raw
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 class UntrustedSignature(InvalidInput):
@@ -35,13 +49,13 @@ class UntrustedSignature(InvalidInput):
 
 @dataclass(frozen=True)
 class PublicKey:
-    """An Ed25519 public key (32 raw bytes)."""
+    """A collective's public key: Ed25519 (verifies its signatures) and X25519 (seals secrets for it), 32 bytes each."""
 
     raw: bytes
 
     @property
     def text(self) -> str:
-        return PREFIX + base64.b64encode(self.raw).decode("ascii")
+        return PREFIX + _b64(self.raw)
 
     @property
     def key_id(self) -> str:
@@ -49,7 +63,7 @@ class PublicKey:
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "the key") -> PublicKey:
-        """Read ``ruche-ed25519:BASE64`` (surrounding blanks allowed); raises InvalidInput naming ``source``."""
+        """Read ``ruche-key:BASE64`` (surrounding blanks allowed); raises InvalidInput naming ``source``."""
         value = text.strip()
         hint = f"a public key is one line '{PREFIX}...' as `ruche key show` prints it"
         if not value.startswith(PREFIX):
@@ -58,46 +72,76 @@ class PublicKey:
             raw = base64.b64decode(value[len(PREFIX) :], validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(f"{source}: its key is not valid base64", hint=hint) from None
-        if len(raw) != 32:
-            raise InvalidInput(f"{source}: an Ed25519 public key has 32 bytes, this one {len(raw)}", hint=hint)
+        if len(raw) != 64:
+            raise InvalidInput(f"{source}: a ruche public key has 64 bytes, this one {len(raw)}", hint=hint)
         return cls(raw)
 
     def verifies(self, data: bytes, signature: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
+            Ed25519PublicKey.from_public_bytes(self.raw[:32]).verify(signature, data)
         except InvalidSignature:
             return False
         return True
 
+    def seal(self, plaintext: bytes) -> dict:
+        """``plaintext`` encrypted so that only this key's holder opens it: {"ephemeral", "nonce", "ciphertext"}."""
+        ephemeral = X25519PrivateKey.generate()
+        ephemeral_public = ephemeral.public_key().public_bytes(RAW, serialization.PublicFormat.Raw)
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(self.raw[32:]))
+        nonce = os.urandom(12)
+        cipher = ChaCha20Poly1305(_derive(shared, ephemeral_public, self.raw[32:]))
+        return {"ephemeral": _b64(ephemeral_public), "nonce": _b64(nonce),
+                "ciphertext": _b64(cipher.encrypt(nonce, plaintext, self.raw))}  # fmt: skip
+
+
+def _derive(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt=ephemeral_public + recipient_public, info=SEAL_INFO).derive(shared)
+
 
 class SigningKey:
-    """An Ed25519 private key, held in memory only while signing."""
+    """A collective's private keys (Ed25519 and X25519), held in memory only while signing or opening."""
 
-    def __init__(self, private: Ed25519PrivateKey) -> None:
-        self._private = private
+    def __init__(self, signing: Ed25519PrivateKey, sealing: X25519PrivateKey) -> None:
+        self._signing, self._sealing = signing, sealing
 
     @classmethod
     def generate(cls) -> SigningKey:
-        return cls(Ed25519PrivateKey.generate())
+        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey(
-            self._private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        )
+        raw = self._signing.public_key().public_bytes(RAW, serialization.PublicFormat.Raw)
+        return PublicKey(raw + self._sealing.public_key().public_bytes(RAW, serialization.PublicFormat.Raw))
 
     def sign(self, data: bytes) -> bytes:
-        return self._private.sign(data)
+        return self._signing.sign(data)
+
+    def open(self, sealed: dict) -> bytes:
+        """The plaintext of what :meth:`PublicKey.seal` made for this key; raises InvalidInput if it was not."""
+        try:
+            ephemeral_public = base64.b64decode(sealed["ephemeral"], validate=True)
+            shared = self._sealing.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+            own = self.public.raw
+            cipher = ChaCha20Poly1305(_derive(shared, ephemeral_public, own[32:]))
+            return cipher.decrypt(base64.b64decode(sealed["nonce"], validate=True),
+                                  base64.b64decode(sealed["ciphertext"], validate=True), own)  # fmt: skip
+        except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error):
+            raise InvalidInput(
+                "the sealed secrets do not open with this collective's key (sealed for another key, or altered)",
+                hint="the sender seals them with `--to` and the public key `ruche key show` prints here",
+            ) from None
 
     def private_text(self) -> str:
-        raw = self._private.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        return base64.b64encode(raw).decode("ascii")
+        def raw(key) -> str:
+            return _b64(key.private_bytes(RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
+
+        return json.dumps({"ed25519": raw(self._signing), "x25519": raw(self._sealing)})
 
     @classmethod
     def from_private_text(cls, text: str) -> SigningKey:
-        return cls(Ed25519PrivateKey.from_private_bytes(base64.b64decode(text.strip())))
+        parts = json.loads(text)
+        return cls(Ed25519PrivateKey.from_private_bytes(base64.b64decode(parts["ed25519"])),
+                   X25519PrivateKey.from_private_bytes(base64.b64decode(parts["x25519"])))  # fmt: skip
 
 
 def signer_of(data: bytes, signature: bytes, trusted: Iterable[PublicKey]) -> PublicKey:

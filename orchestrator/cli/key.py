@@ -17,7 +17,7 @@ def _print(view: dict) -> None:
 
 @click.group()
 def key() -> None:
-    """The collective's signing key (Ed25519), which signs association bundles (`ruche association export`).
+    """The collective's key: Ed25519 signs its association bundles, X25519 receives secrets sealed for it (--to).
 
     \b
     The private part is kept vault-encrypted in the workspace (signing/key.vault), the public part beside it

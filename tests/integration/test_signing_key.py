@@ -23,8 +23,10 @@ def test_init_makes_a_key_whose_private_part_only_the_vault_opens(workspace, ruc
     assert private_file.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
     opened = open_workspace(workspace)
     key = signing_key(opened.root, opened.vault())
-    raw_private = base64.b64decode(key.private_text())
-    assert raw_private not in private_file.read_bytes() and key.private_text().encode() not in private_file.read_bytes()
+    for part in json.loads(key.private_text()).values():
+        assert (
+            base64.b64decode(part) not in private_file.read_bytes() and part.encode() not in private_file.read_bytes()
+        )
     assert key.public == public and public.verifies(b"a bundle's manifest", key.sign(b"a bundle's manifest"))
     assert not public.verifies(b"another manifest", key.sign(b"a bundle's manifest"))
 
@@ -48,8 +50,29 @@ def test_a_public_key_that_is_not_one_is_refused_with_what_a_key_looks_like():
 
     from orchestrator.errors import InvalidInput
 
-    for text, said in (("ssh-ed25519 AAAA", "does not start with"), ("ruche-ed25519:%%%", "not valid base64"),
-                       ("ruche-ed25519:" + base64.b64encode(b"short").decode(), "32 bytes, this one 5")):  # fmt: skip
+    for text, said in (("ssh-ed25519 AAAA", "does not start with"), ("ruche-key:%%%", "not valid base64"),
+                       ("ruche-key:" + base64.b64encode(b"short").decode(), "64 bytes, this one 5")):  # fmt: skip
         with pytest.raises(InvalidInput) as refused:
             PublicKey.from_text(text, source="--trust")
         assert said in str(refused.value) and str(refused.value).startswith("--trust:")
+
+
+def test_secrets_sealed_for_a_key_open_with_that_key_only():
+    import pytest
+
+    from orchestrator.errors import InvalidInput
+    from orchestrator.signing import SigningKey
+
+    receiver, other = SigningKey.generate(), SigningKey.generate()
+    sealed = receiver.public.seal(b'{"admin_password": "s3cret"}')
+    assert b"s3cret" not in json.dumps(sealed).encode()
+    assert receiver.open(sealed) == b'{"admin_password": "s3cret"}'
+    assert receiver.public.seal(b"x") != receiver.public.seal(b"x")  # a fresh ephemeral key and nonce each time
+    flipped = dict(sealed, ciphertext=base64.b64encode(bytes([base64.b64decode(sealed["ciphertext"])[0] ^ 1])
+                                                       + base64.b64decode(sealed["ciphertext"])[1:]).decode())  # fmt: skip
+    for wrong_key, box in ((other, sealed), (receiver, flipped), (receiver, {"nonce": "x"})):
+        with pytest.raises(InvalidInput) as refused:
+            wrong_key.open(box)
+        assert "do not open with this collective's key" in str(refused.value)
+    restored = SigningKey.from_private_text(receiver.private_text())
+    assert restored.public == receiver.public and restored.open(sealed) == receiver.open(sealed)

@@ -283,3 +283,9 @@ def decline_(context: Context, application_id: int, reason: str, as_json: bool) 
     """Decline APPLICATION_ID with a reason."""
     entry = decline_application(context.workspace, application_id, reason=reason)
     emit_json(entry) if as_json else click.echo(f"application {entry['id']} declined")
+
+
+from orchestrator.cli.association_bundle import export_, import_  # noqa: E402 - the bundle's commands, in their module
+
+association.add_command(export_)
+association.add_command(import_)

@@ -39,6 +39,19 @@ def restore_into(
     ``inspect``: the answer's ``inspected`` is what was restored, read before the service started."""
     with store.session() as session:
         source_id = get_instance(session, source).identifier
+    return put_back(workspace, store, target, ["restore", "--snapshot", snapshot, "--source", source_id],
+                    f"restoring snapshot {snapshot} of {source}", progress, inspect=inspect, kind="restore",
+                    extra={"source": source})  # fmt: skip
+
+
+def put_back(
+    workspace: Workspace, store: StateStore, target: str, command: list[str], doing: str, progress: Progress, *,
+    inspect: bool, kind: str, extra: dict | None = None,
+) -> dict:  # fmt: skip
+    """Run ``ruche-backup COMMAND`` (``command``: its name, then its options after the identifier) that puts data
+    back into ``target`` (a snapshot's: ``restore``; a bundle's upload: ``load``), then wait for the target to answer
+    and record the result as ``kind``; give the tool's answer with ``extra`` added."""
+    with store.session() as session:
         instance = get_instance(session, target)
         server, identifier = SshTarget.of(instance.server), instance.identifier
         images = deployed_images(workspace.catalog.get(instance.service_id), instance.service_version,
@@ -54,14 +67,13 @@ def restore_into(
                   "error": f"an image of {target} cannot be had on {server.name}, nothing was stopped: "
                   f"{pulled.splitlines()[-1] if pulled else 'no answer'}"}  # fmt: skip
     else:
-        progress(f"{target}: restoring snapshot {snapshot} of {source} on {server.name}")
+        progress(f"{target}: {doing} on {server.name}")
         arguments = ["--inspect"] if inspect else []
         try:
-            answer = backup_tool(server, "restore", identifier, "--snapshot", snapshot, "--source", source_id,
-                                 *arguments)  # fmt: skip
+            answer = backup_tool(server, command[0], identifier, *command[1:], *arguments)
         except OperationFailed as error:
             answer = {"status": "failed", "error": str(error), "started_at": utc_now().isoformat(timespec="seconds")}
-    answer["source"] = source
+    answer.update(extra or {})
     answer["data_restored"] = answer.get("status") == "success"  # the snapshot's files and database are back
     with store.session() as session:
         instance = get_instance(session, target)
@@ -87,7 +99,7 @@ def restore_into(
                 answer["error"] = (f"restored, but it does not answer its health check after {RESTART_TIMEOUT} s: "
                                    f"{detail}")  # fmt: skip
         record_tool_result(session, instance, server.name, {k: v for k, v in answer.items() if k != "inspected"},
-                           kind="restore")  # fmt: skip
+                           kind=kind)  # fmt: skip
         answer["health"] = instance.health
         answer["health_detail"] = instance.health_detail
     return answer

@@ -1,4 +1,4 @@
-"""The bundle format (orchestrator/bundles.py): what a writer makes is verified and read back whole; every kind of
+"""The bundle format (orchestrator/bundles/): what a writer makes is verified and read back whole; every kind of
 damage or forgery is refused with its own message; a large member streams through without being held in memory;
 the README's own check snippets work on a real bundle."""
 
@@ -18,6 +18,7 @@ import textwrap
 import tracemalloc
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from orchestrator import bundles
@@ -199,7 +200,7 @@ def test_the_format_page_lists_every_field_of_the_manifest():
         for name, field in model.model_fields.items():
             found.add(prefix + name)
             for inner in getattr(field.annotation, "__args__", (field.annotation,)):
-                if isinstance(inner, type) and issubclass(inner, bundles.BaseModel):
+                if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel):
                     shape = str(field.annotation)
                     suffix = "[]" if shape.startswith("list") else ".*" if shape.startswith("dict") else ""
                     found |= fields_of(inner, f"{prefix}{name}{suffix}.")

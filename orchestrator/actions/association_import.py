@@ -85,14 +85,16 @@ def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | Non
                    "own_domains": {i.name: i.domains for i in manifest.instances if i.domains}, "dry_run": dry_run}  # fmt: skip
         if dry_run:
             return summary
-        _, problems = _plan(workspace, store, manifest, slug, offer, secrets, record=True)
-        if problems:  # changed since the check (another admin at work): nothing was recorded
-            raise InvalidInput(f"{path.name} cannot be imported, nothing was changed:\n- " + "\n- ".join(problems))
-        made = [f"{slug}/{i.name}" for i in manifest.instances]
-        try:
-            with tempfile.TemporaryDirectory(prefix="ruche-import-") as scratch:
-                progress(f"{path.name}: unpacking the data (checked again as it is read)")
-                staged = _stage(path, verified, Path(scratch))
+        # a scratch directory beside the workspace's data (a bundle may not fit in /tmp), removed whatever happens
+        with tempfile.TemporaryDirectory(prefix=".ruche-import-", dir=workspace.root) as scratch:
+            progress(f"{path.name}: unpacking the data (checked again as it is read)")
+            staged = _stage(path, verified, Path(scratch))  # refused if the file changed: nothing made yet
+            recorded, problems = _plan(workspace, store, manifest, slug, offer, secrets, record=True)
+            if problems:  # changed since the check (another admin at work): nothing was recorded
+                raise InvalidInput(f"{path.name} cannot be imported, nothing was changed:\n- " + "\n- ".join(problems))
+            summary["instances"] = recorded["instances"]
+            made = [f"{slug}/{i.name}" for i in manifest.instances]
+            try:
                 for instance in manifest.instances:
                     address = f"{slug}/{instance.name}"
                     progress(f"{address}: deploying {instance.service} {instance.version}")
@@ -102,15 +104,15 @@ def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | Non
                         raise OperationFailed(f"{address}: its deployment failed (run {run['run_id']})")
                     summary["instances"][instance.name]["result"] = _load(workspace, store, address, instance,
                                                                           staged[instance.name], progress)  # fmt: skip
-        except (RucheError, OSError) as error:
-            progress(f"{slug}: the import failed, removing what it made")
-            left = _undo(workspace, store, slug, made, progress)
-            with store.session() as session:
-                record_event(session, kind="association.import-failed", subject=slug, association=None,
-                             detail={"sha256": verified.sha256, "key_id": verified.signer.key_id,
-                                     "error": str(error)[:2000], "left": left})  # fmt: skip
-            raise OperationFailed(f"importing {path.name} failed: {error}" + (f"; left: {left}" if left else ""),
-                                  hint="nothing of the import is kept; fix the cause and import again") from None  # fmt: skip
+            except (RucheError, OSError) as error:
+                progress(f"{slug}: the import failed, removing what it made")
+                left = _undo(workspace, store, slug, made, progress)
+                with store.session() as session:
+                    record_event(session, kind="association.import-failed", subject=slug, association=None,
+                                 detail={"sha256": verified.sha256, "key_id": verified.signer.key_id,
+                                         "error": str(error)[:2000], "left": left})  # fmt: skip
+                raise OperationFailed(f"importing {path.name} failed: {error}" + (f"; left: {left}" if left else ""),
+                                      hint="nothing of the import is kept; fix the cause and import again") from None  # fmt: skip
         with store.session() as session:
             record_event(session, kind="association.imported", subject=slug, association=slug,
                          detail={"sha256": verified.sha256, "key_id": verified.signer.key_id,

@@ -12,20 +12,19 @@ after that removes what the import made (its instances purged, the association r
 from __future__ import annotations
 
 import json
-import shutil
-import tarfile
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 
-from orchestrator.actions.common import opened
+from orchestrator.actions.common import opened, read_public_key
 from orchestrator.backups import compare_with_manifest
-from orchestrator.bundles import BundleManifest, VerifiedBundle, read_members, verify_bundle
+from orchestrator.bundles import BundleManifest, verify_bundle
 from orchestrator.catalog import resolve_parameters
-from orchestrator.errors import InvalidInput, NotFound, OperationFailed, RucheError
-from orchestrator.idranges import RANGE_SIZE
+from orchestrator.errors import InvalidInput, MissingPrerequisite, NotFound, OperationFailed, RucheError
+from orchestrator.operations.bundle_staging import stage_bundle
 from orchestrator.operations.converge import converge
 from orchestrator.operations.instances import plan_instance
 from orchestrator.operations.lifecycle import change_instance
@@ -44,17 +43,12 @@ from orchestrator.state.models import Domain
 from orchestrator.workspace import Workspace
 
 UPLOAD_DIR = "/var/tmp/ruche-import-{identifier}"  # what `ruche-backup load IDENTIFIER` reads
-SET_ID_BITS = 0o6000
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def trusted_keys(values: tuple[str, ...], own: PublicKey | None) -> list[PublicKey]:
     """``--trust`` values (a key's line, or a file holding it), and this collective's own key."""
-    keys = [own] if own is not None else []
-    for value in values:
-        path = Path(value).expanduser()
-        text = path.read_text() if not value.startswith("ruche-key:") and path.is_file() else value
-        keys.append(PublicKey.from_text(text, source=f"--trust {value}"))
-    return keys
+    return ([own] if own is not None else []) + [read_public_key(value, "--trust") for value in values]
 
 
 def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | None = None, offer: str | None = None,
@@ -76,20 +70,23 @@ def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | Non
         secrets, problems = _secrets(workspace, manifest, own)
         plan, planning_problems = _plan(workspace, store, manifest, slug, offer, secrets, record=False)
         problems += planning_problems
-        if problems:
-            raise InvalidInput(f"{path.name} cannot be imported, nothing was changed:\n- " + "\n- ".join(problems),
-                               hint="give --as SLUG for a slug taken here, --offer OFFER for another offer")  # fmt: skip
-        summary = {"association": slug, "from": manifest.association.slug, "collective": manifest.collective,
-                   "key_id": verified.signer.key_id, "sha256": verified.sha256, "offer": plan["offer"],
-                   "instances": plan["instances"], "secrets": "carried" if secrets else "left out",
-                   "own_domains": {i.name: i.domains for i in manifest.instances if i.domains}, "dry_run": dry_run}  # fmt: skip
-        if dry_run:
-            return summary
         # a scratch directory beside the workspace's data (a bundle may not fit in /tmp), removed whatever happens
         with tempfile.TemporaryDirectory(prefix=".ruche-import-", dir=workspace.root) as scratch:
-            progress(f"{path.name}: unpacking the data (checked again as it is read)")
-            staged = _stage(path, verified, Path(scratch))  # refused if the file changed: nothing made yet
-            recorded, problems = _plan(workspace, store, manifest, slug, offer, secrets, record=True)
+            progress(f"{path.name}: unpacking and checking the data (each member checked again as it is read)")
+            staged, staging_problems = stage_bundle(path, verified, Path(scratch), _volumes_of(workspace, manifest))
+            problems += staging_problems
+            if problems:
+                raise InvalidInput(f"{path.name} cannot be imported, nothing was changed:\n- " + "\n- ".join(problems),
+                                   hint="give --as SLUG for a slug taken here, --offer OFFER for another offer")  # fmt: skip
+            summary = {"association": slug, "from": manifest.association.slug, "collective": manifest.collective,
+                       "key_id": verified.signer.key_id, "sha256": verified.sha256, "offer": plan["offer"],
+                       "instances": plan["instances"], "secrets": "carried" if secrets else "left out",
+                       "own_domains": {i.name: i.domains for i in manifest.instances if i.domains},
+                       "dry_run": dry_run}  # fmt: skip
+            if dry_run:
+                return summary
+            recorded, problems = _plan(workspace, store, manifest, slug, offer, secrets, record=True,
+                                       sha256=verified.sha256)  # fmt: skip
             if problems:  # changed since the check (another admin at work): nothing was recorded
                 raise InvalidInput(f"{path.name} cannot be imported, nothing was changed:\n- " + "\n- ".join(problems))
             summary["instances"] = recorded["instances"]
@@ -102,15 +99,17 @@ def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | Non
                                    restoring=True)  # fmt: skip
                     if not run["succeeded"]:
                         raise OperationFailed(f"{address}: its deployment failed (run {run['run_id']})")
-                    summary["instances"][instance.name]["result"] = _load(workspace, store, address, instance,
+                    summary["instances"][instance.name]["result"] = _load(workspace, store, address,
                                                                           staged[instance.name], progress)  # fmt: skip
-            except (RucheError, OSError) as error:
+            except BaseException as error:  # an interruption too: what the import made is never left half done
                 progress(f"{slug}: the import failed, removing what it made")
                 left = _undo(workspace, store, slug, made, progress)
                 with store.session() as session:
                     record_event(session, kind="association.import-failed", subject=slug, association=None,
                                  detail={"sha256": verified.sha256, "key_id": verified.signer.key_id,
-                                         "error": str(error)[:2000], "left": left})  # fmt: skip
+                                         "error": str(error)[:2000] or type(error).__name__, "left": left})  # fmt: skip
+                if not isinstance(error, RucheError | OSError):
+                    raise
                 raise OperationFailed(f"importing {path.name} failed: {error}" + (f"; left: {left}" if left else ""),
                                       hint="nothing of the import is kept; fix the cause and import again") from None  # fmt: skip
         with store.session() as session:
@@ -121,10 +120,18 @@ def import_bundle(workspace_path: Path | None, path: Path, *, as_slug: str | Non
     return summary
 
 
+def _volumes_of(workspace: Workspace, manifest: BundleManifest) -> dict[str, set[str]]:
+    found = {}
+    for item in manifest.instances:
+        if item.service in workspace.catalog.services:
+            found[item.name] = {volume.name for volume in workspace.catalog.get(item.service).volumes}
+    return found
+
+
 def _own_key(workspace: Workspace) -> PublicKey | None:
     try:
         return public_key(workspace.root)
-    except RucheError:
+    except MissingPrerequisite:  # no key yet; a damaged one is said as such
         return None
 
 
@@ -137,12 +144,33 @@ def _secrets(workspace: Workspace, manifest: BundleManifest, own: PublicKey | No
         mine = own.key_id if own else "none (`ruche key create`)"
         return {}, [f"its secrets are sealed for key {sealed_for}, and this collective's key is {mine}: ask the "
                     "sender to export again with --to and the line `ruche key show` prints here"]  # fmt: skip
-    opened_box = json.loads(signing_key(workspace.root, workspace.vault()).open(manifest.secrets.box.model_dump()))
-    return opened_box, []
+    try:
+        opened_box = json.loads(signing_key(workspace.root, workspace.vault()).open(manifest.secrets.box.model_dump()))
+    except (ValueError, RecursionError):
+        return {}, ["its sealed secrets are not JSON"]
+    carried, problems = {}, []
+    services = {i.name: i.service for i in manifest.instances}
+    for name, values in opened_box.items() if isinstance(opened_box, dict) else [(None, None)]:
+        if name not in services or not isinstance(values, dict):
+            problems.append(f"its sealed secrets name {name!r}, not one of its instances with secrets by name")
+            continue
+        known = (
+            set(workspace.catalog.get(services[name]).secrets)
+            if services[name] in workspace.catalog.services
+            else set()
+        )
+        for secret, value in values.items():
+            if secret not in known or secret.startswith("db_"):
+                continue  # a secret this catalogue's entry does not have, or the database's: the receiver's own
+            if not isinstance(value, str) or CONTROL.search(value):
+                problems.append(f"{name}: its secret {secret} is not text of printable characters")
+            else:
+                carried.setdefault(name, {})[secret] = value
+    return carried, problems
 
 
 def _plan(workspace, store, manifest: BundleManifest, slug: str, offer: str | None, secrets: dict, *,
-          record: bool) -> tuple[dict, list[str]]:  # fmt: skip
+          record: bool, sha256: str | None = None) -> tuple[dict, list[str]]:  # fmt: skip
     """Register the association and plan every instance in one session: committed with ``record``, else rolled
     back and only the problems given (each instance tried, so that every problem is named at once)."""
     problems: list[str] = []
@@ -173,6 +201,10 @@ def _plan(workspace, store, manifest: BundleManifest, slug: str, offer: str | No
             except NotFound:
                 problems.append(f"{address}: this catalogue has no service {item.service!r}")
                 continue
+            if item.database != (None if definition.database == "none" else definition.database):
+                problems.append(f"{address}: its data is a {item.database or 'no'} database, this catalogue's "
+                                f"{item.service} uses {definition.database}")  # fmt: skip
+                continue
             versions = [v.version for v in definition.versions]
             if item.version not in versions:
                 problems.append(f"{address}: {item.service} {item.version} is not a version this catalogue runs "
@@ -188,7 +220,7 @@ def _plan(workspace, store, manifest: BundleManifest, slug: str, offer: str | No
             except RucheError as error:
                 problems.append(f"{address}: {error}")
                 continue
-            carried = {k: v for k, v in (secrets.get(item.name) or {}).items() if not k.startswith("db_")}
+            carried = secrets.get(item.name) or {}
             if carried:
                 instance = get_instance(session, address)
                 instance.secrets = {**instance.secrets, **{k: vault.encrypt(v) for k, v in carried.items()}}
@@ -196,53 +228,13 @@ def _plan(workspace, store, manifest: BundleManifest, slug: str, offer: str | No
                                             "server": planned["instance"]["server"]}  # fmt: skip
         if problems or not record:
             session.rollback()
+        else:  # in the same transaction: an import killed half-way is found in the trail
+            record_event(session, kind="association.import-started", subject=slug, association=slug,
+                         detail={"sha256": sha256, "instances": sorted(plan["instances"])})  # fmt: skip
     return plan, problems
 
 
-def _stage(path: Path, verified: VerifiedBundle, scratch: Path) -> dict[str, Path]:
-    """Write each instance's files under ``scratch/NAME/`` as `ruche-backup load` reads them, the volumes' archive
-    checked member by member (only directories, files and links, inside volumes/, owners inside one ID range, no
-    set-id bit); give each instance's directory. Used only once the whole bundle has been read again and matched
-    its manifest (read_members raises otherwise)."""
-    directories: dict[str, Path] = {}
-    for name, content in read_members(path, verified):
-        _, instance, member = name.split("/", 2)
-        directory = directories.setdefault(instance, scratch / instance)
-        directory.mkdir(mode=0o700, exist_ok=True)
-        if member == "volumes.tar":
-            _checked_volumes(content, directory / member, instance)
-        elif member in ("database.sql", "manifest.json"):
-            with (directory / member).open("wb") as handle:
-                shutil.copyfileobj(content, handle, 1 << 20)
-        else:
-            raise OperationFailed(
-                f"{name}: not a file an instance's data holds (database.sql, manifest.json, volumes.tar)"
-            )
-    return directories
-
-
-def _checked_volumes(content, destination: Path, instance: str) -> None:
-    with (
-        tarfile.open(fileobj=content, mode="r|") as source,
-        tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as checked,
-    ):
-        for member in source:
-            parts = member.name.split("/")
-            if parts[0] != "volumes" or ".." in parts or member.name.startswith("/"):
-                raise OperationFailed(f"{instance}: volumes.tar names {member.name!r}, outside volumes/")
-            if not (member.isdir() or member.isfile() or member.issym()):
-                raise OperationFailed(
-                    f"{instance}: volumes.tar holds {member.name!r}, neither a file, a directory nor a link"
-                )
-            if not (0 <= member.uid < RANGE_SIZE and 0 <= member.gid < RANGE_SIZE):
-                raise OperationFailed(
-                    f"{instance}: {member.name!r} has owner {member.uid}:{member.gid}, outside one ID range"
-                )
-            member.mode &= ~SET_ID_BITS
-            checked.addfile(member, source.extractfile(member) if member.isfile() else None)
-
-
-def _load(workspace, store, address: str, item, staged: Path, progress) -> dict:
+def _load(workspace, store, address: str, staged: Path, progress) -> dict:
     """Upload the instance's staged files to its server and run `ruche-backup load` there; then compare what it
     restored with the exporter's manifest. Raises OperationFailed when it fails or differs."""
     with store.session() as session:
@@ -253,12 +245,15 @@ def _load(workspace, store, address: str, item, staged: Path, progress) -> dict:
 
     upload = UPLOAD_DIR.format(identifier=identifier)
     progress(f"{address}: uploading its data to {target.name}")
-    run_command(target, ["rm", "-rf", "--one-file-system", upload])
-    run_command(target, ["install", "-d", "-m", "0700", upload])
-    for file in sorted(staged.iterdir()):
-        put_file(target, str(file), f"{upload}/{file.name}")
-    answer = put_back(workspace, store, address, ["load"], "loading the bundle's data", progress, inspect=True,
-                      kind="import")  # fmt: skip
+    try:
+        run_command(target, ["rm", "-rf", "--one-file-system", upload])
+        run_command(target, ["install", "-d", "-m", "0700", upload])
+        for file in sorted(staged.iterdir()):
+            put_file(target, str(file), f"{upload}/{file.name}")
+        answer = put_back(workspace, store, address, ["load"], "loading the bundle's data", progress, inspect=True,
+                          kind="import")  # fmt: skip
+    finally:  # `load` removes it once read; never leave the association's data in /var/tmp after a failure
+        run_command(target, ["rm", "-rf", "--one-file-system", upload])
     if answer.get("status") != "success":
         raise OperationFailed(f"{address}: {answer.get('error')}")
     sent = json.loads((staged / "manifest.json").read_text())

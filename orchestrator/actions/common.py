@@ -29,3 +29,21 @@ def parse_key_values(pairs: tuple[str, ...], *, option: str, example: str) -> di
 def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
     """Give ``{"k": "v"}`` for ``--label k=v`` pairs; raises InvalidInput for a malformed or repeated one."""
     return parse_key_values(pairs, option="--label", example="region=lyon")
+
+
+def read_public_key(value: str, option: str):
+    """A collective's public key given to ``option`` as its line (``ruche-key:...``) or as a file holding it;
+    raises InvalidInput naming the option when it is neither."""
+    from pathlib import Path
+
+    from orchestrator.signing import PREFIX, PublicKey
+
+    text = value
+    if not value.startswith(PREFIX):
+        path = Path(value).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError as error:
+            raise InvalidInput(f"{option} {value}: neither a public key ({PREFIX}...) nor a readable file "
+                               f"({error.strerror})", hint="give the line `ruche key show` prints, or its file") from None  # fmt: skip
+    return PublicKey.from_text(text, source=f"{option} {value}")

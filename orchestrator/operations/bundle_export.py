@@ -25,10 +25,10 @@ from pathlib import Path
 from orchestrator import __version__
 from orchestrator.backups import backup_tool
 from orchestrator.bundles import BundleWriter
-from orchestrator.errors import InvalidInput, OperationFailed
+from orchestrator.errors import InvalidInput, MissingPrerequisite, OperationFailed
 from orchestrator.idranges import RANGE_SIZE, id_range
 from orchestrator.operations.backup_jobs import require_backups
-from orchestrator.remote import SshTarget, get_file
+from orchestrator.remote import SshTarget, get_file, run_command
 from orchestrator.signing import PublicKey, signing_key
 from orchestrator.state.associations import get_association
 from orchestrator.state.database import StateStore
@@ -71,11 +71,13 @@ def write_bundle(workspace: Workspace, store: StateStore, slug: str, output: Pat
         vault = workspace.vault()
         key = signing_key(workspace.root, vault)
         offer = workspace.config.offers.get(association.offer) if association.offer else None
-        catalog = workspace.catalog()
+        catalog = workspace.catalog
         plan, secrets = [], {}
         for instance in instances:
             if instance.id_slot is None:
-                raise OperationFailed(f"{instance.address} has no fixed ID range yet", hint="run `ruche apply` first")
+                raise MissingPrerequisite(
+                    f"{instance.address} has no fixed ID range yet", hint="run `ruche apply` first"
+                )
             plan.append({
                 "name": instance.name, "service": instance.service_id, "version": instance.service_version,
                 "size": instance.size, "parameters": dict(instance.parameters),
@@ -108,7 +110,11 @@ def write_bundle(workspace: Workspace, store: StateStore, slug: str, output: Pat
             if answer.get("status") != "success":
                 raise OperationFailed(f"{slug}/{name}: export failed on {target.name}: {answer.get('error')}")
             local = Path(scratch) / f"{item['identifier']}.tar"
-            get_file(target, answer["path"], str(local), remove=True)
+            try:
+                get_file(target, answer["path"], str(local), remove=True)
+            except OperationFailed:  # the association's data never stays in the server's /var/tmp
+                run_command(target, ["rm", "-f", answer["path"]])
+                raise
             if _sha256(local) != answer["sha256"]:
                 raise OperationFailed(f"{slug}/{name}: the archive copied differs from the server's (checksum)")
             progress(f"{slug}/{name}: repacking {answer['size']} bytes")
@@ -156,6 +162,11 @@ def _repack(server_tar: Path, bundle: BundleWriter, name: str, start: int, volum
                 continue
             if member.name.startswith("dump/") and member.isfile():
                 bundle.add(f"instances/{name}/{member.name[len('dump/') :]}", source.extractfile(member), member.size)
+            elif (member.name == "volumes" or member.name.startswith("volumes/")) and not (
+                member.isdir() or member.isfile() or member.issym()
+            ):
+                raise OperationFailed(f"{name}: {member.name} is neither a directory, a regular file nor a symbolic "
+                                      "link (a hard link, a FIFO, a device): the bundle cannot carry it")  # fmt: skip
             elif member.name == "volumes" or member.name.startswith("volumes/"):
                 for attribute in ("uid", "gid"):
                     relative = getattr(member, attribute) - start

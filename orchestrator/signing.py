@@ -6,8 +6,10 @@ The private key is kept in the workspace only as ansible-vault ciphertext (``sig
 the workspace's vault password, which never lies in the workspace); the public key beside it in the clear
 (``signing/key.pub``): one line ``ruche-key:BASE64`` of the two public keys' 64 raw bytes (Ed25519, then
 X25519). The control plane's backup holds both (``ruche backup control-plane``). A public key is named by its key
-id, the first 16 hexadecimal digits of the SHA-256 of its 64 bytes: short enough to read out on the phone. Sealing (secrets for a receiver) is X25519 with a fresh ephemeral key, HKDF-SHA256 and
-ChaCha20-Poly1305, as libsodium's sealed boxes do with other primitives.
+id, the first 32 hexadecimal digits (128 bits) of the SHA-256 of its 64 bytes: enough that nobody can make another
+key with the same id (64 bits could be matched by a determined forger), still short enough to read out on the
+phone. Sealing (secrets for a receiver) is X25519 with a fresh ephemeral key, HKDF-SHA256 and ChaCha20-Poly1305,
+as libsodium's sealed boxes do with other primitives.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ PRIVATE_FILE = SIGNING_DIR / "key.vault"
 PUBLIC_FILE = SIGNING_DIR / "key.pub"
 SEAL_INFO = b"ruche sealed secrets v1"
 RAW = serialization.Encoding.Raw
+KEY_ID_DIGITS = 32  # hexadecimal digits of a key id: 128 bits of the key's SHA-256
 
 
 def _b64(data: bytes) -> str:
@@ -59,7 +62,7 @@ class PublicKey:
 
     @property
     def key_id(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()[:16]
+        return hashlib.sha256(self.raw).hexdigest()[:KEY_ID_DIGITS]
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "the key") -> PublicKey:

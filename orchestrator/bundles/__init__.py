@@ -10,6 +10,9 @@ in this order:
   every member before it;
 - ``manifest.sig``: the Ed25519 signature of manifest.json's exact bytes by the collective's key (orchestrator.signing).
 
+Every tar a bundle brings (the bundle, each instance's volumes.tar) is read with ``tarfile.open(...,
+tarinfo=BoundedTarInfo)``: tar headers bounded, sparse members refused, before any signature is checked.
+
 :class:`BundleWriter` writes one, :func:`verify_bundle` checks one in a single pass (the signature before anything the
 manifest says is believed), :func:`read_members` gives its data to an importer while checking it again (the file may
 change between the two passes). docs/bundle-format.md describes the format for a receiving hoster without ruche.
@@ -18,6 +21,7 @@ change between the two passes). docs/bundle-format.md describes the format for a
 from orchestrator.bundles.format import (
     FORMAT,
     ROOT,
+    BoundedTarInfo,
     BundleAssociation,
     BundleInstance,
     BundleManifest,
@@ -34,7 +38,7 @@ from orchestrator.bundles.reader import read_members, verify_bundle
 from orchestrator.bundles.writer import BundleWriter
 
 __all__ = [
-    "FORMAT", "ROOT", "BundleAssociation", "BundleInstance", "BundleManifest", "BundleSecrets", "BundleWriter",
+    "FORMAT", "ROOT", "BoundedTarInfo", "BundleAssociation", "BundleInstance", "BundleManifest", "BundleSecrets", "BundleWriter",
     "MemberDigest", "SealedBox", "VerifiedBundle", "data_name_problem", "manifest_json", "manifest_problems",
     "read_members", "signature_json", "verify_bundle",
 ]  # fmt: skip

@@ -9,10 +9,11 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator import domains
 from orchestrator.errors import InvalidInput
 from orchestrator.signing import PublicKey, SigningKey, UntrustedSignature
 
@@ -31,6 +32,61 @@ SHOWN_PROBLEMS = 40
 INSTANCE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
+KEY_ID = r"^[0-9a-f]{32}$"
+# A tar header's own data (a GNU long name or link, a pax extended header) is read whole into memory by tarfile:
+# a bundle's names are short and its members carry no extended attributes, so 1 MiB is far more than enough.
+HEADER_LIMIT = 1 << 20
+# extended headers before one member (pax, then GNU long name and long link at most: a few), each read recursively
+HEADER_CHAIN = 8
+# a member's name shown in a refusal; longer names are refused (a bundle's own are below 100 characters)
+NAME_LIMIT = 1024
+# members of one bundle (three or four an instance): tarfile's work and the reader's own lists stay bounded
+MEMBER_LIMIT = 10_000
+# C0 and C1 control characters and DEL: what a terminal may obey instead of print (escape sequences)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+# -- free text -----------------------------------------------------------------------------------------------------
+
+
+def _printable(value: str) -> str:
+    """Text from a bundle is shown in terminals and put into suggested commands: no control character in it."""
+    found = CONTROL.search(value)
+    if found:
+        raise ValueError(f"holds the control character {found.group()!r} (at {found.start()})")
+    return value
+
+
+def _host_name(value: str) -> str:
+    """A domain as ruche records one (orchestrator.domains.normalise): IDNA A-labels, lowercase, no trailing dot."""
+    try:
+        normal = domains.normalise(value)
+    except InvalidInput as error:
+        raise ValueError(error.message) from None
+    if normal != value:
+        raise ValueError(f"is not a host name as ruche records one (that would be {normal!r})")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+
+
+def _control_in(value: Any) -> str | None:
+    """The first string (key or value) in the JSON ``value`` that holds a control character, shown; None if none.
+    Iterative: the document's depth is whatever the sender made it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if CONTROL.search(item):
+                return repr(item[:80])
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 class MemberDigest(BaseModel):
@@ -48,10 +104,10 @@ class BundleAssociation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: str = Field(pattern=SLUG, max_length=32, description="Its short name (lowercase letters, digits, dashes).")
-    name: str = Field(min_length=1, max_length=200, description="Its full name.")
-    email: str = Field(max_length=320, description="Its contact address.")
-    offer: str | None = Field(description="The name of its offer at the sender (None: it had none).")
-    offer_figures: dict[str, int | float | None] = Field(
+    name: Text = Field(min_length=1, max_length=200, description="Its full name.")
+    email: Text = Field(max_length=320, description="Its contact address.")
+    offer: Text | None = Field(description="The name of its offer at the sender (None: it had none).")
+    offer_figures: dict[Text, int | float | None] = Field(
         description="The offer's quotas at the sender (e.g. max_instances, memory_mb, disk_gb), for the receiver "
         "to choose an offer with room enough; None: no limit."
     )
@@ -63,18 +119,30 @@ class BundleInstance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=INSTANCE_NAME, description="Its name in the association, and its directory's.")
-    service: str = Field(min_length=1, description="The catalogue's service id (e.g. miniflux).")
-    version: str = Field(min_length=1, description="The service's version it ran.")
-    size: str = Field(min_length=1, description="Its size in the catalogue (e.g. small).")
-    parameters: dict[str, str] = Field(description="Its parameters' values; non-secret ones only.")
-    domains: list[str] = Field(description="The domains it answered on, its main one first.")
+    service: Text = Field(min_length=1, description="The catalogue's service id (e.g. miniflux).")
+    version: Text = Field(min_length=1, description="The service's version it ran.")
+    size: Text = Field(min_length=1, description="Its size in the catalogue (e.g. small).")
+    parameters: dict[Text, Text] = Field(
+        description="Its parameters' values; non-secret ones only (any printable text, no control character)."
+    )
+    domains: list[HostName] = Field(
+        description="The domains it answered on, its main one first: host names as ruche records them (IDNA "
+        "A-labels, lowercase letters, digits and hyphens, at least two labels)."
+    )
     database: Literal["postgresql", "mariadb"] | None = Field(
         description="The engine of its database dump instances/NAME/database.sql (None: no database)."
     )
     data: dict[str, Any] = Field(
         description="What the data held when exported, as the server's manifest said (tables' row counts, files' "
-        "counts): the importer compares it with what it restored."
+        "counts): the importer compares it with what it restored; no control character in any of its strings."
     )
+
+    @model_validator(mode="after")
+    def _data_printable(self) -> BundleInstance:
+        shown = _control_in(self.data)
+        if shown:
+            raise ValueError(f"data holds a control character in {shown}")
+        return self
 
 
 class SealedBox(BaseModel):
@@ -92,7 +160,7 @@ class BundleSecrets(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sealed_for: str = Field(pattern=r"^[0-9a-f]{16}$", description="The id of the key they are sealed for.")
+    sealed_for: str = Field(pattern=KEY_ID, description="The id of the key they are sealed for.")
     box: SealedBox = Field(
         description="JSON {instance name: {secret name: value}} sealed for that key (database passwords left out)."
     )
@@ -104,15 +172,15 @@ class BundleManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal[1] = Field(description="The bundle format's version.")
-    created_at: str = Field(min_length=1, description="When the bundle was made (ISO 8601, UTC).")
-    ruche_version: str = Field(min_length=1, description="The version of ruche that made it.")
-    collective: str = Field(min_length=1, description="The name of the sending collective.")
+    created_at: Text = Field(min_length=1, description="When the bundle was made (ISO 8601, UTC).")
+    ruche_version: Text = Field(min_length=1, description="The version of ruche that made it.")
+    collective: Text = Field(min_length=1, description="The name of the sending collective.")
     key_id: str = Field(
-        pattern=r"^[0-9a-f]{16}$",
-        description="The id of the key that signs it (the first 16 hex digits of its SHA-256).",
+        pattern=KEY_ID,
+        description="The id of the key that signs it (the first 32 hex digits of its SHA-256).",
     )
     association: BundleAssociation = Field(description="The association.")
-    catalogue: dict[str, str] = Field(description="Service id -> the version the sender's catalogue runs.")
+    catalogue: dict[Text, Text] = Field(description="Service id -> the version the sender's catalogue runs.")
     instances: list[BundleInstance] = Field(description="The association's instances.")
     members: dict[str, MemberDigest] = Field(
         description="Every member before manifest.json, by its path under ruche-bundle/ (README.txt, "
@@ -152,9 +220,62 @@ def data_name_problem(name: str) -> str | None:
     return None
 
 
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header read with bounds, for ``tarfile.open(..., tarinfo=BoundedTarInfo)`` on anything a bundle brings
+    (the bundle itself, and each instance's volumes.tar): read before any signature is checked, its headers are
+    the sender's (or a forger's) to make.
+
+    tarfile reads a GNU long name or long link, or a pax extended header, into memory whole, whatever size its
+    header declares, and follows a chain of them recursively: refused above HEADER_LIMIT bytes (checked before the
+    data is read), above HEADER_CHAIN of them before one member, and global pax headers above HEADER_LIMIT bytes in
+    all (tarfile keeps them for the whole archive). A sparse member (GNU type 'S', or GNU.sparse.* keys in a pax
+    header over a plain file) is refused too: tarfile would give its declared size of zeros from a few bytes of
+    file. Each refusal is a tarfile.HeaderError whose message starts with REFUSED_HEADER (tarfile turns one
+    raised under an extended header into a ReadError with the same message)."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.HeaderError(f"{REFUSED_HEADER}a GNU sparse member; a bundle holds no sparse file")
+        if self.type not in EXTENDED_HEADERS:
+            return super()._proc_member(archive)
+        kind = "GNU long name or link" if self.type in GNU_LONG else "pax extended header"
+        if self.size > HEADER_LIMIT:
+            raise tarfile.HeaderError(f"{REFUSED_HEADER}a {kind} of {self.size} bytes, more than {HEADER_LIMIT}")
+        chain = getattr(archive, "_ruche_header_chain", 0)
+        if chain >= HEADER_CHAIN:
+            raise tarfile.HeaderError(f"{REFUSED_HEADER}more than {HEADER_CHAIN} extended headers before one member")
+        if self.type == tarfile.XGLTYPE:
+            globals_read = getattr(archive, "_ruche_global_headers", 0) + self.size
+            if globals_read > HEADER_LIMIT:
+                raise tarfile.HeaderError(f"{REFUSED_HEADER}global pax headers of more than {HEADER_LIMIT} bytes")
+            archive._ruche_global_headers = globals_read
+        archive._ruche_header_chain = chain + 1
+        try:
+            return super()._proc_member(archive)
+        finally:
+            archive._ruche_header_chain = chain
+
+    def _proc_gnusparse_00(self, *_args) -> None:
+        raise tarfile.HeaderError(f"{REFUSED_HEADER}a pax sparse member (GNU.sparse.*); a bundle holds no sparse file")
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+    def _apply_pax_info(self, pax_headers: dict, encoding: str, errors: str) -> None:
+        if any(keyword.startswith("GNU.sparse.") for keyword in pax_headers):
+            self._proc_gnusparse_00()
+        super()._apply_pax_info(pax_headers, encoding, errors)
+
+
+REFUSED_HEADER = "tar header refused: "
+GNU_LONG = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+EXTENDED_HEADERS = (*GNU_LONG, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+
 def member_problem(member: tarfile.TarInfo) -> str | None:
     """Why a member of the tar is refused before anything else is looked at: its name or its type."""
     name = member.name
+    if len(name) > NAME_LIMIT:
+        return f"member {name[:80]!r}... has a name of {len(name)} characters, more than {NAME_LIMIT}"
     if name.startswith("/"):
         return f"member {name!r} has an absolute name"
     if ".." in name.split("/"):
@@ -172,6 +293,8 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         return f"member {name!r} is a device or a FIFO; a bundle holds only files and directories"
     if not (member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.isdir()):
         return f"member {name!r} has tar type {member.type!r}; a bundle holds only files and directories"
+    if member.sparse is not None:  # BoundedTarInfo refuses them first; any other TarInfo is checked here
+        return f"member {name!r} is a sparse file; a bundle holds only plain files and directories"
     return None
 
 
@@ -195,13 +318,29 @@ def schema_problems(error: ValidationError) -> list[str]:
     return lines
 
 
+INSTANCE_FILES = ("manifest.json", "volumes.tar")  # every instance's; database.sql too when it has a database
+DATABASE_FILE = "database.sql"
+
+
 def manifest_problems(manifest: BundleManifest) -> list[str]:
     """What the schema cannot say: the members' names are README.txt or under instances/NAME/ of an instance the
-    manifest lists, and no two instances share a name."""
+    manifest lists, no two instances share a name, and each instance has the members its data needs:
+    ``instances/NAME/manifest.json`` and ``instances/NAME/volumes.tar`` always, ``instances/NAME/database.sql``
+    exactly when its ``database`` is not None. Other files in an instance's directory are allowed (a later ruche
+    may add some; docs/bundle-format.md says so): listed in the manifest, they are checked like the others."""
     problems = []
     names = [instance.name for instance in manifest.instances]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"manifest.json: two instances are named {name!r}")
+    for instance in manifest.instances:
+        needed = [*INSTANCE_FILES, *([DATABASE_FILE] if instance.database is not None else [])]
+        for file in needed:
+            if f"instances/{instance.name}/{file}" not in manifest.members:
+                problems.append(f"manifest.json: instance {instance.name!r} has no member instances/{instance.name}/"
+                                f"{file}")  # fmt: skip
+        if instance.database is None and f"instances/{instance.name}/{DATABASE_FILE}" in manifest.members:
+            problems.append(f"manifest.json: instance {instance.name!r} has no database, but a member "
+                            f"instances/{instance.name}/{DATABASE_FILE}")  # fmt: skip
     for member in manifest.members:
         if member == README:
             continue

@@ -23,10 +23,13 @@ from orchestrator.bundles.format import (
     FORMAT,
     MANIFEST,
     MANIFEST_LIMIT,
+    MEMBER_LIMIT,
     README,
+    REFUSED_HEADER,
     ROOT,
     SIGNATURE,
     SIGNATURE_LIMIT,
+    BoundedTarInfo,
     BundleManifest,
     MemberDigest,
     VerifiedBundle,
@@ -70,6 +73,8 @@ def _read_error(error: BaseException) -> str:
         return f"not a gzip-compressed file, or its compressed data is damaged ({error})"
     if isinstance(error, zlib.error):
         return f"its compressed data is damaged ({error})"
+    if isinstance(error, tarfile.TarError) and REFUSED_HEADER in str(error):
+        return str(error)[str(error).index(REFUSED_HEADER) :]
     if isinstance(error, tarfile.TarError):
         return f"not a complete tar archive inside its compression ({error})"
     return f"cannot be read ({error})"
@@ -82,10 +87,18 @@ def _members(raw: HashingReader) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | N
     """Each member of the gzip tar read from ``raw``, with a file object over its content (regular files the checks
     accept only) and the problems of its name or type; then the check that only zeros follow the tar's end (tarfile
     stops silently at a damaged header) and the file's end is reached (gzip checks its CRC there). Reading errors
-    propagate (READ_ERRORS)."""
+    propagate (READ_ERRORS); so do headers BoundedTarInfo refuses, and more than MEMBER_LIMIT members.
+
+    Every member's data is read in blocks, never whole (but for manifest.json and manifest.sig, within their
+    limits), so the work is bounded by what the file decompresses to. The ratio is not capped: deflate's own
+    maximum (about 1032 to 1) is reached by legitimate zero-filled files (preallocated database files), and with
+    sparse members refused nothing makes more bytes than that from the file."""
     with gzip.GzipFile(filename="", mode="rb", fileobj=raw) as unzipped:
-        archive = tarfile.open(fileobj=unzipped, mode="r|", bufsize=BLOCK)
-        for member in archive:
+        archive = tarfile.open(fileobj=unzipped, mode="r|", bufsize=BLOCK, tarinfo=BoundedTarInfo)
+        for count, member in enumerate(archive, start=1):
+            if count > MEMBER_LIMIT:
+                raise tarfile.ReadError(f"{REFUSED_HEADER}more than {MEMBER_LIMIT} members")
+            archive.members.clear()  # tarfile keeps every member read otherwise, even in a stream
             problem = member_problem(member)
             content = archive.extractfile(member) if problem is None and member.isfile() else None
             yield member, content, [problem] if problem else []
@@ -148,7 +161,7 @@ def _signer(scanned: _Scanned, trusted: list[PublicKey]) -> tuple[PublicKey | No
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             return None, f"{SIGNATURE} is not a format {FORMAT} signature"
         signature = base64.b64decode(document["signature"], validate=True)
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, binascii.Error):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         return None, f"{SIGNATURE} is not a JSON document with a base64 'signature'"
     try:
         return signer_of(scanned.manifest, signature, trusted), None
@@ -195,6 +208,8 @@ def verify_bundle(path: Path | str, trusted: Iterable[PublicKey]) -> VerifiedBun
         document = json.loads(scanned.manifest.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError both are
         raise refusal(path, [*problems, f"{MANIFEST} is not JSON in UTF-8 ({error})"]) from None
+    except RecursionError:  # a signed manifest still: the sender's ruche never nests this deep
+        raise refusal(path, [*problems, f"{MANIFEST} nests arrays or objects too deeply to be read"]) from None
     if isinstance(document, dict) and document.get("format") != FORMAT:
         raise refusal(path, [*problems, f"{MANIFEST}: format {document.get('format')!r}; this ruche reads format "
                                          f"{FORMAT} only (a newer ruche made it?)"])  # fmt: skip
@@ -202,6 +217,8 @@ def verify_bundle(path: Path | str, trusted: Iterable[PublicKey]) -> VerifiedBun
         manifest = BundleManifest.model_validate(document)
     except ValidationError as error:
         raise refusal(path, [*problems, *schema_problems(error)]) from None
+    except RecursionError:
+        raise refusal(path, [*problems, f"{MANIFEST} nests arrays or objects too deeply to be read"]) from None
     problems.extend(manifest_problems(manifest))
     if manifest.key_id != signer.key_id:
         problems.append(f"{MANIFEST} names key {manifest.key_id}, but key {signer.key_id} signed it")

@@ -39,8 +39,9 @@ from orchestrator.signing import SigningKey
 
 class BundleWriter:
     """Write a bundle: README.txt first (on entering), each :meth:`add`, then :meth:`finish` the manifest and its
-    signature. Over a path: written to PATH.partial (mode 0600), renamed to PATH once finished, removed on any
-    failure or when left without :meth:`finish`; over a binary file object: written there, never closed.
+    signature. Over a path: written to PATH.partial (mode 0600, created new: never through a link, never over another
+    writer's), linked to PATH once finished (refused if PATH appeared meanwhile: nothing is replaced), removed on
+    any failure or when left without :meth:`finish`; over a binary file object: written there, never closed.
 
         with BundleWriter(path) as bundle:
             bundle.add("instances/wiki/volumes.tar", handle, size)
@@ -64,10 +65,20 @@ class BundleWriter:
 
     def __enter__(self) -> BundleWriter:
         if self._path is not None:
-            if self._path.exists():
+            if not self._path.parent.is_dir():
+                raise InvalidInput(f"{self._path}: its directory {self._path.parent} does not exist",
+                                   hint="create it first, or write the bundle elsewhere")  # fmt: skip
+            if os.path.lexists(self._path):
                 raise InvalidInput(f"{self._path} exists already", hint="choose another file, or remove it")
-            descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(descriptor, 0o600)  # a partial file left by an earlier run keeps its mode otherwise
+            try:
+                # O_EXCL: never another export's file, never through a planted symbolic link (O_NOFOLLOW too)
+                descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                raise InvalidInput(f"{self.partial} exists already",
+                                   hint="another export writes it, or remove it (left by an export that was "
+                                   "killed)") from None  # fmt: skip
+            except OSError as error:
+                raise InvalidInput(f"{self.partial} cannot be created ({error.strerror})") from None
             self._file = os.fdopen(descriptor, "wb")
             target = self._file
         else:
@@ -96,10 +107,15 @@ class BundleWriter:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
-                self.partial.rename(self._path)
+                os.link(self.partial, self._path)  # unlike a rename, never replaces a file created meanwhile
+            except FileExistsError:
+                self._discard()
+                raise InvalidInput(f"{self._path} was created while the bundle was written: it is left as it is",
+                                   hint="choose another file, or remove it and export again") from None  # fmt: skip
             except BaseException:
                 self._discard()
                 raise
+            self.partial.unlink()
 
     def _discard(self) -> None:
         for closing in (getattr(self, "_tar", None), getattr(self, "_gzip", None)):
@@ -108,6 +124,7 @@ class BundleWriter:
         if self._file is not None:
             self._file.close()
             self.partial.unlink(missing_ok=True)
+            self._file = None
 
     def add(self, name: str, fileobj: BinaryIO, size: int) -> MemberDigest:
         """Write ``size`` bytes read from ``fileobj`` (from where it stands, in 1 MiB blocks) as the member ``name``

@@ -158,6 +158,7 @@ def _repack(server_tar: Path, bundle: BundleWriter, name: str, start: int, volum
         tarfile.open(volumes_path, "w", format=tarfile.PAX_FORMAT) as volumes,
     ):
         for member in source:
+            source.members.clear()  # tarfile keeps every member read otherwise, even in a stream
             if member.name == "dump" or (member.isdir() and member.name.startswith("dump/")):
                 continue
             if member.name.startswith("dump/") and member.isfile():
@@ -175,6 +176,7 @@ def _repack(server_tar: Path, bundle: BundleWriter, name: str, start: int, volum
                                               f"{getattr(member, attribute)}, outside the instance's ID range")  # fmt: skip
                     setattr(member, attribute, relative)
                 member.uname = member.gname = ""
+                member.mode &= ~0o6000  # no set-id bit travels (an importer clears them all the same)
                 volumes.addfile(member, source.extractfile(member) if member.isfile() else None)
             else:
                 raise OperationFailed(f"{name}: the server's archive holds {member.name!r}, neither dump nor volumes")

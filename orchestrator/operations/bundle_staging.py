@@ -23,7 +23,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from orchestrator.bundles import VerifiedBundle, read_members
+from orchestrator.bundles import BoundedTarInfo, VerifiedBundle, read_members
 from orchestrator.idranges import RANGE_SIZE
 
 SET_ID_BITS = 0o6000
@@ -63,10 +63,11 @@ def checked_volumes(content: BinaryIO, destination: Path, instance: str, volumes
     links: set[str] = set()
     try:
         with (
-            tarfile.open(fileobj=content, mode="r|", tarinfo=_tarinfo()) as source,
+            tarfile.open(fileobj=content, mode="r|", tarinfo=BoundedTarInfo) as source,
             tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as checked,
         ):
             for member in source:
+                source.members.clear()  # tarfile keeps every member read otherwise, even in a stream
                 problem = _volume_member_problem(member, volumes, links)
                 if problem:
                     problems.append(f"{instance}: volumes.tar: {member.name!r} {problem}")
@@ -80,13 +81,6 @@ def checked_volumes(content: BinaryIO, destination: Path, instance: str, volumes
     except (tarfile.TarError, EOFError, OSError) as error:
         problems.append(f"{instance}: volumes.tar cannot be read as a tar ({error})")
     return problems[:20]
-
-
-def _tarinfo() -> type[tarfile.TarInfo]:
-    """The bundle format's bounded TarInfo when it has one (long headers and sparse members refused)."""
-    from orchestrator import bundles
-
-    return getattr(bundles, "BoundedTarInfo", tarfile.TarInfo)
 
 
 def _volume_member_problem(member: tarfile.TarInfo, volumes: set[str], links: set[str]) -> str | None:

@@ -15,6 +15,7 @@ from orchestrator.signing import PublicKey, SigningKey
 from orchestrator.workspace import open_workspace
 
 SENDER = SigningKey.generate()
+ENGINES = {"miniflux": "postgresql"}  # the others have no database
 
 
 def empty_volumes() -> bytes:
@@ -29,16 +30,18 @@ def empty_volumes() -> bytes:
 def write_bundle(path, *, services, slug="amap", offer="association", key=SENDER, secrets=None):
     """A bundle as `ruche association export` writes one, with ``services`` [(name, service, version, size)]."""
     with BundleWriter(path) as bundle:
-        for name, _service, _version, _size in services:
+        for name, service, _version, _size in services:
             bundle.add_bytes(f"instances/{name}/manifest.json", json.dumps({"volumes": {"data": {}}}).encode())
             bundle.add_bytes(f"instances/{name}/volumes.tar", empty_volumes())
+            if ENGINES.get(service):
+                bundle.add_bytes(f"instances/{name}/database.sql", b"SELECT 1;\n")
         bundle.finish({
             "ruche_version": "test", "collective": "Les Chatons d'en face",
             "association": {"slug": slug, "name": "AMAP du coin", "email": "contact@amap.example", "offer": offer,
                             "offer_figures": {"max_instances": 3, "memory_mb": 2048, "disk_gb": 20}},
             "catalogue": {}, "secrets": secrets,
             "instances": [{"name": name, "service": service, "version": version, "size": size, "parameters": {},
-                           "domains": [], "database": None, "data": {}} for name, service, version, size in services],
+                           "domains": [], "database": ENGINES.get(service), "data": {}} for name, service, version, size in services],
         }, key)  # fmt: skip
     return path
 

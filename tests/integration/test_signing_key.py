@@ -15,7 +15,7 @@ def test_init_makes_a_key_whose_private_part_only_the_vault_opens(workspace, ruc
     assert shown.exit_code == 0, shown.stderr
     view = json.loads(shown.stdout)
     public = PublicKey.from_text(view["public_key"])
-    assert view["key_id"] == public.key_id and len(view["key_id"]) == 16
+    assert view["key_id"] == public.key_id and len(view["key_id"]) == 32
     text = ruche(*w, "key", "show")
     assert text.stdout == view["public_key"] + "\n" and view["key_id"] in text.stderr
     private_file = workspace / PRIVATE_FILE

@@ -55,9 +55,12 @@ def fields(**changes) -> dict:
 CONTENT = {
     "instances/news/database.sql": DUMP,
     "instances/news/manifest.json": b'{"database": {"tables": {"feeds": 1}}}\n',
+    "instances/news/volumes.tar": b"\0" * 1024,
     "instances/wiki/database.sql": b"-- MariaDB dump\n",
+    "instances/wiki/manifest.json": b'{"volumes": {}}\n',
     "instances/wiki/volumes.tar": VOLUMES,
 }
+NEWS = {name: data for name, data in CONTENT.items() if name.startswith("instances/news/")}  # news alone
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,8 @@ def test_secrets_sealed_for_the_receiver_travel_in_the_signed_manifest(tmp_path,
     sealed = {"sealed_for": receiver.public.key_id, "box": receiver.public.seal(b'{"wiki": {"secret_key": "s3"}}')}
     path = tmp_path / "b.tar.gz"
     with BundleWriter(path) as bundle:
-        bundle.add_bytes("instances/news/database.sql", DUMP)
+        for name, data in NEWS.items():
+            bundle.add_bytes(name, data)
         bundle.finish(fields(instances=fields()["instances"][:1], secrets=sealed), key)
     secrets = verify_bundle(path, [key.public]).manifest.secrets
     assert secrets.sealed_for == receiver.public.key_id
@@ -271,7 +275,7 @@ def test_a_member_the_manifest_lacks_and_one_it_lists_but_is_gone_are_both_named
 
 
 def test_a_member_removed_is_refused(bundle, key):
-    rebuild(bundle, [(m, d) for m, d in members_of(bundle) if not m.name.endswith("/volumes.tar")])
+    rebuild(bundle, [(m, d) for m, d in members_of(bundle) if not m.name.endswith("wiki/volumes.tar")])
     assert refusal(bundle, key.public) == [
         "member 'instances/wiki/volumes.tar' is in the manifest but not in the bundle"
     ]
@@ -376,7 +380,8 @@ def test_a_signed_manifest_whose_members_belong_to_no_instance_is_refused(bundle
     rebuild(bundle, resign(members_of(bundle), key, lambda document: document["instances"].pop()))
     assert refusal(bundle, key.public) == [
         f"manifest.json: member {name!r} belongs to no instance of the manifest"
-        for name in ("instances/wiki/database.sql", "instances/wiki/volumes.tar")
+        for name in CONTENT
+        if name.startswith("instances/wiki/")
     ]
 
 
@@ -473,6 +478,8 @@ def test_the_writer_refuses_a_manifest_the_schema_refuses_or_an_existing_file(tm
         bundle.finish(fields(collective=""), key)
     assert raised.value.message == "manifest.json: at 'collective': String should have at least 1 character"
     with pytest.raises(InvalidInput) as raised, BundleWriter(path) as bundle:
+        for name, data in CONTENT.items():
+            bundle.add_bytes(name, data)
         bundle.add_bytes("instances/blog/database.sql", DUMP)
         bundle.finish(fields(), key)
     assert (
@@ -489,12 +496,294 @@ def test_the_writer_refuses_a_manifest_the_schema_refuses_or_an_existing_file(tm
 def test_the_writer_writes_into_a_file_object_and_gives_its_digest(tmp_path, key):
     target = io.BytesIO()
     with BundleWriter(target) as bundle:
-        bundle.add_bytes("instances/news/database.sql", DUMP)
+        for name, data in NEWS.items():
+            bundle.add_bytes(name, data)
         manifest = bundle.finish(fields(instances=fields()["instances"][:1]), key)
     assert bundle.sha256 == hashlib.sha256(target.getvalue()).hexdigest() and bundle.size == len(target.getvalue())
     path = tmp_path / "b.tar.gz"
     path.write_bytes(target.getvalue())
     assert verify_bundle(path, [key.public]).manifest == manifest
+
+
+# -- what a forger could make of the tar itself (read before the signature is checked) -------------------------------
+
+
+def header_block(name: str, kind: bytes, size: int) -> bytes:
+    """One raw tar header of type ``kind`` declaring ``size`` bytes of data (what tarfile's writer never makes)."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size = kind, size
+    return info.tobuf(tarfile.GNU_FORMAT)
+
+
+def pax_record(keyword: str, value: str) -> bytes:
+    body = f" {keyword}={value}\n".encode()
+    length = len(body) + len(str(len(body)))
+    length += len(str(length)) - len(str(len(body)))
+    return str(length).encode() + body
+
+
+def raw_bundle(path: Path, *blocks: bytes) -> None:
+    """A gzip tar of ``blocks`` as they are (each padded to 512 bytes), then the tar's end."""
+    data = b"".join(block + b"\0" * (-len(block) % 512) for block in blocks)
+    path.write_bytes(gzip.compress(data + b"\0" * 1024))
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [(tarfile.GNUTYPE_LONGNAME, "a GNU long name or link"), (tarfile.GNUTYPE_LONGLINK, "a GNU long name or link"),
+     (tarfile.XHDTYPE, "a pax extended header"), (tarfile.XGLTYPE, "a pax extended header")],
+)  # fmt: skip
+def test_a_long_name_or_pax_header_larger_than_1_mib_is_refused_before_it_is_read(tmp_path, key, kind, said):
+    path = tmp_path / "bomb.tar.gz"
+    declared = 2 << 30  # what tarfile would read into memory whole: only 2 KiB of it follow
+    raw_bundle(path, header_block("././@LongLink", kind, declared), b"1" * 2048)
+    tracemalloc.start()
+    try:
+        lines = refusal(path, key.public)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lines == [f"tar header refused: {said} of {declared} bytes, more than {1 << 20}"]
+    assert peak < 8 * MIB
+
+
+def test_a_chain_of_small_extended_headers_is_refused(tmp_path, key):
+    record = pax_record("comment", "x")
+    path = tmp_path / "chain.tar.gz"
+    raw_bundle(path, *[header_block("././@PaxHeader", tarfile.XHDTYPE, len(record)) + record] * 2000,
+               header_block("ruche-bundle/README.txt", tarfile.REGTYPE, 0))  # fmt: skip
+    assert refusal(path, key.public) == ["tar header refused: more than 8 extended headers before one member"]
+
+
+def sparse_member(headers: dict[str, str], data: bytes = b"") -> tuple[tarfile.TarInfo, bytes]:
+    """A regular file (type '0') whose pax headers make it a sparse file: tarfile would give its real size of
+    zeros, 2 GiB here, from a few bytes."""
+    info = tarfile.TarInfo("ruche-bundle/instances/wiki/volumes.tar")
+    info.pax_headers = {"GNU.sparse.realsize": str(2 << 30), "GNU.sparse.name": info.name, **headers}
+    info.size = len(data)
+    return info, data
+
+
+SPARSE = {
+    "pax 0.0": {"GNU.sparse.size": str(2 << 30), "GNU.sparse.numblocks": "1", "GNU.sparse.offset": "0",
+                "GNU.sparse.numbytes": str(2 << 30)},
+    "pax 0.1": {"GNU.sparse.map": f"0,{2 << 30}", "GNU.sparse.size": str(2 << 30)},
+    "pax 1.0": {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"},
+    "pax, other keys only": {"GNU.sparse.realsize": str(2 << 30)},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", SPARSE)
+def test_a_sparse_member_is_refused_in_the_bundle_and_in_an_inner_tar(bundle, key, variant, tmp_path):
+    data = f"1\n0\n{2 << 30}\n".encode() if variant == "pax 1.0" else b""
+    members = members_of(bundle)
+    members[1:1] = [sparse_member(SPARSE[variant], data)]
+    rebuild(bundle, members)
+    [line] = refusal(bundle, key.public)
+    assert line == "tar header refused: a pax sparse member (GNU.sparse.*); a bundle holds no sparse file"
+    inner = io.BytesIO()  # what the importer reads volumes.tar with: the same class
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info, content = sparse_member(SPARSE[variant], data)
+        archive.addfile(info, io.BytesIO(content))
+    inner.seek(0)
+    with pytest.raises(tarfile.TarError, match="a bundle holds no sparse file"):  # noqa: PT012
+        with tarfile.open(fileobj=inner, mode="r|", tarinfo=bundles.BoundedTarInfo) as archive:
+            list(archive)
+
+
+def test_a_gnu_sparse_member_is_refused(tmp_path, key):
+    path = tmp_path / "sparse.tar.gz"
+    raw_bundle(path, header_block("ruche-bundle/instances/wiki/volumes.tar", tarfile.GNUTYPE_SPARSE, 0))
+    assert refusal(path, key.public) == ["tar header refused: a GNU sparse member; a bundle holds no sparse file"]
+
+
+def test_more_members_than_a_bundle_holds_are_refused(bundle, key, monkeypatch):
+    from orchestrator.bundles import reader
+
+    monkeypatch.setattr(reader, "MEMBER_LIMIT", 5)
+    assert refusal(bundle, key.public) == ["tar header refused: more than 5 members"]
+
+
+def test_a_deeply_nested_signature_or_signed_manifest_is_refused_without_a_traceback(bundle, key):
+    members = members_of(bundle)
+    rebuild(bundle, replaced(members, "manifest.sig", b"[" * 60000))
+    assert refusal(bundle, key.public, UntrustedSignature) == [
+        "manifest.sig is not a JSON document with a base64 'signature'"
+    ]
+    deep = b"[" * 60000 + b"]" * 60000
+    rebuild(
+        bundle, replaced(replaced(members, "manifest.json", deep), "manifest.sig", bundles.signature_json(key, deep))
+    )
+    assert refusal(bundle, key.public) == ["manifest.json nests arrays or objects too deeply to be read"]
+
+
+# -- what the signed manifest may say ----------------------------------------------------------------------------------
+
+
+def instance(**changes) -> dict:
+    return {**fields()["instances"][0], **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "where", "said"),
+    [({"collective": "Les Ruches\x1b]8;;https://evil.example\x1b\\"}, "collective", "'\\x1b' (at 10)"),
+     ({"association": {**fields()["association"], "name": "AMAP\x9b2J"}}, "association.name", "'\\x9b' (at 4)"),
+     ({"association": {**fields()["association"], "email": "a@b.example\nrm -rf ~"}}, "association.email", "'\\n'"),
+     ({"instances": [instance(parameters={"title": "a\x7fb"})], "members": None}, "instances[0].parameters.title",
+      "'\\x7f'"),
+     ({"instances": [instance(data={"files": [{"path": "\x1b[2J"}]})], "members": None}, "instances[0]",
+      "data holds a control character in '\\x1b[2J'"),
+     ({"instances": [instance(domains=["News.amap.example"])], "members": None}, "instances[0].domains[0]",
+      "not a host name as ruche records one (that would be 'news.amap.example')"),
+     ({"instances": [instance(domains=["news.amap.example."])], "members": None}, "instances[0].domains[0]",
+      "(that would be 'news.amap.example')"),
+     ({"instances": [instance(domains=["news amap.example"])], "members": None}, "instances[0].domains[0]",
+      "is not a valid name"),
+     ({"instances": [instance(domains=["localhost"])], "members": None}, "instances[0].domains[0]",
+      "at least two labels"),
+     ({"instances": [instance(domains=["x" * 64 + ".example"])], "members": None}, "instances[0].domains[0]",
+      "is not a valid name")],
+)  # fmt: skip
+def test_control_characters_and_domains_that_are_no_host_names_are_refused(tmp_path, key, changes, where, said):
+    content = NEWS if changes.pop("members", True) is None else CONTENT
+    with pytest.raises(InvalidInput) as raised, BundleWriter(tmp_path / "b.tar.gz") as bundle:
+        for name, data in content.items():
+            bundle.add_bytes(name, data)
+        bundle.finish(fields(**changes), key)
+    [line] = raised.value.message.splitlines()
+    assert line.startswith(f"manifest.json: at '{where}': ") and said in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_printable_text_of_any_script_and_idna_domains_are_kept(tmp_path, key):
+    path = tmp_path / "b.tar.gz"
+    text = "Nos nouvelles, été 2026 — «lire» 🐝"
+    with BundleWriter(path) as bundle:
+        for name, data in NEWS.items():
+            bundle.add_bytes(name, data)
+        bundle.finish(fields(collective=text, instances=[instance(parameters={"title": text},
+                                                                  domains=["xn--amap-du-ct-meb.org"])]), key)  # fmt: skip
+    manifest = verify_bundle(path, [key.public]).manifest
+    assert manifest.collective == text and manifest.instances[0].domains == ["xn--amap-du-ct-meb.org"]
+
+
+def test_a_signed_manifest_with_a_control_character_is_refused_by_the_reader(bundle, key):
+    rebuild(bundle, resign(members_of(bundle), key, lambda document: document.update(collective="a\x1b[31mb")))
+    assert refusal(bundle, key.public) == [
+        "manifest.json: at 'collective': Value error, holds the control character '\\x1b' (at 1)"
+    ]
+
+
+def test_each_instance_has_the_members_its_data_needs_and_others_are_allowed(tmp_path, key, bundle):
+    def edit(document):
+        document["instances"][1]["database"] = None  # wiki has a database.sql all the same
+        del document["members"]["instances/news/volumes.tar"]
+        del document["members"]["instances/news/manifest.json"]
+
+    members = [(m, d) for m, d in members_of(bundle) if not m.name.endswith(("news/volumes.tar", "news/manifest.json"))]
+    rebuild(bundle, resign(members, key, edit))
+    assert refusal(bundle, key.public) == [
+        "manifest.json: instance 'news' has no member instances/news/manifest.json",
+        "manifest.json: instance 'news' has no member instances/news/volumes.tar",
+        "manifest.json: instance 'wiki' has no database, but a member instances/wiki/database.sql",
+    ]
+    with pytest.raises(InvalidInput) as raised, BundleWriter(tmp_path / "w.tar.gz") as writer:
+        writer.add_bytes("instances/news/manifest.json", b"{}")
+        writer.add_bytes("instances/news/volumes.tar", b"")
+        writer.finish(fields(instances=fields()["instances"][:1]), key)
+    assert raised.value.message == "manifest.json: instance 'news' has no member instances/news/database.sql"
+    extra = tmp_path / "extra.tar.gz"  # a file a later ruche may add: listed, checked, allowed
+    write(extra, key, {**CONTENT, "instances/wiki/notes.txt": b"kept\n"})
+    assert "instances/wiki/notes.txt" in verify_bundle(extra, [key.public]).manifest.members
+
+
+def test_key_ids_are_128_bits_and_a_64_bit_one_is_refused(bundle, key):
+    assert re.fullmatch(r"[0-9a-f]{32}", key.public.key_id)
+    assert key.public.key_id == hashlib.sha256(key.public.raw).hexdigest()[:32]
+    rebuild(bundle, resign(members_of(bundle), key, lambda document: document.update(key_id=key.public.key_id[:16])))
+    assert refusal(bundle, key.public) == ["manifest.json: at 'key_id': String should match pattern '^[0-9a-f]{32}$'"]
+
+
+def test_the_format_pages_volumes_check_passes_what_ruche_writes_and_names_what_it_must_not_hold(tmp_path, capsys):
+    [check] = re.findall(r"python3 - ruche-bundle/instances/wiki/volumes.tar <<'EOF'\n(.*?)\nEOF\n", DOC.read_text(),
+                         re.S)  # fmt: skip
+
+    def run(members: list[tarfile.TarInfo]) -> tuple[int, list[str]]:
+        path = tmp_path / "volumes.tar"
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+            for member in members:
+                archive.addfile(member, io.BytesIO(b"x" * member.size) if member.isreg() else None)
+        argv, sys.argv = sys.argv, ["-", str(path)]
+        try:
+            with pytest.raises(SystemExit) as exited:
+                exec(check, {})
+        finally:
+            sys.argv = argv
+        return exited.value.code, capsys.readouterr().out.splitlines()
+
+    def member(name: str, kind: bytes = tarfile.REGTYPE, **attributes) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.size, info.mode, info.uid, info.gid = kind, 1 if kind == tarfile.REGTYPE else 0, 0o644, 33, 33
+        for attribute, value in attributes.items():
+            setattr(info, attribute, value)
+        return info
+
+    good = [member("volumes", tarfile.DIRTYPE, mode=0o755), member("volumes/data", tarfile.DIRTYPE, mode=0o755),
+            member("volumes/data/index.html"), member("volumes/data/current", tarfile.SYMTYPE, linkname="index.html")]  # fmt: skip
+    assert run(good) == (0, ["volumes.tar OK"])
+    bad = [*good, member("volumes/data/current/x"), member("volumes/hard", tarfile.LNKTYPE, linkname="volumes/x"),
+           member("volumes/null", tarfile.CHRTYPE), member("volumes/su", mode=0o4755), member("volumes/big", uid=70000),
+           member("etc/passwd")]  # fmt: skip
+    code, lines = run(bad)
+    assert code == 1 and lines == [
+        "'volumes/data/current/x': below a symbolic link",
+        "'volumes/hard': a hard link, device, FIFO or sparse file (type b'1')",
+        "'volumes/null': a hard link, device, FIFO or sparse file (type b'3')",
+        "'volumes/su': set-id bits (mode 4755)",
+        "'volumes/big': owner 70000:33, not below 65536",
+        "'etc/passwd': not a relative name under volumes/",
+    ]
+
+
+# -- the writer's own refusals (a shared or hostile output directory) --------------------------------------------------
+
+
+def test_the_writer_never_writes_over_another_exports_partial_file_nor_through_a_link(tmp_path, key):
+    path = tmp_path / "b.tar.gz"
+    partial = tmp_path / "b.tar.gz.partial"
+    partial.write_bytes(b"another export's")
+    with pytest.raises(InvalidInput) as raised, BundleWriter(path):
+        pass
+    assert raised.value.message == f"{partial} exists already" and "another export writes it" in raised.value.hint
+    assert partial.read_bytes() == b"another export's" and not path.exists()
+    partial.unlink()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"precious")
+    partial.symlink_to(target)
+    with pytest.raises(InvalidInput), BundleWriter(path):
+        pass
+    assert target.read_bytes() == b"precious" and partial.is_symlink() and not path.exists()
+
+
+def test_the_writer_never_replaces_an_output_created_while_it_wrote(tmp_path, key):
+    path = tmp_path / "b.tar.gz"
+    with pytest.raises(InvalidInput, match="was created while the bundle was written"), BundleWriter(path) as bundle:
+        for name, data in CONTENT.items():
+            bundle.add_bytes(name, data)
+        bundle.finish(fields(), key)
+        path.write_bytes(b"mine")
+    assert path.read_bytes() == b"mine" and sorted(tmp_path.iterdir()) == [path]
+    path.unlink()
+    path.symlink_to(tmp_path / "nowhere")  # a dangling link is a file that exists all the same
+    with pytest.raises(InvalidInput, match="exists already"), BundleWriter(path):
+        pass
+
+
+def test_the_writer_names_a_missing_directory(tmp_path):
+    path = tmp_path / "no" / "such" / "b.tar.gz"
+    with pytest.raises(InvalidInput) as raised, BundleWriter(path):
+        pass
+    assert raised.value.message == f"{path}: its directory {path.parent} does not exist"
 
 
 # -- streaming ------------------------------------------------------------------------------------------------------
@@ -522,13 +811,15 @@ def test_a_64_mib_member_streams_through_writing_verifying_and_reading_without_b
     tracemalloc.start()
     try:
         with BundleWriter(path) as bundle:
+            bundle.add_bytes("instances/news/database.sql", DUMP)
+            bundle.add_bytes("instances/news/manifest.json", b"{}")
             bundle.add("instances/news/volumes.tar", Generated(size), size)
             bundle.finish(fields(instances=fields()["instances"][:1]), key)
         verified = verify_bundle(path, [key.public])
         total = 0
-        for _name, handle in read_members(path, verified):
+        for name, handle in read_members(path, verified):
             while block := handle.read(MIB):
-                total += len(block)
+                total += len(block) if name.endswith("volumes.tar") else 0
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

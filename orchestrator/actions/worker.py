@@ -21,6 +21,7 @@ from pathlib import Path
 from orchestrator.actions.common import Progress, no_progress, opened
 from orchestrator.operations.converge import converge
 from orchestrator.operations.lifecycle import take_final_backup
+from orchestrator.operations.member_exports import prepare_export, purge_now
 from orchestrator.operations.own_domains import retry_pending
 from orchestrator.operations.upgrades import recover_interrupted_upgrades, upgrade_instance
 from orchestrator.operations.watch import summary, watch
@@ -36,9 +37,13 @@ Executor = Callable[[Path | None, QueuedRun, Progress], tuple[bool, str | None, 
 
 
 def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress) -> tuple[bool, str | None, dict]:
-    """Carry out one queued run: ``ruche apply`` (its server, or its one instance), or an instance's upgrade; the
-    workspace is opened for the run (a change to ruche.toml applies from the next run on)."""
+    """Carry out one queued run: ``ruche apply`` (its server, or its one instance), an instance's upgrade, or a
+    member's export of their association's data (operations/member_exports.py); the workspace is opened for the run
+    (a change to ruche.toml applies from the next run on)."""
     with opened(workspace_path) as (workspace, store):
+        if run.kind == "export":
+            succeeded, outcome = prepare_export(workspace, store, (run.payload or {}).get("export"), progress=progress)
+            return succeeded, None, outcome
         if run.kind == "upgrade":
             payload = run.payload or {}
             upgraded = upgrade_instance(workspace, store, run.instance_address, to=payload.get("to"),
@@ -164,6 +169,7 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
     lock = threading.Lock()
     domains: dict = {"thread": None, "next": time.monotonic()}
     watcher: dict = {"thread": None, "next": time.monotonic()}
+    exports_purged = [time.monotonic() - 60]  # when members' expired exports were last deleted (once a minute)
     with opened(workspace_path) as (workspace, store), acting_as(f"worker {name}"):
 
         def retry_domains() -> None:
@@ -232,6 +238,9 @@ def _work(workspace_path: Path | None, name: str, *, once: bool, concurrency: in
                 worker=name,
                 release=lambda claimer: release_stale_worker(claimer, progress),
             )
+            if time.monotonic() - exports_purged[0] >= 60:
+                exports_purged[0] = time.monotonic()
+                _quietly(purge_now, workspace, store)
             claimed_any = False
             while len(active) < concurrency and not stop.is_set():
                 run = claim_next(store, name)

@@ -64,6 +64,9 @@ def _subject(session: Session, table: str, obj) -> tuple[str, str | None]:
         return f"queued-run/{obj.id}", obj.instance_address.split("/")[0] if obj.instance_address else None
     if table == "runs":
         return f"run/{obj.id}", None
+    if table == "member_exports":
+        slug = _slug_of(session, obj.association_id)
+        return f"export/{obj.id}", slug
     if table == "admins":
         return f"admin/{obj.name}", None
     if table == "join_applications":

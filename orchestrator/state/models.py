@@ -548,3 +548,41 @@ class JoinApplication(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+
+class MemberExport(Base):
+    """An association's data prepared for its members to download from their space (issue 27): queued (the worker
+    writes the bundle), then ready (a file under WORKSPACE/exports), then downloaded once or expired a day after it
+    was ready (the file deleted), or failed. Only the download link's SHA-256 is kept (state/exports.py)."""
+
+    __tablename__ = "member_exports"
+    __table_args__ = (
+        # one export queued or ready per association at a time: a second request is refused by the database itself
+        Index(
+            "uq_member_export_open",
+            "association_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'ready')"),
+            postgresql_where=text("status IN ('queued', 'ready')"),
+        ),  # fmt: skip
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    # the worker's run that prepares it: an export whose run ended without marking it (a worker lost) has failed
+    queued_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | ready | downloaded | expired | failed
+    # relative to the workspace: exports/RANDOM.tar.gz (a random name, never a member's input)
+    path: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the SHA-256 of the download link's token (named like invites' and sessions': the audit trail hides it)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    downloaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str] = mapped_column(String(1000), default="")  # for the admins: the member reads a text of theirs
+
+    association: Mapped[Association] = relationship()

@@ -29,6 +29,7 @@ from orchestrator.web.routes import (
     manager_alerts,
     manager_domains,
     member,
+    member_export,
     metrics,
     public,
 )
@@ -61,6 +62,7 @@ def create_app(workspace_path: Path | None) -> FastAPI:
     app.include_router(manager_alerts.router)  # associations choose their incident alerts (issue 26)
     app.include_router(metrics.router)  # Prometheus' /metrics, to [metrics]' token or clients only (issue 26)
     app.include_router(chatonsinfos.router)  # the ChatonsInfos files, public (issue 28)
+    app.include_router(member_export.router)  # a member downloads the association's data (issue 27)
     install_error_answers(app)
     app.add_exception_handler(manager.NotAManager, manager.not_a_manager)
     redact_access_log()

@@ -32,7 +32,9 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 # pages and API answers hold personal data (a member's services, requests, an admin's lists): never kept by a
 # browser's or a proxy's cache; only /static/ files may be
 NO_STORE = (b"cache-control", b"no-store")
-SIGN_IN_PATH = re.compile(r"^/connexion/[^?\s]+")
+# Paths whose last part is a secret: a member's sign-in link, a download link of their association's data (not the
+# form that issues one, /espace/export/lien)
+SECRET_PATH = re.compile(r"^(/connexion|/espace/export)/(?!lien(?:\?|$))[^?\s]+")
 # Characters that change how a text is displayed without being seen: bidirectional controls (U+202E shows an
 # admin's reason reversed), zero-width ones, the byte-order mark. Refused in what members and admins type.
 INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
@@ -52,12 +54,13 @@ def invisible_in(values: dict[str, str]) -> tuple[str, str] | None:
 
 
 class RedactSignInLinks(logging.Filter):
-    """Keep a member's sign-in token out of uvicorn's access log: `/connexion/<token>` is written
-    `/connexion/(hidden)` (whoever reads the log could otherwise sign in as that member)."""
+    """Keep a member's sign-in token and their data's download token out of uvicorn's access log:
+    `/connexion/<token>` is written `/connexion/(hidden)` (whoever reads the log could otherwise sign in as that
+    member), `/espace/export/<token>` `/espace/export/(hidden)`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            record.args = record.args[:2] + (SIGN_IN_PATH.sub("/connexion/(hidden)", record.args[2]),) + record.args[3:]
+            record.args = record.args[:2] + (SECRET_PATH.sub(r"\1/(hidden)", record.args[2]),) + record.args[3:]
         return True
 
 

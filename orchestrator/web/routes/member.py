@@ -16,6 +16,7 @@ from orchestrator.quotas import find_offer
 from orchestrator.state.members import is_manager
 from orchestrator.state.models import WebSession, utc_now
 from orchestrator.web.dependencies import Member, MemberForm, MemberOfAPart, RowId, StateSession, Web
+from orchestrator.web.exports import export_view
 from orchestrator.web.own_domains import domain_blocks
 from orchestrator.web.pages import texts_of
 from orchestrator.web.refusals import FIELD_NAMES, request_problems, submission_error_text
@@ -55,6 +56,7 @@ def dashboard(request: Request, web: Web, session: StateSession, signed_in: Memb
                             service_names={s.id: s.name.model_dump()[_.language] for s in web.catalog.services.values()},
                             manager=is_manager(session, signed_in),
                             domains=domain_blocks(session, web.catalog, signed_in.association, _),
+                            export=export_view(web.workspace, session, signed_in, _),
                             footprint=footprint_view(own_footprint(web.kept, web.store, web.workspace.config,
                                                                    signed_in.association.slug, utc_now()), _))  # fmt: skip
 

@@ -75,7 +75,7 @@ DB_MOVE_TOOL = "/usr/local/sbin/ruche-db-move"  # an upgrade's database moves: m
 # Commands that change an instance or its repository, or may take long: they run as a transient systemd unit,
 # polled (remote.run_detached), so that a lost SSH connection neither stops them half-way nor loses their answer.
 # The others (init, snapshots, log, inspect, manifest) are short and read-only or idempotent: one SSH command.
-DETACHED_COMMANDS = frozenset({"backup", "restore", "export", "forget", "check"})
+DETACHED_COMMANDS = frozenset({"backup", "restore", "export", "forget", "check", "load"})
 
 
 def operation_unit(command: str, identifier: str) -> str:

@@ -452,6 +452,24 @@ def get_file(target: SshTarget, remote_path: str, local_path: str, *, remove: bo
             raise OperationFailed(f"{target.name}: cannot fetch {remote_path}: {error}") from None
 
 
+def put_file(target: SshTarget, local_path: str, remote_path: str, *, mode: int = 0o600) -> None:
+    """Copy ``local_path`` to ``remote_path`` on ``target`` (over SFTP), the remote file given ``mode``.
+
+    The file is made empty and given ``mode`` before its bytes are sent, so it is never readable by others meanwhile
+    (SFTP creates a file with the server's umask). The remote directory must exist: the caller makes it first, e.g.
+    ``run_command(target, ["install", "-d", "-m", "0700", directory])``. Raises OperationFailed naming the server
+    and the path."""
+    with connect(target) as connection:
+        try:
+            sftp = connection.sftp()
+            with sftp.open(remote_path, "wb"):
+                pass
+            sftp.chmod(remote_path, mode)
+            connection.put(local_path, remote=remote_path, preserve_mode=False)
+        except (OSError, paramiko.SSHException) as error:
+            raise OperationFailed(f"{target.name}: cannot copy {local_path} to {remote_path}: {error}") from None
+
+
 def for_each_server(
     targets: Iterable[SshTarget], action: Callable[[SshTarget], Result], *, parallel: int = 16
 ) -> dict[str, Result | Exception]:

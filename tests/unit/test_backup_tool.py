@@ -1,14 +1,21 @@
 """The server tools' pure pieces: ruche_tools (the module ruche-backup and ruche-db-move share: the room a step needs
 and the messages that say it, the dump's copy that stops before the disk is full, why a dump failed, the JSON answer
-of a command), each tool's table of commands, and ruche-db-move's data directory put back after a failed move."""
+of a command), each tool's table of commands, ruche-db-move's data directory put back after a failed move, and
+ruche-backup's `load` (an instance's data from another collective's bundle): its upload directory, the checks of
+volumes.tar before GNU tar extracts it as root, that extraction, and the whole command with systemd and podman faked."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+from io import BytesIO
+from pathlib import Path
 
 import pytest
 import yaml
@@ -155,7 +162,7 @@ def test_disk_usage_counts_the_blocks_of_a_tree(move, tmp_path):
 
 def test_each_tool_dispatches_its_commands_from_one_table(backup, move):
     assert set(backup.COMMANDS) == {"init", "backup", "snapshots", "restore", "inspect", "manifest", "check", "log",
-                                    "forget", "export"}  # fmt: skip
+                                    "forget", "export", "load"}  # fmt: skip
     assert set(move.COMMANDS) == {"move", "back", "done"}
 
 
@@ -197,3 +204,254 @@ def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
     assert "ruche-db-move" in tools["loop"]
     for name in ("ruche-backup", "ruche-db-move"):
         assert f'else "{tool.LIBRARY}")' in (FILES / name).read_text()
+
+
+# ruche-backup load: an instance's data from another collective's bundle, uploaded into /var/tmp/ruche-import-ID
+
+
+def tar_of(path, members: list[tuple]) -> str:
+    """Write tar ``path`` from members (name, kind[, value][, options]): kind "dir", "file" (value: its bytes), "link"
+    or "hard" (value: the target), "fifo"; options {"uid", "gid", "mode", "data"}, owners 0:0 by default."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as archive:
+        for name, kind, *rest in members:
+            options = rest.pop() if rest and isinstance(rest[-1], dict) else {}
+            value = rest[0] if rest else None
+            data = value if kind == "file" and value is not None else options.get("data", b"")
+            info = tarfile.TarInfo(name)
+            info.uid, info.gid = options.get("uid", 0), options.get("gid", 0)
+            info.type = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE,
+                         "hard": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}[kind]  # fmt: skip
+            info.mode = options.get("mode", 0o755 if kind == "dir" else 0o644)
+            if kind in ("link", "hard"):
+                info.linkname = value
+            info.size = len(data) if kind == "file" else 0
+            archive.addfile(info, BytesIO(data) if kind == "file" else None)
+    return str(path)
+
+
+def test_the_upload_directory_is_named_after_an_identifier_and_never_leaves_var_tmp(backup):
+    assert backup.upload_dir("amap--agenda") == "/var/tmp/ruche-import-amap--agenda"
+    for bad in ("../../etc", "amap--agenda/../../root", "amap--a/b", "amap", "Amap--agenda", ""):
+        with pytest.raises(backup.Failure, match="not an instance identifier"):
+            backup.upload_dir(bad)
+
+
+def test_the_upload_must_be_a_private_directory_of_root_holding_only_its_three_regular_files(backup, tmp_path):
+    upload, me = tmp_path / "ruche-import-amap--agenda", os.getuid()
+    with pytest.raises(backup.Failure, match="no upload there"):
+        backup.upload_files(str(upload), owner=me)
+    upload.mkdir(mode=0o700)
+    with pytest.raises(backup.Failure, match="no manifest.json"):
+        backup.upload_files(str(upload), owner=me)
+    for name in ("manifest.json", "database.sql", "volumes.tar"):
+        (upload / name).write_text("x")
+    assert backup.upload_files(str(upload), owner=me) == {n: str(upload / n) for n in backup.UPLOAD_FILES}
+    with pytest.raises(backup.Failure, match="not a directory of UID"):  # another user's (root's here, as the server)
+        backup.upload_files(str(upload), owner=me + 1)
+    upload.chmod(0o755)
+    with pytest.raises(backup.Failure, match=r"closed to others \(mode 0700\): refused"):
+        backup.upload_files(str(upload), owner=me)
+    upload.chmod(0o700)
+    (tmp_path / "elsewhere").symlink_to(upload)  # /var/tmp is everyone's: a link there is never followed
+    with pytest.raises(backup.Failure, match="not a directory of UID"):
+        backup.upload_files(str(tmp_path / "elsewhere"), owner=me)
+    (upload / "database.sql").unlink()
+    (upload / "database.sql").symlink_to("/etc/hostname")
+    with pytest.raises(backup.Failure, match="database.sql: not a regular file"):
+        backup.upload_files(str(upload), owner=me)
+    (upload / "database.sql").unlink()
+    (upload / "notes.txt").write_text("x")
+    with pytest.raises(backup.Failure, match="notes.txt: not a file of an upload"):
+        backup.upload_files(str(upload), owner=me)
+
+
+def test_an_upload_for_another_service_engine_or_without_its_dump_is_refused(backup):
+    config = {"id": "amap--wiki", "service": "mediawiki", "database": {"engine": "mariadb", "container": "db"},
+              "ids": {"start": 1 << 30, "size": 65536}}  # fmt: skip
+    files = {"manifest.json": "m", "database.sql": "d"}
+    manifest = {"service": "mediawiki", "database": {"engine": "mariadb"}, "ids": {"start": 7, "size": 65536}}
+    assert backup.upload_problems(config, manifest, files) == []  # the sender's "ids" play no part
+    assert backup.upload_problems(
+        config, {**manifest, "service": "miniflux", "database": {"engine": "postgresql"}}, {"manifest.json": "m"}
+    ) == [  # fmt: skip
+        "the upload is of service 'miniflux', amap--wiki runs 'mediawiki'",
+        "the upload holds no database.sql, and amap--wiki has a mariadb database",
+        "the upload's database is postgresql, amap--wiki's is mariadb",
+    ]
+    assert backup.upload_problems({**config, "database": None, "ids": None}, {"service": "mediawiki"}, files) == [
+        "the upload holds database.sql, and amap--wiki has no database",
+        "amap--wiki has no fixed ID range (converge it first: `ruche apply`)",
+    ]
+
+
+def test_volumes_tar_is_checked_member_by_member_before_anything_is_extracted(backup, tmp_path):
+    volumes, size = ["data", "config"], 65536
+    good = tar_of(tmp_path / "good.tar", [
+        ("volumes", "dir"), ("volumes/data", "dir"), ("volumes/data/a.txt", "file", b"hello"),
+        ("volumes/data/sub", "dir", {"uid": 101, "gid": 65535, "mode": 0o1777}),
+        ("volumes/data/sub/b.bin", "file", {"uid": 101, "gid": 101, "data": b"x" * 1000}),
+        ("volumes/data/current", "link", "sub"), ("volumes/config/../config", "link", "/etc/passwd"),
+    ])  # fmt: skip
+    with pytest.raises(backup.Failure, match=r"member 'volumes/config/\.\./config': not a plain relative name"):
+        backup.check_volumes_tar(good, volumes, size)
+    good = tar_of(tmp_path / "good.tar", [
+        ("volumes", "dir"), ("volumes/data", "dir"), ("volumes/data/a.txt", "file", b"hello"),
+        ("volumes/data/sub", "dir", {"uid": 101, "gid": 65535, "mode": 0o1777}),
+        ("volumes/data/sub/b.bin", "file", {"uid": 101, "gid": 101, "data": b"x" * 1000}),
+        ("volumes/data/current", "link", "sub"), ("volumes/config", "dir"), ("volumes/config/etc", "link", "/etc"),
+    ])  # fmt: skip
+    assert backup.check_volumes_tar(good, volumes, size) == 1005  # the bytes of its regular files
+    refused = {
+        "hard": ([("volumes/data/h", "hard", "volumes/data/a")], "not a directory, a regular file or a symbolic link"),
+        "fifo": ([("volumes/data/p", "fifo")], "not a directory, a regular file or a symbolic link"),
+        "absolute": ([("/volumes/data/x", "file", b"")], "not a plain relative name"),
+        "dotdot": ([("volumes/data/../../etc/x", "file", b"")], "not a plain relative name"),
+        "outside": ([("etc/cron.d/x", "file", b"")], "not under volumes/"),
+        "top file": ([("volumes", "file", b"")], "not under volumes/"),
+        "unknown": ([("volumes/secrets/x", "file", b"")], "volume 'secrets' is not one of this instance's (data, config)"),
+        "volume link": ([("volumes/data", "link", "/etc")], "a volume must be a directory"),
+        "uid": ([("volumes/data/x", "file", {"uid": 65536})], "owner 65536:0 is outside the instance's IDs 0..65535"),
+        "gid": ([("volumes/data/x", "file", {"gid": 1 << 30})], f"owner 0:{1 << 30} is outside the instance's IDs"),
+        "setuid": ([("volumes/data/x", "file", {"mode": 0o4755})], "set-UID or set-GID bit"),
+        "setgid dir": ([("volumes/data/d", "dir", {"mode": 0o2775})], "set-UID or set-GID bit"),
+        "below link": ([("volumes/data/l", "link", "sub"), ("volumes/data/l/x", "file", b"")],
+                       "below a symbolic link of the archive"),
+    }  # fmt: skip
+    for case, (members, reason) in refused.items():
+        path = tar_of(tmp_path / "bad.tar", [("volumes/data", "dir")] + members)
+        with pytest.raises(backup.Failure) as raised:
+            backup.check_volumes_tar(path, volumes, size)
+        assert f"': {reason}" in str(raised.value) and str(raised.value).endswith("; nothing was changed"), case
+    damaged = bytearray(Path(good).read_bytes())  # the second header's checksum: GNU tar would skip it, and go on
+    assert damaged[512 + 148 : 512 + 156].strip(b" \0").isdigit()
+    damaged[512 + 148 : 512 + 150] = b"99"
+    (tmp_path / "damaged.tar").write_bytes(bytes(damaged))
+    with pytest.raises(backup.Failure, match=r"volumes.tar: unreadable data after byte 512 \(a damaged header\?\)"):
+        backup.check_volumes_tar(str(tmp_path / "damaged.tar"), volumes, size)
+    (tmp_path / "short.tar").write_bytes(Path(good).read_bytes()[: 512 * 6 + 100])
+    with pytest.raises(backup.Failure, match="volumes.tar is not a readable tar archive: unexpected end of data"):
+        backup.check_volumes_tar(str(tmp_path / "short.tar"), volumes, size)
+    (tmp_path / "junk.tar").write_bytes(b"not a tar" * 100)
+    with pytest.raises(backup.Failure, match="volumes.tar is not a readable tar archive"):
+        backup.check_volumes_tar(str(tmp_path / "junk.tar"), volumes, size)
+
+
+GNU_TAR = (
+    shutil.which("tar") and "GNU tar" in subprocess.run(["tar", "--version"], capture_output=True, text=True).stdout
+)
+
+
+@pytest.mark.skipif(not GNU_TAR, reason="GNU tar is what the servers run")
+def test_gnu_tar_extracts_with_owners_and_modes_and_refuses_a_name_twice_or_a_write_through_a_link(backup, tmp_path):
+    mine = {"uid": os.getuid(), "gid": os.getgid()}  # owners this test's user may give (root on the servers)
+    archive = tar_of(tmp_path / "v.tar", [
+        ("volumes/data", "dir", mine), ("volumes/data/sub", "dir", {**mine, "mode": 0o750}),
+        ("volumes/data/sub/f", "file", b"hello", {**mine, "mode": 0o600}),
+        ("volumes/data/rel", "link", "sub", mine), ("volumes/data/abs", "link", str(tmp_path / "victim"), mine),
+    ])  # fmt: skip
+    staging = tmp_path / "staging"
+    staging.mkdir(mode=0o700)
+    subprocess.run(backup.extract_command(archive, str(staging)), check=True, capture_output=True)
+    extracted = staging / "volumes" / "data"
+    assert (extracted / "sub" / "f").read_bytes() == b"hello" and (
+        extracted / "sub" / "f"
+    ).stat().st_mode & 0o777 == 0o600
+    assert (extracted / "sub").stat().st_mode & 0o777 == 0o750 and os.readlink(extracted / "rel") == "sub"
+    assert os.readlink(extracted / "abs") == str(tmp_path / "victim")  # a link, never followed while extracting
+    (tmp_path / "victim").mkdir()
+    for name, members in {
+        "twice": [("volumes/data", "dir", mine), ("volumes/data/f", "file", b"one", mine),
+                  ("volumes/data/f", "link", "/etc/passwd")],
+        "through": [("volumes/data", "dir", mine), ("volumes/data/b", "link", str(tmp_path / "victim")),
+                    ("volumes/data/b/evil", "file", b"x", mine)],
+    }.items():  # fmt: skip
+        fresh = tmp_path / f"staging-{name}"
+        fresh.mkdir(mode=0o700)
+        extraction = subprocess.run(backup.extract_command(tar_of(tmp_path / f"{name}.tar", members), str(fresh)),
+                                    capture_output=True, text=True)  # fmt: skip
+        assert extraction.returncode != 0, name
+    assert list((tmp_path / "victim").iterdir()) == []
+    assert (tmp_path / "staging-twice" / "volumes" / "data" / "f").read_bytes() == b"one"
+
+
+def test_staged_volumes_are_the_configured_directories_the_staging_holds_never_a_link(backup, tmp_path):
+    config = {"instance_dir": "/srv/ruche/amap/agenda", "volumes": ["data", "config", "cache"]}
+    (tmp_path / "volumes" / "data").mkdir(parents=True)
+    (tmp_path / "volumes" / "config").symlink_to("/etc")
+    (tmp_path / "volumes" / "extra").mkdir()
+    assert backup.staged_volumes(config, str(tmp_path)) == [
+        (str(tmp_path / "volumes" / "data"), "/srv/ruche/amap/agenda/volumes/data")
+    ]
+    assert backup.app_units({"units": ["db", "app", "side"], "database": {"container": "db"}}) == ["app", "side"]
+    assert backup.app_units({"units": ["app"], "database": None}) == ["app"]
+
+
+@pytest.fixture
+def loading(backup, tmp_path, monkeypatch):
+    """An instance without a database in tmp_path and its upload, with systemd, podman and ruche-idmap faked (GNU tar
+    runs): the commands run are recorded, the log entries kept."""
+    instance = tmp_path / "srv" / "amap" / "agenda"
+    (instance / "volumes" / "data").mkdir(parents=True)
+    (instance / "volumes" / "data" / "fresh.txt").write_text("what the new instance wrote")
+    upload = tmp_path / "ruche-import-amap--agenda"
+    upload.mkdir(mode=0o700)
+    me = {"uid": os.getuid(), "gid": os.getgid()}
+    (upload / "manifest.json").write_text(json.dumps({"service": "radicale", "ids": {"start": 5, "size": 65536}}))
+    tar_of(
+        upload / "volumes.tar",
+        [
+            ("volumes/data", "dir", me),
+            ("volumes/data/collections", "dir", me),
+            ("volumes/data/collections/event.ics", "file", {**me, "data": b"BEGIN:VCALENDAR"}),
+        ],
+    )
+    config = {"id": "amap--agenda", "service": "radicale", "version": "3.2", "instance_dir": str(instance), "volumes": ["data"],
+              "units": ["ruche-amap--agenda-app"], "app": {"container": "ruche-amap--agenda-app"}, "database": None,
+              "ids": {"start": 1 << 30, "size": 65536}, "after": [], "after_restore": []}  # fmt: skip
+    commands, logged = [], []
+
+    def fake_run(argv, **_options):
+        commands.append(argv)
+        if argv[0] == "tar":  # GNU tar for real, into the staging directory
+            return subprocess.run(argv, check=True, capture_output=True, text=True)
+        return subprocess.CompletedProcess(argv, 0, "true\n" if argv[0] == "podman" else "{}", "")
+
+    upload_files, remove_upload = backup.upload_files, backup.remove_upload
+    monkeypatch.setattr(backup, "upload_dir", lambda identifier: str(upload))
+    monkeypatch.setattr(backup, "upload_files", lambda directory: upload_files(directory, owner=os.getuid()))
+    monkeypatch.setattr(backup, "remove_upload", lambda directory: remove_upload(directory, owner=os.getuid()))
+    monkeypatch.setattr(backup, "run", fake_run)
+    monkeypatch.setattr(backup, "log", lambda config, entry: logged.append(entry))
+    return config, instance, upload, commands, logged
+
+
+@pytest.mark.skipif(not GNU_TAR, reason="GNU tar is what the servers run")
+def test_load_stages_the_upload_moves_owners_into_the_range_swaps_the_volume_and_removes_the_upload(backup, loading):
+    config, instance, upload, commands, logged = loading
+    answer = backup.load_upload(config, inspect_loaded=True)
+    assert answer["status"] == "success", answer
+    assert answer["kind"] == "import" and answer["manifest"]["service"] == "radicale"
+    assert answer["owners_moved"] == f"from range 0 to {1 << 30}"
+    assert answer["inspected"]["volumes"]["data"] == {
+        "collections/event.ics": hashlib.sha256(b"BEGIN:VCALENDAR").hexdigest()
+    }  # the upload's files replaced what the new instance had written
+    assert (instance / "volumes" / "data" / "collections" / "event.ics").read_bytes() == b"BEGIN:VCALENDAR"
+    assert not (instance / "volumes" / "data" / "fresh.txt").exists()
+    tar, shift, *service = commands
+    assert tar[:2] == ["tar", "--extract"] and tar[tar.index("--directory") + 1] == str(instance / ".restore")
+    assert shift == ["/usr/local/sbin/ruche-idmap", "shift", str(instance / ".restore" / "volumes"), "0",
+                     str(1 << 30), "65536"]  # fmt: skip
+    assert [c[:2] for c in service if c[0] == "systemctl"] == [["systemctl", "stop"], ["systemctl", "start"]]
+    assert not (instance / ".restore").exists() and not upload.exists()
+    assert logged == [{k: v for k, v in answer.items() if k not in ("manifest", "inspected")}]
+
+
+def test_a_refused_upload_stops_nothing_changes_nothing_and_is_removed(backup, loading):
+    config, instance, upload, commands, logged = loading
+    tar_of(upload / "volumes.tar", [("volumes/data/x", "file", {"mode": 0o4755})])
+    answer = backup.load_upload(config)
+    assert answer["status"] == "failed" and answer["kind"] == "import"
+    assert answer["error"] == "volumes.tar: member 'volumes/data/x': set-UID or set-GID bit; nothing was changed"
+    assert [c[:2] for c in commands] == [["systemctl", "start"]]  # started again (a no-op), never stopped
+    assert (instance / "volumes" / "data" / "fresh.txt").exists()
+    assert not (instance / ".restore").exists() and not upload.exists() and logged[0]["status"] == "failed"

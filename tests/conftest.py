@@ -31,7 +31,7 @@ for _name in ("RUCHE_VAULT_PASSWORD", "RUCHE_VAULT_PASSWORD_FILE", "RUCHE_WORKSP
 # the lab files' order (a worker is handed its next file when two tests or fewer are left of the ones it holds).
 LONGEST_FIRST = [
     "lab/test_apply.py", "lab/test_lab.py",
-    "lab/test_catalog_check.py", "lab/test_backups.py", "lab/test_upgrades.py", "lab/test_catalog_check_mediawiki.py", "lab/test_audit.py", "lab/test_instances.py", "lab/test_mediawiki.py",
+    "lab/test_catalog_check.py", "lab/test_bundles.py", "lab/test_backups.py", "lab/test_upgrades.py", "lab/test_catalog_check_mediawiki.py", "lab/test_audit.py", "lab/test_instances.py", "lab/test_mediawiki.py",
     "lab/test_worker.py", "lab/test_molecule.py", "lab/test_firewall.py", "lab/test_ownership.py", "lab/test_browser.py",
     "lab/test_catalog_outdated.py",
 ]  # fmt: skip

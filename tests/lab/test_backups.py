@@ -11,12 +11,10 @@ One association (jardin, offer "association") with Miniflux + PostgreSQL on lab-
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -290,48 +288,6 @@ def test_export_gives_standard_dumps_files_and_checksums_readable_without_ruche(
     assert len(events) == 1
     again = ruche(W, str(lab), "export", "jardin", "--output", str(archive))
     assert again.exit_code == 2 and "exists already" in again.stderr
-
-
-def test_a_signed_bundle_carries_dumps_files_with_relative_owners_and_secrets_sealed_for_the_receiver(
-    lab, jardin, ruche, tmp_path
-):
-    from orchestrator.bundles import read_members, verify_bundle
-    from orchestrator.signing import PublicKey, SigningKey
-
-    w = [W, str(lab)]
-    receiver = SigningKey.generate()  # the other collective's key: it gives its public line to the sender
-    bundle = tmp_path / "jardin.ruche-bundle"
-    exported = ruche(*w, "association", "export", "jardin", "-o", str(bundle), "--to", receiver.public.text, "--json")
-    assert exported.exit_code == 0, exported.stdout[-2000:] + exported.stderr[-2000:]
-    summary = json.loads(exported.stdout)
-    sender = PublicKey.from_text(json.loads(ruche(*w, "key", "show", "--json").stdout)["public_key"])
-    verified = verify_bundle(bundle, [sender])
-    manifest = verified.manifest
-    assert verified.sha256 == summary["sha256"] and manifest.key_id == sender.key_id == summary["key_id"]
-    assert manifest.association.slug == "jardin" and manifest.association.offer == "association"
-    by_name = {i.name: i for i in manifest.instances}
-    assert (by_name["miniflux"].service, by_name["miniflux"].database) == ("miniflux", "postgresql")
-    assert by_name["radicale"].parameters == {"admin_user": "jardinier"} and by_name["radicale"].database is None
-    # the application secrets, sealed: the receiver opens them, and they are the ones the sender recorded
-    sealed = manifest.secrets
-    assert sealed.sealed_for == receiver.public.key_id
-    opened = json.loads(receiver.open(sealed.box.model_dump()))
-    assert opened["miniflux"]["admin_password"] == jardin["miniflux"]["password"]
-    assert not any(name.startswith("db_") for names in opened.values() for name in names)
-    assert jardin["miniflux"]["password"].encode() not in bundle.read_bytes()
-    members = {}
-    for name, content in read_members(bundle, verified):
-        members[name] = content.read()
-    assert b"Semences" in members["instances/miniflux/database.sql"]
-    with tarfile.open(fileobj=io.BytesIO(members["instances/radicale/volumes.tar"])) as volumes:
-        entries = volumes.getmembers()
-        owners = {(m.uid, m.gid) for m in entries}
-        calendars = [volumes.extractfile(m).read() for m in entries if m.isfile() and m.name.endswith(".ics")]
-    assert all(0 <= uid < 65536 and 0 <= gid < 65536 for uid, gid in owners) and len(owners) >= 1, owners
-    assert any(EVENT_UID.encode() in text for text in calendars)
-    events = json.loads(ruche(*w, "events", "--kind", "association.exported", "--json").stdout)
-    assert events[-1]["detail"]["sha256"] == summary["sha256"] and events[-1]["subject"] == "jardin"
-    assert ruche(*w, "association", "export", "jardin", "-o", str(bundle)).exit_code == 2  # never overwritten
 
 
 def test_a_timer_run_backup_is_read_back_and_recorded(lab, jardin, ruche):

@@ -42,7 +42,8 @@ from orchestrator.state.instances import get_instance
 from orchestrator.state.models import Domain
 from orchestrator.workspace import Workspace
 
-UPLOAD_DIR = "/var/tmp/ruche-import-{identifier}"  # what `ruche-backup load IDENTIFIER` reads
+UPLOAD_PARENT = "/var/lib/ruche/import"  # root's alone: no local user of the server can plant a link in it
+UPLOAD_DIR = UPLOAD_PARENT + "/{identifier}"  # what `ruche-backup load IDENTIFIER` reads
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -247,12 +248,12 @@ def _load(workspace, store, address: str, staged: Path, progress) -> dict:
     progress(f"{address}: uploading its data to {target.name}")
     try:
         run_command(target, ["rm", "-rf", "--one-file-system", upload])
-        run_command(target, ["install", "-d", "-m", "0700", upload])
+        run_command(target, ["install", "-d", "-m", "0700", UPLOAD_PARENT, upload])
         for file in sorted(staged.iterdir()):
             put_file(target, str(file), f"{upload}/{file.name}")
         answer = put_back(workspace, store, address, ["load"], "loading the bundle's data", progress, inspect=True,
                           kind="import")  # fmt: skip
-    finally:  # `load` removes it once read; never leave the association's data in /var/tmp after a failure
+    finally:  # `load` removes it once read; never leave the association's data there after a failure
         run_command(target, ["rm", "-rf", "--one-file-system", upload])
     if answer.get("status") != "success":
         raise OperationFailed(f"{address}: {answer.get('error')}")

@@ -42,7 +42,8 @@ def apply_queued(workspace_path: Path | None, run: QueuedRun, progress: Progress
     (a change to ruche.toml applies from the next run on)."""
     with opened(workspace_path) as (workspace, store):
         if run.kind == "export":
-            succeeded, outcome = prepare_export(workspace, store, (run.payload or {}).get("export"), progress=progress)
+            succeeded, outcome = prepare_export(workspace, store, (run.payload or {}).get("export"), run_id=run.id,
+                                                progress=progress)  # fmt: skip
             return succeeded, None, outcome
         if run.kind == "upgrade":
             payload = run.payload or {}

@@ -46,7 +46,7 @@ def file_of(workspace: Workspace, export: MemberExport) -> Path | None:
     return workspace.root / export.path if PATH.fullmatch(export.path or "") else None
 
 
-def prepare_export(workspace: Workspace, store: StateStore, export_id: object, *,
+def prepare_export(workspace: Workspace, store: StateStore, export_id: object, *, run_id: int | None = None,
                    progress: Callable[[str], None] = lambda _m: None) -> tuple[bool, dict]:  # fmt: skip
     """The worker's run of kind ``export``: the association's bundle written to the export's file, then the export
     marked ready (:func:`record_ready`), or failed with the error (for the admins). Gives (succeeded, summary)."""
@@ -54,6 +54,8 @@ def prepare_export(workspace: Workspace, store: StateStore, export_id: object, *
         keep = expire_due(session)
         export = session.get(MemberExport, export_id) if isinstance(export_id, int) else None
         found = (export.status, export.association.slug, file_of(workspace, export)) if export else None
+        if export is not None and export.queued_run_id is not None and export.queued_run_id != run_id:
+            found = None  # another run's export (a reused id, or a run handed to another worker): never two writers
     _delete_unowned(workspace, keep)
     if found is None or found[0] != "queued" or found[2] is None:
         return False, {"status": "skipped", "export": export_id, "error": "no such export queued"}
@@ -107,7 +109,9 @@ def _delete_unowned(workspace: Workspace, keep: list[str]) -> list[str]:
     kept = {Path(path).name for path in keep}
     removed = []
     for entry in sorted(directory.iterdir()):
-        if entry.name.removesuffix(".partial") in kept:
+        name = entry.name.removesuffix(".partial")
+        ours = PATH.fullmatch(f"{EXPORTS_DIR}/{name}") or entry.name.startswith(".ruche-bundle-")
+        if name in kept or not ours:  # a file an admin put there (e.g. `association export -o exports/...`) stays
             continue
         if entry.is_dir() and not entry.is_symlink():
             if time.time() - entry.stat().st_mtime > SCRATCH_AGE_SECONDS:

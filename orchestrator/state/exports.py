@@ -44,15 +44,20 @@ class ExportRefused(Conflict):
         self.reason = reason
 
 
-def queue_server(slug: str) -> str:
-    """The queue's ``server`` of an association's export: not one of the servers, the association's own name.
+QUEUE_SERVER = "exports"
 
-    An export reads every server its instances are on, but it is a backup's work (the service quiesced, its data
-    dumped and copied), which ``ruche backup run`` already does beside queued applies: holding one real server
-    would stop that server's applies for the export's length and still not cover the others. Its own name keeps
-    the queue's rule useful: at most one export of an association runs at a time (``running_server`` is unique).
-    """
-    return f"export:{slug}"
+
+def queue_server(slug: str) -> str:
+    """The queue's ``server`` of every member's export: not one of the servers, one name for them all.
+
+    An export reads every server its association's instances are on, but it is a backup's work (the service
+    quiesced, its data dumped and copied, each instance's lock held on its server: ruche-backup waits for a backup
+    or a restore of the same instance), which ``ruche backup run`` already does beside queued applies: holding one
+    real server would stop that server's applies for the export's length and still not cover the others. One name
+    for every export keeps the queue's rule useful: one export runs at a time (``running_server`` is unique), so
+    members pressing the button never take the worker's other slots; one open export per association is the
+    table's own rule (its partial unique index)."""
+    return QUEUE_SERVER
 
 
 def request_export(session: Session, association: Association, *, requested_by: str) -> MemberExport:

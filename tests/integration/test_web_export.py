@@ -145,7 +145,7 @@ def test_the_button_queues_one_export_and_a_second_or_a_fourth_in_a_day_is_refus
     assert sent.status_code == 303 and sent.headers["location"] == "/espace#donnees"
     ((export_id, status, path),) = exports(workspace)
     assert status == "queued" and re.fullmatch(r"exports/[0-9a-f]{32}\.tar\.gz", path)
-    assert export_runs(workspace) == [("export:amap", "export", {"export": export_id}, "queued")]
+    assert export_runs(workspace) == [("exports", "export", {"export": export_id}, "queued")]
     page = words(member.get("/espace"))
     assert "Vos données sont en préparation" in page and 'action="/espace/export"' not in page
     again = ask(member)
@@ -176,6 +176,9 @@ def test_a_service_not_running_is_refused_and_a_failed_export_is_told_without_it
     with_store(workspace, lambda s: setattr(s.scalar(select(Instance)), "state", "running"))
     assert ask(member).status_code == 303
     run = with_store(workspace, lambda s: s.scalar(select(QueuedRun).where(QueuedRun.kind == "export")))
+    another = QueuedRun(id=run.id + 1000, kind="export", payload=run.payload)  # a run that does not own the export
+    assert apply_queued(workspace, another, lambda _line: None)[2]["status"] == "skipped"  # never two writers
+    assert exports(workspace)[0][1] == "queued"
     succeeded, run_id, summary = apply_queued(workspace, run, lambda _line: None)  # the worker's dispatch
     assert not succeeded and run_id is None and "no backup repository" in summary["error"]
     ((_id, status, path),) = exports(workspace)
@@ -251,12 +254,17 @@ def test_an_expired_link_is_refused_and_its_file_deleted_and_the_page_deletes_du
 
     assert ask(member).status_code == 303  # the next one, left to expire: the space's own view deletes it
     second_id, _content = prepared(workspace)
-    leftover = open_workspace(workspace).root / "exports" / "0123.tar.gz"  # no export owns it
+    leftover = (
+        open_workspace(workspace).root / "exports" / f"{'0123' * 8}.tar.gz"
+    )  # named as ruche names them: no export owns it
     leftover.write_bytes(b"x")
+    admins = open_workspace(workspace).root / "exports" / "amap.ruche-bundle"  # an admin's `association export -o`
+    admins.write_bytes(b"kept")
     with_store(workspace, a_day_later)
     page = words(member.get("/espace"))
     assert "n&#39;ont pas été téléchargées dans la journée" in page
     assert not file_of(workspace, second_id).exists() and not leftover.exists()
+    assert admins.read_bytes() == b"kept"  # not a name the purge makes: never deleted
 
 
 def test_the_download_token_never_reaches_the_access_log(fleet, workspace, ruche, tmp_path):  # noqa: F811

@@ -166,6 +166,33 @@ def test_each_tool_dispatches_its_commands_from_one_table(backup, move):
     assert set(move.COMMANDS) == {"move", "back", "done"}
 
 
+def test_an_exclusive_command_waits_for_the_instances_lock_held_by_another(tool, tmp_path, monkeypatch, capsys):
+    import fcntl
+    import threading
+
+    monkeypatch.setattr(tool, "LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setattr(tool, "load", lambda identifier: {"id": identifier})
+    order = []
+    parser = tool.argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("identifier")
+    commands = {"backup": lambda config, arguments: order.append("backup") or {"status": "success"},
+                "log": lambda config, arguments: order.append("log") or {"status": "success"}}  # fmt: skip
+    with tool.instance_lock("amap--agenda") as held:  # an export running
+        assert os.stat(tool.LOCK_DIR).st_mode & 0o777 == 0o700
+        waiting = threading.Thread(target=tool.serve, args=(parser, commands, ["backup", "amap--agenda"]),
+                                   kwargs={"exclusive": frozenset({"backup"})})  # fmt: skip
+        waiting.start()
+        assert tool.serve(parser, commands, ["log", "amap--agenda"], exclusive=frozenset({"backup"})) == 0
+        waiting.join(0.5)
+        assert waiting.is_alive() and order == ["log"]  # the backup waits; a read-only command does not
+        with pytest.raises(BlockingIOError):  # held, not free
+            fcntl.flock(open(held.path), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    waiting.join(5)
+    assert order == ["log", "backup"]
+    capsys.readouterr()
+
+
 def test_a_command_answers_its_result_or_its_failure_as_json(tool, capsys):
     parser = tool.argparse.ArgumentParser()
     parser.add_argument("command")
@@ -206,7 +233,7 @@ def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
         assert f'else "{tool.LIBRARY}")' in (FILES / name).read_text()
 
 
-# ruche-backup load: an instance's data from another collective's bundle, uploaded into /var/tmp/ruche-import-ID
+# ruche-backup load: an instance's data from another collective's bundle, uploaded into /var/lib/ruche/import/ID
 
 
 def tar_of(path, members: list[tuple]) -> str:
@@ -229,8 +256,8 @@ def tar_of(path, members: list[tuple]) -> str:
     return str(path)
 
 
-def test_the_upload_directory_is_named_after_an_identifier_and_never_leaves_var_tmp(backup):
-    assert backup.upload_dir("amap--agenda") == "/var/tmp/ruche-import-amap--agenda"
+def test_the_upload_directory_is_named_after_an_identifier_and_never_leaves_roots_import_directory(backup):
+    assert backup.upload_dir("amap--agenda") == "/var/lib/ruche/import/amap--agenda"
     for bad in ("../../etc", "amap--agenda/../../root", "amap--a/b", "amap", "Amap--agenda", ""):
         with pytest.raises(backup.Failure, match="not an instance identifier"):
             backup.upload_dir(bad)

@@ -401,13 +401,47 @@ def tool_parser(prog: str, doc: str, commands: dict[str, Command]) -> argparse.A
     return parser
 
 
-def serve(parser: argparse.ArgumentParser, commands: dict[str, Command], argv: list[str] | None = None) -> int:
+LOCK_DIR = "/run/ruche"
+
+
+class instance_lock:  # noqa: N801 - used as a context manager, like open()
+    """The instance's exclusive lock, waited for (another command on the instance finishes first)."""
+
+    def __init__(self, identifier: str) -> None:
+        if not IDENTIFIER.match(identifier):
+            raise Failure(f"not an instance identifier: {identifier!r}")
+        self.path = os.path.join(LOCK_DIR, f"{identifier}.lock")
+
+    def __enter__(self) -> instance_lock:
+        import fcntl
+
+        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+        self.handle = open(self.path, "a")  # noqa: SIM115 - held until __exit__
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.handle.close()  # releases the lock
+
+
+def serve(parser: argparse.ArgumentParser, commands: dict[str, Command], argv: list[str] | None = None, *,
+          exclusive: frozenset[str] = frozenset()) -> int:  # fmt: skip
     """Run the command the command line names: its function in ``commands``, given the instance's settings and the
     parsed arguments; print its answer (or a Failure's: ``{"status": "failed", "error": ...}`` and its details) as one
-    JSON document; give the exit code: 1 when the answer's status is "failed", else 0."""
+    JSON document; give the exit code: 1 when the answer's status is "failed", else 0.
+
+    A command of ``exclusive`` (one that quiesces, dumps, stops or fills the instance: backup, export, restore,
+    load, a database move) holds the instance's lock (flock on /run/ruche/ID.lock) while it runs: a member's export
+    and the nightly backup, or a retried export and the first one still running, take turns instead of writing one
+    dump directory at once."""
     arguments = parser.parse_args(argv)
     try:
-        result = commands[arguments.command](load(arguments.identifier), arguments)
+        config = load(arguments.identifier)
+        if arguments.command in exclusive:
+            with instance_lock(arguments.identifier):
+                result = commands[arguments.command](config, arguments)
+        else:
+            result = commands[arguments.command](config, arguments)
     except Failure as error:
         result = {**error.details, "status": "failed", "error": str(error)}
     json.dump(result, sys.stdout, sort_keys=True)

@@ -20,7 +20,7 @@ from orchestrator.cli.render import ProgressPrinter, emit_json, instances_table,
 @click.option(
     "--full",
     is_flag=True,
-    help="Converge every instance, even those whose server holds what ruche would apply, undrifted.",
+    help="Converge every server's base and every instance, even those that hold what ruche would apply, undrifted.",
 )
 @click.option(
     "--enqueue", is_flag=True, help="Queue the run (one per server) for `ruche worker` instead of running it here."
@@ -40,7 +40,10 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
     An instance is skipped when its server holds, as applied, exactly what ruche would apply now
     (its fingerprint and ruche's roles) and nothing drifted since: its unit, env, site and backup
     files are those ruche wrote, its containers and backup timer in the state ruche left them.
-    Drift is reported and the instance converged again; --full converges everything.
+    Drift is reported and the instance converged again; --full converges everything. A server's
+    base is skipped the same way: its inputs (ruche.toml's settings for servers, the backup server's
+    host key, ruche's roles) are those it last applied, its files (tools, Caddyfile, firewall rules,
+    backup units) those ruche wrote, Caddy running and the firewall loaded.
 
     An upgrade interrupted in the run's scope (ruche killed in the middle of it) is first finished
     or rolled back from its journal, as `ruche upgrades` then shows.
@@ -76,11 +79,15 @@ def apply(context: Context, server: str | None, instance: str | None, no_health:
                        f"{upgrade['to']}): {upgrade['status']}")  # fmt: skip
         rows = [(h, c["ok"], c["changed"], c["failed"], c["unreachable"]) for h, c in run["hosts"].items()]
         click.echo(table(rows, ["SERVER", "OK", "CHANGED", "FAILED", "UNREACHABLE"]))
+        for name, found in run["server_drift"].items():
+            click.echo(f"drift on server {name}'s base (converged again): "
+                       + "; ".join(f"{d['kind']} {d['object']}" for d in found))  # fmt: skip
         for identifier, found in run["drift"].items():
             click.echo(f"drift on {identifier} (converged again): "
                        + "; ".join(f"{d['kind']} {d['object']}" for d in found))  # fmt: skip
         click.echo(f"run {run['run_id']}: {run['status']}, {run['changed']} changed, "
-                   f"{len(run['unchanged'])} instance(s) needed nothing (artifacts in {run['artifacts']})")  # fmt: skip
+                   f"{len(run['unchanged'])} instance(s) and {len(run['servers_unchanged'])} server base(s) needed "
+                   f"nothing (artifacts in {run['artifacts']})")  # fmt: skip
         if run["instances"]:
             click.echo(instances_table(run["instances"]))
     if not run["succeeded"]:

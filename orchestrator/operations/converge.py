@@ -87,7 +87,8 @@ def converge(
     started: the restore starts the application with its data; no wait, no setup commands).
     An instance whose server holds its fingerprint as applied and which did not drift is skipped
     (listed in ``unchanged``; ``drift``: what was found changed on the servers, by instance id, and
-    converged again); ``full`` converges every targeted instance all the same.
+    converged again); ``full`` converges every targeted instance all the same. A server's base (the
+    ruche_server role) is skipped the same way (``servers_unchanged``, ``server_drift``); ``full`` converges it too.
     """
     catalog = workspace.catalog
     with store.session() as session:
@@ -119,7 +120,7 @@ def converge(
         | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {})
         | ({"ruche_instance_upgrading": True} if upgrading else {})
         | ({"ruche_instance_restoring": True} if restoring else {})
-        | ({"ruche_instance_full": True} if full else {}) or None,
+        | ({"ruche_instance_full": True, "ruche_server_full": True} if full else {}) or None,
         vault_password=workspace.vault_password() if needs_vault else None,
         on_event=_progress_from_events(progress),
     )  # fmt: skip
@@ -128,6 +129,9 @@ def converge(
     summary["succeeded"] = result.succeeded
     summary["unchanged"] = sorted(result.custom_stats.get("ruche_unchanged") or [])
     summary["drift"] = dict(sorted((result.custom_stats.get("ruche_drift") or {}).items()))
+    # servers whose base (the ruche_server role) held what this run would apply, undrifted: skipped as instances are
+    summary["servers_unchanged"] = sorted(result.custom_stats.get("ruche_server_unchanged") or [])
+    summary["server_drift"] = dict(sorted((result.custom_stats.get("ruche_server_drift") or {}).items()))
     with store.session() as session:
         record_run(session, summary, target=instance or server or "all")
         rows = [get_instance(session, address) for address in addresses]

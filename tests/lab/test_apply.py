@@ -36,6 +36,8 @@ def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab,
     second = json.loads(ruche("--workspace", str(lab), "apply", "--json").stdout)
     assert second["succeeded"] and second["changed"] == 0, second["hosts"]
     assert second["run_id"] != run["run_id"]
+    # each server's base (the ruche_server role) holds what the first apply recorded: skipped, as instances are
+    assert run["servers_unchanged"] == [] and second["servers_unchanged"] == ["lab-1", "lab-2"]
 
     recorded = json.loads(ruche("--workspace", str(lab), "runs", "list", "--json").stdout)
     assert [r["id"] for r in recorded[:2]] == [second["run_id"], run["run_id"]]
@@ -66,6 +68,17 @@ def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, r
         name="lab-2", address=servers["address"], key_path=servers["ssh_key_path"],
         known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
     )  # fmt: skip
+    # a server base edited by hand is drift: the next apply names it and converges the base again
+    caddyfile = run_command(target, ["cat", "/etc/caddy/Caddyfile"])
+    run_command(target, ["sh", "-c", "echo '# by hand' >> /etc/caddy/Caddyfile"])
+    drifted = json.loads(ruche("--workspace", str(lab), "apply", "--server", "lab-2", "--json").stdout)
+    assert drifted["succeeded"] and drifted["servers_unchanged"] == []
+    assert [(d["kind"], d["object"]) for d in drifted["server_drift"]["lab-2"]] == [
+        ("file-changed", "/etc/caddy/Caddyfile")
+    ]
+    assert run_command(target, ["cat", "/etc/caddy/Caddyfile"]) == caddyfile
+    full = json.loads(ruche("--workspace", str(lab), "apply", "--server", "lab-2", "--full", "--json").stdout)
+    assert full["succeeded"] and full["servers_unchanged"] == [] and full["server_drift"] == {}
     assert run_command(target, ["systemctl", "is-active", "caddy"]).strip() == "active"
     subuid = run_command(target, ["cat", "/etc/subuid"])
     assert f"ruche:{POOL_START}:{POOL_SIZE}" in subuid and "containers:2147483647" not in subuid

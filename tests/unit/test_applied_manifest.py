@@ -42,6 +42,54 @@ def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_pa
     assert applied.status(tmp_path)["instances"]["asso--app"]["stamp"] is None
 
 
+def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_table_must_stay_loaded(tmp_path, monkeypatch):
+    applied = load_script("ruche-applied")
+    monkeypatch.setattr(applied, "unit_states", lambda units: dict.fromkeys(units, "active"))
+    loaded = {"inet ruche": True}
+
+    def nft(argv, **_):
+        return type("Done", (), {"returncode": 0 if loaded.get(" ".join(argv[3:])) else 1})()
+
+    monkeypatch.setattr(applied.subprocess, "run", nft)
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text("{\n}\n")
+    base = tmp_path / "applied-server"
+    applied.record(base, "server", "stamp-s", [str(caddyfile)], [], ["caddy.service"], [], ["inet ruche"])
+    assert applied.status(base)["instances"]["server"]["drift"] == []
+    loaded["inet ruche"] = False  # `nft flush ruleset` by hand
+    caddyfile.write_text("{\n  debug\n}\n")
+    assert [(d["kind"], d["object"]) for d in applied.status(base)["instances"]["server"]["drift"]] == [
+        ("file-changed", str(caddyfile)), ("nft-table", "inet ruche"),
+    ]  # fmt: skip
+    for table in ("inet ruche; flush ruleset", "ruche"):
+        try:
+            applied.record(base, "server", "s", [], [], [], [], [table])
+        except ValueError as error:
+            assert "not an nftables table" in str(error)
+        else:
+            raise AssertionError(f"{table!r} accepted")
+
+
+def test_every_variable_the_server_role_reads_is_an_input_of_its_stamp():
+    """The server role is skipped when its stamp is unchanged: a variable it reads but leaves out of the stamp
+    would be a change an apply never makes. Its own registered results and the stamp's are not inputs."""
+    import re
+    from pathlib import Path
+
+    role = Path(__file__).parents[2] / "playbooks" / "roles" / "ruche_server"
+    main = (role / "tasks" / "main.yml").read_text()
+    inputs = main.split("    _inputs:", 1)[1].split("    _stamp:", 1)[0]
+    read = set()
+    for path in [*role.glob("tasks/*.yml"), *role.glob("templates/*.j2"), *role.glob("handlers/*.yml")]:
+        read |= set(re.findall(r"\b(ruche_(?:server|backup|own_domain)_[a-z0-9_]+)\b", path.read_text()))
+    registered = {"ruche_server_firewall_unit", "ruche_server_firewall_loaded", "ruche_server_firewall_files",
+                  "ruche_server_backup_units", "ruche_server_backup_public_key", "ruche_server_backup_host_key",
+                  "ruche_server_stamp", "ruche_server_drift", "ruche_server_unchanged", "ruche_server_full",
+                  "ruche_server_applied_dir", "ruche_server_firewall_dropped"}  # fmt: skip
+    missing = sorted(name for name in read - registered if name not in inputs)
+    assert missing == [], f"read by the server role but not in its stamp's inputs (tasks/main.yml): {missing}"
+
+
 def _listed(instances, fleet):
     files = render_inventory([ServerEntry("s1", "10.0.0.1", "root", 22, "apps", False)], instances, fleet)
     return {

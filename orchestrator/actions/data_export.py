@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tarfile
@@ -11,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.actions.common import opened
-from orchestrator.backups import backup_tool
 from orchestrator.errors import InvalidInput, OperationFailed
 from orchestrator.operations.backup_jobs import require_backups
-from orchestrator.remote import SshTarget, get_file
+from orchestrator.operations.server_exports import fetch_export, file_sha256
+from orchestrator.remote import SshTarget
 from orchestrator.state.associations import get_association
 from orchestrator.state.instances import list_instances
 from orchestrator.state.models import utc_now
@@ -28,14 +27,6 @@ One directory per service instance:
 manifest.json (here) lists every instance with its service, version and the SHA-256 of every file
 of this archive. Check them with: sha256sum -c SHA256SUMS
 """
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_association(workspace_path: Path | None, slug: str, output: Path, *,
@@ -63,13 +54,8 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
         entries = []
         for name, service, version, identifier, target in plan:
             progress(f"{slug}/{name}: dumping on {target.name}")
-            answer = backup_tool(target, "export", identifier, timeout=3600)
-            if answer.get("status") != "success":
-                raise OperationFailed(f"{slug}/{name}: export failed: {answer.get('error')}")
             local_tar = Path(scratch) / f"{identifier}.tar"
-            get_file(target, answer["path"], str(local_tar), remove=True)
-            if _sha256(local_tar) != answer["sha256"]:
-                raise OperationFailed(f"{slug}/{name}: the copied archive differs from the server's (checksum)")
+            fetch_export(target, identifier, local_tar, what=f"{slug}/{name}")
             with tarfile.open(local_tar) as archive:
                 extract_data(archive, root / name)
             local_tar.unlink()
@@ -77,7 +63,7 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
         (root / "README.txt").write_text(
             README.format(created=created, slug=slug, **{k: header[k] for k in ("name", "collective")})
         )
-        files = {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(root)): file_sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
         manifest = {**header, "created_at": created, "instances": entries, "files": files}
         (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         (root / "SHA256SUMS").write_text("".join(f"{digest}  {path}\n" for path, digest in files.items()))
@@ -87,7 +73,7 @@ def export_association(workspace_path: Path | None, slug: str, output: Path, *,
             archive.add(root, arcname=root.name)
         partial.rename(output)
     return {"output": str(output), "size": output.stat().st_size, "instances": entries, "files": len(files),
-            "sha256": _sha256(output)}  # fmt: skip
+            "sha256": file_sha256(output)}  # fmt: skip
 
 
 def extract_data(archive: tarfile.TarFile, destination: Path) -> None:

@@ -15,7 +15,6 @@ Database passwords never travel: the receiver's database loads the dump under it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 import tempfile
@@ -23,28 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.backups import backup_tool
 from orchestrator.bundles import BundleWriter
 from orchestrator.errors import InvalidInput, MissingPrerequisite, OperationFailed
 from orchestrator.idranges import RANGE_SIZE, id_range
 from orchestrator.operations.backup_jobs import require_backups
-from orchestrator.remote import SshTarget, get_file, run_command
+from orchestrator.operations.bundle_staging import SET_ID_BITS
+from orchestrator.operations.server_exports import fetch_export
+from orchestrator.remote import SshTarget
 from orchestrator.signing import PublicKey, signing_key
 from orchestrator.state.associations import get_association
 from orchestrator.state.database import StateStore
 from orchestrator.state.events import record_event
 from orchestrator.state.instances import list_instances
 from orchestrator.workspace import Workspace
-
-BLOCK = 1 << 20
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_bundle(workspace: Workspace, store: StateStore, slug: str, output: Path, *, recipient: PublicKey | None,
@@ -106,17 +96,8 @@ def write_bundle(workspace: Workspace, store: StateStore, slug: str, output: Pat
         for item in plan:
             name, target = item["name"], item["target"]
             progress(f"{slug}/{name}: exporting on {target.name} (the service is quiesced meanwhile)")
-            answer = backup_tool(target, "export", item["identifier"], timeout=3600)
-            if answer.get("status") != "success":
-                raise OperationFailed(f"{slug}/{name}: export failed on {target.name}: {answer.get('error')}")
             local = Path(scratch) / f"{item['identifier']}.tar"
-            try:
-                get_file(target, answer["path"], str(local), remove=True)
-            except OperationFailed:  # the association's data never stays in the server's /var/tmp
-                run_command(target, ["rm", "-f", answer["path"]])
-                raise
-            if _sha256(local) != answer["sha256"]:
-                raise OperationFailed(f"{slug}/{name}: the archive copied differs from the server's (checksum)")
+            answer = fetch_export(target, item["identifier"], local, what=f"{slug}/{name}")
             progress(f"{slug}/{name}: repacking {answer['size']} bytes")
             _repack(local, bundle, name, item["start"], Path(scratch) / "volumes.tar")
             local.unlink()
@@ -176,7 +157,7 @@ def _repack(server_tar: Path, bundle: BundleWriter, name: str, start: int, volum
                                               f"{getattr(member, attribute)}, outside the instance's ID range")  # fmt: skip
                     setattr(member, attribute, relative)
                 member.uname = member.gname = ""
-                member.mode &= ~0o6000  # no set-id bit travels (an importer clears them all the same)
+                member.mode &= ~SET_ID_BITS  # no set-id bit travels (an importer clears them all the same)
                 volumes.addfile(member, source.extractfile(member) if member.isfile() else None)
             else:
                 raise OperationFailed(f"{name}: the server's archive holds {member.name!r}, neither dump nor volumes")

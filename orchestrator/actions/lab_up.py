@@ -47,9 +47,13 @@ def bring_up(
     *,
     app_servers: int = 2,
     cache_dir: Path | None = None,
+    services: tuple[str, ...] = (),
     progress: Progress = no_progress,
 ) -> dict:
     """Bring the lab up (a no-op when it already is); give what ``lab status`` gives.
+
+    Its registry serves every lab image, or with ``services`` those their current versions run (a fresh machine
+    builds each image once: the demo builds three of seven). On a lab already up, ``services`` adds their images.
 
     Raises MissingPrerequisite (not root, programs or disk missing), Conflict (servers registered by an
     admin in the workspace, subnet in use, a lab of another size running), TimedOut (a server never
@@ -63,10 +67,14 @@ def bring_up(
     require_programs()
     cache_dir = cache_dir or rootfs.default_cache_dir()
     with opened(workspace_path) as (workspace, store):
+        selected = images.images_for(workspace.catalog, services) if services else images.LAB_IMAGES
         layout = LabLayout(workspace.lab_dir)
         record = LabRecord.load(layout.record_path)
         if lab_is_up(record, app_servers):
             progress("the lab is already up")
+            if services:
+                for reference in _push_images(record.registry_address, cache_dir, selected):
+                    progress(f"image ready: {reference}")
         else:
             if record is not None:
                 running_size = len(record.machines) - 1  # every lab has one backup server
@@ -77,7 +85,7 @@ def bring_up(
                     )
                 progress("a previous `lab up` did not finish: cleaning it up first")
                 remove_lab(workspace, store, progress=progress)
-            _create(workspace, store, layout, app_servers, cache_dir, progress)
+            _create(workspace, store, layout, app_servers, cache_dir, selected, progress)
         return lab_state(workspace, store)
 
 
@@ -95,7 +103,9 @@ def refuse_beside_real_servers(workspace_path: Path | None) -> None:
         )
 
 
-def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Path, progress: Progress) -> None:
+def _create(
+    workspace, store, layout: LabLayout, app_servers: int, cache_dir: Path, selected: tuple, progress: Progress
+) -> None:
     lab_network = network.LabNetwork.parse(workspace.config.lab.subnet)
     network.ensure_subnet_free(lab_network)
     record = LabRecord(subnet=str(lab_network.subnet))
@@ -125,7 +135,7 @@ def _create(workspace, store, layout: LabLayout, app_servers: int, cache_dir: Pa
 
     with ThreadPoolExecutor(max_workers=1) as image_builder:
         progress("building service images in the background (cached after the first time)")
-        pushed: Future = image_builder.submit(_push_images, lab_network.registry_address, cache_dir)
+        pushed: Future = image_builder.submit(_push_images, lab_network.registry_address, cache_dir, selected)
         progress("preparing the server base root file system (cached after the first time)")
         with cache_lock(cache_dir, "server-base"):
             base = rootfs.server_base(cache_dir)
@@ -203,11 +213,13 @@ def _start_domain_services(
     )  # fmt: skip
 
 
-def _push_images(registry_address: str, cache_dir: Path) -> list[str]:
-    """Build and push every lab image: one thread per Debian release (each starts from its own container
+def _push_images(registry_address: str, cache_dir: Path, selected: tuple) -> list[str]:
+    """Build and push the ``selected`` lab images: one thread per Debian release (each starts from its own container
     base, built first), so that two package downloads and installs overlap; give their references."""
+    if not selected:
+        return []
     suites: dict[str, list] = {}
-    for image in images.LAB_IMAGES:
+    for image in selected:
         suites.setdefault(image.suite, []).append(image)
 
     def build_suite(suite_images: list) -> list[str]:

@@ -47,18 +47,31 @@ def _print_status(status: dict) -> None:
 @click.option(
     "--servers", "app_servers", default=2, show_default=True, help="Application servers (plus one backup server)."
 )
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    metavar="SERVICE",
+    help="Serve only the lab images this catalogue service's current version runs (repeatable; default: every "
+    "lab image). On a lab already up, adds them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting status as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @pass_context
-def up(context: Context, app_servers: int, as_json: bool, quiet: bool) -> None:
+def up(context: Context, app_servers: int, services: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Boot the lab: servers, local image registry, DNS and ACME server, service images; register the servers.
 
     The lab's settings (its registry mirror, internal certificates, no resource limits, its backup target and
     mail sink, own domains' ACME server and DNS) go in the lab's own file (lab/settings.toml), which applies over
     ruche.toml until `ruche lab down`; ruche.toml is left as it is. Refused in a workspace holding servers an admin
-    registered. Running it again while the lab is up changes nothing.
+    registered. Running it again while the lab is up changes nothing (but for the images of --service).
+
+    A fresh machine builds the server base and each service image once (a few minutes; cached after, under
+    $RUCHE_LAB_CACHE or /var/cache/ruche/lab): --service builds only what those services need.
     """
-    status = bring_up(context.workspace, app_servers=app_servers, progress=ProgressPrinter(not quiet))
+    status = bring_up(
+        context.workspace, app_servers=app_servers, services=services, progress=ProgressPrinter(not quiet)
+    )
     emit_json(status) if as_json else _print_status(status)
     if not status["up"]:
         sys.exit(1)

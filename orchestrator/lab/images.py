@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +149,18 @@ LAB_IMAGES = (
     _postgresql(OLD_SUITE),
     _mediawiki(OLD_SUITE),
 )
+
+
+def images_for(catalog, service_ids: Iterable[str]) -> tuple[LabImage, ...]:
+    """The lab images the current versions of ``service_ids`` run (application, database, sidecars), in
+    ``LAB_IMAGES``'s order; an entry whose images come from another registry needs none. Raises NotFound for a
+    service the catalogue does not hold."""
+    wanted: set[str] = set()
+    for service_id in service_ids:
+        service = catalog.get(service_id)
+        release = service.release()
+        wanted |= {release.image, release.database_image or ""} | {s.image for s in service.sidecars if s.image}
+    return tuple(image for image in LAB_IMAGES if image.reference in wanted)
 
 
 def image_named(name: str, suite: str = SUITE) -> LabImage:

@@ -19,8 +19,15 @@ def apply(
 ) -> dict:
     """Export the inventory and converge the servers (``server`` only, or the server of ``instance``); give the run
     (see :func:`orchestrator.operations.converge.converge`). ``check_health=False`` checks no instance through Caddy
-    afterwards; ``full`` converges unchanged instances all the same."""
+    afterwards; ``full`` converges unchanged instances and servers' bases all the same."""
     with opened(workspace_path) as (workspace, store):
         return converge(
-            workspace, store, server=server, instance=instance, progress=progress, check_health=check_health, full=full
+            workspace,
+            store,
+            server=server,
+            instance=instance,
+            progress=progress,
+            check_health=check_health,
+            full=full,
+            full_bases=full,
         )

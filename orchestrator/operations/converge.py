@@ -73,6 +73,7 @@ def converge(
     upgrading: bool = False,
     restoring: bool = False,
     full: bool = False,
+    full_bases: bool = False,
 ) -> dict:
     """Write the inventory and converge the servers (``server`` only, or the server of ``instance``).
 
@@ -88,7 +89,8 @@ def converge(
     An instance whose server holds its fingerprint as applied and which did not drift is skipped
     (listed in ``unchanged``; ``drift``: what was found changed on the servers, by instance id, and
     converged again); ``full`` converges every targeted instance all the same. A server's base (the
-    ruche_server role) is skipped the same way (``servers_unchanged``, ``server_drift``); ``full`` converges it too.
+    ruche_server role) is skipped the same way (``servers_unchanged``, ``server_drift``); ``full_bases`` converges
+    it all the same (`ruche apply --full`).
     """
     catalog = workspace.catalog
     with store.session() as session:
@@ -120,7 +122,8 @@ def converge(
         | ({"ruche_instance_start_timeout": start_timeout} if start_timeout else {})
         | ({"ruche_instance_upgrading": True} if upgrading else {})
         | ({"ruche_instance_restoring": True} if restoring else {})
-        | ({"ruche_instance_full": True, "ruche_server_full": True} if full else {}) or None,
+        | ({"ruche_instance_full": True} if full else {})
+        | ({"ruche_server_full": True} if full_bases else {}) or None,
         vault_password=workspace.vault_password() if needs_vault else None,
         on_event=_progress_from_events(progress),
     )  # fmt: skip

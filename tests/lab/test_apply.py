@@ -19,6 +19,7 @@ from orchestrator.idranges import POOL_SIZE, POOL_START
 from orchestrator.registries import render_mirror_drop_in
 from orchestrator.remote import SshTarget, run_command
 from orchestrator.workspace import BUNDLED_CATALOG_DIR, open_workspace
+from tests.lab.servers import on
 
 
 def test_apply_prepares_every_app_server_and_a_second_apply_changes_nothing(lab, ruche):
@@ -68,17 +69,25 @@ def test_applied_servers_run_caddy_and_pull_through_the_configured_mirror(lab, r
         name="lab-2", address=servers["address"], key_path=servers["ssh_key_path"],
         known_hosts_path=str(workspace.lab_dir / "ssh" / "known_hosts"),
     )  # fmt: skip
-    # a server base edited by hand is drift: the next apply names it and converges the base again
+    # a server base changed by hand is drift: a Caddyfile edited, the firewall's boot unit disabled, this server's
+    # key gone from the backup account; the next apply names each and converges the base again
     caddyfile = run_command(target, ["cat", "/etc/caddy/Caddyfile"])
     run_command(target, ["sh", "-c", "echo '# by hand' >> /etc/caddy/Caddyfile"])
+    run_command(target, ["systemctl", "disable", "--quiet", "ruche-firewall.service"])
+    on(lab, "lab-backup", "sed", "-i", "/ruche-backup@lab-2/d", "/srv/restic/.ssh/authorized_keys")
     drifted = json.loads(ruche("--workspace", str(lab), "apply", "--server", "lab-2", "--json").stdout)
     assert drifted["succeeded"] and drifted["servers_unchanged"] == []
     assert [(d["kind"], d["object"]) for d in drifted["server_drift"]["lab-2"]] == [
-        ("file-changed", "/etc/caddy/Caddyfile")
-    ]
+        ("file-changed", "/etc/caddy/Caddyfile"), ("unit-enabled", "ruche-firewall.service"),
+        ("backup-account", "restic@lab-backup"),
+    ]  # fmt: skip
     assert run_command(target, ["cat", "/etc/caddy/Caddyfile"]) == caddyfile
+    assert run_command(target, ["systemctl", "is-enabled", "ruche-firewall.service"]).strip() == "enabled"
+    assert "ruche-backup@lab-2" in on(lab, "lab-backup", "cat", "/srv/restic/.ssh/authorized_keys")
+    # --full converges the base all the same, and a base converged again changes nothing (install.yml idempotent)
     full = json.loads(ruche("--workspace", str(lab), "apply", "--server", "lab-2", "--full", "--json").stdout)
     assert full["succeeded"] and full["servers_unchanged"] == [] and full["server_drift"] == {}
+    assert full["changed"] == 0, full["hosts"]
     assert run_command(target, ["systemctl", "is-active", "caddy"]).strip() == "active"
     subuid = run_command(target, ["cat", "/etc/subuid"])
     assert f"ruche:{POOL_START}:{POOL_SIZE}" in subuid and "containers:2147483647" not in subuid

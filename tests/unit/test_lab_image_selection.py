@@ -24,7 +24,8 @@ def test_every_lab_image_is_run_by_some_entry_and_other_registries_need_none():
     every = {i.reference for i in images.LAB_IMAGES}
     current = {i.reference for i in images.images_for(CATALOG, CATALOG.services)}
     older = {i.reference for i in images.LAB_IMAGES if i.suite == images.OLD_SUITE}
-    assert current | older == every and not current & older  # the older releases are the versions upgrades are tested from
+    # the older releases are the versions upgrades are tested from
+    assert current | older == every and not current & older
     assert images.images_for(CATALOG, ["nextcloud"]) == ()
 
 

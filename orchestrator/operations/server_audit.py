@@ -9,7 +9,8 @@ content. Rules:
 - ``server.applied``: every instance the inventory lists for it runs what the inventory describes
   (the stamp of its last apply is that of the inventory's fingerprint and ruche's roles);
 - ``server.drift``: no unit, env, site or backup file ruche wrote was changed, removed or added by
-  hand, and units and backup timers are in the state ruche left them in;
+  hand, and units and backup timers are in the state ruche left them in; the same of the server's base (its
+  tools, Caddyfile, mirror drop-in, firewall rules and units, backup units and key: "SERVER: base");
 - ``server.image``: every container runs the image its unit names in the inventory;
 - ``server.unknown``: no container, site or applied instance the inventory does not list;
 - ``server.firewall``: the table ``inet ruche`` is loaded;
@@ -38,12 +39,14 @@ from orchestrator.workspace import Workspace
 
 APPLIED_TOOL = "/usr/local/sbin/ruche-applied"
 APPLIED_DIR = "/var/lib/ruche/applied"
+APPLIED_BASE_DIR = "/var/lib/ruche/applied-server"  # the ruche_server role's manifest (ruche_server_applied_dir)
 SITES_DIR = "/etc/caddy/sites"
 DRIFT_EVIDENCE = {
     "file-changed": "{object} is not the file ruche wrote (sha256 {expected:.12} when applied, {found:.12} now)",
     "file-missing": "{object}, written by ruche, is gone",
     "file-appeared": "{object} exists where ruche removed it",
     "unit-state": "{object} is {found}, ruche left it {expected}",
+    "unit-enabled": "{object} is {found}, ruche left it enabled (started at boot)",
 }
 
 
@@ -86,7 +89,9 @@ def expected_instances(workspace: Workspace, session: Session, catalog: Catalog)
 
 def inspect_server(target: SshTarget) -> dict:
     """Run ``ruche-applied inspect`` on ``target`` (read-only); give its report."""
-    return json.loads(run_command(target, [APPLIED_TOOL, "inspect", APPLIED_DIR, SITES_DIR], timeout=120))
+    return json.loads(
+        run_command(target, [APPLIED_TOOL, "inspect", APPLIED_DIR, SITES_DIR, APPLIED_BASE_DIR], timeout=120)
+    )
 
 
 def server_findings(workspace: Workspace, session: Session, catalog: Catalog, *, only: str | None = None,
@@ -153,6 +158,13 @@ def compare_server(server: str, expected: list[Expected], report: dict) -> list[
     for site in sorted(set(report.get("sites", [])) - sites):
         findings.append(Finding("server.unknown", f"{server}: site {SITES_DIR}/{site}", "a Caddy site no running instance of the inventory has",
                                 f"remove it on {server} and reload Caddy, or `ruche apply` if it is a suspended instance's"))  # fmt: skip
+    for drift in (report.get("base") or {}).get("drift", []):
+        if drift["kind"] == "nft-table":
+            continue  # server.firewall below says it
+        evidence = DRIFT_EVIDENCE.get(drift["kind"], "{object}: {kind}").format(
+            **{k: ("" if v is None else v) for k, v in drift.items()})  # fmt: skip
+        findings.append(Finding("server.drift", f"{server}: base", evidence,
+                                f"`ruche apply --server {server}` puts back what ruche wrote; find who changed it"))  # fmt: skip
     if not report.get("firewall", {}).get("loaded"):
         findings.append(Finding("server.firewall", server, "the nftables table inet ruche is not loaded: the server accepts any inbound connection",
                                 f"`ruche apply --server {server}` loads it again (checked by a fresh SSH connection)"))  # fmt: skip

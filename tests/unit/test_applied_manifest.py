@@ -65,6 +65,13 @@ def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_must_stay_load
     assert [(d["kind"], d["object"]) for d in applied.status(base)["instances"]["server"]["drift"]] == [
         ("file-changed", str(caddyfile)), ("unit-enabled", "ruche-firewall.service"), ("nft-table", "inet ruche"),
     ]  # fmt: skip
+    # what `ruche audit` reads: the base's status beside the instances'
+    monkeypatch.setattr(
+        applied.subprocess, "run", lambda argv, **_: type("Done", (), {"returncode": 0, "stdout": "[]"})()
+    )
+    inspected = applied.inspect(tmp_path / "applied", tmp_path / "sites", base)
+    assert inspected["base"]["stamp"] == "stamp-s" and inspected["instances"] == {}
+    assert applied.inspect(tmp_path / "applied", tmp_path / "sites", tmp_path / "none")["base"] is None
     for table in ("inet ruche; flush ruleset", "ruche"):
         try:
             applied.record(base, "server", "s", [], [], [], [], [table])
@@ -150,13 +157,19 @@ def test_a_servers_report_is_compared_with_what_its_inventory_lists():
     changed["sites"].append("asso--off.caddy")
     changed["firewall"]["loaded"] = False
     changed["subid"]["subgid"] = []
+    changed["base"] = {"stamp": "b", "drift": [
+        {"kind": "unit-enabled", "object": "caddy.service", "expected": "enabled", "found": "disabled"},
+        {"kind": "nft-table", "object": "inet ruche", "expected": "loaded", "found": "missing"},  # server.firewall's
+    ]}  # fmt: skip
     found = [(f.rule, f.object) for f in compare_server("s", expected, changed)]
     assert found == [
         ("server.applied", "s: asso/app"), ("server.drift", "s: asso/off"), ("server.unknown", "s: instance gone--app"),
         ("server.image", "s: container ruche-asso--off-app"), ("server.unknown", "s: container intruder"),
-        ("server.unknown", "s: site /etc/caddy/sites/asso--off.caddy"), ("server.firewall", "s"),
-        ("server.id-pool", "s: /etc/subgid"),
+        ("server.unknown", "s: site /etc/caddy/sites/asso--off.caddy"), ("server.drift", "s: base"),
+        ("server.firewall", "s"), ("server.id-pool", "s: /etc/subgid"),
     ]  # fmt: skip
+    base = next(f for f in compare_server("s", expected, changed) if f.object == "s: base")
+    assert base.evidence == "caddy.service is disabled, ruche left it enabled (started at boot)"
 
 
 def test_history_reads_only_the_files_that_differ_and_keeps_an_association_hosted_elsewhere():

@@ -52,8 +52,9 @@ def bring_up(
 ) -> dict:
     """Bring the lab up (a no-op when it already is); give what ``lab status`` gives.
 
-    Its registry serves every lab image, or with ``services`` those their current versions run (a fresh machine
-    builds each image once: the demo builds three of seven). On a lab already up, ``services`` adds their images.
+    Its registry gets every lab image, or with ``services`` those their current versions run (a fresh machine
+    builds each image once: the demo builds three of seven); InvalidInput for a service whose images the lab does
+    not build. On a lab already up, the images its registry lacks are added.
 
     Raises MissingPrerequisite (not root, programs or disk missing), Conflict (servers registered by an
     admin in the workspace, subnet in use, a lab of another size running), TimedOut (a server never
@@ -67,14 +68,23 @@ def bring_up(
     require_programs()
     cache_dir = cache_dir or rootfs.default_cache_dir()
     with opened(workspace_path) as (workspace, store):
-        selected = images.images_for(workspace.catalog, services) if services else images.LAB_IMAGES
+        selected = images.LAB_IMAGES
+        if services:
+            selected, elsewhere = images.images_for(workspace.catalog, services)
+            if elsewhere:
+                raise InvalidInput(
+                    "--service: "
+                    + "; ".join(f"{service} runs {', '.join(refs)}" for service, refs in elsewhere.items())
+                    + ", which the lab does not build (it reaches no public registry)",
+                    hint="give services whose images are the lab's (lab.ruche.invalid/...): `ruche catalog list`",
+                )
         layout = LabLayout(workspace.lab_dir)
         record = LabRecord.load(layout.record_path)
         if lab_is_up(record, app_servers):
             progress("the lab is already up")
-            if services:
-                for reference in _push_images(record.registry_address, cache_dir, selected):
-                    progress(f"image ready: {reference}")
+            # images its registry lacks (a lab brought up with --service) are added; the others cost one request each
+            for reference in _push_images(record.registry_address, cache_dir, selected):
+                progress(f"image ready: {reference}")
         else:
             if record is not None:
                 running_size = len(record.machines) - 1  # every lab has one backup server

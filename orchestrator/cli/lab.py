@@ -52,8 +52,8 @@ def _print_status(status: dict) -> None:
     "services",
     multiple=True,
     metavar="SERVICE",
-    help="Serve only the lab images this catalogue service's current version runs (repeatable; default: every "
-    "lab image). On a lab already up, adds them.",
+    help="Build and push only the lab images this catalogue service's current version runs (repeatable; default: "
+    "every lab image; older versions' images are not built). On a lab already up, adds them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting status as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -64,7 +64,7 @@ def up(context: Context, app_servers: int, services: tuple[str, ...], as_json: b
     The lab's settings (its registry mirror, internal certificates, no resource limits, its backup target and
     mail sink, own domains' ACME server and DNS) go in the lab's own file (lab/settings.toml), which applies over
     ruche.toml until `ruche lab down`; ruche.toml is left as it is. Refused in a workspace holding servers an admin
-    registered. Running it again while the lab is up changes nothing (but for the images of --service).
+    registered. Running it again while the lab is up only adds the images its registry lacks.
 
     A fresh machine builds the server base and each service image once (a few minutes; cached after, under
     $RUCHE_LAB_CACHE or /var/cache/ruche/lab): --service builds only what those services need.

@@ -151,16 +151,23 @@ LAB_IMAGES = (
 )
 
 
-def images_for(catalog, service_ids: Iterable[str]) -> tuple[LabImage, ...]:
+def images_for(catalog, service_ids: Iterable[str]) -> tuple[tuple[LabImage, ...], dict[str, list[str]]]:
     """The lab images the current versions of ``service_ids`` run (application, database, sidecars), in
-    ``LAB_IMAGES``'s order; an entry whose images come from another registry needs none. Raises NotFound for a
-    service the catalogue does not hold."""
+    ``LAB_IMAGES``'s order, and by service the images it names that the lab does not build (another registry's,
+    which the lab cannot reach). Older versions' images are not among them. Raises NotFound for a service the
+    catalogue does not hold."""
     wanted: set[str] = set()
+    missing: dict[str, list[str]] = {}
+    built = {image.reference for image in LAB_IMAGES}
     for service_id in service_ids:
         service = catalog.get(service_id)
         release = service.release()
-        wanted |= {release.image, release.database_image or ""} | {s.image for s in service.sidecars if s.image}
-    return tuple(image for image in LAB_IMAGES if image.reference in wanted)
+        named = {release.image, release.database_image or ""} | {s.image for s in service.sidecars if s.image}
+        named.discard("")
+        wanted |= named
+        if named - built:
+            missing[service_id] = sorted(named - built)
+    return tuple(image for image in LAB_IMAGES if image.reference in wanted), missing
 
 
 def image_named(name: str, suite: str = SUITE) -> LabImage:

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 from orchestrator.backups import backup_tool
-from orchestrator.errors import OperationFailed
+from orchestrator.errors import OperationFailed, RucheError
 from orchestrator.remote import SshTarget, get_file, run_command
 
 BLOCK = 1 << 20
@@ -34,8 +34,15 @@ def fetch_export(target: SshTarget, identifier: str, local: Path, *, what: str) 
         raise OperationFailed(f"{what}: export failed on {target.name}: {answer.get('error')}")
     try:
         get_file(target, answer["path"], str(local), remove=True)
-    except OperationFailed:
-        run_command(target, ["rm", "-f", answer["path"]])
+    except OperationFailed as failed:
+        local.unlink(missing_ok=True)
+        try:
+            run_command(target, ["rm", "-f", answer["path"]])
+        except RucheError:
+            raise OperationFailed(
+                f"{what}: {failed}; the server's archive {answer['path']} could not be removed either",
+                hint=f"remove it on {target.name}: `rm -f {answer['path']}` (it holds the association's data)",
+            ) from failed
         raise
     if file_sha256(local) != answer["sha256"]:
         local.unlink(missing_ok=True)

@@ -148,6 +148,7 @@ def test_an_instance_that_cannot_start_ends_its_apply_at_once_with_the_registrys
             assert pulled.exit_code == 1, pulled.stdout[-3000:] + pulled.stderr[-3000:]
             assert f"cannot pull {absent}: " in pulled.stderr, pulled.stderr[-3000:]
             assert "manifest unknown" in pulled.stderr.lower(), pulled.stderr[-3000:]  # the registry's own answer
+            assert "`ruche lab up --service radicale` builds and pushes" in pulled.stderr  # a lab image: the hint
             assert "Wait until" not in pulled.stderr and elapsed < 150
 
             on_image("lab.ruche.invalid/miniflux:trixie")

@@ -13,7 +13,8 @@ CATALOG = load_catalog(BUNDLED_CATALOG_DIR)
 
 
 def test_the_demos_services_need_three_of_the_lab_images_and_no_older_release():
-    chosen = images.images_for(CATALOG, ["radicale", "miniflux"])
+    chosen, elsewhere = images.images_for(CATALOG, ["radicale", "miniflux"])
+    assert elsewhere == {}
     assert [i.reference for i in chosen] == [
         "lab.ruche.invalid/radicale:trixie", "lab.ruche.invalid/postgresql:trixie", "lab.ruche.invalid/miniflux:trixie",
     ]  # fmt: skip
@@ -22,11 +23,13 @@ def test_the_demos_services_need_three_of_the_lab_images_and_no_older_release():
 
 def test_every_lab_image_is_run_by_some_entry_and_other_registries_need_none():
     every = {i.reference for i in images.LAB_IMAGES}
-    current = {i.reference for i in images.images_for(CATALOG, CATALOG.services)}
+    current = {i.reference for i in images.images_for(CATALOG, CATALOG.services)[0]}
     older = {i.reference for i in images.LAB_IMAGES if i.suite == images.OLD_SUITE}
     # the older releases are the versions upgrades are tested from
     assert current | older == every and not current & older
-    assert images.images_for(CATALOG, ["nextcloud"]) == ()
+    chosen, elsewhere = images.images_for(CATALOG, ["nextcloud", "radicale"])
+    assert [i.name for i in chosen] == ["radicale"] and list(elsewhere) == ["nextcloud"]
+    assert all(not reference.startswith("lab.ruche.invalid/") for reference in elsewhere["nextcloud"])
 
 
 def test_a_service_the_catalogue_does_not_hold_is_refused():

@@ -56,3 +56,16 @@ def test_a_failed_export_names_the_instance_and_the_server(monkeypatch, tmp_path
     monkeypatch.setattr(server_exports, "backup_tool", lambda *a, **k: {"status": "failed", "error": "disk full"})
     with pytest.raises(OperationFailed, match="asso/app: export failed on lab-1: disk full"):
         server_exports.fetch_export(TARGET, "asso--app", tmp_path / "x.tar", what="asso/app")
+
+
+def test_a_copy_and_a_removal_that_both_fail_say_where_the_data_was_left(monkeypatch, tmp_path):
+    served(monkeypatch, sha256="0" * 64, copy_fails=True)
+
+    def unreachable(target, argv):
+        raise OperationFailed("cannot reach lab-1 over SSH")
+
+    monkeypatch.setattr(server_exports, "run_command", unreachable)
+    with pytest.raises(OperationFailed) as raised:
+        server_exports.fetch_export(TARGET, "asso--app", tmp_path / "x.tar", what="asso/app")
+    assert "connection lost" in str(raised.value) and "could not be removed" in str(raised.value)
+    assert "rm -f /var/tmp/x.tar" in raised.value.hint

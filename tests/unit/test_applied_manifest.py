@@ -14,7 +14,13 @@ from tests.unit.test_idranges import load_script
 def test_a_manifest_finds_files_changed_removed_or_appeared_and_units_in_another_state(tmp_path, monkeypatch):
     applied = load_script("ruche-applied")
     states = {"a.service": "active", "b.timer": "inactive"}
-    monkeypatch.setattr(applied, "unit_states", lambda units: {u: states.get(u, "unknown") for u in units})
+    asked = []
+
+    def properties(units):
+        asked.append(units)
+        return {u: {"ActiveState": states.get(u, "unknown"), "UnitFileState": "static"} for u in units}
+
+    monkeypatch.setattr(applied, "unit_properties", properties)
     unit, env, site = tmp_path / "a.container", tmp_path / "app.env", tmp_path / "a.caddy"
     unit.write_text("[Container]\nImage=x\n")
     env.write_text("PASSWORD=very-secret\n")
@@ -33,6 +39,7 @@ def test_a_manifest_finds_files_changed_removed_or_appeared_and_units_in_another
         ("unit-state", "a.service"), ("unit-state", "b.timer"),
     ]  # fmt: skip
     assert "very-secret" not in json.dumps(drift) and "Image=y" not in json.dumps(drift)
+    assert asked == [["a.service", "b.timer"]] * 2  # one systemctl call per status
 
 
 def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_path):
@@ -44,7 +51,6 @@ def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_pa
 
 def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_must_stay_loaded_and_enabled(tmp_path, monkeypatch):
     applied = load_script("ruche-applied")
-    monkeypatch.setattr(applied, "unit_states", lambda units: dict.fromkeys(units, "active"))
     loaded = {"inet ruche": True}
 
     def nft(argv, **_):
@@ -52,13 +58,20 @@ def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_must_stay_load
 
     monkeypatch.setattr(applied.subprocess, "run", nft)
     enabled = {"ruche-firewall.service": "enabled"}
-    monkeypatch.setattr(applied, "enabled_states", lambda units: {u: enabled.get(u, "unknown") for u in units})
+    asked = []
+
+    def properties(units):
+        asked.append(units)
+        return {u: {"ActiveState": "active", "UnitFileState": enabled.get(u, "unknown")} for u in units}
+
+    monkeypatch.setattr(applied, "unit_properties", properties)
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text("{\n}\n")
     base = tmp_path / "applied-server"
     applied.record(base, "server", "stamp-s", [str(caddyfile)], [], ["caddy.service"], [], ["inet ruche"],
                    ["ruche-firewall.service"])  # fmt: skip
     assert applied.status(base)["instances"]["server"]["drift"] == []
+    assert asked == [["caddy.service", "ruche-firewall.service"]]  # active and enabled states in one call
     loaded["inet ruche"] = False  # `nft flush ruleset` by hand
     enabled["ruche-firewall.service"] = "disabled"  # and the rules no longer loaded at boot
     caddyfile.write_text("{\n  debug\n}\n")
@@ -66,11 +79,16 @@ def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_must_stay_load
         ("file-changed", str(caddyfile)), ("unit-enabled", "ruche-firewall.service"), ("nft-table", "inet ruche"),
     ]  # fmt: skip
     # what `ruche audit` reads: the base's status beside the instances'
-    monkeypatch.setattr(
-        applied.subprocess, "run", lambda argv, **_: type("Done", (), {"returncode": 0, "stdout": "[]"})()
-    )
+    called = []
+
+    def commands(argv, **_):
+        called.append(argv[0])
+        return type("Done", (), {"returncode": 0, "stdout": "[]"})()
+
+    monkeypatch.setattr(applied.subprocess, "run", commands)
     inspected = applied.inspect(tmp_path / "applied", tmp_path / "sites", base)
     assert inspected["base"]["stamp"] == "stamp-s" and inspected["instances"] == {}
+    assert inspected["base"]["drift"][-1]["kind"] != "nft-table" and called.count("nft") == 1  # the table read once
     assert applied.inspect(tmp_path / "applied", tmp_path / "sites", tmp_path / "none")["base"] is None
     for table in ("inet ruche; flush ruleset", "ruche"):
         try:
@@ -98,7 +116,8 @@ def test_every_variable_the_server_role_reads_is_an_input_of_its_stamp():
                   "ruche_server_backup_units", "ruche_server_backup_public_key", "ruche_server_backup_host_key",
                   "ruche_server_stamp", "ruche_server_drift", "ruche_server_unchanged", "ruche_server_full",
                   "ruche_server_applied_dir", "ruche_server_firewall_dropped"}  # fmt: skip
-    missing = sorted(name for name in read - registered if name not in inputs)
+    constants = set(yaml.safe_load((role / "vars" / "main.yml").read_text()))  # in the roles digest
+    missing = sorted(name for name in read - registered - constants if name not in inputs)
     assert missing == [], f"read by the server role but not in its stamp's inputs (tasks/main.yml): {missing}"
 
 

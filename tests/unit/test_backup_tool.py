@@ -228,7 +228,11 @@ def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
     copies = {t["ansible.builtin.copy"].get("src"): t for t in tasks if "ansible.builtin.copy" in t}
     assert copies["ruche_tools.py"]["ansible.builtin.copy"]["dest"] == f"{tool.LIBRARY}/ruche_tools.py"
     tools = next(t for t in tasks if t.get("name") == "Install ruche's server tools")
-    assert "ruche-db-move" in tools["loop"]
+    assert tools["loop"] == "{{ ruche_server_tools }}"
+    assert (
+        "ruche-db-move"
+        in yaml.safe_load((ROLES / "ruche_server" / "vars" / "main.yml").read_text())["ruche_server_tools"]
+    )
     for name in ("ruche-backup", "ruche-db-move"):
         assert f'else "{tool.LIBRARY}")' in (FILES / name).read_text()
 
@@ -482,3 +486,62 @@ def test_a_refused_upload_stops_nothing_changes_nothing_and_is_removed(backup, l
     assert [c[:2] for c in commands] == [["systemctl", "start"]]  # started again (a no-op), never stopped
     assert (instance / "volumes" / "data" / "fresh.txt").exists()
     assert not (instance / ".restore").exists() and not upload.exists() and logged[0]["status"] == "failed"
+
+
+class _Clock:
+    """time.monotonic and time.sleep of a fake clock (one bring_back loop: one second)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _systemd(backup, monkeypatch, units: dict[str, dict]):
+    """Fake systemctl and podman for bring_back: each unit {"state", "running", "jobs"}; gives the commands run."""
+    ran, clock = [], _Clock()
+    monkeypatch.setattr(backup, "time", clock)
+    monkeypatch.setattr(backup, "pending_jobs", lambda: {u for u, s in units.items() if s.get("job")})
+    monkeypatch.setattr(backup, "unit_state", lambda unit: units[unit]["state"])
+    monkeypatch.setattr(backup, "container_running", lambda unit: units[unit]["running"])
+    monkeypatch.setattr(backup, "journal", lambda unit: f"(last lines of {unit})")
+
+    def systemctl(argv, **_):
+        ran.append((round(clock.now), *argv[1:]))
+        if argv[1] in ("start", "restart"):
+            units[argv[-1].removesuffix(".service")].update(state="active", running=True)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(backup, "run", systemctl)
+    return ran
+
+
+def test_after_a_failure_a_unit_left_active_without_its_container_is_restarted(backup, monkeypatch):
+    """systemd may miss a container's death (the unit stays active, its container gone): bring_back restarts such a
+    unit once it has stayed so STALLED_SECONDS, and starts at once a unit systemd left failed."""
+    units = {"db": {"state": "active", "running": False}, "app": {"state": "failed", "running": False}}
+    ran = _systemd(backup, monkeypatch, units)
+    started = backup.bring_back({"units": ["db", "app"]}, {"db": True, "app": True})
+    assert sorted(started) == ["app", "db"]
+    assert ran[:2] == [(0, "reset-failed", "app.service"), (0, "start", "--no-block", "app.service")]
+    assert ran[2:] == [(backup.STALLED_SECONDS, "restart", "--no-block", "db.service")]
+
+
+def test_a_unit_that_does_not_come_back_is_named_with_what_it_lacks(backup, monkeypatch):
+    units = {"db": {"state": "active", "running": True}, "app": {"state": "active", "running": True, "job": True}}
+    _systemd(backup, monkeypatch, units)
+    with pytest.raises(backup.Failure) as failed:
+        backup.bring_back({"units": ["db", "app"]}, {"db": True, "app": True}, seconds=10)
+    assert str(failed.value).startswith("app.service is active with a job pending 10 s after the failure")
+    assert "(last lines of app)" in str(failed.value)
+    units = {"db": {"state": "active", "running": False}}  # its restart does not bring the container back
+    ran = _systemd(backup, monkeypatch, units)
+    monkeypatch.setattr(backup, "run", lambda argv, **_: ran.append(argv[1]))
+    with pytest.raises(backup.Failure) as failed:
+        backup.bring_back({"units": ["db"]}, {"db": True}, seconds=300)
+    assert ran == ["restart"] * backup.START_ATTEMPTS
+    assert "db.service is active but its container is not running again after 3 starts" in str(failed.value)

@@ -231,3 +231,17 @@ def test_the_stamp_the_audit_expects_is_the_one_the_role_records_and_compares():
     assert "(candidate.fingerprint ~ ruche_roles_digest) | hash('sha256')" in (tasks / "main.yml").read_text()
     fingerprint, digest = "9bd57ea2310f7bb3854c6fb747ddded9009330a46df8d52551f01871ba64393e", "0f" * 32
     assert stamp(fingerprint, digest) == get_hash(fingerprint + digest, "sha256")
+
+
+def test_unit_states_are_read_by_name_and_a_block_out_of_step_is_unknown(monkeypatch):
+    """`systemctl show A B C` prints one block per unit in order; a block naming another unit is nobody's state."""
+    applied = load_script("ruche-applied")
+    shown = (
+        "Id=caddy.service\nActiveState=active\nUnitFileState=enabled\n\n"
+        "Id=other.service\nActiveState=active\nUnitFileState=enabled\n\n"
+        "Id=c.timer\nActiveState=inactive\nUnitFileState=disabled\n"
+    )
+    monkeypatch.setattr(applied.subprocess, "run", lambda argv, **_: type("Done", (), {"stdout": shown})())
+    found = applied.unit_properties(["caddy.service", "b.service", "c.timer"])
+    assert found["caddy.service"]["ActiveState"] == "active" and found["b.service"] == {}
+    assert found["c.timer"]["UnitFileState"] == "disabled"

@@ -502,46 +502,89 @@ class _Clock:
 
 
 def _systemd(backup, monkeypatch, units: dict[str, dict]):
-    """Fake systemctl and podman for bring_back: each unit {"state", "running", "jobs"}; gives the commands run."""
+    """Fake systemctl and podman for bring_back: each unit {"state", "container", "job"} (container: running,
+    stopped, absent or unknown); a start makes it active and running, a kill failed and its container gone (as
+    systemd and podman do); gives the commands run, each with the fake clock's second."""
     ran, clock = [], _Clock()
     monkeypatch.setattr(backup, "time", clock)
     monkeypatch.setattr(backup, "pending_jobs", lambda: {u for u, s in units.items() if s.get("job")})
     monkeypatch.setattr(backup, "unit_state", lambda unit: units[unit]["state"])
-    monkeypatch.setattr(backup, "container_running", lambda unit: units[unit]["running"])
+    monkeypatch.setattr(backup, "container_state", lambda unit: units[unit]["container"])
     monkeypatch.setattr(backup, "journal", lambda unit: f"(last lines of {unit})")
 
     def systemctl(argv, **_):
         ran.append((round(clock.now), *argv[1:]))
-        if argv[1] in ("start", "restart"):
-            units[argv[-1].removesuffix(".service")].update(state="active", running=True)
+        unit = units[argv[-1].removesuffix(".service")]
+        if argv[1] == "start":
+            unit.update(state="active", container="running")
+        elif argv[1] == "kill":
+            unit.update(state="failed", container="absent")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr(backup, "run", systemctl)
     return ran
 
 
-def test_after_a_failure_a_unit_left_active_without_its_container_is_restarted(backup, monkeypatch):
-    """systemd may miss a container's death (the unit stays active, its container gone): bring_back restarts such a
-    unit once it has stayed so STALLED_SECONDS, and starts at once a unit systemd left failed."""
-    units = {"db": {"state": "active", "running": False}, "app": {"state": "failed", "running": False}}
+def test_after_a_failure_a_unit_left_active_without_its_container_is_killed_and_started_again(backup, monkeypatch):
+    """systemd may miss a container's death (the unit stays active, its container gone): bring_back kills such a
+    unit once it has stayed so STALLED_SECONDS (systemd restarts it as after any death, or it is started here), and
+    starts at once a unit systemd left failed."""
+    units = {"db": {"state": "active", "container": "absent"}, "app": {"state": "failed", "container": "stopped"}}
     ran = _systemd(backup, monkeypatch, units)
     started = backup.bring_back({"units": ["db", "app"]}, {"db": True, "app": True})
     assert sorted(started) == ["app", "db"]
-    assert ran[:2] == [(0, "reset-failed", "app.service"), (0, "start", "--no-block", "app.service")]
-    assert ran[2:] == [(backup.STALLED_SECONDS, "restart", "--no-block", "db.service")]
+    stalled = backup.STALLED_SECONDS
+    assert ran == [
+        (0, "reset-failed", "app.service"), (0, "start", "--no-block", "app.service"),
+        (stalled, "kill", "--signal=SIGKILL", "db.service"),
+        (stalled + 1, "reset-failed", "db.service"), (stalled + 1, "start", "--no-block", "db.service"),
+    ]  # fmt: skip
+
+
+def test_a_unit_whose_container_comes_back_or_whose_state_is_not_known_is_left_to_systemd(backup, monkeypatch):
+    """A container stopped for less than STALLED_SECONDS (systemd about to see it), a unit with a job, on its way
+    (activating) or whose container podman does not answer about: nothing is started or killed."""
+    units = {
+        "db": {"state": "active", "container": "stopped"},
+        "app": {"state": "active", "container": "running", "job": True},
+        "side": {"state": "activating", "container": "unknown"},
+        "web": {"state": "active", "container": "unknown"},
+    }
+    ran = _systemd(backup, monkeypatch, units)
+    clock = backup.time
+
+    def sleep(seconds):
+        clock.now += seconds
+        if clock.now >= backup.STALLED_SECONDS - 2:  # all back just before the db would count as stalled
+            for unit in units.values():
+                unit.update(state="active", container="running", job=False)
+
+    monkeypatch.setattr(clock, "sleep", sleep)
+    assert backup.bring_back({"units": list(units)}, dict.fromkeys(units, True)) == [] and ran == []
 
 
 def test_a_unit_that_does_not_come_back_is_named_with_what_it_lacks(backup, monkeypatch):
-    units = {"db": {"state": "active", "running": True}, "app": {"state": "active", "running": True, "job": True}}
+    units = {
+        "db": {"state": "active", "container": "running"},
+        "app": {"state": "active", "container": "running", "job": True},
+    }
     _systemd(backup, monkeypatch, units)
     with pytest.raises(backup.Failure) as failed:
         backup.bring_back({"units": ["db", "app"]}, {"db": True, "app": True}, seconds=10)
     assert str(failed.value).startswith("app.service is active with a job pending 10 s after the failure")
     assert "(last lines of app)" in str(failed.value)
-    units = {"db": {"state": "active", "running": False}}  # its restart does not bring the container back
+    units = {"db": {"state": "active", "container": "stopped"}}  # systemd never restarts it, podman never runs it
     ran = _systemd(backup, monkeypatch, units)
-    monkeypatch.setattr(backup, "run", lambda argv, **_: ran.append(argv[1]))
+
+    def refusing(argv, **_):
+        ran.append(argv[1])
+        return subprocess.CompletedProcess(argv, 1, "", "Failed to kill unit db.service: Access denied")
+
+    monkeypatch.setattr(backup, "run", refusing)
     with pytest.raises(backup.Failure) as failed:
         backup.bring_back({"units": ["db"]}, {"db": True}, seconds=300)
-    assert ran == ["restart"] * backup.START_ATTEMPTS
-    assert "db.service is active but its container is not running again after 3 starts" in str(failed.value)
+    assert ran == ["kill"] * backup.START_ATTEMPTS
+    assert str(failed.value).startswith(
+        "db.service is active but its container is stopped after 3 attempts to start it again (it was active "
+        "before) (`systemctl kill` said: Failed to kill unit db.service: Access denied)"
+    )

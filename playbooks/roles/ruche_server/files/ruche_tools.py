@@ -216,6 +216,17 @@ def container_running(container: str) -> bool:
     return identity is not None and identity[1]
 
 
+def container_state(container: str) -> str:
+    """ "running", "stopped" (it exists, not running), "absent" (no container of that name) or "unknown" (podman
+    failed or did not answer: slow or locked, which says nothing of the container)."""
+    found = run(
+        ["podman", "container", "inspect", "--format", "{{.State.Running}}", container], check=False, timeout=30
+    )
+    if found.returncode == 0:
+        return "running" if found.stdout.strip() == "true" else "stopped"
+    return "absent" if "no such container" in (found.stderr or "").lower() else "unknown"
+
+
 def copy_watching(read, write, free, reserve: int = DUMP_RESERVE) -> tuple[int, str | None]:
     """Copy blocks from ``read()`` (b"" at the end) with ``write(block)`` while ``free()`` (the room left) stays above
     ``reserve`` once the block is written; give (bytes written, None) at the end, or (bytes written, "full") as soon

@@ -26,7 +26,7 @@ from orchestrator.lab.host import (
     require_root,
 )
 
-BUILD_PROGRAMS = {"debootstrap": "debootstrap", "podman": "podman", "tar": "tar", "chroot": "coreutils"}
+BUILD_PROGRAMS = {"mmdebstrap": "mmdebstrap", "podman": "podman", "tar": "tar", "chroot": "coreutils"}
 
 
 def select_images(names: tuple[str, ...]) -> list[images.LabImage]:
@@ -88,7 +88,7 @@ def build_images(
     chosen = select_images(names)
     if push is not None:
         check_registry(push)
-    require_root()  # debootstrap and chroot
+    require_root()  # mmdebstrap and chroot
     require_programs(BUILD_PROGRAMS)
     cache_dir = cache_dir or rootfs.default_cache_dir()
     built = []

@@ -17,7 +17,7 @@ from orchestrator.processes import process_start_time
 # program -> Debian package that provides it
 LAB_PROGRAMS = {
     "systemd-nspawn": "systemd-container",
-    "debootstrap": "debootstrap",
+    "mmdebstrap": "mmdebstrap",
     "ip": "iproute2",
     "nsenter": "util-linux",
     "ssh-keygen": "openssh-client",

@@ -1,7 +1,7 @@
 """Service images built locally from Debian packages and pushed to the lab registry.
 
 No image can be pulled from a public registry here, so the lab builds its own: a minimal
-Debian root file system per image (debootstrap once, then ``apt-get install`` in a copy),
+Debian root file system per image (mmdebstrap once, then ``apt-get install`` in a copy),
 imported with ``podman import`` and pushed to the lab registry under ``lab.ruche.invalid/NAME``.
 ``.invalid`` never resolves: those names are only ever served through the registry mirror.
 ``ruche images build --push REGISTRY`` (actions/images_build.py) runs the same build for a collective's own
@@ -23,7 +23,7 @@ import requests
 
 from orchestrator.config import LAB_IMAGE_NAMESPACE
 from orchestrator.lab.host import run
-from orchestrator.lab.rootfs import FILES_DIR, SUITE, debootstrap, package_key
+from orchestrator.lab.rootfs import FILES_DIR, SUITE, bootstrap, package_key
 
 IMAGE_TAG = SUITE
 # Debian's previous stable: its builds of the lab services are the older versions that upgrades start from.
@@ -176,7 +176,7 @@ def image_named(name: str, suite: str = SUITE) -> LabImage:
 
 def container_base(cache_dir: Path, suite: str = SUITE) -> Path:
     """Give the cached minimal Debian ``suite`` root file system images start from."""
-    return debootstrap(cache_dir / f"container-base-{package_key(suite, ())}", (), cache_dir=cache_dir,
+    return bootstrap(cache_dir / f"container-base-{package_key(suite, ())}", (), cache_dir=cache_dir,
                        what=f"container base ({suite})", suite=suite)  # fmt: skip
 
 

@@ -62,12 +62,12 @@ def test_not_root_is_a_clear_error(monkeypatch):
 
 def test_missing_programs_are_named_with_their_packages(monkeypatch):
     monkeypatch.setattr(
-        host.shutil, "which", lambda program: None if program in ("debootstrap", "systemd-nspawn") else "/bin/x"
+        host.shutil, "which", lambda program: None if program in ("mmdebstrap", "systemd-nspawn") else "/bin/x"
     )
     with pytest.raises(MissingPrerequisite) as caught:
         host.require_programs()
-    assert "debootstrap, systemd-nspawn" in caught.value.message
-    assert caught.value.hint == "install them with: apt-get install debootstrap systemd-container"
+    assert "mmdebstrap, systemd-nspawn" in caught.value.message
+    assert caught.value.hint == "install them with: apt-get install mmdebstrap systemd-container"
 
 
 def test_too_little_disk_is_a_clear_error(monkeypatch, tmp_path):

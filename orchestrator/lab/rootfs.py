@@ -71,9 +71,7 @@ def server_base(cache_dir: Path) -> Path:
     target = cache_dir / f"server-base-{key}"
     if target.is_dir():
         return target
-    built = bootstrap(
-        cache_dir / f"server-debootstrap-{key}", SERVER_PACKAGES, cache_dir=cache_dir, what="server base"
-    )
+    built = bootstrap(cache_dir / f"server-debootstrap-{key}", SERVER_PACKAGES, cache_dir=cache_dir, what="server base")
     _apply_lab_quirks(built)
     built.rename(target)
     return target

@@ -298,6 +298,47 @@ def test_a_timer_run_backup_is_read_back_and_recorded(lab, jardin, ruche):
     assert "ruche-backup@jardin--radicale.timer" in on(lab, "lab-2", "systemctl", "list-timers", "--all", "--no-pager")
 
 
+# Runs restic on the server with an instance's backup settings, as ruche-backup does: `$0 ID restic-arguments...`.
+RESTIC_AS = r"""
+import json, os, sys
+config = json.load(open(f"/etc/ruche/backup/{sys.argv[1]}.json"))
+environment = dict(os.environ, RESTIC_REPOSITORY=config["repository"], RESTIC_PASSWORD_FILE=config["password_file"],
+                   RESTIC_CACHE_DIR="/var/cache/ruche/restic")
+options = ["-o", "sftp.args=" + config["sftp_args"]] if config.get("sftp_args") else []
+os.execvpe("restic", ["restic", *options, *sys.argv[2:]], environment)
+"""
+
+
+def test_a_backup_waits_for_another_servers_lock_on_the_associations_repository(lab, jardin, ruche):
+    """An association's instances on two servers write to one repository, and each backup ends with the retention's
+    `forget --prune`, which must lock it alone. Here lab-2 holds a lock on jardin's repository for 12 s (a backup
+    reading a slow stream) while lab-1 backs up Miniflux: its prune waits for the lock (restic's --retry-lock)
+    instead of failing, and the backup succeeds after the other one ends."""
+    restic = ["python3", "-c", RESTIC_AS, "jardin--radicale"]
+    hold = 'sleep 12 | python3 -c "$1" jardin--radicale backup --quiet --stdin --stdin-filename held --host ruche-test-hold'
+    on(lab, "lab-2", "systemd-run", "--unit=ruche-test-hold", "--collect", "--quiet", "--", "sh", "-c", hold, "sh",
+       RESTIC_AS)  # fmt: skip
+    held = time.monotonic()
+    try:
+        for _ in range(20):
+            if on(lab, "lab-2", *restic, "list", "locks", "--no-lock").strip():
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("lab-2 never locked jardin's repository")
+        backed_up = ruche(W, str(lab), "backup", "run", "jardin/miniflux", "--json")
+        ended = time.monotonic() - held
+        assert "inactive" in on(lab, "lab-2", "sh", "-c", "systemctl is-active ruche-test-hold.service; true")
+    finally:
+        on(lab, "lab-2", "sh", "-c", "systemctl stop ruche-test-hold.service 2>/dev/null; true")
+        ids = json.loads(on(lab, "lab-2", *restic, "snapshots", "--json", "--host", "ruche-test-hold") or "[]")
+        if ids:
+            on(lab, "lab-2", *restic, "forget", "--prune", *[snapshot["id"] for snapshot in ids])
+    assert backed_up.exit_code == 0, backed_up.stdout[-2000:] + backed_up.stderr[-2000:]
+    (result,) = json.loads(backed_up.stdout)["results"]
+    assert result["status"] == "success" and ended >= 12, (result, ended)
+
+
 # Runs on the server for the test: once `ruche-backup restore` shows up there, drops the SSH packets between the
 # server and the control machine (both ways) for $2 seconds; then new connections pass again but the ones open at
 # the cut stay dead (dropped by their ports), as when a NAT or the control machine's network loses their state.

@@ -223,27 +223,24 @@ def _start_domain_services(
     )  # fmt: skip
 
 
+IMAGE_BUILDERS = 2  # images built at once: one's package downloads overlap another's installs and import
+
+
 def _push_images(registry_address: str, cache_dir: Path, selected: tuple) -> list[str]:
-    """Build and push the ``selected`` lab images: one thread per Debian release (each starts from its own container
-    base, built first), so that two package downloads and installs overlap; give their references."""
+    """Build and push the ``selected`` lab images, IMAGE_BUILDERS at a time, once the container base of each of their
+    Debian releases is there (those built at once first); give their references, in ``selected``'s order."""
     if not selected:
         return []
-    suites: dict[str, list] = {}
-    for image in selected:
-        suites.setdefault(image.suite, []).append(image)
+    suites = sorted({image.suite for image in selected})
 
-    def build_suite(suite_images: list) -> list[str]:
-        return [
-            images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir)
-            for image in suite_images
-        ]
+    def build(image) -> str:
+        return images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir)
 
-    with (
-        cache_lock(cache_dir, "images"),
-        ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-images") as builders,
-    ):
-        built = list(builders.map(build_suite, suites.values()))
-    return [reference for references in built for reference in references]
+    with cache_lock(cache_dir, "images"):
+        with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-bases") as bases:
+            list(bases.map(lambda suite: images.container_base(cache_dir, suite), suites))
+        with ThreadPoolExecutor(max_workers=IMAGE_BUILDERS, thread_name_prefix="lab-images") as builders:
+            return list(builders.map(build, selected))
 
 
 def _ensure_ssh_key(layout: LabLayout) -> str:

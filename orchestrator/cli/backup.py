@@ -27,6 +27,11 @@ def human_bytes(count: int | None) -> str:
     return f"{count} B"
 
 
+def _retention(detail: dict) -> str:
+    """A backup that succeeded but whose retention (forget --prune) did not run: said in its ERROR column."""
+    return f"retention not applied: {detail['retention_error']}" if detail.get("retention_error") else ""
+
+
 @click.group()
 def backup() -> None:
     """Restic backups of instances (one encrypted repository per association, see [backup] in ruche.toml) and of
@@ -51,7 +56,7 @@ def run(
     else:
         rows = [
             (r["instance"], r["server"], r["status"], (r["snapshot_id"] or "-")[:8], human_bytes(r["data_added_bytes"]),
-             f"{r['duration_seconds']:.1f} s" if r["duration_seconds"] is not None else "-", r["detail"].get("error", "")[:80])
+             f"{r['duration_seconds']:.1f} s" if r["duration_seconds"] is not None else "-", (r["detail"].get("error") or _retention(r["detail"]))[:80])
             for r in result["results"]
         ]  # fmt: skip
         click.echo(table(rows, ["INSTANCE", "SERVER", "STATUS", "SNAPSHOT", "ADDED", "TIME", "ERROR"]))

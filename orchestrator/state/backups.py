@@ -31,7 +31,8 @@ def record_tool_result(
         duration_seconds=result.get("duration_seconds"), data_added_bytes=result.get("data_added"),
         total_bytes=result.get("total_bytes"),
         detail={k: result[k] for k in ("error", "files", "tables", "source", "before_errors", "after_errors",
-                                       "after_restore_errors", "problems", "scratch", "units_started") if result.get(k)},
+                                       "after_restore_errors", "problems", "scratch", "units_started",
+                                       "retention_error") if result.get(k)},
     )  # fmt: skip
     session.add(run)
     return run

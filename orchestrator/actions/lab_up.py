@@ -227,18 +227,21 @@ IMAGE_BUILDERS = 2  # images built at once: one's package downloads overlap anot
 
 
 def _push_images(registry_address: str, cache_dir: Path, selected: tuple) -> list[str]:
-    """Build and push the ``selected`` lab images, IMAGE_BUILDERS at a time, once the container base of each of their
-    Debian releases is there (those built at once first); give their references, in ``selected``'s order."""
+    """Build and push the ``selected`` lab images, IMAGE_BUILDERS at a time, once the container base of each Debian
+    release to build from is there (those built at once first; none for images the registry or this machine already
+    holds); give their references, in ``selected``'s order."""
     if not selected:
         return []
-    suites = sorted({image.suite for image in selected})
 
     def build(image) -> str:
         return images.build_and_push(image, registry_address=registry_address, cache_dir=cache_dir)
 
     with cache_lock(cache_dir, "images"):
-        with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-bases") as bases:
-            list(bases.map(lambda suite: images.container_base(cache_dir, suite), suites))
+        to_build = [i for i in selected if not images.is_in_registry(registry_address, i) and not images.is_built(i)]
+        suites = sorted({image.suite for image in to_build})
+        if suites:
+            with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="lab-bases") as bases:
+                list(bases.map(lambda suite: images.container_base(cache_dir, suite), suites))
         with ThreadPoolExecutor(max_workers=IMAGE_BUILDERS, thread_name_prefix="lab-images") as builders:
             return list(builders.map(build, selected))
 

@@ -51,7 +51,7 @@ def bootstrap(target: Path, packages: tuple[str, ...], *, cache_dir: Path, what:
     require_free_disk(cache_dir, BASE_SIZE_MIB * 2, f"building the {what}")
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    arguments = ["mmdebstrap", "--quiet", "--variant=minbase", "--skip=cleanup/apt/lists"]
+    arguments = ["mmdebstrap", "--variant=minbase", "--skip=cleanup/apt/lists"]  # (its output: the error's tail)
     if packages:
         arguments.append("--include=" + ",".join(sorted(packages)))
     try:

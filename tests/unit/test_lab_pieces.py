@@ -100,3 +100,45 @@ def test_image_metadata_is_well_formed():
         assert f"EXPOSE {image.port}" in changes
         assert image.reference.startswith("lab.ruche.invalid/")
     assert len({image.fingerprint() for image in LAB_IMAGES}) == len(LAB_IMAGES)
+
+
+def test_lab_images_are_built_from_one_base_per_release_only_when_missing_and_given_in_order(monkeypatch, tmp_path):
+    """lab up's image step: the container base of a release is made only for images neither the registry nor this
+    machine holds, once per release, before the images (two at a time); references come back in the order asked;
+    a build's failure reaches the caller."""
+    import threading
+
+    from orchestrator.actions import lab_up
+    from orchestrator.lab import images
+
+    old, new = [i for i in LAB_IMAGES if i.suite != "trixie"][:1], [i for i in LAB_IMAGES if i.suite == "trixie"][:3]
+    selected = tuple(new[:2] + old + new[2:])
+    held = {new[0].reference}  # in the registry already: no base needed for it, but still given
+    bases, built, lock = [], [], threading.Lock()
+    monkeypatch.setattr(images, "is_in_registry", lambda registry, image: image.reference in held)
+    monkeypatch.setattr(images, "is_built", lambda image: False)
+    monkeypatch.setattr(images, "container_base", lambda cache, suite: bases.append(suite))
+
+    def build_and_push(image, *, registry_address, cache_dir):
+        with lock:
+            if image.reference not in held:  # (one already there returns at once)
+                assert sorted(bases) == sorted({i.suite for i in selected})  # every base first
+            built.append(image.name)
+        return image.reference
+
+    monkeypatch.setattr(images, "build_and_push", build_and_push)
+    assert lab_up._push_images("10.0.0.1:5000", tmp_path, selected) == [i.reference for i in selected]
+    assert sorted(bases) == sorted({i.suite for i in selected}) and len(bases) == len(set(bases))
+
+    bases.clear()
+    held = {i.reference for i in selected}  # everything there: no base at all
+    monkeypatch.setattr(images, "is_in_registry", lambda registry, image: image.reference in held)
+    assert lab_up._push_images("10.0.0.1:5000", tmp_path, selected) == [i.reference for i in selected]
+    assert bases == []
+
+    def failing(image, **_):
+        raise OperationFailed(f"apt-get install for {image.name} failed")
+
+    monkeypatch.setattr(images, "build_and_push", failing)
+    with pytest.raises(OperationFailed, match="apt-get install"):
+        lab_up._push_images("10.0.0.1:5000", tmp_path, selected)

@@ -148,10 +148,12 @@ def run_playbook(
     extravars: dict[str, str] | None = None,
     vault_password: VaultPasswordSource | None = None,
     on_event: Callable[[dict], None] | None = None,
+    strategy: str | None = None,
 ) -> RunResult:
     """Run ``playbooks/PLAYBOOK`` on ``inventory`` and give its result (never raises for a failed run).
 
-    ``on_event`` receives each runner event (a dict) as it happens, for progress displays.
+    ``on_event`` receives each runner event (a dict) as it happens, for progress displays. ``strategy``: Ansible's
+    strategy for plays that name none (ANSIBLE_STRATEGY; default linear).
     ``extravars`` must hold only values ruche validated (identifiers), never free user text.
     """
     run_id = new_run_id()
@@ -163,7 +165,7 @@ def run_playbook(
     with inventory_lock(inventory, shared=True):
         shutil.copytree(inventory, copy)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    environment = dict(ANSIBLE_SETTINGS)
+    environment = dict(ANSIBLE_SETTINGS) | ({"ANSIBLE_STRATEGY": strategy} if strategy else {})
     environment["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     password_file = None
     if vault_password is not None:

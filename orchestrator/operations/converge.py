@@ -48,6 +48,14 @@ def _progress_from_events(progress: Progress):
     return on_event
 
 
+def run_strategy(server: str | None, instance: str | None) -> str:
+    """A run over the fleet goes with the free strategy: each server through its own instances at its own pace (with
+    the linear strategy, the per-instance includes, different on every server, run one after another across servers:
+    an apply of N servers took the sum of their times, not the longest). A run on one server (an instance's upgrade,
+    restore, catalog check step) stays linear: free's scheduling loop costs the control machine more CPU."""
+    return "linear" if server is not None or instance is not None else "free"
+
+
 def _record_outcomes(instances: list[Instance], fingerprints: dict[str, str], result: RunResult) -> None:
     converged = set(result.custom_stats.get("ruche_converged") or [])
     for instance in instances:
@@ -126,6 +134,7 @@ def converge(
         | ({"ruche_server_full": True} if full_bases else {}) or None,
         vault_password=workspace.vault_password() if needs_vault else None,
         on_event=_progress_from_events(progress),
+        strategy=run_strategy(server, instance),
     )  # fmt: skip
     summary = asdict(result)
     summary["changed"] = result.changed

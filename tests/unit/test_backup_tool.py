@@ -588,3 +588,28 @@ def test_a_unit_that_does_not_come_back_is_named_with_what_it_lacks(backup, monk
         "db.service is active but its container is stopped after 3 attempts to start it again (it was active "
         "before) (`systemctl kill` said: Failed to kill unit db.service: Access denied)"
     )
+
+
+def test_the_wait_for_a_database_goes_on_while_podman_does_not_answer_and_ends_when_its_container_is_gone(
+    tool, monkeypatch
+):
+    """wait_for_database ends at once with the container's last lines when it is stopped or gone, but a podman
+    that does not answer (slow, locked) says nothing of the container: the wait goes on to its deadline."""
+    clock = _Clock()
+    monkeypatch.setattr(tool, "time", clock)
+    monkeypatch.setattr(tool, "journal", lambda unit: f"(last lines of {unit})")
+    monkeypatch.setattr(tool, "unit_state", lambda unit: "active")
+    refused = subprocess.CompletedProcess([], 1, "", "connection refused")
+    monkeypatch.setattr(tool, "in_container", lambda *args, **kwargs: refused)
+    states = iter(["unknown", "unknown", "absent"])
+    monkeypatch.setattr(tool, "container_state", lambda container: next(states))
+    with pytest.raises(tool.Failure) as failed:
+        tool.wait_for_database({}, "db", "postgresql", 60, unit=True)
+    assert str(failed.value) == (
+        "the database in db cannot answer: the container db is not running any more; its last lines:\n(last lines "
+        "of db)"
+    )
+    assert clock.now == 4  # two tries of 2 s while podman did not answer, the third saw it gone
+    monkeypatch.setattr(tool, "container_state", lambda container: "unknown")
+    with pytest.raises(tool.Failure, match="did not answer within 10 s: connection refused"):
+        tool.wait_for_database({}, "db", "postgresql", 10, unit=True)

@@ -211,11 +211,6 @@ def container_identity(container: str) -> tuple[str, bool] | None:
     return (fields[0], fields[1] == "true") if len(fields) == 2 else None
 
 
-def container_running(container: str) -> bool:
-    identity = container_identity(container)
-    return identity is not None and identity[1]
-
-
 def container_state(container: str) -> str:
     """ "running", "stopped" (it exists, not running), "absent" (no container of that name) or "unknown" (podman
     failed or did not answer: slow or locked, which says nothing of the container)."""
@@ -368,7 +363,7 @@ def wait_for_database(
         stopped = None
         if unit and unit_state(container) == "failed":
             stopped = f"its unit {container}.service failed"
-        elif not container_running(container):
+        elif container_state(container) in ("stopped", "absent"):  # "unknown" (podman slow) says nothing: wait on
             stopped = f"the container {container} is not running any more"
         if stopped:
             if unit:

@@ -113,6 +113,19 @@ def restore(
         return {"restore": restored, "safety_backup": safety, "target": target}
 
 
+def record_scratch(workspace, store, view: dict, name: str, version: str) -> str:
+    """Record verify's scratch instance ``name`` beside the instance ``view`` describes: on its own server when that
+    server has room (its images are there already: nothing to pull, no other server loaded), else where placement
+    puts it. Give the server's name."""
+    common = dict(association=view["association"], service=view["service"], name=name, size=view["size"],
+                  values=view["parameters"], check_quota=False, version=version)  # fmt: skip
+    try:
+        recorded = record_instance(workspace, store, server=view["server"], **common)
+    except Conflict:  # no room there (or draining): any server that has
+        recorded = record_instance(workspace, store, server=None, **common)
+    return recorded["instance"]["server"]
+
+
 def verify(workspace_path: Path | None, address: str, *, progress: Progress = no_progress) -> dict:
     """Prove the latest snapshot of ``address`` restores: into a scratch instance, checked, then destroyed.
 
@@ -148,11 +161,11 @@ def verify(workspace_path: Path | None, address: str, *, progress: Progress = no
                 scratch = f"{view['association']}/{scratch_name}"
                 result["scratch"] = scratch
                 progress(f"{address}: restoring snapshot {manifest['snapshot_id'][:8]} into scratch instance {scratch}")
-                record_instance(
-                    workspace, store, association=view["association"], service=view["service"], name=scratch_name,
-                    size=view["size"], values=view["parameters"], server=None, check_quota=False,
-                    version=version_for_snapshot(service, manifest, view["version"]),
-                )  # fmt: skip
+                scratch_server = record_scratch(
+                    workspace, store, view, scratch_name, version_for_snapshot(service, manifest, view["version"])
+                )
+                result["scratch_server"] = scratch_server
+                progress(f"{address}: scratch instance {scratch} placed on {scratch_server}")
                 carry_application_secrets(store, address, scratch)
                 run = converge(
                     workspace, store, instance=scratch, progress=progress, check_health=False, restoring=True

@@ -250,3 +250,23 @@ def test_listings_read_as_plain_rows_give_what_each_instance_shows(pool, ruche, 
             assert expected[0]["parameters"] == {"admin_user": "zoé"} and expected[0]["id_range"]["size"] == 65536
     finally:
         store.close()
+
+
+def test_a_verifys_scratch_instance_goes_beside_its_instance_unless_that_server_cannot_take_it(pool, ruche, workspace):
+    """`backup verify`'s scratch copy goes on its instance's own server, whose images are there already (nothing to
+    pull), when placement would take it there; on a draining (or full) server, wherever placement puts it."""
+    from orchestrator.actions.backup_restore import record_scratch
+    from orchestrator.operations.context import opened
+
+    with opened(workspace) as (ws, store):
+        for name in ("a", "b"):  # spread: amap's third instance would go to small if placement chose
+            assert (
+                ruche(*pool, "instance", "create", "amap", "radicale", "--name", name, "--server", "big").exit_code == 0
+            )
+        view = json.loads(ruche(*pool, "instance", "show", "amap/a", "--json").stdout)
+        assert record_scratch(ws, store, view, "a-v1", view["version"]) == "big"
+        assert ruche(*pool, "server", "drain", "big").exit_code == 0
+        assert record_scratch(ws, store, view, "a-v2", view["version"]) == "small"
+    assert {i["address"]: i["server"] for i in instances(ruche, pool)} == {
+        "amap/a": "big", "amap/a-v1": "big", "amap/a-v2": "small", "amap/b": "big"
+    }  # fmt: skip

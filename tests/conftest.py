@@ -61,6 +61,24 @@ def pytest_collection_modifyitems(items):
     items[:] = sorted(items, key=_rank)  # stable: a file's tests keep their order
 
 
+_STARTED = time.monotonic()
+_WORKER_DONE: dict[str, tuple[float, int]] = {}  # pytest-xdist worker -> (when its last test ended, tests run)
+
+
+def pytest_runtest_logreport(report):
+    """On pytest-xdist's controller: when each worker ended its last test (shown at the end, to balance the files)."""
+    worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+    if worker and report.when == "teardown":
+        _WORKER_DONE[worker] = (time.monotonic() - _STARTED, _WORKER_DONE.get(worker, (0, 0))[1] + 1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _WORKER_DONE:
+        ends = ", ".join(f"{worker} at {int(ended) // 60} min {int(ended) % 60} s ({tests} tests)"
+                         for worker, (ended, tests) in sorted(_WORKER_DONE.items()))  # fmt: skip
+        terminalreporter.write_line(f"workers' last test ended: {ends}")
+
+
 class CliResult:
     def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr

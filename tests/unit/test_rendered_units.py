@@ -16,6 +16,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def example_files(service_id: str, state: str = "present") -> dict[str, str]:
+    return render_instance_files(*example_variables(service_id, state))
+
+
+def example_variables(service_id: str, state: str = "present") -> tuple[dict, dict[str, str]]:
+    """The role variables of an example instance of ``service_id``, and its secrets in clear."""
     service = CATALOG.get(service_id)
     parameters = {p.name: p.default or "contact@chorale.example" for p in service.parameters}
     record = InstanceRecord(
@@ -26,7 +31,7 @@ def example_files(service_id: str, state: str = "present") -> dict[str, str]:
                        username="ruche", password="CIPHERTEXT"),
     )  # fmt: skip
     secrets = {n: f"<{n}>" for n in [*secret_names(service), "mail_password"]}
-    return render_instance_files(instance_variables(record, service), secrets)
+    return instance_variables(record, service), secrets
 
 
 @pytest.mark.parametrize("service_id", sorted(CATALOG.services))

@@ -5,7 +5,10 @@ The instance role wrote each of them with its own task (ansible.builtin.file or 
 on the server per file, about 0.4 s each), some fifteen per instance converge. This module takes them all at once:
 directories created (owner root, the mode given), files written whole (owner root, the mode given) when their content
 or mode differs, atomically (a temporary file in the same directory, renamed over the old one). It reports which
-files changed, so that the role restarts the units only when their files did.
+files changed. With ``pending_marker``, a write also leaves that marker file, which the role removes once the units
+are restarted: a run that fails between the write and the restart (the next step's failure, the connection lost)
+leaves it, and the next run, finding the files as it would write them, still reloads systemd and restarts the units
+(``pending``).
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ options:
     type: str
     default: "0700"
   files:
-    description: Files to write, each with its C(path), C(content) and C(mode); owner and group root.
+    description: Files to write, each with its C(path), C(content) (never logged) and C(mode); owner and group root.
     type: list
     elements: dict
     default: []
+  pending_marker:
+    description: A file left when anything is written (removed by the role once the units are restarted).
+    type: str
 """
 
 RETURN = r"""
@@ -43,13 +49,17 @@ changed_files:
 created_directories:
   description: The directories created, or whose owner or mode was set.
   type: list
+pending:
+  description: Whether O(pending_marker) exists (written now, or left by a run that did not restart the units).
+  type: bool
 """
 
 
 def _directory(path: str, mode: int) -> bool:
-    """Create ``path`` (root's, ``mode``) or set its owner and mode; tell whether anything changed."""
+    """Create ``path`` (root's, ``mode``) or set its owner and mode; tell whether anything changed. A symbolic link to
+    a directory is followed (an admin may put volumes on another disk), as ansible.builtin.file does."""
     try:
-        found = os.lstat(path)
+        found = os.stat(path)
     except FileNotFoundError:
         os.makedirs(path, mode=mode, exist_ok=True)
         os.chown(path, 0, 0)
@@ -67,17 +77,22 @@ def _directory(path: str, mode: int) -> bool:
     return changed
 
 
-def _file(path: str, content: bytes, mode: int) -> bool:
-    """Write ``content`` to ``path`` (root's, ``mode``) unless it holds it already; tell whether it was written."""
+def _differs(path: str, content: bytes, mode: int) -> bool:
+    """Whether ``path`` is not already a regular file of root's holding ``content`` with ``mode``."""
     try:
         found = os.lstat(path)
     except FileNotFoundError:
-        found = None
-    if found is not None and stat.S_ISREG(found.st_mode):
-        if (stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid) == (mode, 0, 0) and found.st_size == len(content):
-            with open(path, "rb") as handle:
-                if handle.read() == content:
-                    return False
+        return True
+    if not stat.S_ISREG(found.st_mode) or (stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid) != (mode, 0, 0):
+        return True
+    if found.st_size != len(content):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read() != content
+
+
+def _write(path: str, content: bytes, mode: int) -> None:
+    """Write ``content`` to ``path`` (root's, ``mode``) atomically: a temporary file beside it, renamed over it."""
     directory = os.path.dirname(path) or "."
     descriptor, temporary = tempfile.mkstemp(prefix=".ruche-", dir=directory)
     try:
@@ -94,7 +109,6 @@ def _file(path: str, content: bytes, mode: int) -> bool:
         except FileNotFoundError:
             pass
         raise
-    return True
 
 
 def main() -> None:
@@ -108,15 +122,16 @@ def main() -> None:
                 "default": [],
                 "options": {
                     "path": {"type": "str", "required": True},
-                    "content": {"type": "str", "required": True},
+                    "content": {"type": "str", "required": True, "no_log": True},
                     "mode": {"type": "str", "required": True},
                 },
             },
+            "pending_marker": {"type": "str"},
         },
         supports_check_mode=False,
     )
     created, written = [], []
-    current = None
+    current, marker = None, module.params["pending_marker"]
     try:
         for path in module.params["directories"]:
             current = path
@@ -124,11 +139,21 @@ def main() -> None:
                 created.append(path)
         for entry in module.params["files"]:
             current = entry["path"]
-            if _file(entry["path"], entry["content"].encode("utf-8"), int(entry["mode"], 8)):
-                written.append(entry["path"])
+            content, mode = entry["content"].encode("utf-8"), int(entry["mode"], 8)
+            if not _differs(entry["path"], content, mode):
+                continue
+            if marker and not written and not os.path.exists(marker):  # before the first write: a failure after it
+                current = marker  # leaves the marker, so that the next run restarts the units
+                _write(marker, b"", 0o600)
+                current = entry["path"]
+            _write(entry["path"], content, mode)
+            written.append(entry["path"])
     except (OSError, ValueError) as error:
         module.fail_json(msg=f"{current}: {error}", changed_files=written, created_directories=created)
-    module.exit_json(changed=bool(created or written), changed_files=written, created_directories=created)
+    pending = bool(marker) and os.path.exists(marker)
+    module.exit_json(
+        changed=bool(created or written), changed_files=written, created_directories=created, pending=pending
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def run_strategy(server: str | None, instance: str | None) -> str:
     """A run over the fleet goes with the free strategy: each server through its own instances at its own pace (with
     the linear strategy, the per-instance includes, different on every server, run one after another across servers:
     an apply of N servers took the sum of their times, not the longest). A run on one server (an instance's upgrade,
-    restore, catalog check step) stays linear: free's scheduling loop costs the control machine more CPU."""
+    restore, catalog check step) stays linear: free's scheduling loop costs the control machine more CPU. (site.yml's
+    first play, the servers' base, is linear whatever this gives: see there.)"""
     return "linear" if server is not None or instance is not None else "free"
 
 

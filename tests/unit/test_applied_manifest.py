@@ -248,13 +248,15 @@ def test_unit_states_are_read_by_name_and_a_block_out_of_step_is_unknown(monkeyp
 
 
 def test_a_run_over_the_fleet_goes_with_the_free_strategy_and_one_on_a_server_linear():
-    """site.yml names no strategy: ruche gives free to a run over every server (their instances converge side by
-    side) and linear to a run on one server (an upgrade's, a restore's, `apply --server`)."""
+    """site.yml's instance play names no strategy: ruche gives free to a run over every server (their instances
+    converge side by side) and linear to a run on one server (an upgrade's, a restore's, `apply --server`). Its
+    server play is linear whatever ruche gives: the backup account's `throttle: 1` holds only there."""
     from pathlib import Path
 
     from orchestrator.operations.converge import run_strategy
 
     site = yaml.safe_load((Path(__file__).parents[2] / "playbooks" / "site.yml").read_text())
-    assert "strategy" not in site[0]
+    assert [play["roles"] for play in site] == [["ruche_server"], ["ruche_instance"]]
+    assert site[0]["strategy"] == "linear" and "strategy" not in site[1]
     assert run_strategy(None, None) == "free"
     assert run_strategy("lab-1", None) == run_strategy(None, "amap/veille") == "linear"

@@ -23,7 +23,7 @@ ANSIBLE_BIN = Path(sys.executable).parent
 WRITING = (
     "Write the directories and units of",
     "Write the environment files of",
-    "Write the site and backup settings of",
+    "Write the backup settings and site of",
 )
 
 
@@ -71,15 +71,19 @@ def _play(tmp_path: Path, service_id: str, user_value: str | None = None) -> Pat
     return playbook
 
 
-def _run(playbook: Path) -> dict:
+def _run(playbook: Path, *options: str, output: list | None = None) -> dict:
+    """Run the playbook (with ansible-playbook's ``options``); give the report task's message (``output``: gets the
+    whole standard output)."""
     result = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+        [str(ANSIBLE_BIN / "ansible-playbook"), "-i", "localhost,", *options, str(playbook)],
         capture_output=True, text=True, timeout=300,
         env={"ANSIBLE_NOCOLOR": "1", "PATH": f"{ANSIBLE_BIN}:/usr/bin:/bin", "HOME": str(playbook.parent),
              "ANSIBLE_LIBRARY": str(ROLE / "library"), "ANSIBLE_PYTHON_INTERPRETER": sys.executable},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    line = next(line for line in result.stdout.splitlines() if '"msg":' in line)
+    line = next(line for line in result.stdout.splitlines() if line.strip().startswith('"msg":'))
+    if output is not None:
+        output.append(result.stdout)
     return json.loads(json.loads(line.split('"msg":', 1)[1].strip()))
 
 
@@ -87,7 +91,11 @@ def _run(playbook: Path) -> dict:
 @pytest.mark.parametrize("service_id", ["mediawiki-debian"])  # a database and a sidecar (Radicale, neither: below)
 def test_the_roles_writing_tasks_write_the_golden_files_once(tmp_path, service_id):
     playbook = _play(tmp_path, service_id)
-    first = _run(playbook)
+    output: list[str] = []
+    first = _run(playbook, "-vvv", output=output)  # every result shown: no secret in any
+    assert (
+        "<restic_password>" not in output[0] and "<admin_password>" not in output[0] and "VALUE_SPECIFIED" in output[0]
+    )
     expected = example_files(service_id)
     variables, _ = example_variables(service_id)
     instance_dir = tmp_path / "srv" / variables["association"] / variables["name"]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from orchestrator.runner import PLAYBOOKS_DIR
+from orchestrator.yaml_text import Unsafe, dump_yaml
 from tests.unit.test_rendered_units import example_files, example_variables
 
 ROLE = PLAYBOOKS_DIR / "roles" / "ruche_instance"
@@ -27,26 +28,17 @@ WRITING = (
 )
 
 
-class Unsafe(str):
-    """A user value: written with YAML's !unsafe tag, as the exported inventory writes it."""
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
-
-
 def _play(tmp_path: Path, service_id: str, user_value: str | None = None) -> Path:
     """A playbook running the role's writing tasks (with the block's own variables) on localhost into tmp_path;
-    ``user_value``: the first text of the app's environment (a parameter's value), marked unsafe."""
+    ``user_value``: the first text of the app's environment (a parameter's value), written ``!unsafe`` by the
+    inventory's own YAML writer."""
     (block,) = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text())
     tasks = [task for task in block["block"] if task["name"].startswith(WRITING)]
     assert len(tasks) == 3, [task["name"] for task in block["block"]]
     for task in tasks:
         task.pop("notify", None)  # no handler here
     variables, secrets = json.loads(json.dumps(example_variables(service_id)))  # plain types, for YAML
+    tasks[0]["register"] = "_units_written"  # what it wrote, for the report below (the role needs only the marker)
     if user_value is not None:
         next(p for v in variables["app"]["environment"] for p in v["parts"] if "text" in p)["text"] = Unsafe(user_value)
     play_vars = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
@@ -67,7 +59,7 @@ def _play(tmp_path: Path, service_id: str, user_value: str | None = None) -> Pat
     play = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "vars": play_vars,
              "tasks": [{"name": "instance", "vars": block["vars"], "block": [*tasks, report]}]}]  # fmt: skip
     playbook = tmp_path / "write.yml"
-    playbook.write_text(yaml.dump(play, Dumper=_Dumper))
+    playbook.write_text(dump_yaml(play))
     return playbook
 
 

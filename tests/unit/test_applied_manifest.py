@@ -49,6 +49,29 @@ def test_a_missing_directory_or_a_broken_manifest_never_passes_as_applied(tmp_pa
     assert applied.status(tmp_path)["instances"]["asso--app"]["stamp"] is None
 
 
+def test_the_base_roles_first_read_gives_the_system_and_the_backup_key_and_never_another_files_content(tmp_path):
+    applied = load_script("ruche-applied")
+    release = tmp_path / "os-release"
+    release.write_text(
+        'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\nID=debian\n'
+    )
+    assert applied.os_release(release) == {
+        "id": "debian",
+        "version_id": "13",
+        "pretty_name": "Debian GNU/Linux 13 (trixie)",
+    }
+    release.write_text("PRETTY_NAME='Debian GNU/Linux forky/sid'\nID=debian\n")  # testing: no VERSION_ID
+    assert applied.os_release(release)["version_id"] == ""
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text("ssh-ed25519 AAAAC3Nza ruche-backup@lab-1\n")
+    assert applied.public_key(key) == "ssh-ed25519 AAAAC3Nza ruche-backup@lab-1"
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----\n")
+    assert applied.public_key(secret) is None and applied.public_key(tmp_path / "absent.pub") is None
+    (tmp_path / "two.pub").write_text("ssh-ed25519 A\nssh-ed25519 B\n")
+    assert applied.public_key(tmp_path / "two.pub") is None
+
+
 def test_the_server_base_has_a_manifest_of_its_own_whose_firewall_must_stay_loaded_and_enabled(tmp_path, monkeypatch):
     applied = load_script("ruche-applied")
     loaded = {"inet ruche": True}
@@ -112,8 +135,8 @@ def test_every_variable_the_server_role_reads_is_an_input_of_its_stamp():
     for path in [*role.glob("tasks/*.yml"), *role.glob("templates/*.j2"), *role.glob("handlers/*.yml")]:
         read |= set(re.findall(r"\b(ruche_(?:server|backup|own_domain)_[a-z0-9_]+)\b", path.read_text()))
     # (by name only: magic variables and lookups are read in main.yml's _inputs, reviewed there)
-    registered = {"ruche_server_firewall_unit", "ruche_server_firewall_loaded", "ruche_server_firewall_files",
-                  "ruche_server_backup_units", "ruche_server_backup_public_key", "ruche_server_backup_host_key",
+    registered = {"ruche_server_firewall_current", "_base_files",
+                  "ruche_server_backup_public_key", "ruche_server_backup_host_key",
                   "ruche_server_stamp", "ruche_server_drift", "ruche_server_unchanged", "ruche_server_full",
                   "ruche_server_applied_dir", "ruche_server_firewall_dropped"}  # fmt: skip
     constants = set(yaml.safe_load((role / "vars" / "main.yml").read_text()))  # in the roles digest
@@ -258,5 +281,8 @@ def test_a_run_over_the_fleet_goes_with_the_free_strategy_and_one_on_a_server_li
     site = yaml.safe_load((Path(__file__).parents[2] / "playbooks" / "site.yml").read_text())
     assert [play["roles"] for play in site] == [["ruche_server"], ["ruche_instance"]]
     assert site[0]["strategy"] == "linear" and "strategy" not in site[1]
+    # no play gathers facts: the server role reads the system in its first command (Ansible's facts only on a
+    # server without ruche's tools), the instance role needs none
+    assert [play["gather_facts"] for play in site] == [False, False]
     assert run_strategy(None, None) == "free"
     assert run_strategy("lab-1", None) == run_strategy(None, "amap/veille") == "linear"

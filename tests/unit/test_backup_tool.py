@@ -225,10 +225,11 @@ def test_the_tools_run_as_programs_and_answer_json_failures_that_say_why():
 
 def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
     tasks = yaml.safe_load((ROLES / "ruche_server" / "tasks" / "install.yml").read_text())
-    copies = {t["ansible.builtin.copy"].get("src"): t for t in tasks if "ansible.builtin.copy" in t}
-    assert copies["ruche_tools.py"]["ansible.builtin.copy"]["dest"] == f"{tool.LIBRARY}/ruche_tools.py"
-    tools = next(t for t in tasks if t.get("name") == "Install ruche's server tools")
-    assert tools["loop"] == "{{ ruche_server_tools }}"
+    written = next(t for t in tasks if t.get("name") == "Write ruche's directories, server tools and settings")
+    files = written["ruche_files"]["files"]
+    assert f"'path': '{tool.LIBRARY}/ruche_tools.py'" in files and "'ruche_tools.py', rstrip=false" in files
+    assert f"{{'path': '{tool.LIBRARY}', 'mode': '0755'}}" in written["ruche_files"]["directories"]
+    assert "{% for tool in ruche_server_tools %}" in written["vars"]["_tools"]
     assert (
         "ruche-db-move"
         in yaml.safe_load((ROLES / "ruche_server" / "vars" / "main.yml").read_text())["ruche_server_tools"]

@@ -71,3 +71,26 @@ def test_idmap_moves_owners_between_ranges_and_from_the_old_auto_pool(tmp_path):
         idmap.prepare(
             str(tmp_path), other, RANGE_SIZE, json.dumps([{"path": "../escape", "image": "a.b/c", "mount": "/x"}]), []
         )
+
+
+def test_idmap_registers_the_pool_once_drops_the_old_auto_entry_and_refuses_an_overlap(tmp_path, monkeypatch):
+    idmap = load_script("ruche-idmap")
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    monkeypatch.setattr(idmap, "SUBID_FILES", (str(subuid), str(subgid)))
+    subuid.write_text("admin:100000:65536\nruche:1:2\ncontainers:2147483647:2147483648\nruche:3:4\n")
+    subuid.chmod(0o640)  # an admin's mode is kept
+    wanted = f"ruche:{POOL_START}:{POOL_SIZE}"
+    assert idmap.register_pool(POOL_START, POOL_SIZE) == {
+        "status": "success", "changed": True, "written": [str(subuid), str(subgid)]
+    }  # fmt: skip
+    assert subuid.read_text() == f"admin:100000:65536\n{wanted}\n" and subgid.read_text() == f"{wanted}\n"
+    assert (subuid.stat().st_mode & 0o777, subgid.stat().st_mode & 0o777) == (0o640, 0o644)
+    assert idmap.register_pool(POOL_START, POOL_SIZE) == {"status": "success", "changed": False, "written": []}
+    assert idmap.check_pool(POOL_START, POOL_SIZE)["status"] == "success"
+    # another entry inside the pool: refused, naming it, and neither file is touched
+    subgid.write_text(f"{wanted}\nsomeone:{POOL_START + 10}:65536\n")
+    before = subuid.read_text(), subgid.read_text()
+    refused = idmap.register_pool(POOL_START, POOL_SIZE)
+    assert refused["status"] == "failed" and refused["conflicts"] == [f"{subgid}:2: someone:{POOL_START + 10}:65536"]
+    assert (subuid.read_text(), subgid.read_text()) == before
+    assert idmap.check_pool(POOL_START, POOL_SIZE)["conflicts"] == refused["conflicts"]

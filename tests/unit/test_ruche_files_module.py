@@ -1,7 +1,8 @@
-"""The instance role's ruche_files module (playbooks/roles/ruche_instance/library/), run as Ansible runs it (its
-arguments as JSON, its answer as JSON on standard output) in a temporary directory: a failure halfway leaves the
-restart marker, so the next run restarts the units; a symbolic link to a directory is followed; a directory where a
-file should be is refused with its path; the content is never echoed back."""
+"""The roles' ruche_files module (playbooks/roles/ruche_server/library/, linked from the instance role's), run as
+Ansible runs it (its arguments as JSON, its answer as JSON on standard output) in a temporary directory: a failure
+halfway leaves the restart marker, so the next run restarts the units; a symbolic link to a directory is followed; a
+directory where a file should be is refused with its path; the content is never echoed back; directories take their
+own modes; a file whose check refuses its new content is left as it was."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from orchestrator.runner import PLAYBOOKS_DIR
 
 pytestmark = [pytest.mark.unit, pytest.mark.skipif(os.geteuid() != 0, reason="the module gives every file to root")]
-MODULE = PLAYBOOKS_DIR / "roles" / "ruche_instance" / "library" / "ruche_files.py"
+MODULE = PLAYBOOKS_DIR / "roles" / "ruche_server" / "library" / "ruche_files.py"
 
 
 def run_module(monkeypatch, arguments: dict) -> dict:
@@ -61,3 +62,31 @@ def test_directories_follow_links_and_a_directory_in_a_files_place_is_refused(tm
                                                   "content": "SECRET=s3cr3t-value\n", "mode": "0600"}]})  # fmt: skip
     assert refused["failed"] and refused["msg"].startswith(f"{tmp_path}/env/app.env: ")
     assert "s3cr3t-value" not in json.dumps(refused)  # the content (no_log) is never echoed back
+
+
+def test_the_instance_role_runs_the_base_roles_module():
+    linked = PLAYBOOKS_DIR / "roles" / "ruche_instance" / "library" / "ruche_files.py"
+    assert linked.is_symlink() and linked.resolve() == MODULE.resolve()
+
+
+def test_directories_take_their_own_modes_and_a_refused_check_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    made = run_module(monkeypatch, {"directories": [{"path": str(tmp_path / "srv"), "mode": "0711"},
+                                                    str(tmp_path / "etc")], "directory_mode": "0755"})  # fmt: skip
+    assert made["created_directories"] == [str(tmp_path / "srv"), str(tmp_path / "etc")]
+    assert [oct((tmp_path / d).stat().st_mode & 0o777) for d in ("srv", "etc")] == ["0o711", "0o755"]
+    bad = run_module(monkeypatch, {"directories": [{"path": str(tmp_path / "x")}]})
+    assert bad["failed"] and "a path and a mode" in bad["msg"] and not (tmp_path / "x").exists()
+    config = tmp_path / "etc" / "Caddyfile"
+    config.write_text("kept\n")
+    config.chmod(0o644)
+    check = "grep -q ^good %s"  # as ansible.builtin.template's validate: %s is the new content's file
+    refused = run_module(monkeypatch, {"files": [{"path": str(config), "content": "bad\n", "mode": "0644",
+                                                  "validate": check}]})  # fmt: skip
+    assert refused["failed"] and refused["msg"].startswith(f"{config}: the new content was refused by")
+    assert config.read_text() == "kept\n" and not list((tmp_path / "etc").glob(".ruche-*"))
+    accepted = run_module(monkeypatch, {"files": [{"path": str(config), "content": "good\n", "mode": "0644",
+                                                   "validate": check}]})  # fmt: skip
+    assert accepted["changed_files"] == [str(config)] and config.read_text() == "good\n"
+    unchecked = run_module(monkeypatch, {"files": [{"path": str(config), "content": "x", "mode": "0644",
+                                                    "validate": "true"}]})  # fmt: skip
+    assert unchecked["failed"] and "must hold %s" in unchecked["msg"] and config.read_text() == "good\n"

@@ -136,7 +136,7 @@ def test_every_variable_the_server_role_reads_is_an_input_of_its_stamp():
         read |= set(re.findall(r"\b(ruche_(?:server|backup|own_domain)_[a-z0-9_]+)\b", path.read_text()))
     # (by name only: magic variables and lookups are read in main.yml's _inputs, reviewed there)
     registered = {"ruche_server_firewall_current", "_base_files",
-                  "ruche_server_backup_public_key", "ruche_server_backup_host_key",
+                  "ruche_server_backup_public_key",
                   "ruche_server_stamp", "ruche_server_drift", "ruche_server_unchanged", "ruche_server_full",
                   "ruche_server_applied_dir", "ruche_server_firewall_dropped"}  # fmt: skip
     constants = set(yaml.safe_load((role / "vars" / "main.yml").read_text()))  # in the roles digest

@@ -16,13 +16,15 @@ from orchestrator.yaml_text import Unsafe, dump_yaml
 
 ROLE = PLAYBOOKS_DIR / "roles" / "ruche_instance"
 ANSIBLE_BIN = Path(sys.executable).parent
-# podman image exists: true for images listed in present; podman pull: fails for names holding "absent"
+# podman image exists: true for images listed in present; podman pull: fails for names holding "absent"; both
+# want "--" before the name (a name is never read as an option)
 FAKE_PODMAN = """#!/bin/sh
 echo "$*" >> "$(dirname "$0")/calls"
 case "$1 $2" in
-  "image exists") grep -qxF -- "$3" "$(dirname "$0")/present" ;;
-  "pull --quiet") case "$3" in *absent*) echo "Error: $3: manifest unknown" >&2; exit 125 ;; esac
-                  echo "$3" >> "$(dirname "$0")/present"; echo sha256:0123 ;;
+  "image exists") [ "$3" = -- ] && grep -qxF -- "$4" "$(dirname "$0")/present" ;;
+  "pull --quiet") [ "$3" = -- ] || exit 2
+                  case "$4" in *absent*) echo "Error: $4: manifest unknown" >&2; exit 125 ;; esac
+                  echo "$4" >> "$(dirname "$0")/present"; echo sha256:0123 ;;
   *) exit 2 ;;
 esac
 """
@@ -75,12 +77,12 @@ def test_present_images_are_kept_missing_ones_pulled_once(tmp_path):
     first, calls = run_pull(tmp_path, images)
     assert first == {"changed": True}
     assert calls == [
-        "image exists registry.example/postgres:17",
-        "image exists registry.example/app:1",
-        "pull --quiet registry.example/app:1",
-        "image exists registry.example/cron:1",
-        "pull --quiet registry.example/cron:1",
-    ]  # fmt: skip  (the app's image, also a sidecar's, asked once)
+        "image exists -- registry.example/postgres:17",
+        "image exists -- registry.example/app:1",
+        "pull --quiet -- registry.example/app:1",
+        "image exists -- registry.example/cron:1",
+        "pull --quiet -- registry.example/cron:1",
+    ]  # the app's image, also a sidecar's, asked once
     again, calls = run_pull(tmp_path, images)
     assert again == {"changed": False} and all(call.startswith("image exists") for call in calls)
 
@@ -96,5 +98,5 @@ def test_every_image_that_cannot_be_pulled_is_told_with_podmans_answer_and_a_nam
         "`ruche lab up --service radicale` builds and pushes" in message
         and "ruche apply --instance asso/app" in message
     )
-    assert "pull --quiet registry.example/postgres:17" in calls  # the others are still pulled
+    assert "pull --quiet -- registry.example/postgres:17" in calls  # the others are still pulled
     assert not (tmp_path / "pwned").exists()

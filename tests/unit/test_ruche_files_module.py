@@ -41,7 +41,7 @@ def test_a_write_failing_halfway_leaves_the_marker_and_the_files_written_before(
              {"path": str(tmp_path / "gone" / "b.container"), "content": "[Unit]\n", "mode": "0644"}]  # fmt: skip
     failed = run_module(monkeypatch, {"files": files, "pending_marker": str(marker)})
     assert failed["failed"] and failed["msg"].startswith(f"{tmp_path}/gone/b.container: ")
-    assert failed["changed_files"] == [str(tmp_path / "a.container")] and marker.exists()
+    assert failed["changed_files"] == [str(tmp_path / "a.container")] and marker.exists() and failed["changed"]
     # the next run finds a.container as it would write it, but the marker says the restart is still due
     (tmp_path / "gone").mkdir()
     again = run_module(monkeypatch, {"files": files, "pending_marker": str(marker)})
@@ -71,9 +71,12 @@ def test_the_instance_role_runs_the_base_roles_module():
 
 def test_directories_take_their_own_modes_and_a_refused_check_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     made = run_module(monkeypatch, {"directories": [{"path": str(tmp_path / "srv"), "mode": "0711"},
-                                                    str(tmp_path / "etc")], "directory_mode": "0755"})  # fmt: skip
-    assert made["created_directories"] == [str(tmp_path / "srv"), str(tmp_path / "etc")]
-    assert [oct((tmp_path / d).stat().st_mode & 0o777) for d in ("srv", "etc")] == ["0o711", "0o755"]
+                                                    str(tmp_path / "etc"),
+                                                    {"path": str(tmp_path / "cache" / "ruche" / "restic/"),
+                                                     "mode": "0700"}], "directory_mode": "0755"})  # fmt: skip
+    assert made["created_directories"] == [str(tmp_path / d) for d in ("srv", "etc", "cache/ruche/restic")]
+    modes = {d: oct((tmp_path / d).stat().st_mode & 0o777) for d in ("srv", "etc", "cache", "cache/ruche")}
+    assert modes == {"srv": "0o711", "etc": "0o755", "cache": "0o700", "cache/ruche": "0o700"}  # parents as asked
     bad = run_module(monkeypatch, {"directories": [{"path": str(tmp_path / "x")}]})
     assert bad["failed"] and "a path and a mode" in bad["msg"] and not (tmp_path / "x").exists()
     config = tmp_path / "etc" / "Caddyfile"
@@ -83,6 +86,7 @@ def test_directories_take_their_own_modes_and_a_refused_check_leaves_the_file_as
     refused = run_module(monkeypatch, {"files": [{"path": str(config), "content": "bad\n", "mode": "0644",
                                                   "validate": check}]})  # fmt: skip
     assert refused["failed"] and refused["msg"].startswith(f"{config}: the new content was refused by")
+    assert refused["changed"] is False  # nothing written (a failure after a write says changed: below)
     assert config.read_text() == "kept\n" and not list((tmp_path / "etc").glob(".ruche-*"))
     accepted = run_module(monkeypatch, {"files": [{"path": str(config), "content": "good\n", "mode": "0644",
                                                    "validate": check}]})  # fmt: skip

@@ -68,9 +68,13 @@ def _directory(path: str, mode: int) -> bool:
     try:
         found = os.stat(path)
     except FileNotFoundError:
-        os.makedirs(path, mode=mode, exist_ok=True)
-        os.chown(path, 0, 0)
-        os.chmod(path, mode)
+        missing = [path]  # and its missing parents, which get the same owner and mode (as ansible.builtin.file)
+        while not os.path.exists(os.path.dirname(missing[-1]) or "."):
+            missing.append(os.path.dirname(missing[-1]))
+        for created in reversed(missing):
+            os.mkdir(created, mode)
+            os.chown(created, 0, 0)
+            os.chmod(created, mode)
         return True
     if not stat.S_ISDIR(found.st_mode):
         raise OSError(f"{path} exists and is not a directory")
@@ -126,9 +130,9 @@ def _directories(entries: list, default_mode: str) -> list[tuple[str, int]]:
     found = []
     for entry in entries:
         if isinstance(entry, str):
-            found.append((entry, int(default_mode, 8)))
+            found.append((os.path.normpath(entry), int(default_mode, 8)))
         elif isinstance(entry, dict) and set(entry) == {"path", "mode"}:
-            found.append((str(entry["path"]), int(str(entry["mode"]), 8)))
+            found.append((os.path.normpath(str(entry["path"])), int(str(entry["mode"]), 8)))
         else:
             raise ValueError(f"a directory is a path or a path and a mode, not {entry!r}")
     return found
@@ -189,7 +193,10 @@ def main() -> None:
             _write(entry["path"], content, mode, _validator(module, entry.get("validate")))
             written.append(entry["path"])
     except (OSError, ValueError) as error:
-        module.fail_json(msg=f"{current}: {error}", changed_files=written, created_directories=created)
+        module.fail_json(
+            msg=f"{current}: {error}", changed=bool(created or written), changed_files=written,
+            created_directories=created,
+        )  # fmt: skip
     pending = bool(marker) and os.path.exists(marker)
     module.exit_json(
         changed=bool(created or written), changed_files=written, created_directories=created, pending=pending

@@ -8,6 +8,7 @@
 # holding what this machine kind has before any project (python3-venv, curl, git, ...), from the same mirror.
 # The two are added: the figure a stock Debian 12 machine of this kind would give.
 #
+# The demo's output, each line with the seconds since it started: /tmp/ruche-demo-fresh.log.
 # Needs root (the lab), about 3 GB in /tmp, and no other lab on the demo's default subnet. Takes the demo's lab down
 # at the end and puts /usr/local/bin/ruche back where it pointed.
 #   bash benchmarks/demo_fresh.sh            # both figures
@@ -31,9 +32,9 @@ if [ "${1:-}" != "--no-apt" ]; then
   mmdebstrap --quiet --variant=minbase --include=python3-venv,curl,git,openssh-client,iproute2,ca-certificates,util-linux \
     bookworm "$chroot_dir" http://deb.debian.org/debian >/dev/null 2>&1
   started=$(date +%s%N)
-  chroot "$chroot_dir" apt-get update -q >/dev/null
+  chroot "$chroot_dir" apt-get update -q >/dev/null 2>&1
   DEBIAN_FRONTEND=noninteractive chroot "$chroot_dir" apt-get install -y -q --no-install-recommends \
-    systemd-container mmdebstrap docker-registry podman runc fuse-overlayfs uidmap dnsmasq-base pebble restic >/dev/null
+    systemd-container mmdebstrap docker-registry podman runc fuse-overlayfs uidmap dnsmasq-base pebble restic >/dev/null 2>&1
   apt_seconds=$(( ($(date +%s%N) - started) / 1000000000 ))
   rm -rf "$chroot_dir"
   echo "apt-get update and install of the demo's Debian packages: ${apt_seconds} s"
@@ -46,10 +47,15 @@ printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
 export CONTAINERS_STORAGE_CONF="$scratch/storage.conf" RUCHE_VENV="$scratch/venv" RUCHE_LAB_CACHE="$scratch/lab-cache"
 export PIP_NO_CACHE_DIR=1
 started=$(date +%s)
-status=0
-(cd "$scratch/ruche" && scripts/demo > "$scratch/demo.log" 2>&1) || status=$?
+# each line of the demo's output with the seconds since it started, kept in /tmp/ruche-demo-fresh.log
+set +e
+(cd "$scratch/ruche" && scripts/demo 2>&1) | while IFS= read -r line; do
+  printf '%4d %s\n' "$(( $(date +%s) - started ))" "$line"
+done > /tmp/ruche-demo-fresh.log
+status=${PIPESTATUS[0]}
+set -e
 demo_seconds=$(( $(date +%s) - started ))
-[ "$status" -eq 0 ] || tail -n 40 "$scratch/demo.log"
+[ "$status" -eq 0 ] || tail -n 40 /tmp/ruche-demo-fresh.log
 echo "scripts/demo from a clean clone, new venv, empty lab cache and Podman storage: ${demo_seconds} s (exit ${status})"
 total=$(( demo_seconds + apt_seconds ))
 echo "on a stock machine of this kind: $((total / 60)) min $((total % 60)) s (aim: under 5 min)"

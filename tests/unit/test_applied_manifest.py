@@ -135,7 +135,7 @@ def test_every_variable_the_server_role_reads_is_an_input_of_its_stamp():
     for path in [*role.glob("tasks/*.yml"), *role.glob("templates/*.j2"), *role.glob("handlers/*.yml")]:
         read |= set(re.findall(r"\b(ruche_(?:server|backup|own_domain)_[a-z0-9_]+)\b", path.read_text()))
     # (by name only: magic variables and lookups are read in main.yml's _inputs, reviewed there)
-    registered = {"ruche_server_firewall_current", "_base_files",
+    registered = {"ruche_server_firewall_current", "_base_files", "_backup_account_made",
                   "ruche_server_backup_public_key",
                   "ruche_server_stamp", "ruche_server_drift", "ruche_server_unchanged", "ruche_server_full",
                   "ruche_server_applied_dir", "ruche_server_firewall_dropped"}  # fmt: skip

@@ -77,6 +77,9 @@ def test_directories_take_their_own_modes_and_a_refused_check_leaves_the_file_as
     assert made["created_directories"] == [str(tmp_path / d) for d in ("srv", "etc", "cache/ruche/restic")]
     modes = {d: oct((tmp_path / d).stat().st_mode & 0o777) for d in ("srv", "etc", "cache", "cache/ruche")}
     assert modes == {"srv": "0o711", "etc": "0o755", "cache": "0o700", "cache/ruche": "0o700"}  # parents as asked
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    dangling = run_module(monkeypatch, {"directories": [str(tmp_path / "gone" / "sub")]})
+    assert dangling["failed"] and dangling["msg"].endswith(f"{tmp_path}/gone is a symbolic link to nothing")
     bad = run_module(monkeypatch, {"directories": [{"path": str(tmp_path / "x")}]})
     assert bad["failed"] and "a path and a mode" in bad["msg"] and not (tmp_path / "x").exists()
     config = tmp_path / "etc" / "Caddyfile"

@@ -72,7 +72,14 @@ def _directory(path: str, mode: int) -> bool:
         while not os.path.exists(os.path.dirname(missing[-1]) or "."):
             missing.append(os.path.dirname(missing[-1]))
         for created in reversed(missing):
-            os.mkdir(created, mode)
+            if os.path.islink(created):
+                raise OSError(f"{created} is a symbolic link to nothing") from None
+            try:
+                os.mkdir(created, mode)
+            except FileExistsError:  # made meanwhile by another run on this server: kept as it is
+                if not os.path.isdir(created):
+                    raise
+                continue
             os.chown(created, 0, 0)
             os.chmod(created, mode)
         return True

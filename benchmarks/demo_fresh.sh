@@ -5,22 +5,28 @@
 # installed again), an empty lab cache (the servers' base root file system and the images' bases are built again)
 # and an empty local Podman storage (every service image is built again). What is not: the Debian packages
 # scripts/install would add, already on this machine; their install is timed apart, in a minbase bookworm chroot
-# holding what this machine kind has before any project (python3-venv, curl, git, ...), from the same mirror.
-# The two are added: the figure a stock Debian 12 machine of this kind would give.
+# holding what this machine kind has before any project (python3-venv, curl, git, ...), with this machine's apt
+# sources (services are not started there: a small underestimate). The two are added: an approximation of what a
+# stock Debian 12 machine of this kind gives. pip keeps this machine's configuration, as such a machine has it.
 #
 # The demo's output, each line with the seconds since it started: /tmp/ruche-demo-fresh.log.
 # Needs root (the lab), about 3 GB in /tmp, and no other lab on the demo's default subnet. Takes the demo's lab down
-# at the end and puts /usr/local/bin/ruche back where it pointed.
+# at the end (its scratch directory is kept, with a warning, if that fails) and leaves /usr/local/bin/ruche alone.
 #   bash benchmarks/demo_fresh.sh            # both figures
 #   bash benchmarks/demo_fresh.sh --no-apt   # the demo alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 project=$PWD
 scratch=$(mktemp -d /tmp/ruche-demo-fresh.XXXXXX)
-previous_link=$(readlink /usr/local/bin/ruche || true)
+export RUCHE_LINK=no  # scripts/install leaves /usr/local/bin/ruche as it is (the demo calls its own venv's ruche)
 cleanup() {
-  [ -x "$scratch/venv/bin/ruche" ] && (cd "$scratch/ruche" && "$scratch/venv/bin/ruche" -w demo-workspace lab down >/dev/null 2>&1 || true)
-  [ -n "$previous_link" ] && ln -sfn "$previous_link" /usr/local/bin/ruche
+  if [ -x "$scratch/venv/bin/ruche" ] && [ -d "$scratch/ruche/demo-workspace/lab" ]; then
+    if ! (cd "$scratch/ruche" && "$scratch/venv/bin/ruche" -w demo-workspace lab down >"$scratch/lab-down.log" 2>&1); then
+      echo "warning: the demo's lab down failed (see $scratch/lab-down.log); $scratch is kept: run" \
+        "'cd $scratch/ruche && $scratch/venv/bin/ruche -w demo-workspace lab down', then remove it" >&2
+      return
+    fi
+  fi
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -31,6 +37,7 @@ if [ "${1:-}" != "--no-apt" ]; then
   chroot_dir="$scratch/apt-root"
   mmdebstrap --quiet --variant=minbase --include=python3-venv,curl,git,openssh-client,iproute2,ca-certificates,util-linux \
     bookworm "$chroot_dir" http://deb.debian.org/debian >/dev/null 2>&1
+  cp /etc/apt/sources.list.d/*.sources "$chroot_dir/etc/apt/sources.list.d/" 2>/dev/null || true  # this machine's
   started=$(date +%s%N)
   chroot "$chroot_dir" apt-get update -q >/dev/null 2>&1
   DEBIAN_FRONTEND=noninteractive chroot "$chroot_dir" apt-get install -y -q --no-install-recommends \

@@ -230,6 +230,9 @@ def test_the_role_installs_the_shared_module_where_the_tools_look_for_it(tool):
     assert f"'path': '{tool.LIBRARY}/ruche_tools.py'" in files and "'ruche_tools.py', rstrip=false" in files
     assert f"{{'path': '{tool.LIBRARY}', 'mode': '0755'}}" in written["ruche_files"]["directories"]
     assert "{% for tool in ruche_server_tools %}" in written["vars"]["_tools"]
+    # the reload marker is the module's argument (a variable of the task would leave `pending` always false)
+    assert written["ruche_files"]["pending_marker"] == "{{ ruche_server_reload_marker }}"
+    assert "pending_marker" not in written["vars"]
     assert (
         "ruche-db-move"
         in yaml.safe_load((ROLES / "ruche_server" / "vars" / "main.yml").read_text())["ruche_server_tools"]
